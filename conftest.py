@@ -1,0 +1,15 @@
+"""Root pytest configuration: test settings that hold for the whole suite."""
+
+import pytest
+
+from config.celery import app as celery_app
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    # Tasks run inline in unit tests; the integration test starts real processes instead.
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    settings.BROKER = "simulated"
+    settings.BROKER_STATE_FILE = str(tmp_path / "broker_state.json")
+    settings.DEMO_MODE = False

@@ -1,0 +1,29 @@
+from django.contrib import admin
+
+from marketdata.models import Instrument, TaskLock
+from marketdata.types import InstrumentSpec
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "sec_type", "expiry", "strike", "right", "currency", "multiplier", "con_id", "exchange"]
+    list_filter = ["sec_type", "currency", "right"]
+    search_fields = ["symbol", "=con_id", "key"]
+    readonly_fields = ["key", "created_at", "updated_at"]
+    date_hierarchy = "expiry"
+
+    def save_model(self, request, obj, form, change):
+        # The natural key follows the fields staff edit, exactly as the services compute it.
+        obj.key = InstrumentSpec(
+            symbol=obj.symbol, sec_type=obj.sec_type, currency=obj.currency, con_id=obj.con_id,
+            exchange=obj.exchange, multiplier=obj.multiplier, expiry=obj.expiry, strike=obj.strike,
+            right=obj.right,
+        ).key
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(TaskLock)
+class TaskLockAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "acquired_at", "expires_at"]
+    search_fields = ["name"]
+    readonly_fields = ["name", "owner", "acquired_at", "expires_at"]

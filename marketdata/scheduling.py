@@ -1,0 +1,84 @@
+"""Default periodic tasks, created once by name in django-celery-beat's tables.
+
+Each app lists its defaults in ``<app>/schedules.py`` as ``PERIODIC_TASKS``. Creation is
+get-or-create by name: a task that exists is never touched, so an interval or crontab that staff
+changed in the admin survives every deploy and every beat start. Nothing is declared in
+``CELERY_BEAT_SCHEDULE``.
+"""
+
+import importlib
+import json
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+LOCAL_APPS = ("marketdata", "trading", "portfolio", "sentiment")
+
+
+@dataclass(frozen=True)
+class PeriodicTaskSpec:
+    name: str
+    task: str
+    description: str
+    every_seconds: int | None = None
+    crontab: dict[str, str] | None = None  # minute, hour, day_of_week, day_of_month, month_of_year
+    expire_seconds: int | None = None  # a tick not started by then is dropped
+    kwargs: dict = field(default_factory=dict)
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.every_seconds is None) == (self.crontab is None):
+            raise ValueError(f"{self.name}: give exactly one of every_seconds or crontab")
+
+
+def default_periodic_tasks() -> list[PeriodicTaskSpec]:
+    specs: list[PeriodicTaskSpec] = []
+    for label in LOCAL_APPS:
+        if not apps.is_installed(label):
+            continue
+        try:
+            module = importlib.import_module(f"{label}.schedules")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{label}.schedules":
+                raise
+            continue
+        specs.extend(getattr(module, "PERIODIC_TASKS", []))
+    return specs
+
+
+def _schedule_for(spec: PeriodicTaskSpec) -> dict:
+    if spec.every_seconds is not None:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=spec.every_seconds, period=IntervalSchedule.SECONDS
+        )
+        return {"interval": interval}
+    fields = {
+        "minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*",
+        **(spec.crontab or {}),
+    }
+    crontab = CrontabSchedule.objects.filter(timezone="UTC", **fields).first()
+    if crontab is None:
+        crontab = CrontabSchedule.objects.create(timezone="UTC", **fields)
+    return {"crontab": crontab}
+
+
+def periodic_tasks_ensure(*, specs: list[PeriodicTaskSpec] | None = None) -> list[str]:
+    """Create the missing default periodic tasks; return the names created this time."""
+    created: list[str] = []
+    for spec in specs if specs is not None else default_periodic_tasks():
+        with transaction.atomic():
+            if PeriodicTask.objects.filter(name=spec.name).exists():
+                continue
+            PeriodicTask.objects.create(
+                name=spec.name,
+                task=spec.task,
+                description=spec.description,
+                kwargs=json.dumps(spec.kwargs),
+                expire_seconds=spec.expire_seconds,
+                enabled=spec.enabled,
+                **_schedule_for(spec),
+            )
+            created.append(spec.name)
+    return created

@@ -1,0 +1,31 @@
+"""Celery tasks for trading: thin interfaces that take a lock and call one service."""
+
+import logging
+
+from celery import shared_task
+
+from marketdata.locks import single_flight
+from trading.brokers import BrokerUnavailable, get_broker
+from trading.services.accounts import accounts_sync
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="trading.accounts_sync", max_retries=3)
+def accounts_sync_task(self) -> dict:
+    with single_flight("trading.accounts_sync") as acquired:
+        if not acquired:
+            logger.info("accounts sync: another accounts sync is running, skipping")
+            return {"status": "SKIPPED", "message": "another accounts sync is running"}
+        try:
+            result = accounts_sync(broker=get_broker())
+        except BrokerUnavailable as exc:
+            # Transient by nature (gateway restart, network blip): retry with backoff.
+            raise self.retry(exc=exc, countdown=min(300, 15 * 2**self.request.retries)) from exc
+    return {
+        "status": "SUCCESS",
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": len(result.unchanged),
+        "warnings": result.warnings,
+    }
