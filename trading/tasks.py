@@ -29,3 +29,18 @@ def accounts_sync_task(self) -> dict:
         "unchanged": len(result.unchanged),
         "warnings": result.warnings,
     }
+
+
+@shared_task(name="trading.demo_tick")
+def demo_tick_task() -> dict:
+    """Move the demo broker's state forward (prices walk, now and then a fill). Demo mode only."""
+    from django.conf import settings
+
+    from trading.demo import demo_state_advance
+
+    if not settings.DEMO_MODE or settings.BROKER != "simulated":
+        return {"status": "SKIPPED", "message": "not in demo mode"}
+    with single_flight("trading.demo_tick", ttl_seconds=120) as acquired:
+        if not acquired:
+            return {"status": "SKIPPED", "message": "another demo tick is running"}
+        return demo_state_advance(path=settings.BROKER_STATE_FILE)
