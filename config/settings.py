@@ -33,9 +33,7 @@ else:
             f"DJANGO_DEBUG=false requires DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS: {exc}"
         ) from exc
     if not SECRET_KEY or not ALLOWED_HOSTS:
-        raise ImproperlyConfigured(
-            "DJANGO_DEBUG=false requires non-empty DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS"
-        )
+        raise ImproperlyConfigured("DJANGO_DEBUG=false requires non-empty DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS")
 
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -54,7 +54,7 @@ def quantize_ratio(value: Decimal | None) -> Decimal | None:
 
 def parse_decimal(value: object, *, field: str) -> Decimal:
     """Parse a decimal that arrived as text; floats are refused so no binary rounding sneaks in."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(f"{field}: expected a decimal string, got {type(value).__name__} {value!r}")
     if isinstance(value, Decimal):
         result = value

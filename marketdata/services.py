@@ -63,4 +63,3 @@ def instruments_resolve(*, specs: Iterable[InstrumentSpec]) -> dict[str, Instrum
                 instrument = Instrument.objects.get(con_id=spec.con_id)
             result[spec.key] = instrument
     return result
-

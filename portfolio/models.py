@@ -1,0 +1,142 @@
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from marketdata.fields import MoneyField, PriceField, QuantityField, RatioField
+from marketdata.models import Instrument
+from trading.models import Account, SyncRun
+
+
+class PositionStatus(models.TextChoices):
+    OPEN = "OPEN", "Open"
+    CLOSED = "CLOSED", "Closed"
+
+
+class PositionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "PositionQuerySet":
+        return self.filter(account__in=Account.objects.visible_to(user))
+
+    def open(self) -> "PositionQuerySet":
+        return self.filter(status=PositionStatus.OPEN)
+
+
+class Position(models.Model):
+    """A holding from open to close. At most one OPEN row per account and instrument.
+
+    Closing keeps the row (status CLOSED, closed_at, realized P&L); a later re-open is a new row.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
+    status = models.CharField(max_length=6, choices=PositionStatus.choices, default=PositionStatus.OPEN)
+    quantity = QuantityField(help_text="Signed: negative is short.")
+    average_price = PriceField(help_text="Per unit (per share, or per contract unit before the multiplier).")
+    current_price = PriceField(null=True, blank=True)
+    market_value = MoneyField(null=True, blank=True)
+    unrealized_pnl = MoneyField(null=True, blank=True)
+    unrealized_pnl_pct = RatioField(null=True, blank=True, help_text="Unrealized P&L / cost basis, as a fraction.")
+    realized_pnl = MoneyField(default=0)
+    realized_pnl_estimated = models.BooleanField(
+        default=False, help_text="Estimated from the last market price because the closing fills are not known."
+    )
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Open here but absent at the broker since this time."
+    )
+    # opening_execution / closing_execution are added with the executions ledger (trading.Execution).
+
+    history = HistoricalRecords(
+        excluded_fields=["current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at"]
+    )
+    objects = PositionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["account", "instrument__symbol", "-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "instrument"],
+                condition=Q(status="OPEN"),
+                name="position_one_open_per_account_instrument",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="OPEN", closed_at__isnull=True) | Q(status="CLOSED", closed_at__isnull=False),
+                name="position_closed_at_matches_status",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"], name="position_account_status"),
+            models.Index(fields=["status", "-closed_at"], name="position_status_closed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.account_id} {self.instrument} {self.quantity.normalize():f} ({self.status})"
+
+    @property
+    def is_long(self) -> bool:
+        return self.quantity > 0
+
+    @property
+    def cost_basis(self):
+        return self.quantity * self.average_price * self.instrument.multiplier
+
+
+class PositionEventKind(models.TextChoices):
+    OPENED = "OPENED", "Opened"
+    INCREASED = "INCREASED", "Increased"
+    DECREASED = "DECREASED", "Decreased"
+    CLOSED = "CLOSED", "Closed"
+    SPLIT = "SPLIT", "Split"
+    MISSING = "MISSING", "Missing at broker"
+    REOPENED = "REOPENED", "Reappeared at broker"
+
+
+class PositionEvent(models.Model):
+    """Every change of a position's quantity (and its disappearance at the broker)."""
+
+    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=PositionEventKind.choices)
+    quantity_before = QuantityField()
+    quantity_after = QuantityField()
+    average_price_before = PriceField(null=True, blank=True)
+    average_price_after = PriceField(null=True, blank=True)
+    price = PriceField(null=True, blank=True, help_text="Market price at the time.")
+    realized_pnl = MoneyField(null=True, blank=True)
+    realized_pnl_estimated = models.BooleanField(default=False)
+    split_ratio = RatioField(null=True, blank=True)
+    at = models.DateTimeField()
+    sync_run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="position_events"
+    )
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["position", "at", "id"]
+        indexes = [models.Index(fields=["position", "at"], name="posevent_position_at")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.quantity_before.normalize():f} -> {self.quantity_after.normalize():f}"
+
+
+class AccountStatus(models.Model):
+    """The latest account values the broker reported, one row per account."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="status", primary_key=True)
+    currency = models.CharField(max_length=3, default="USD")
+    net_liquidation = MoneyField(null=True, blank=True)
+    total_cash = MoneyField(null=True, blank=True)
+    settled_cash = MoneyField(null=True, blank=True)
+    buying_power = MoneyField(null=True, blank=True)
+    excess_liquidity = MoneyField(null=True, blank=True)
+    maint_margin_req = MoneyField(null=True, blank=True)
+    unrealized_pnl = MoneyField(null=True, blank=True)
+    realized_pnl = MoneyField(null=True, blank=True)
+    day_trades_remaining = models.IntegerField(null=True, blank=True, help_text="-1 means unlimited.")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "account statuses"
+
+    def __str__(self) -> str:
+        return f"{self.account_id} @ {self.read_at:%Y-%m-%d %H:%M}"

@@ -6,7 +6,15 @@ from trading.models import Account
 
 @admin.register(Account)
 class AccountAdmin(SimpleHistoryAdmin):
-    list_display = ["account_id", "name", "account_type", "base_currency", "day_trade_rule", "is_active", "seen_at_broker_at"]
+    list_display = [
+        "account_id",
+        "name",
+        "account_type",
+        "base_currency",
+        "day_trade_rule",
+        "is_active",
+        "seen_at_broker_at",
+    ]
     list_filter = ["account_type", "day_trade_rule", "is_active", "base_currency"]
     search_fields = ["account_id", "name", "users__username", "users__email"]
     filter_horizontal = ["users"]

@@ -49,7 +49,7 @@ VALUE_TAGS = {
 DERIVATIVES = {SecType.OPTION, SecType.FUTURE_OPTION}
 
 
-class MalformedRow(ValueError):
+class MalformedRow(ValueError):  # noqa: N818 - reads as "this row is malformed"
     pass
 
 

@@ -1,0 +1,508 @@
+"""Position sync: the broker's positions persisted with their lifecycle, one transaction per account.
+
+The rules (issue "Position sync"):
+1. a new broker position is created OPEN with an OPENED event;
+2. a known position that changed is updated: INCREASED (the broker's average price is
+   authoritative), DECREASED with the realized P&L of the closed part, CLOSED at quantity 0,
+   SPLIT when quantity x average price is preserved at a split-like ratio with no fills between,
+   and a sign flip closes the old position and opens a new one;
+3. an unchanged position only gets its prices and last_synced_at refreshed, with no event;
+4. an open position absent at the broker gets one MISSING event and a warning, and is closed only
+   when POSITION_SYNC_MARK_MISSING_AS_CLOSED is on;
+5. an unreachable broker or a failed request SKIPS the run and changes nothing;
+6. a malformed broker row is skipped with a warning naming it.
+
+Realized P&L here is an estimate from the last market price, flagged ``realized_pnl_estimated``,
+until the executions ledger supplies the real figure from fills (the ``fills`` seam below).
+The number of queries per account does not depend on its number of positions.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
+from marketdata.models import Instrument
+from marketdata.services import instruments_resolve
+from portfolio.models import AccountStatus, Position, PositionEvent, PositionEventKind, PositionStatus
+from portfolio.services.splits import split_ratio
+from trading.brokers import Broker, BrokerError, BrokerUnavailable
+from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.services.sync_runs import sync_run_finish, sync_run_start
+
+logger = logging.getLogger(__name__)
+
+# Given an account and the time of the previous sync, the ids of instruments that had fills since.
+# The executions ledger provides the real one; until then no fills are known.
+InstrumentsWithFills = Callable[[Account, datetime | None], set[int]]
+
+POSITION_FIELDS_UPDATED = [
+    "status",
+    "quantity",
+    "average_price",
+    "current_price",
+    "market_value",
+    "unrealized_pnl",
+    "unrealized_pnl_pct",
+    "realized_pnl",
+    "realized_pnl_estimated",
+    "closed_at",
+    "last_synced_at",
+    "missing_since",
+]
+STATUS_FIELDS = [
+    "currency",
+    "net_liquidation",
+    "total_cash",
+    "settled_cash",
+    "buying_power",
+    "excess_liquidity",
+    "maint_margin_req",
+    "unrealized_pnl",
+    "realized_pnl",
+    "day_trades_remaining",
+    "read_at",
+]
+
+
+def _no_fills_known(account: Account, since: datetime | None) -> set[int]:
+    return set()
+
+
+@dataclass
+class _Changes:
+    """What one account's sync will write, gathered before any write."""
+
+    now: datetime
+    run: SyncRun
+    new_positions: list[Position] = field(default_factory=list)
+    changed_positions: dict[int, Position] = field(default_factory=dict)
+    events: list[tuple[Position, PositionEvent]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
+    closed: int = 0
+    unchanged: int = 0
+
+    def event(self, position: Position, kind: str, **values) -> None:
+        self.events.append((position, PositionEvent(kind=kind, at=self.now, sync_run=self.run, **values)))
+
+
+# --- arithmetic --------------------------------------------------------------------------------
+def _multiplier(instrument: Instrument) -> Decimal:
+    return instrument.multiplier or Decimal(1)
+
+
+def _realized_estimate(
+    *, average: Decimal, price: Decimal | None, closed_quantity: Decimal, multiplier: Decimal
+) -> Decimal:
+    """(exit - entry) x signed closed quantity x multiplier; zero when no price was ever seen."""
+    if price is None:
+        return Decimal(0)
+    return quantize_money((price - average) * closed_quantity * multiplier)
+
+
+def _mark(position: Position, price: Decimal | None) -> None:
+    """Refresh the price-derived fields of an open position."""
+    if price is not None:
+        position.current_price = quantize_price(price)
+    if position.current_price is None:
+        position.market_value = position.unrealized_pnl = position.unrealized_pnl_pct = None
+        return
+    multiplier = _multiplier(position.instrument)
+    position.market_value = quantize_money(position.quantity * position.current_price * multiplier)
+    position.unrealized_pnl = quantize_money(
+        (position.current_price - position.average_price) * position.quantity * multiplier
+    )
+    basis = abs(position.quantity * position.average_price * multiplier)
+    position.unrealized_pnl_pct = quantize_ratio(position.unrealized_pnl / basis) if basis else None
+
+
+def _price_fields(position: Position) -> tuple:
+    return (position.current_price, position.market_value, position.unrealized_pnl, position.unrealized_pnl_pct)
+
+
+# --- the rules ---------------------------------------------------------------------------------
+def _open(changes: _Changes, *, account: Account, instrument: Instrument, row: BrokerPosition) -> None:
+    position = Position(
+        account=account,
+        instrument=instrument,
+        status=PositionStatus.OPEN,
+        quantity=quantize_quantity(row.quantity),
+        average_price=quantize_price(row.average_price),
+        opened_at=changes.now,
+        last_synced_at=changes.now,
+        realized_pnl=Decimal(0),
+    )
+    _mark(position, row.market_price)
+    changes.new_positions.append(position)
+    changes.event(
+        position,
+        PositionEventKind.OPENED,
+        quantity_before=Decimal(0),
+        quantity_after=position.quantity,
+        average_price_before=None,
+        average_price_after=position.average_price,
+        price=position.current_price,
+    )
+    changes.created += 1
+
+
+def _close(changes: _Changes, position: Position, *, price: Decimal | None, note: str = "") -> None:
+    price = price if price is not None else position.current_price
+    realized = _realized_estimate(
+        average=position.average_price,
+        price=price,
+        closed_quantity=position.quantity,
+        multiplier=_multiplier(position.instrument),
+    )
+    changes.event(
+        position,
+        PositionEventKind.CLOSED,
+        quantity_before=position.quantity,
+        quantity_after=Decimal(0),
+        average_price_before=position.average_price,
+        average_price_after=None,
+        price=price,
+        realized_pnl=realized,
+        realized_pnl_estimated=True,
+        note=note or ("" if price is not None else "no market price known: realized P&L set to 0"),
+    )
+    position.status = PositionStatus.CLOSED
+    position.closed_at = changes.now
+    position.realized_pnl = quantize_money(position.realized_pnl + realized)
+    position.realized_pnl_estimated = True
+    position.quantity = Decimal(0)
+    if price is not None:
+        position.current_price = quantize_price(price)
+    position.market_value = Decimal(0)
+    position.unrealized_pnl = Decimal(0)
+    position.unrealized_pnl_pct = None
+    position.last_synced_at = changes.now
+    changes.changed_positions[position.pk] = position
+    changes.closed += 1
+
+
+def _change_quantity(changes: _Changes, position: Position, row: BrokerPosition, *, fills_since: bool) -> None:
+    before_qty, before_avg = position.quantity, position.average_price
+    after_qty, after_avg = quantize_quantity(row.quantity), quantize_price(row.average_price)
+    price = row.market_price if row.market_price is not None else position.current_price
+    ratio = (
+        None
+        if fills_since
+        else split_ratio(
+            quantity_before=before_qty,
+            average_before=before_avg,
+            quantity_after=after_qty,
+            average_after=after_avg,
+        )
+    )
+    common = {
+        "quantity_before": before_qty,
+        "quantity_after": after_qty,
+        "average_price_before": before_avg,
+        "average_price_after": after_avg,
+        "price": quantize_price(price) if price is not None else None,
+    }
+    if ratio is not None:
+        changes.event(
+            position,
+            PositionEventKind.SPLIT,
+            split_ratio=quantize_ratio(ratio),
+            **common,
+            note=f"split {ratio.normalize():f}:1, total cost preserved, nothing realized",
+        )
+    elif abs(after_qty) > abs(before_qty):
+        changes.event(position, PositionEventKind.INCREASED, **common)
+    else:
+        realized = _realized_estimate(
+            average=before_avg,
+            price=price,
+            closed_quantity=before_qty - after_qty,
+            multiplier=_multiplier(position.instrument),
+        )
+        changes.event(
+            position, PositionEventKind.DECREASED, realized_pnl=realized, realized_pnl_estimated=True, **common
+        )
+        position.realized_pnl = quantize_money(position.realized_pnl + realized)
+        position.realized_pnl_estimated = True
+        # On a partial close the remaining lots keep their cost: the broker's average is authoritative.
+    position.quantity, position.average_price = after_qty, after_avg
+    changes.updated += 1
+
+
+def _apply_row(
+    changes: _Changes,
+    *,
+    account: Account,
+    instrument: Instrument,
+    row: BrokerPosition,
+    position: Position | None,
+    fills_since: bool,
+) -> None:
+    if position is None:
+        if row.quantity != 0:
+            _open(changes, account=account, instrument=instrument, row=row)
+        return  # a zero row we never held: closed at the broker before we saw it
+    reappeared = position.missing_since is not None
+    if reappeared:
+        changes.event(
+            position,
+            PositionEventKind.REOPENED,
+            quantity_before=position.quantity,
+            quantity_after=position.quantity,
+            average_price_before=position.average_price,
+            average_price_after=position.average_price,
+            price=row.market_price,
+            note=f"reported by the broker again (missing since {position.missing_since:%Y-%m-%d %H:%M} UTC)",
+        )
+        position.missing_since = None
+    if row.quantity == 0:
+        _close(changes, position, price=row.market_price)
+        return
+    if (row.quantity > 0) != (position.quantity > 0):
+        # Long to short (or back) is two positions: close this one, open a new one.
+        _close(
+            changes, position, price=row.market_price, note="direction changed: closed before opening the other side"
+        )
+        _open(changes, account=account, instrument=instrument, row=row)
+        return
+    before = (position.quantity, position.average_price, *_price_fields(position))
+    if quantize_quantity(row.quantity) != position.quantity:
+        _change_quantity(changes, position, row, fills_since=fills_since)
+    else:
+        position.average_price = quantize_price(row.average_price)
+        changes.unchanged += 1
+    _mark(position, row.market_price)
+    position.last_synced_at = changes.now
+    if reappeared or before != (position.quantity, position.average_price, *_price_fields(position)):
+        changes.changed_positions[position.pk] = position
+
+
+def _apply_missing(changes: _Changes, position: Position) -> None:
+    label = f"{position.instrument} ({position.quantity.normalize():f})"
+    if settings.POSITION_SYNC_MARK_MISSING_AS_CLOSED:
+        _close(
+            changes, position, price=None, note="absent at the broker: closed (POSITION_SYNC_MARK_MISSING_AS_CLOSED)"
+        )
+        changes.warnings.append(f"{label}: absent at the broker; closed with an estimated realized P&L")
+        return
+    if position.missing_since is None:
+        position.missing_since = changes.now
+        changes.changed_positions[position.pk] = position
+        changes.event(
+            position,
+            PositionEventKind.MISSING,
+            quantity_before=position.quantity,
+            quantity_after=position.quantity,
+            average_price_before=position.average_price,
+            average_price_after=position.average_price,
+            price=position.current_price,
+            note="open here but absent at the broker; kept open",
+        )
+    changes.warnings.append(
+        f"{label}: open here but absent at the broker since {position.missing_since:%Y-%m-%d %H:%M} UTC; "
+        "kept open (POSITION_SYNC_MARK_MISSING_AS_CLOSED is off)"
+    )
+
+
+def _status_row(account: Account, values: AccountValues, now: datetime) -> AccountStatus:
+    return AccountStatus(
+        account=account,
+        currency=values.currency,
+        read_at=now,
+        net_liquidation=quantize_money(values.net_liquidation),
+        total_cash=quantize_money(values.total_cash),
+        settled_cash=quantize_money(values.settled_cash),
+        buying_power=quantize_money(values.buying_power),
+        excess_liquidity=quantize_money(values.excess_liquidity),
+        maint_margin_req=quantize_money(values.maint_margin_req),
+        unrealized_pnl=quantize_money(values.unrealized_pnl),
+        realized_pnl=quantize_money(values.realized_pnl),
+        day_trades_remaining=values.day_trades_remaining,
+    )
+
+
+# --- the transaction ---------------------------------------------------------------------------
+def _write(
+    account: Account,
+    rows: Iterable[BrokerPosition],
+    values: AccountValues | None,
+    changes: _Changes,
+    instruments_with_fills: InstrumentsWithFills,
+) -> None:
+    rows = list(rows)
+    open_positions = {
+        p.instrument_id: p
+        for p in Position.objects.select_for_update(of=("self",))
+        .select_related("instrument")
+        .filter(account=account, status=PositionStatus.OPEN)
+    }
+    instruments = instruments_resolve(specs=[row.instrument for row in rows])
+    last_sync = min((p.last_synced_at for p in open_positions.values() if p.last_synced_at), default=None)
+    with_fills = instruments_with_fills(account, last_sync) if open_positions else set()
+
+    seen: set[int] = set()
+    for row in rows:
+        instrument = instruments[row.instrument.key]
+        if instrument.pk in seen:
+            changes.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
+            continue
+        seen.add(instrument.pk)
+        _apply_row(
+            changes,
+            account=account,
+            instrument=instrument,
+            row=row,
+            position=open_positions.pop(instrument.pk, None),
+            fills_since=instrument.pk in with_fills,
+        )
+    for position in open_positions.values():
+        _apply_missing(changes, position)
+
+    # Closes go first: a sign flip's new OPEN row needs the old one closed (one OPEN per instrument).
+    if changes.changed_positions:
+        Position.objects.bulk_update(list(changes.changed_positions.values()), POSITION_FIELDS_UPDATED)
+    if changes.new_positions:
+        Position.objects.bulk_create(changes.new_positions)
+    if changes.events:
+        for position, event in changes.events:
+            event.position = position
+        PositionEvent.objects.bulk_create([event for _, event in changes.events])
+    # Unchanged positions were seen too: one statement refreshes their sync time.
+    Position.objects.filter(account=account, status=PositionStatus.OPEN, missing_since__isnull=True).exclude(
+        last_synced_at=changes.now
+    ).update(last_synced_at=changes.now)
+    if values is not None:
+        AccountStatus.objects.bulk_create(
+            [_status_row(account, values, changes.now)],
+            update_conflicts=True,
+            unique_fields=["account"],
+            update_fields=STATUS_FIELDS,
+        )
+
+
+def positions_sync_execute(
+    *,
+    run: SyncRun,
+    broker: Broker,
+    broker_account: BrokerAccount | None = None,
+    instruments_with_fills: InstrumentsWithFills | None = None,
+) -> SyncRun:
+    """Carry out a RUNNING position-sync run and finish it (SUCCESS, SKIPPED or FAILED)."""
+    account = run.account
+    try:
+        fetched = broker.positions(account.account_id)
+        if broker_account is None:
+            broker_account = next((a for a in broker.accounts().items if a.account_id == account.account_id), None)
+    except BrokerUnavailable as exc:
+        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker unreachable: {exc}")
+    except BrokerError as exc:
+        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
+
+    changes = _Changes(now=timezone.now(), run=run, warnings=list(fetched.warnings))
+    if broker_account is None:
+        changes.warnings.append(f"account {account.account_id}: no account values from the broker; status not updated")
+    try:
+        with transaction.atomic():
+            _write(
+                account,
+                fetched.items,
+                broker_account.values if broker_account else None,
+                changes,
+                instruments_with_fills or _no_fills_known,
+            )
+    except Exception as exc:
+        logger.exception("position sync of %s failed", account.account_id)
+        return sync_run_finish(
+            run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=changes.warnings
+        )
+    for warning in changes.warnings:
+        logger.warning("position sync %s: %s", account.account_id, warning)
+    return sync_run_finish(
+        run=run,
+        status=SyncStatus.SUCCESS,
+        warnings=changes.warnings,
+        created=changes.created,
+        updated=changes.updated,
+        closed=changes.closed,
+        unchanged=changes.unchanged,
+        message=f"{len(fetched.items)} broker rows; {len(changes.events)} events",
+    )
+
+
+def positions_sync(
+    *,
+    account: Account,
+    broker: Broker,
+    reason: SyncReason = SyncReason.SCHEDULE,
+    broker_account: BrokerAccount | None = None,
+    instruments_with_fills: InstrumentsWithFills | None = None,
+) -> SyncRun:
+    """Sync one account's positions; returns its SyncRun (SKIPPED when another sync is running)."""
+    if not settings.POSITION_SYNC_ENABLED:
+        return _skipped(account=account, reason=reason, message="position sync is disabled (POSITION_SYNC_ENABLED)")
+    run, started = sync_run_start(kind=SyncKind.POSITIONS, account=account, reason=reason)
+    if not started:
+        return run
+    return positions_sync_execute(
+        run=run, broker=broker, broker_account=broker_account, instruments_with_fills=instruments_with_fills
+    )
+
+
+def positions_sync_accounts(
+    *,
+    broker: Broker,
+    reason: SyncReason = SyncReason.SCHEDULE,
+    account_ids: Iterable[str] | None = None,
+    instruments_with_fills: InstrumentsWithFills | None = None,
+) -> list[SyncRun]:
+    """Sync every active account (or the ones named), asking the broker for account values once."""
+    accounts = Account.objects.filter(is_active=True)
+    if account_ids is not None:
+        accounts = accounts.filter(account_id__in=list(account_ids))
+    accounts = list(accounts.order_by("account_id"))
+    try:
+        by_id = {a.account_id: a for a in broker.accounts().items}
+    except (BrokerUnavailable, BrokerError) as exc:
+        by_id = {}
+        unavailable = exc
+    else:
+        unavailable = None
+    runs = []
+    for account in accounts:
+        if unavailable is not None:
+            kind = "broker unreachable" if isinstance(unavailable, BrokerUnavailable) else "broker request failed"
+            runs.append(_skipped(account=account, reason=reason, message=f"{kind}: {unavailable}"))
+            continue
+        runs.append(
+            positions_sync(
+                account=account,
+                broker=broker,
+                reason=reason,
+                broker_account=by_id.get(account.account_id),
+                instruments_with_fills=instruments_with_fills,
+            )
+        )
+    return runs
+
+
+def _skipped(*, account: Account, reason: SyncReason, message: str) -> SyncRun:
+    now = timezone.now()
+    return SyncRun.objects.create(
+        kind=SyncKind.POSITIONS,
+        account=account,
+        reason=reason,
+        status=SyncStatus.SKIPPED,
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        message=message,
+    )
