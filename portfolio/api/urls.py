@@ -1,2 +1,10 @@
+from django.urls import path
 
-urlpatterns: list = []
+from portfolio.api import views
+
+urlpatterns = [
+    path("portfolio/positions", views.PositionListApi.as_view(), name="api-positions"),
+    path("portfolio/positions/<int:pk>/events", views.PositionEventListApi.as_view(), name="api-position-events"),
+    path("sync/positions", views.PositionSyncRequestApi.as_view(), name="api-sync-positions"),
+    path("sync/status", views.SyncStatusApi.as_view(), name="api-sync-status"),
+]

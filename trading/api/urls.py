@@ -1,3 +1,7 @@
 from django.urls import path
 
-urlpatterns: list = []
+from trading.api import views
+
+urlpatterns = [
+    path("ibkr/positions", views.LivePositionsApi.as_view(), name="api-ibkr-positions"),
+]

@@ -1,0 +1,164 @@
+from django.contrib import admin, messages
+from simple_history.admin import SimpleHistoryAdmin
+
+from portfolio.models import AccountStatus, Position, PositionEvent
+from portfolio.services.sync_requests import positions_sync_request
+from trading.admin import AccountAdmin as TradingAccountAdmin
+from trading.models import Account, SyncReason, SyncRun, SyncStatus
+
+
+class PositionEventInline(admin.TabularInline):
+    model = PositionEvent
+    extra = 0
+    can_delete = False
+    fields = [
+        "at",
+        "kind",
+        "quantity_before",
+        "quantity_after",
+        "average_price_before",
+        "average_price_after",
+        "price",
+        "realized_pnl",
+        "realized_pnl_estimated",
+        "note",
+        "sync_run",
+    ]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Position)
+class PositionAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "account",
+        "instrument",
+        "status",
+        "quantity",
+        "average_price",
+        "current_price",
+        "market_value",
+        "unrealized_pnl",
+        "realized_pnl",
+        "realized_pnl_estimated",
+        "opened_at",
+        "closed_at",
+        "last_synced_at",
+    ]
+    list_filter = ["status", "realized_pnl_estimated", "instrument__sec_type", "account"]
+    search_fields = ["instrument__symbol", "account__account_id", "=instrument__con_id"]
+    list_select_related = ["account", "instrument"]
+    autocomplete_fields = ["account", "instrument"]
+    date_hierarchy = "opened_at"
+    readonly_fields = [
+        "current_price",
+        "market_value",
+        "unrealized_pnl",
+        "unrealized_pnl_pct",
+        "last_synced_at",
+        "missing_since",
+    ]
+    inlines = [PositionEventInline]
+
+
+@admin.register(PositionEvent)
+class PositionEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "at",
+        "position",
+        "kind",
+        "quantity_before",
+        "quantity_after",
+        "price",
+        "realized_pnl",
+        "realized_pnl_estimated",
+    ]
+    list_filter = ["kind", "realized_pnl_estimated"]
+    search_fields = ["position__instrument__symbol", "position__account__account_id"]
+    list_select_related = ["position__account", "position__instrument"]
+    raw_id_fields = ["position", "sync_run"]
+    date_hierarchy = "at"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the lifecycle is a record: corrections go to the position, with history
+
+
+@admin.register(AccountStatus)
+class AccountStatusAdmin(admin.ModelAdmin):
+    list_display = [
+        "account",
+        "net_liquidation",
+        "total_cash",
+        "settled_cash",
+        "buying_power",
+        "excess_liquidity",
+        "maint_margin_req",
+        "day_trades_remaining",
+        "read_at",
+    ]
+    list_select_related = ["account"]
+    search_fields = ["account__account_id"]
+    readonly_fields = [f.name for f in AccountStatus._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "kind",
+        "account",
+        "reason",
+        "status",
+        "duration_ms",
+        "created",
+        "updated",
+        "closed",
+        "unchanged",
+        "short_message",
+    ]
+    list_filter = ["kind", "status", "reason", "account"]
+    search_fields = ["account__account_id", "message"]
+    list_select_related = ["account"]
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+    @admin.display(description="message")
+    def short_message(self, obj: SyncRun) -> str:
+        return obj.message[:80]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+admin.site.unregister(Account)
+
+
+@admin.register(Account)
+class AccountAdmin(TradingAccountAdmin):
+    """The trading admin for accounts, plus the actions that need portfolio services."""
+
+    actions = ["sync_now"]
+
+    @admin.action(description="Sync now (positions)")
+    def sync_now(self, request, queryset) -> None:
+        runs: list[SyncRun] = positions_sync_request(accounts=list(queryset), reason=SyncReason.MANUAL)
+        started = [r for r in runs if r.status == SyncStatus.RUNNING]
+        skipped = [r for r in runs if r.status != SyncStatus.RUNNING]
+        if started:
+            self.message_user(
+                request,
+                f"Position sync enqueued for {len(started)} account(s): "
+                + ", ".join(r.account.account_id for r in started),
+                messages.SUCCESS,
+            )
+        for run in skipped:
+            self.message_user(request, f"{run.account.account_id}: skipped ({run.message})", messages.WARNING)

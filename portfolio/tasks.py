@@ -1,0 +1,45 @@
+"""Celery tasks for portfolio: thin interfaces that take ids, a lock, and call one service."""
+
+import logging
+
+from celery import shared_task
+
+from marketdata.locks import single_flight
+from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
+from trading.brokers import get_broker
+from trading.models import SyncReason, SyncRun, SyncStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _summary(run: SyncRun) -> dict:
+    return {
+        "sync_run": run.pk,
+        "account": run.account.account_id if run.account else None,
+        "status": run.status,
+        "message": run.message,
+    }
+
+
+@shared_task(name="portfolio.sync_positions")
+def positions_sync_task(account_ids: list[str] | None = None, reason: str = SyncReason.SCHEDULE) -> dict:
+    """Sync positions of every active account (or the ones named). Each account is its own run.
+
+    Broker outages are recorded as SKIPPED runs, not retried here: the next tick retries.
+    """
+    with single_flight("portfolio.sync_positions" + (":" + ",".join(sorted(account_ids)) if account_ids else "")) as ok:
+        if not ok:
+            logger.info("position sync: another sync of these accounts is running, skipping")
+            return {"status": "SKIPPED", "message": "another sync is running"}
+        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason(reason), account_ids=account_ids)
+    return {"status": "DONE", "runs": [_summary(run) for run in runs]}
+
+
+@shared_task(name="portfolio.sync_positions_run")
+def positions_sync_run_task(sync_run_id: int) -> dict:
+    """Carry out a run that the API or the admin already started (and answered with its id)."""
+    run = SyncRun.objects.select_related("account").filter(pk=sync_run_id).first()
+    if run is None or run.status != SyncStatus.RUNNING:
+        return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "run is not RUNNING any more"}
+    run = positions_sync_execute(run=run, broker=get_broker())
+    return _summary(run)
