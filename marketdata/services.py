@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import Q
 
 from marketdata.fields import quantize_price, quantize_quantity
 from marketdata.models import Instrument
@@ -39,8 +40,8 @@ def instruments_resolve(*, specs: Iterable[InstrumentSpec]) -> dict[str, Instrum
     if not wanted:
         return {}
     con_ids = {s.con_id for s in wanted.values() if s.con_id is not None}
-    found = Instrument.objects.filter(key__in=list(wanted))
-    by_con_id = {i.con_id: i for i in Instrument.objects.filter(con_id__in=con_ids)} if con_ids else {}
+    found = list(Instrument.objects.filter(Q(key__in=list(wanted)) | Q(con_id__in=con_ids)))
+    by_con_id = {i.con_id: i for i in found if i.con_id is not None}
     by_key = {i.key: i for i in found}
 
     result: dict[str, Instrument] = {}

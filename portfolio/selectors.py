@@ -50,7 +50,7 @@ def sync_status_list(*, user, kind: SyncKind = SyncKind.POSITIONS) -> list[Accou
         .order_by("account_id")
     )
     accounts = list(accounts)
-    latest = SyncRun.objects.in_bulk([a.latest_run_id for a in accounts if a.latest_run_id])
+    latest = SyncRun.objects.select_related("account").in_bulk([a.latest_run_id for a in accounts if a.latest_run_id])
     stale_before = timezone.now() - timedelta(seconds=settings.POSITION_SYNC_STALE_AFTER)
     return [
         AccountSyncStatus(

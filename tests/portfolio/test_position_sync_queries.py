@@ -1,0 +1,87 @@
+"""The number of queries of a sync does not grow with the number of positions."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from marketdata.types import InstrumentSpec
+from portfolio.services.sync import positions_sync
+from tests.factories import AccountFactory
+from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
+
+pytestmark = pytest.mark.django_db
+
+
+class MemoryBroker:
+    """A broker answering from memory, so only the sync's own queries are counted."""
+
+    name = "memory"
+
+    def __init__(self, account_id: str, positions: list[BrokerPosition]) -> None:
+        self.account_id = account_id
+        self.rows = positions
+
+    def accounts(self):
+        values = AccountValues(net_liquidation=Decimal("1000"))
+        return Fetched(items=(BrokerAccount(self.account_id, "MARGIN", "USD", values),))
+
+    def positions(self, account_id):
+        return Fetched(items=tuple(self.rows))
+
+
+def rows(account_id: str, n: int, *, price: str = "10", qty_bump: int = 0, start: int = 0) -> list[BrokerPosition]:
+    out = []
+    for i in range(start, start + n):
+        spec = InstrumentSpec(symbol=f"S{i}", con_id=10_000 + i)
+        if i % 5 == 0:
+            spec = InstrumentSpec(
+                symbol="SPY",
+                sec_type="OPT",
+                con_id=20_000 + i,
+                multiplier=Decimal(100),
+                expiry=date(2027, 1, 15),
+                strike=Decimal(400 + i),
+                right="C",
+            )
+        out.append(BrokerPosition(account_id, spec, Decimal(10 + qty_bump), Decimal("9.5"), Decimal(price)))
+    return out
+
+
+def count_queries(account, broker) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        run = positions_sync(account=account, broker=broker)
+    assert run.status == "SUCCESS", run.message
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("phase", ["first", "steady", "prices_moved", "quantities_changed", "all_missing"])
+def test_queries_per_account_do_not_grow_with_positions(phase):
+    counts = []
+    for size in (5, 60):
+        account = AccountFactory()
+        broker = MemoryBroker(account.account_id, rows(account.account_id, size))
+        first = count_queries(account, broker)
+        if phase == "first":
+            counts.append(first)
+            continue
+        if phase == "prices_moved":
+            broker.rows = rows(account.account_id, size, price="11")
+        elif phase == "quantities_changed":
+            broker.rows = rows(account.account_id, size, qty_bump=5)
+        elif phase == "all_missing":
+            broker.rows = []
+        counts.append(count_queries(account, broker))
+    assert counts[0] == counts[1], f"{phase}: {counts[0]} queries for 5 positions, {counts[1]} for 60"
+
+
+def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
+    account = AccountFactory()
+    broker = MemoryBroker(account.account_id, rows(account.account_id, 40))
+    positions_sync(account=account, broker=broker)
+    # Run insert (+ savepoint pair), then inside the transaction (+ savepoint pair): open positions
+    # FOR UPDATE, instruments, one sync-time refresh, the account-status upsert; then run finish.
+    with django_assert_num_queries(10):
+        positions_sync(account=account, broker=broker)

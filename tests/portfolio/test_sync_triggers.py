@@ -1,0 +1,132 @@
+"""The ways a position sync starts: periodic task, command, admin action."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django_celery_beat.models import PeriodicTask
+
+from marketdata.locks import single_flight
+from marketdata.scheduling import periodic_tasks_ensure
+from portfolio.models import Position
+from portfolio.tasks import positions_sync_run_task, positions_sync_task
+from tests.factories import AccountFactory, UserFactory
+from trading.models import SyncKind, SyncReason, SyncRun, SyncStatus
+
+pytestmark = pytest.mark.django_db
+ACCOUNT = "DU1234567"
+
+
+@pytest.fixture
+def account():
+    return AccountFactory(account_id=ACCOUNT)
+
+
+def test_position_sync_periodic_task_defaults():
+    periodic_tasks_ensure()
+    task = PeriodicTask.objects.get(name="Position sync")
+    assert task.task == "portfolio.sync_positions"
+    assert task.interval.every == 300 and task.interval.period == "seconds"
+    assert task.expire_seconds and task.expire_seconds < 300
+
+
+def test_task_syncs_every_account(account, broker_state):
+    result = positions_sync_task.delay().get()
+    assert result["status"] == "DONE"
+    assert [r["status"] for r in result["runs"]] == ["SUCCESS"]
+    assert Position.objects.count() == 2
+    assert SyncRun.objects.get().reason == SyncReason.SCHEDULE
+
+
+def test_task_is_single_flight(account, broker_state):
+    with single_flight("portfolio.sync_positions") as acquired:
+        assert acquired
+        result = positions_sync_task.delay().get()
+    assert result["status"] == "SKIPPED"
+    assert not SyncRun.objects.exists()
+
+
+def test_run_task_ignores_a_run_that_is_not_running(account, broker_state):
+    run = SyncRun.objects.create(
+        kind=SyncKind.POSITIONS, account=account, status=SyncStatus.SUCCESS, started_at=account.created_at
+    )
+    assert positions_sync_run_task.delay(run.pk).get()["status"] == "SKIPPED"
+    assert not Position.objects.exists()
+
+
+def test_command_json_summary(account, broker_state, capsys):
+    call_command("sync_positions", "--json")
+    out = json.loads(capsys.readouterr().out)
+    (run,) = out["runs"]
+    assert run["account"] == ACCOUNT and run["status"] == "SUCCESS" and run["created"] == 2
+
+
+def test_command_text_summary_and_unknown_account(account, broker_state, capsys):
+    call_command("sync_positions", "--account", ACCOUNT)
+    assert f"{ACCOUNT}: SUCCESS created=2" in capsys.readouterr().out
+    with pytest.raises(Exception, match="unknown account"):
+        call_command("sync_positions", "--account", "NOPE")
+
+
+def test_command_exit_codes(account, broker_state, monkeypatch):
+    with broker_state.edit() as state:
+        state["connected"] = False
+    call_command("sync_positions")  # SKIPPED exits 0: no exception
+    assert SyncRun.objects.get().status == SyncStatus.SKIPPED
+    broker_state.write({"connected": True, "accounts": [{"account_id": ACCOUNT, "positions": []}]})
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("portfolio.services.sync._write", explode)
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("sync_positions")
+    assert exit_info.value.code == 1
+
+
+def test_admin_sync_now_action(account, broker_state, django_capture_on_commit_callbacks):
+    client = Client()
+    client.force_login(UserFactory(superuser=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/trading/account/", {"action": "sync_now", "_selected_action": [account.pk]}, follow=True
+        )
+    assert response.status_code == 200
+    assert "Position sync enqueued" in response.content.decode()
+    run = SyncRun.objects.get()
+    assert run.reason == SyncReason.MANUAL and run.status == SyncStatus.SUCCESS
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/portfolio/position/",
+        "/admin/portfolio/positionevent/",
+        "/admin/portfolio/accountstatus/",
+        "/admin/trading/syncrun/",
+        "/admin/trading/account/",
+        "/admin/marketdata/instrument/",
+        "/admin/django_celery_beat/periodictask/",
+    ],
+)
+def test_admin_pages_load_for_staff_with_data(url, account, broker_state):
+    call_command("sync_positions")
+    client = Client()
+    client.force_login(UserFactory(superuser=True))
+    assert client.get(url).status_code == 200
+
+
+def test_admin_position_detail_shows_events(account, broker_state):
+    call_command("sync_positions")
+    client = Client()
+    client.force_login(UserFactory(superuser=True))
+    position = Position.objects.get(instrument__symbol="AAPL")
+    page = client.get(f"/admin/portfolio/position/{position.pk}/change/").content.decode()
+    assert "Opened" in page
+
+
+def test_admin_is_staff_only(account):
+    client = Client()
+    client.force_login(UserFactory())
+    assert client.get("/admin/portfolio/position/").status_code == 302
