@@ -24,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
@@ -83,7 +83,8 @@ class _Changes:
     now: datetime
     run: SyncRun
     new_positions: list[Position] = field(default_factory=list)
-    changed_positions: dict[int, Position] = field(default_factory=dict)
+    changed_positions: dict[int, Position] = field(default_factory=dict)  # quantity, status or cost changed
+    marked_positions: dict[int, Position] = field(default_factory=dict)  # only the prices moved
     events: list[tuple[Position, PositionEvent]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     created: int = 0
@@ -274,7 +275,7 @@ def _apply_row(
         )
         _open(changes, account=account, instrument=instrument, row=row)
         return
-    before = (position.quantity, position.average_price, *_price_fields(position))
+    before_cost, before_marks = (position.quantity, position.average_price), _price_fields(position)
     if quantize_quantity(row.quantity) != position.quantity:
         _change_quantity(changes, position, row, fills_since=fills_since)
     else:
@@ -282,8 +283,10 @@ def _apply_row(
         changes.unchanged += 1
     _mark(position, row.market_price)
     position.last_synced_at = changes.now
-    if reappeared or before != (position.quantity, position.average_price, *_price_fields(position)):
+    if reappeared or before_cost != (position.quantity, position.average_price):
         changes.changed_positions[position.pk] = position
+    elif before_marks != _price_fields(position):
+        changes.marked_positions[position.pk] = position
 
 
 def _apply_missing(changes: _Changes, position: Position) -> None:
@@ -331,6 +334,24 @@ def _status_row(account: Account, values: AccountValues, now: datetime) -> Accou
 
 
 # --- the transaction ---------------------------------------------------------------------------
+def _instruments_for(rows: list[BrokerPosition], open_positions: Iterable[Position]) -> dict[str, Instrument]:
+    """Instrument of every row: those of open positions are at hand, only new ones are resolved."""
+    by_con_id = {p.instrument.con_id: p.instrument for p in open_positions if p.instrument.con_id is not None}
+    by_key = {p.instrument.key: p.instrument for p in open_positions}
+    found: dict[str, Instrument] = {}
+    unknown = []
+    for row in rows:
+        spec = row.instrument
+        known = by_con_id.get(spec.con_id) if spec.con_id is not None else by_key.get(spec.key)
+        if known is not None:
+            found[spec.key] = known
+        else:
+            unknown.append(spec)
+    if unknown:
+        found.update(instruments_resolve(specs=unknown))
+    return found
+
+
 def _write(
     account: Account,
     rows: Iterable[BrokerPosition],
@@ -345,7 +366,7 @@ def _write(
         .select_related("instrument")
         .filter(account=account, status=PositionStatus.OPEN)
     }
-    instruments = instruments_resolve(specs=[row.instrument for row in rows])
+    instruments = _instruments_for(rows, open_positions.values())
     last_sync = min((p.last_synced_at for p in open_positions.values() if p.last_synced_at), default=None)
     with_fills = instruments_with_fills(account, last_sync) if open_positions else set()
 
@@ -369,7 +390,16 @@ def _write(
 
     # Closes go first: a sign flip's new OPEN row needs the old one closed (one OPEN per instrument).
     if changes.changed_positions:
-        Position.objects.bulk_update(list(changes.changed_positions.values()), POSITION_FIELDS_UPDATED)
+        # An upsert on the primary key updates every changed row in one statement; bulk_update's
+        # CASE WHEN per field costs seconds per thousand rows.
+        Position.objects.bulk_create(
+            list(changes.changed_positions.values()),
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=POSITION_FIELDS_UPDATED,
+        )
+    if changes.marked_positions:
+        _refresh_marks(list(changes.marked_positions.values()), now=changes.now)
     if changes.new_positions:
         Position.objects.bulk_create(changes.new_positions)
     if changes.events:
@@ -387,6 +417,36 @@ def _write(
             unique_fields=["account"],
             update_fields=STATUS_FIELDS,
         )
+
+
+MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct")
+MARK_BATCH = 2000
+
+
+def _refresh_marks(positions: list[Position], *, now: datetime) -> None:
+    """Write the moved prices of positions whose quantity and cost did not change.
+
+    This is the common case of every sync while markets are open, so it is one UPDATE ... FROM
+    (VALUES ...) of just those columns (PostgreSQL and SQLite 3.33+ alike), per 2,000 rows.
+    """
+    meta = Position._meta
+    fields = [meta.get_field(name) for name in MARK_FIELDS]
+    table = connection.ops.quote_name(meta.db_table)
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = v.column{i + 2}" for i, f in enumerate(fields))
+    synced = meta.get_field("last_synced_at").get_db_prep_save(now, connection)
+    row_sql = "(%s" + ", CAST(%s AS NUMERIC)" * len(fields) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(positions), MARK_BATCH):
+            batch = positions[start : start + MARK_BATCH]
+            params: list = [synced]
+            for position in batch:
+                params.append(position.pk)
+                params.extend(f.get_db_prep_save(getattr(position, f.attname), connection) for f in fields)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments}, last_synced_at = %s "  # noqa: S608 - names from _meta
+                f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v WHERE {table}.id = v.column1",
+                params,
+            )
 
 
 def positions_sync_execute(
@@ -419,23 +479,26 @@ def positions_sync_execute(
                 changes,
                 instruments_with_fills or _no_fills_known,
             )
+            # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
+            sync_run_finish(
+                run=run,
+                status=SyncStatus.SUCCESS,
+                warnings=changes.warnings,
+                created=changes.created,
+                updated=changes.updated,
+                closed=changes.closed,
+                unchanged=changes.unchanged,
+                message=f"{len(fetched.items)} broker rows; {len(changes.events)} events",
+            )
     except Exception as exc:
         logger.exception("position sync of %s failed", account.account_id)
+        run.status = SyncStatus.RUNNING  # the in-memory copy was set to SUCCESS before the rollback
         return sync_run_finish(
             run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=changes.warnings
         )
     for warning in changes.warnings:
         logger.warning("position sync %s: %s", account.account_id, warning)
-    return sync_run_finish(
-        run=run,
-        status=SyncStatus.SUCCESS,
-        warnings=changes.warnings,
-        created=changes.created,
-        updated=changes.updated,
-        closed=changes.closed,
-        unchanged=changes.unchanged,
-        message=f"{len(fetched.items)} broker rows; {len(changes.events)} events",
-    )
+    return run
 
 
 def positions_sync(

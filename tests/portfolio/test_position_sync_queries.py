@@ -82,6 +82,6 @@ def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
     broker = MemoryBroker(account.account_id, rows(account.account_id, 40))
     positions_sync(account=account, broker=broker)
     # Run insert (+ savepoint pair), then inside the transaction (+ savepoint pair): open positions
-    # FOR UPDATE, instruments, one sync-time refresh, the account-status upsert; then run finish.
-    with django_assert_num_queries(10):
+    # FOR UPDATE (instruments come with them), one sync-time refresh, the account-status upsert, run finish.
+    with django_assert_num_queries(9):
         positions_sync(account=account, broker=broker)

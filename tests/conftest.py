@@ -1,0 +1,67 @@
+"""Fixtures shared by the whole suite (the root conftest.py points BROKER_STATE_FILE at a tmp file).
+
+- ``broker_state``: writes the example state of broker-state.md to the state file and returns a
+  ``BrokerStateFile`` to rewrite it (``.write(dict)``, ``.write_raw(text)``, ``with .edit() as s``).
+- ``simulated_broker``: a ``SimulatedBroker`` reading that file. It does not write the file, so a
+  test that wants "the file is missing" asks for ``simulated_broker`` alone.
+"""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.factories import broker_state_example
+from trading.brokers.simulated import SimulatedBroker
+
+
+class BrokerStateFile:
+    """The broker state file of one test. Every write replaces the whole file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, state: dict) -> dict:
+        self.path.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        return state
+
+    def write_raw(self, content: str | bytes) -> None:
+        """Write bytes or text as they are, for files that are not valid JSON or not UTF-8."""
+        if isinstance(content, bytes):
+            self.path.write_bytes(content)
+        else:
+            self.path.write_text(content, encoding="utf-8")
+
+    def read(self) -> dict:
+        return json.loads(self.path.read_text(encoding="utf-8"))
+
+    @contextmanager
+    def edit(self) -> Iterator[dict]:
+        """``with broker_state.edit() as state: state["connected"] = False`` rewrites the file."""
+        state = self.read()
+        yield state
+        self.write(state)
+
+    def account(self, state: dict, account_id: str) -> dict:
+        """The row of ``account_id`` in ``state`` (a dict from ``read()`` or ``edit()``)."""
+        return next(row for row in state["accounts"] if row.get("account_id") == account_id)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # Factories hash a password for every user; the default hasher is deliberately slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def broker_state(settings) -> BrokerStateFile:
+    state_file = BrokerStateFile(Path(settings.BROKER_STATE_FILE))
+    state_file.write(broker_state_example())
+    return state_file
+
+
+@pytest.fixture
+def simulated_broker(settings) -> SimulatedBroker:
+    return SimulatedBroker(settings.BROKER_STATE_FILE)

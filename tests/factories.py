@@ -1,0 +1,289 @@
+"""Factories for the whole test suite: model rows (factory-boy) and broker state file rows.
+
+Model factories build what the database holds (users, instruments, accounts). The ``*RowFactory``
+classes build plain dicts shaped like the rows of the broker state file (docs: broker-state.md):
+numbers as strings, times as ISO 8601 with a zone. ``broker_state_example()`` is the example from
+that document; ``BrokerStateFactory`` builds a whole file from rows.
+"""
+
+import copy
+from datetime import date
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory, Password
+
+from marketdata.models import Instrument, OptionRight, SecType
+from marketdata.types import InstrumentSpec
+from trading.models import Account, AccountType
+
+TEST_PASSWORD = "test-password-1234"
+
+
+# --- database rows ------------------------------------------------------------------------------
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"trader{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = Password(TEST_PASSWORD)
+    is_staff = False
+
+    class Params:
+        staff = factory.Trait(is_staff=True)
+        superuser = factory.Trait(is_staff=True, is_superuser=True)
+
+
+def _spec_of(instrument) -> InstrumentSpec:
+    return InstrumentSpec(
+        symbol=instrument.symbol,
+        sec_type=instrument.sec_type,
+        currency=instrument.currency,
+        con_id=instrument.con_id,
+        exchange=instrument.exchange,
+        multiplier=Decimal(instrument.multiplier),
+        expiry=instrument.expiry,
+        strike=None if instrument.strike is None else Decimal(instrument.strike),
+        right=instrument.right,
+    )
+
+
+class InstrumentSpecFactory(factory.Factory):
+    """An ``InstrumentSpec`` as it crosses the broker boundary (a stock unless ``option=True``)."""
+
+    class Meta:
+        model = InstrumentSpec
+
+    symbol = factory.Sequence(lambda n: f"SYM{n}")
+    sec_type = SecType.STOCK
+    currency = "USD"
+    con_id = factory.Sequence(lambda n: 100_000 + n)
+    exchange = "SMART"
+    multiplier = Decimal(1)
+    expiry = None
+    strike = None
+    right = ""
+
+    class Params:
+        option = factory.Trait(
+            sec_type=SecType.OPTION,
+            multiplier=Decimal(100),
+            expiry=date(2026, 12, 18),
+            strike=Decimal("600"),
+            right=OptionRight.CALL,
+        )
+
+
+class InstrumentFactory(DjangoModelFactory):
+    """An instrument whose ``key`` is computed exactly as the services compute it."""
+
+    class Meta:
+        model = Instrument
+
+    symbol = factory.Sequence(lambda n: f"SYM{n}")
+    sec_type = SecType.STOCK
+    currency = "USD"
+    con_id = factory.Sequence(lambda n: 500_000 + n)
+    exchange = "SMART"
+    multiplier = Decimal(1)
+    expiry = None
+    strike = None
+    right = ""
+    key = factory.LazyAttribute(lambda o: _spec_of(o).key)
+
+    class Params:
+        option = factory.Trait(
+            sec_type=SecType.OPTION,
+            multiplier=Decimal(100),
+            expiry=date(2026, 12, 18),
+            strike=Decimal("600"),
+            right=OptionRight.CALL,
+        )
+        future = factory.Trait(sec_type=SecType.FUTURE, multiplier=Decimal(50), expiry=date(2026, 12, 18))
+
+    @classmethod
+    def spec(cls, instrument: Instrument) -> InstrumentSpec:
+        """The spec a broker would send for ``instrument``."""
+        return _spec_of(instrument)
+
+
+class AccountFactory(DjangoModelFactory):
+    class Meta:
+        model = Account
+        skip_postgeneration_save = True
+
+    account_id = factory.Sequence(lambda n: f"DU{1_000_000 + n}")
+    name = ""
+    account_type = AccountType.MARGIN
+    base_currency = "USD"
+
+    class Params:
+        cash = factory.Trait(account_type=AccountType.CASH)
+
+    @factory.post_generation
+    def users(self, create: bool, extracted, **kwargs) -> None:
+        """``AccountFactory(users=[user, ...])`` links the traders who may see the account."""
+        if create and extracted:
+            self.users.add(*extracted)
+
+
+# --- broker state file rows (dicts, numbers as strings) -----------------------------------------
+class AccountValuesRowFactory(factory.DictFactory):
+    NetLiquidation = "100000.00"
+    TotalCashValue = "25000.00"
+    SettledCash = "24000.00"
+    BuyingPower = "300000.00"
+    ExcessLiquidity = "80000.00"
+    MaintMarginReq = "20000.00"
+    UnrealizedPnL = "1200.00"
+    RealizedPnL = "300.00"
+    DayTradesRemaining = "3"
+
+
+class StockPositionRowFactory(factory.DictFactory):
+    symbol = factory.Sequence(lambda n: f"STK{n}")
+    sec_type = "STK"
+    con_id = factory.Sequence(lambda n: 200_000 + n)
+    currency = "USD"
+    exchange = "SMART"
+    multiplier = "1"
+    quantity = "100"
+    avg_cost = "150.25"
+    market_price = "155.10"
+
+
+class OptionPositionRowFactory(StockPositionRowFactory):
+    symbol = "SPY"
+    sec_type = "OPT"
+    multiplier = "100"
+    expiry = "2026-12-18"
+    strike = "600"
+    right = "C"
+    quantity = "-2"
+    avg_cost = "512.40"
+    market_price = "4.80"
+
+
+class ExecutionRowFactory(factory.DictFactory):
+    exec_id = factory.Sequence(lambda n: f"0000e0d5.6553a1b2.01.{n:02d}")
+    order_id = factory.Sequence(lambda n: 10 + n)
+    perm_id = factory.Sequence(lambda n: 900_000 + n)
+    symbol = "AAPL"
+    sec_type = "STK"
+    con_id = 265598
+    currency = "USD"
+    exchange = "ISLAND"
+    side = "BUY"
+    quantity = "100"
+    price = "150.25"
+    commission = "1.00"
+    time = "2026-11-20T14:32:15Z"
+
+
+class CashFlowRowFactory(factory.DictFactory):
+    id = factory.Sequence(lambda n: f"cf-{n}")
+    time = "2026-11-02T15:00:00Z"
+    kind = "DEPOSIT"
+    amount = "5000.00"
+
+
+class BarRowFactory(factory.DictFactory):
+    time = "2026-11-19T00:00:00Z"
+    open = "150.00"
+    high = "156.00"
+    low = "149.50"
+    close = "155.10"
+    volume = "48211000"
+
+
+class QuoteRowFactory(factory.DictFactory):
+    bid = "155.05"
+    ask = "155.12"
+    last = "155.10"
+    time = "2026-11-20T20:59:59Z"
+
+
+class AccountRowFactory(factory.DictFactory):
+    account_id = factory.Sequence(lambda n: f"DU{2_000_000 + n}")
+    account_type = "MARGIN"
+    base_currency = "USD"
+    values = factory.SubFactory(AccountValuesRowFactory)
+    positions = factory.LazyFunction(list)
+    executions = factory.LazyFunction(list)
+    cash_flows = factory.LazyFunction(list)
+
+
+class BrokerStateFactory(factory.DictFactory):
+    """A whole state file: ``BrokerStateFactory(accounts=[AccountRowFactory()])``."""
+
+    connected = True
+    accounts = factory.LazyFunction(list)
+    bars = factory.LazyFunction(dict)
+    quotes = factory.LazyFunction(dict)
+
+
+_EXAMPLE_STATE = {
+    "connected": True,
+    "accounts": [
+        {
+            "account_id": "DU1234567",
+            "account_type": "MARGIN",
+            "base_currency": "USD",
+            "values": {
+                "NetLiquidation": "100000.00",
+                "TotalCashValue": "25000.00",
+                "SettledCash": "24000.00",
+                "BuyingPower": "300000.00",
+                "ExcessLiquidity": "80000.00",
+                "MaintMarginReq": "20000.00",
+                "UnrealizedPnL": "1200.00",
+                "RealizedPnL": "300.00",
+                "DayTradesRemaining": "3",
+            },
+            "positions": [
+                {
+                    "symbol": "AAPL", "sec_type": "STK", "con_id": 265598, "currency": "USD",
+                    "exchange": "SMART", "multiplier": "1",
+                    "quantity": "100", "avg_cost": "150.25", "market_price": "155.10",
+                },
+                {
+                    "symbol": "SPY", "sec_type": "OPT", "con_id": 712345678, "currency": "USD",
+                    "exchange": "SMART", "multiplier": "100",
+                    "expiry": "2026-12-18", "strike": "600", "right": "C",
+                    "quantity": "-2", "avg_cost": "512.40", "market_price": "4.80",
+                },
+            ],
+            "executions": [
+                {
+                    "exec_id": "0000e0d5.6553a1b2.01.01", "order_id": 12, "perm_id": 987654,
+                    "symbol": "AAPL", "sec_type": "STK", "con_id": 265598, "currency": "USD",
+                    "exchange": "ISLAND", "side": "BUY", "quantity": "100", "price": "150.25",
+                    "commission": "1.00", "time": "2026-11-20T14:32:15Z",
+                }
+            ],
+            "cash_flows": [
+                {"id": "cf-1", "time": "2026-11-02T15:00:00Z", "kind": "DEPOSIT", "amount": "5000.00"}
+            ],
+        }
+    ],
+    "bars": {
+        "AAPL": {
+            "1d": [
+                {"time": "2026-11-19T00:00:00Z", "open": "150.00", "high": "156.00",
+                 "low": "149.50", "close": "155.10", "volume": "48211000"}
+            ]
+        }
+    },
+    "quotes": {
+        "AAPL": {"bid": "155.05", "ask": "155.12", "last": "155.10", "time": "2026-11-20T20:59:59Z"}
+    },
+}
+EXAMPLE_ACCOUNT_ID = "DU1234567"
+
+
+def broker_state_example() -> dict:
+    """The example state from broker-state.md (a fresh copy each call, so tests may edit it)."""
+    return copy.deepcopy(_EXAMPLE_STATE)

@@ -1,0 +1,170 @@
+"""Settings come from the environment; a production configuration refuses to start half-configured.
+
+Each case imports the settings in a fresh interpreter with a controlled environment, so the test
+process's own settings are never touched and a developer's ``.env`` cannot leak in.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Prints the settings a test looks at, as JSON, once django.setup() has succeeded.
+PRINT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "SECRET_KEY": s.SECRET_KEY,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "DB_ENGINE": s.DATABASES["default"]["ENGINE"],
+    "DB_NAME": str(s.DATABASES["default"]["NAME"]),
+    "CELERY_BROKER_URL": s.CELERY_BROKER_URL,
+    "CELERY_BEAT_SCHEDULER": s.CELERY_BEAT_SCHEDULER,
+    "CELERY_BEAT_SCHEDULE": getattr(s, "CELERY_BEAT_SCHEDULE", None),
+    "CELERY_TASK_TIME_LIMIT": s.CELERY_TASK_TIME_LIMIT,
+    "SINGLE_FLIGHT_LOCK_TTL": s.SINGLE_FLIGHT_LOCK_TTL,
+    "BROKER": s.BROKER,
+    "BROKER_STATE_FILE": s.BROKER_STATE_FILE,
+    "EXCHANGE_TIME_ZONE": s.EXCHANGE_TIME_ZONE,
+    "USE_TZ": s.USE_TZ,
+    "TIME_ZONE": s.TIME_ZONE,
+    "POSITION_SYNC_MARK_MISSING_AS_CLOSED": s.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
+}))
+"""
+
+
+def _run_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean_env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_ENV_FILE": str(tmp_path / "no-such.env"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS],
+        cwd=BASE_DIR,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _loaded(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _refusal(result: subprocess.CompletedProcess) -> str:
+    """The ImproperlyConfigured line of a failed start."""
+    assert result.returncode != 0, f"settings loaded but should have been refused: {result.stdout}"
+    lines = [line for line in result.stderr.splitlines() if "ImproperlyConfigured" in line]
+    assert lines, result.stderr
+    return lines[-1]
+
+
+class TestProductionRefusesToStartHalfConfigured:
+    def test_missing_secret_key_is_refused_and_named(self, tmp_path):
+        result = _run_settings(
+            tmp_path, DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="ledger.example.com", VAR_DIR=str(tmp_path / "var")
+        )
+
+        message = _refusal(result)
+        assert "DJANGO_SECRET_KEY environment variable" in message
+        assert "DJANGO_ALLOWED_HOSTS environment variable" not in message
+
+    def test_missing_allowed_hosts_is_refused_and_named(self, tmp_path):
+        result = _run_settings(
+            tmp_path, DJANGO_DEBUG="false", DJANGO_SECRET_KEY="s3cret-" * 8, VAR_DIR=str(tmp_path / "var")
+        )
+
+        message = _refusal(result)
+        assert "DJANGO_ALLOWED_HOSTS environment variable" in message
+        assert "DJANGO_SECRET_KEY environment variable" not in message
+
+    @pytest.mark.parametrize(
+        "env",
+        [
+            {"DJANGO_SECRET_KEY": "", "DJANGO_ALLOWED_HOSTS": "ledger.example.com"},
+            {"DJANGO_SECRET_KEY": "s3cret-" * 8, "DJANGO_ALLOWED_HOSTS": ""},
+        ],
+        ids=["empty-secret-key", "empty-allowed-hosts"],
+    )
+    def test_empty_values_are_refused(self, tmp_path, env):
+        result = _run_settings(tmp_path, DJANGO_DEBUG="false", VAR_DIR=str(tmp_path / "var"), **env)
+
+        message = _refusal(result)
+        assert "non-empty" in message
+
+    def test_loads_with_secret_key_and_allowed_hosts(self, tmp_path):
+        result = _run_settings(
+            tmp_path,
+            DJANGO_DEBUG="false",
+            DJANGO_SECRET_KEY="s3cret-" * 8,
+            DJANGO_ALLOWED_HOSTS="ledger.example.com,www.ledger.example.com",
+            VAR_DIR=str(tmp_path / "var"),
+        )
+
+        loaded = _loaded(result)
+        assert loaded["DEBUG"] is False
+        assert loaded["SECRET_KEY"] == "s3cret-" * 8
+        assert loaded["ALLOWED_HOSTS"] == ["ledger.example.com", "www.ledger.example.com"]
+
+    def test_dot_env_file_is_read(self, tmp_path):
+        env_file = tmp_path / "prod.env"
+        env_file.write_text(
+            "DJANGO_DEBUG=false\nDJANGO_SECRET_KEY=from-the-env-file\nDJANGO_ALLOWED_HOSTS=ledger.example.com\n"
+        )
+
+        loaded = _loaded(_run_settings(tmp_path, DJANGO_ENV_FILE=str(env_file), VAR_DIR=str(tmp_path / "var")))
+
+        assert loaded["DEBUG"] is False
+        assert loaded["SECRET_KEY"] == "from-the-env-file"
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="config/settings.py reads VAR_DIR before it reads the .env file, so VAR_DIR in .env is ignored",
+    )
+    def test_var_dir_from_dot_env_file_is_used(self, tmp_path):
+        env_file = tmp_path / "dev.env"
+        env_file.write_text(f"VAR_DIR={tmp_path / 'elsewhere'}\n")
+
+        loaded = _loaded(_run_settings(tmp_path, DJANGO_ENV_FILE=str(env_file)))
+
+        assert loaded["DB_NAME"] == str(tmp_path / "elsewhere" / "db.sqlite3")
+
+
+class TestDefaults:
+    def test_development_defaults_with_a_clean_environment(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path))
+
+        assert loaded["DEBUG"] is True
+        assert loaded["DB_ENGINE"] == "django.db.backends.sqlite3"
+        assert loaded["DB_NAME"] == str(BASE_DIR / "var" / "db.sqlite3")
+        assert loaded["CELERY_BROKER_URL"].startswith("filesystem://")
+        assert loaded["BROKER"] == "simulated"
+        assert loaded["BROKER_STATE_FILE"] == str(BASE_DIR / "var" / "broker_state.json")
+        assert loaded["EXCHANGE_TIME_ZONE"] == "America/New_York"
+        assert loaded["USE_TZ"] is True
+        assert loaded["TIME_ZONE"] == "UTC"
+        assert loaded["POSITION_SYNC_MARK_MISSING_AS_CLOSED"] is False
+        assert loaded["CELERY_BEAT_SCHEDULER"] == "django_celery_beat.schedulers:DatabaseScheduler"
+        assert not loaded["CELERY_BEAT_SCHEDULE"]
+
+    def test_single_flight_lock_outlives_the_task_time_limit(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, CELERY_TASK_TIME_LIMIT="900"))
+
+        assert loaded["CELERY_TASK_TIME_LIMIT"] == 900
+        assert loaded["SINGLE_FLIGHT_LOCK_TTL"] > 900
+
+    def test_database_url_selects_another_database(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, DATABASE_URL="postgres://ledger:pw@db.example.com:5432/ledger"))
+
+        assert loaded["DB_ENGINE"] == "django.db.backends.postgresql"
+        assert loaded["DB_NAME"] == "ledger"

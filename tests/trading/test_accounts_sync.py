@@ -1,0 +1,225 @@
+"""Accounts from the broker: ``accounts_sync`` and the task that runs it under a single-flight lock."""
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from celery.exceptions import Retry
+from django.db import IntegrityError
+from django.utils import timezone
+
+from marketdata.locks import lock_acquire
+from marketdata.models import TaskLock
+from tests.factories import EXAMPLE_ACCOUNT_ID, AccountFactory, AccountRowFactory, BrokerStateFactory, UserFactory
+from trading.brokers import BrokerUnavailable
+from trading.models import Account, AccountType, DayTradeRule
+from trading.services.accounts import accounts_sync
+from trading.tasks import accounts_sync_task
+
+pytestmark = pytest.mark.django_db
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _accounts_state(*rows: dict) -> dict:
+    return BrokerStateFactory(accounts=list(rows))
+
+
+class TestAccountsSync:
+    def test_creates_the_accounts_the_broker_lists(self, broker_state, simulated_broker):
+        broker_state.write(
+            _accounts_state(
+                AccountRowFactory(account_id="DU1", account_type="MARGIN", base_currency="USD"),
+                AccountRowFactory(account_id="DU2", account_type="CASH", base_currency="EUR"),
+            )
+        )
+        before = timezone.now()
+
+        result = accounts_sync(broker=simulated_broker)
+
+        assert sorted(result.created) == ["DU1", "DU2"]
+        assert (result.updated, result.unchanged, result.warnings) == ([], [], [])
+        rows = {a.account_id: a for a in Account.objects.all()}
+        assert set(rows) == {"DU1", "DU2"}
+        assert (rows["DU1"].account_type, rows["DU1"].base_currency) == (AccountType.MARGIN, "USD")
+        assert (rows["DU2"].account_type, rows["DU2"].base_currency) == (AccountType.CASH, "EUR")
+        assert all(a.seen_at_broker_at >= before for a in rows.values())
+
+    def test_second_run_is_idempotent(self, broker_state, simulated_broker):
+        accounts_sync(broker=simulated_broker)
+        history_rows = Account.history.count()
+
+        result = accounts_sync(broker=simulated_broker)
+
+        assert Account.objects.count() == 1
+        assert result.created == []
+        assert result.updated == []
+        assert result.unchanged == [EXAMPLE_ACCOUNT_ID]
+        # Nothing a person would call a change happened, so nothing lands in the account's history.
+        assert Account.history.count() == history_rows
+
+    def test_unchanged_account_is_marked_seen(self, broker_state, simulated_broker):
+        account = AccountFactory(account_id=EXAMPLE_ACCOUNT_ID)
+        Account.objects.filter(pk=account.pk).update(seen_at_broker_at=LONG_AGO)
+
+        result = accounts_sync(broker=simulated_broker)
+
+        account.refresh_from_db()
+        assert result.unchanged == [EXAMPLE_ACCOUNT_ID]
+        assert account.seen_at_broker_at > LONG_AGO
+
+    def test_updates_type_and_currency_when_the_broker_changes_them(self, broker_state, simulated_broker):
+        accounts_sync(broker=simulated_broker)
+        with broker_state.edit() as state:
+            row = broker_state.account(state, EXAMPLE_ACCOUNT_ID)
+            row["account_type"] = "CASH"
+            row["base_currency"] = "CHF"
+
+        result = accounts_sync(broker=simulated_broker)
+
+        account = Account.objects.get(account_id=EXAMPLE_ACCOUNT_ID)
+        assert result.updated == [EXAMPLE_ACCOUNT_ID]
+        assert result.created == result.unchanged == []
+        assert (account.account_type, account.base_currency) == (AccountType.CASH, "CHF")
+        assert account.history.first().account_type == AccountType.CASH
+
+    def test_staff_fields_survive_a_sync(self, broker_state, simulated_broker):
+        trader = UserFactory()
+        account = AccountFactory(
+            account_id=EXAMPLE_ACCOUNT_ID,
+            name="Main account",
+            is_active=False,
+            day_trade_rule=DayTradeRule.LEGACY,
+            account_type=AccountType.CASH,
+            users=[trader],
+        )
+
+        accounts_sync(broker=simulated_broker)
+
+        account.refresh_from_db()
+        assert account.account_type == AccountType.MARGIN  # the broker decides the type
+        assert account.name == "Main account"
+        assert account.is_active is False
+        assert account.day_trade_rule == DayTradeRule.LEGACY
+        assert list(account.users.all()) == [trader]
+
+    def test_leaves_accounts_the_broker_no_longer_lists(self, broker_state, simulated_broker):
+        gone = AccountFactory(account_id="DU0000001", name="Old account")
+        Account.objects.filter(pk=gone.pk).update(seen_at_broker_at=LONG_AGO)
+
+        result = accounts_sync(broker=simulated_broker)
+
+        gone.refresh_from_db()
+        assert result.created == [EXAMPLE_ACCOUNT_ID]
+        assert "DU0000001" not in result.unchanged + result.updated
+        assert gone.is_active is True
+        assert gone.name == "Old account"
+        assert gone.seen_at_broker_at == LONG_AGO
+
+    def test_broker_listing_no_accounts_changes_nothing(self, broker_state, simulated_broker):
+        kept = AccountFactory()
+        broker_state.write(_accounts_state())
+
+        result = accounts_sync(broker=simulated_broker)
+
+        assert (result.created, result.updated, result.unchanged) == ([], [], [])
+        assert list(Account.objects.all()) == [kept]
+
+    @pytest.mark.parametrize("how", ["disconnected", "missing-file", "invalid-json"])
+    def test_broker_unavailable_writes_nothing(self, broker_state, simulated_broker, how):
+        existing = AccountFactory(account_id=EXAMPLE_ACCOUNT_ID, account_type=AccountType.CASH)
+        Account.objects.filter(pk=existing.pk).update(seen_at_broker_at=LONG_AGO)
+        with broker_state.edit() as state:
+            state["accounts"].append(AccountRowFactory(account_id="DU9999999"))
+            state["connected"] = how != "disconnected"
+        if how == "missing-file":
+            broker_state.path.unlink()
+        elif how == "invalid-json":
+            broker_state.write_raw('{"connected": true, "accounts": [')
+
+        with pytest.raises(BrokerUnavailable):
+            accounts_sync(broker=simulated_broker)
+
+        existing.refresh_from_db()
+        assert list(Account.objects.values_list("account_id", flat=True)) == [EXAMPLE_ACCOUNT_ID]
+        assert existing.account_type == AccountType.CASH
+        assert existing.seen_at_broker_at == LONG_AGO
+
+    def test_malformed_account_row_is_a_warning_and_the_others_sync(self, broker_state, simulated_broker, caplog):
+        broker_state.write(
+            _accounts_state(
+                AccountRowFactory(account_id="DU1"),
+                AccountRowFactory(account_id="DU2", account_type="IRA"),
+                {"account_type": "CASH"},
+                AccountRowFactory(account_id="DU3", account_type="CASH"),
+            )
+        )
+
+        with caplog.at_level(logging.WARNING, logger="trading.services.accounts"):
+            result = accounts_sync(broker=simulated_broker)
+
+        assert sorted(Account.objects.values_list("account_id", flat=True)) == ["DU1", "DU3"]
+        assert sorted(result.created) == ["DU1", "DU3"]
+        assert len(result.warnings) == 2
+        assert "accounts[1] (DU2)" in result.warnings[0]
+        assert "account_type" in result.warnings[0]
+        assert "accounts[2]" in result.warnings[1]
+        assert "missing account_id" in result.warnings[1]
+        assert "accounts sync" in caplog.text
+        assert "IRA" in caplog.text
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=IntegrityError,
+        reason="accounts_sync creates a row per listed account without de-duplicating ids: IntegrityError",
+    )
+    def test_account_listed_twice_is_created_once(self, broker_state, simulated_broker):
+        broker_state.write(_accounts_state(AccountRowFactory(account_id="DU1"), AccountRowFactory(account_id="DU1")))
+
+        accounts_sync(broker=simulated_broker)
+
+        assert list(Account.objects.values_list("account_id", flat=True)) == ["DU1"]
+
+
+class TestAccountsSyncTask:
+    def test_success(self, broker_state):
+        outcome = accounts_sync_task.delay().get()
+
+        assert outcome["status"] == "SUCCESS"
+        assert outcome["created"] == [EXAMPLE_ACCOUNT_ID]
+        assert outcome["warnings"] == []
+        assert Account.objects.filter(account_id=EXAMPLE_ACCOUNT_ID).exists()
+        assert not TaskLock.objects.exists()
+
+    def test_second_run_reports_unchanged(self, broker_state):
+        accounts_sync_task.delay().get()
+
+        outcome = accounts_sync_task.delay().get()
+
+        assert outcome["status"] == "SUCCESS"
+        assert (outcome["created"], outcome["updated"], outcome["unchanged"]) == ([], [], 1)
+        assert Account.objects.count() == 1
+
+    def test_skipped_while_another_sync_holds_the_lock(self, broker_state):
+        token = lock_acquire(name="trading.accounts_sync")
+        assert token is not None
+
+        outcome = accounts_sync_task.delay().get()
+
+        assert outcome["status"] == "SKIPPED"
+        assert not Account.objects.exists()
+        # The skipped run must not release a lock it does not hold.
+        assert TaskLock.objects.get(name="trading.accounts_sync").owner == token
+
+    def test_unavailable_broker_is_retried_releases_the_lock_and_writes_nothing(self, broker_state):
+        with broker_state.edit() as state:
+            state["connected"] = False
+
+        # With eager propagation Celery raises the Retry instead of scheduling it.
+        with pytest.raises(Retry) as excinfo:
+            accounts_sync_task.delay()
+
+        assert isinstance(excinfo.value.exc, BrokerUnavailable)
+        assert excinfo.value.when > 0
+        assert not Account.objects.exists()
+        assert not TaskLock.objects.exists()

@@ -1,0 +1,438 @@
+"""The demo broker state: a file the simulated broker reads cleanly, whose positions, cash and values
+follow from its fills, built and advanced deterministically; and the demo_setup command."""
+
+import json
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from io import StringIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
+
+from trading.brokers.simulated import SimulatedBroker
+from trading.demo import (
+    CASH_ACCOUNT_ID,
+    MARGIN_ACCOUNT_ID,
+    STOCKS,
+    demo_state_advance,
+    demo_state_build,
+    demo_state_write,
+)
+from trading.models import Account
+
+NEW_YORK = ZoneInfo("America/New_York")
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York: the market is open
+
+
+@pytest.fixture
+def state() -> dict:
+    return demo_state_build(now=NOW)
+
+
+@pytest.fixture
+def state_path(tmp_path, state) -> Path:
+    path = tmp_path / "demo" / "broker_state.json"
+    demo_state_write(path=path, state=state)
+    return path
+
+
+def _broker_read(path: Path) -> dict:
+    """Everything the broker says about the file, failing on any warning."""
+    broker = SimulatedBroker(path)
+    accounts = broker.accounts()
+    assert accounts.warnings == ()
+    result = {"accounts": {a.account_id: a for a in accounts.items}}
+    for name in ("positions", "executions", "cash_flows"):
+        result[name] = {}
+        for account_id in result["accounts"]:
+            fetched = getattr(broker, name)(account_id)
+            assert fetched.warnings == (), fetched.warnings
+            result[name][account_id] = fetched.items
+    for symbol in STOCKS:
+        bars = broker.bars(symbol, "1d")
+        assert bars.warnings == ()
+        assert bars.items
+        assert broker.quote(symbol) is not None
+    return result
+
+
+def _net_by_instrument(executions) -> dict[str, Decimal]:
+    net: dict[str, Decimal] = defaultdict(Decimal)
+    for execution in executions:
+        net[execution.instrument.key] += execution.quantity if execution.side == "BUY" else -execution.quantity
+    return {key: quantity for key, quantity in net.items() if quantity != 0}
+
+
+def _average_cost(executions) -> dict[str, Decimal]:
+    """Average cost per unit (commissions in, as the adapter reports it), recomputed from the fills."""
+    quantity: dict[str, Decimal] = defaultdict(Decimal)
+    multiplier: dict[str, Decimal] = {}
+    cost: dict[str, Decimal] = defaultdict(Decimal)  # signed: what the open quantity cost
+    for execution in sorted(executions, key=lambda e: e.executed_at):
+        key = execution.instrument.key
+        multiplier[key] = execution.instrument.multiplier
+        signed = execution.quantity if execution.side == "BUY" else -execution.quantity
+        if quantity[key] == 0 or (quantity[key] > 0) == (signed > 0):
+            value = execution.quantity * execution.price * execution.instrument.multiplier
+            cost[key] += (value + execution.commission) if signed > 0 else -(value - execution.commission)
+            quantity[key] += signed
+        else:
+            assert abs(signed) <= abs(quantity[key]), "the demo never flips a position in one fill"
+            cost[key] = cost[key] * (quantity[key] + signed) / quantity[key]
+            quantity[key] += signed
+    return {k: cost[k] / quantity[k] / multiplier[k] for k in quantity if quantity[k] != 0}
+
+
+def _avg_cost_matches(position, expected: dict[str, Decimal]) -> bool:
+    """The file's avg_cost (per contract, 4 places) against the recomputed per-unit average."""
+    multiplier = position.instrument.multiplier
+    recomputed = (abs(expected[position.instrument.key]) * multiplier).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    return position.average_price * multiplier == recomputed
+
+
+def _floats(node, where="$") -> list[str]:
+    if isinstance(node, float):
+        return [where]
+    if isinstance(node, dict):
+        return [f for key, value in node.items() for f in _floats(value, f"{where}.{key}")]
+    if isinstance(node, list):
+        return [f for index, value in enumerate(node) for f in _floats(value, f"{where}[{index}]")]
+    return []
+
+
+# --- the built state ---------------------------------------------------------------------------------
+def test_built_state_reads_through_the_simulated_broker_without_warnings(state_path):
+    read = _broker_read(state_path)
+
+    types = {account_id: account.account_type for account_id, account in read["accounts"].items()}
+    assert types == {MARGIN_ACCOUNT_ID: "MARGIN", CASH_ACCOUNT_ID: "CASH"}
+    assert all(a.base_currency == "USD" for a in read["accounts"].values())
+
+
+def test_has_hundreds_of_fills_with_unique_ids_inside_market_hours_and_bar_ranges(state_path, state):
+    read = _broker_read(state_path)
+    executions = [e for items in read["executions"].values() for e in items]
+    assert len(executions) >= 300
+    assert len({e.exec_id for e in executions}) == len(executions)
+    assert min(e.executed_at for e in executions) >= NOW - timedelta(weeks=7)
+    bars = {(symbol, row["time"][:10]): row for symbol, by_size in state["bars"].items() for row in by_size["1d"]}
+    for execution in executions:
+        local = execution.executed_at.astimezone(NEW_YORK)
+        assert execution.executed_at < NOW
+        assert local.weekday() < 5
+        assert "09:30" <= local.strftime("%H:%M") < "16:00"
+        assert execution.commission >= Decimal("1.00")
+        if execution.instrument.sec_type == "STK":
+            bar = bars[(execution.instrument.symbol, local.date().isoformat())]
+            assert Decimal(bar["low"]) <= execution.price <= Decimal(bar["high"])
+
+
+def test_positions_are_the_net_of_the_executions(state_path):
+    read = _broker_read(state_path)
+    for account_id, positions in read["positions"].items():
+        reported = {p.instrument.key: p.quantity for p in positions}
+        assert all(quantity != 0 for quantity in reported.values())
+        assert reported == _net_by_instrument(read["executions"][account_id])
+
+
+def test_average_cost_is_what_the_fills_give(state_path):
+    read = _broker_read(state_path)
+    checked = 0
+    for account_id, positions in read["positions"].items():
+        expected = _average_cost(read["executions"][account_id])
+        for position in positions:
+            assert _avg_cost_matches(position, expected)
+            checked += 1
+    assert checked >= 3
+
+
+def test_the_short_call_is_two_contracts_at_the_premium_it_was_sold_for(state_path):
+    read = _broker_read(state_path)
+    option_fills = [e for e in read["executions"][MARGIN_ACCOUNT_ID] if e.instrument.sec_type == "OPT"]
+    sold = next(e for e in option_fills if e.side == "SELL")
+    (position,) = [p for p in read["positions"][MARGIN_ACCOUNT_ID] if p.instrument.sec_type == "OPT"]
+
+    assert position.quantity == -2
+    assert position.instrument.multiplier == 100
+    assert position.instrument.expiry > NOW.date()
+    # avg_cost is per contract: price x multiplier less the commission share; buying one back keeps it.
+    per_contract = (sold.price * 100 * sold.quantity - sold.commission) / sold.quantity
+    row = next(p for p in json.loads(state_path.read_text())["accounts"][0]["positions"] if p["sec_type"] == "OPT")
+    assert Decimal(row["avg_cost"]) == per_contract.quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+def test_cash_and_net_liquidation_follow_from_flows_fills_and_prices(state):
+    _assert_values_follow_from_rows(state)
+
+
+def _assert_values_follow_from_rows(state: dict) -> None:
+    for account in state["accounts"]:
+        cash = Decimal(0)
+        for flow in account["cash_flows"]:
+            cash += Decimal(flow["amount"]) * (1 if flow["kind"] == "DEPOSIT" else -1)
+        for fill in account["executions"]:
+            value = Decimal(fill["quantity"]) * Decimal(fill["price"]) * Decimal(fill.get("multiplier", "1"))
+            cash += (-value if fill["side"] == "BUY" else value) - Decimal(fill["commission"])
+        market = sum(Decimal(p["quantity"]) * Decimal(p["market_price"]) * Decimal(p["multiplier"])
+                     for p in account["positions"])
+        values = account["values"]
+        assert Decimal(values["TotalCashValue"]) == cash
+        assert Decimal(values["NetLiquidation"]) == (cash + market).quantize(Decimal("0.01"))
+        assert Decimal(values["SettledCash"]) <= cash
+        # Unrealized is value less cost: qty x (price x multiplier - avg_cost), shorts included (qty < 0).
+        unrealized = sum(Decimal(p["quantity"]) * (Decimal(p["market_price"]) * Decimal(p["multiplier"])
+                                                   - Decimal(p["avg_cost"])) for p in account["positions"])
+        assert abs(Decimal(values["UnrealizedPnL"]) - unrealized) <= Decimal("0.05")  # avg_cost has 4 places
+        for tag in ("BuyingPower", "ExcessLiquidity", "MaintMarginReq", "UnrealizedPnL", "RealizedPnL"):
+            assert tag in values
+        assert values["DayTradesRemaining"] == "-1"
+
+
+def test_cash_flows_deposit_before_the_first_fill_and_the_margin_account_also_deposits_and_withdraws(state):
+    for account in state["accounts"]:
+        first_fill = min(e["time"] for e in account["executions"])
+        first_flow = min(account["cash_flows"], key=lambda f: f["time"])
+        assert first_flow["kind"] == "DEPOSIT"
+        assert first_flow["time"] < first_fill
+    margin = next(a for a in state["accounts"] if a["account_id"] == MARGIN_ACCOUNT_ID)
+    assert sorted(f["kind"] for f in margin["cash_flows"]) == ["DEPOSIT", "DEPOSIT", "WITHDRAWAL"]
+
+
+def test_the_cash_account_never_spends_more_than_it_has_and_never_shorts(state):
+    account = next(a for a in state["accounts"] if a["account_id"] == CASH_ACCOUNT_ID)
+    events = [(f["time"], 0, f) for f in account["cash_flows"]] + [(e["time"], 1, e) for e in account["executions"]]
+    cash = Decimal(0)
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for _time, _order, row in sorted(events, key=lambda event: event[:2]):
+        if "kind" in row:
+            cash += Decimal(row["amount"]) * (1 if row["kind"] == "DEPOSIT" else -1)
+            continue
+        value = Decimal(row["quantity"]) * Decimal(row["price"])
+        sign = 1 if row["side"] == "BUY" else -1
+        cash += -sign * value - Decimal(row["commission"])
+        held[row["symbol"]] += sign * Decimal(row["quantity"])
+        assert cash >= 0, row
+        assert held[row["symbol"]] >= 0, row
+
+
+def test_the_margin_account_day_trades_shorts_covers_and_closes_partially(state_path):
+    executions = _broker_read(state_path)["executions"][MARGIN_ACCOUNT_ID]
+    by_day: dict[tuple, list] = defaultdict(list)
+    for e in sorted(executions, key=lambda e: e.executed_at):
+        by_day[(e.instrument.key, e.executed_at.astimezone(NEW_YORK).date())].append(e)
+    running: dict[str, Decimal] = defaultdict(Decimal)
+    day_trades = shorts_covered = partial_closes = 0
+    for e in sorted(executions, key=lambda e: e.executed_at):
+        key = e.instrument.key
+        before = running[key]
+        running[key] += e.quantity if e.side == "BUY" else -e.quantity
+        if before < 0 and e.side == "BUY":
+            shorts_covered += 1
+        if before > 0 and e.side == "SELL" and running[key] > 0:
+            partial_closes += 1
+    for fills in by_day.values():
+        if {f.side for f in fills} == {"BUY", "SELL"}:
+            day_trades += 1
+    assert day_trades >= 20
+    assert shorts_covered >= 1
+    assert partial_closes >= 1
+
+
+def test_no_floats_anywhere_in_the_file(state_path):
+    assert _floats(json.loads(state_path.read_text())) == []
+
+
+def test_bars_cover_about_sixty_weekday_sessions_up_to_now(state):
+    for symbol in STOCKS:
+        rows = state["bars"][symbol]["1d"]
+        days = [datetime.fromisoformat(r["time"]).date() for r in rows]
+        assert 55 <= len(rows) <= 65
+        assert days == sorted(days)
+        assert all(day.weekday() < 5 for day in days)
+        assert days[-1] == NOW.date()
+        assert all(Decimal(r["low"]) <= min(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
+        assert all(Decimal(r["high"]) >= max(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
+        assert state["quotes"][symbol]["last"] == rows[-1]["close"]
+
+
+def test_same_seed_and_now_give_the_same_state_and_another_seed_does_not():
+    first = json.dumps(demo_state_build(now=NOW, seed=7))
+    assert json.dumps(demo_state_build(now=NOW, seed=7)) == first
+    assert json.dumps(demo_state_build(now=NOW, seed=8)) != first
+    assert json.loads(first)["demo"] == {"seed": 7, "tick": 0, "last_advanced": "2026-11-18T15:00:00Z"}
+
+
+def test_build_needs_an_aware_now():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        demo_state_build(now=datetime(2026, 11, 18, 15, 0))  # naive on purpose
+
+
+# --- advancing ---------------------------------------------------------------------------------------
+def _ticks(path: Path, count: int, start: datetime = NOW) -> list[dict]:
+    return [demo_state_advance(path=path, now=start + timedelta(seconds=30 * (n + 1))) for n in range(count)]
+
+
+def test_a_tick_moves_prices_and_counts_itself(state_path, state):
+    result = demo_state_advance(path=state_path, now=NOW + timedelta(seconds=30))
+    after = json.loads(state_path.read_text())
+
+    assert result["status"] == "SUCCESS"
+    assert result["tick"] == 1
+    assert after["demo"]["tick"] == 1
+    assert after["demo"]["last_advanced"] == "2026-11-18T15:00:30Z"
+    assert {s: q["last"] for s, q in after["quotes"].items()} != {s: q["last"] for s, q in state["quotes"].items()}
+    for symbol, quote in after["quotes"].items():
+        today = after["bars"][symbol]["1d"][-1]
+        assert today["close"] == quote["last"]
+        assert Decimal(today["low"]) <= Decimal(quote["last"]) <= Decimal(today["high"])
+    assert list(state_path.parent.iterdir()) == [state_path]  # no temporary file left behind
+
+
+def test_ticks_are_deterministic(state_path, tmp_path):
+    copy = tmp_path / "copy.json"
+    shutil.copy(state_path, copy)
+    assert _ticks(state_path, 12) == _ticks(copy, 12)
+    assert state_path.read_text() == copy.read_text()
+
+
+def test_fifty_ticks_keep_positions_cash_and_values_consistent(state_path):
+    results = _ticks(state_path, 50)
+    read = _broker_read(state_path)
+    state = json.loads(state_path.read_text())
+
+    assert [r["tick"] for r in results] == list(range(1, 51))
+    assert sum(r["fills"] for r in results) >= 5  # about one tick in four trades
+    for account_id, positions in read["positions"].items():
+        assert {p.instrument.key: p.quantity for p in positions} == _net_by_instrument(read["executions"][account_id])
+        expected = _average_cost(read["executions"][account_id])
+        for position in positions:
+            assert _avg_cost_matches(position, expected)
+    executions = [e for items in read["executions"].values() for e in items]
+    assert len({e.exec_id for e in executions}) == len(executions)
+    assert read["accounts"][CASH_ACCOUNT_ID].values.total_cash >= 0
+    assert _floats(state) == []
+    _assert_values_follow_from_rows(state)
+
+
+def test_cash_account_cash_never_goes_negative_while_ticking(state_path):
+    for n in range(40):
+        demo_state_advance(path=state_path, now=NOW + timedelta(seconds=30 * (n + 1)))
+        account = SimulatedBroker(state_path).accounts().items
+        cash = next(a for a in account if a.account_id == CASH_ACCOUNT_ID).values.total_cash
+        assert cash >= 0
+
+
+def test_outside_a_session_prices_move_but_bars_and_fills_do_not(state_path, state):
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    results = _ticks(state_path, 20, start=saturday)
+    after = json.loads(state_path.read_text())
+
+    assert sum(r["fills"] for r in results) == 0
+    assert after["bars"] == state["bars"]
+    assert after["quotes"]["SPY"]["last"] != state["quotes"]["SPY"]["last"]
+
+
+def test_a_new_session_opens_a_new_daily_bar(state_path):
+    monday = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    demo_state_advance(path=state_path, now=monday)
+    after = json.loads(state_path.read_text())
+    for symbol in STOCKS:
+        today = after["bars"][symbol]["1d"][-1]
+        assert today["time"] == "2026-11-23T00:00:00Z"
+        assert today["open"] == today["close"] == after["quotes"][symbol]["last"]
+
+
+def test_a_missing_file_is_built_first(tmp_path):
+    path = tmp_path / "nested" / "state.json"
+    result = demo_state_advance(path=path, now=NOW)
+    assert result == {"status": "SUCCESS", "tick": 1, "fills": result["fills"]}
+    _broker_read(path)
+
+
+def test_a_file_that_is_not_a_demo_state_is_left_alone(tmp_path):
+    path = tmp_path / "fixture.json"
+    path.write_text('{"connected": true, "accounts": []}')
+    assert demo_state_advance(path=path, now=NOW)["status"] == "SKIPPED"
+    assert path.read_text() == '{"connected": true, "accounts": []}'
+
+
+# --- demo_setup and the tick task --------------------------------------------------------------------
+def _setup(*args: str) -> str:
+    out = StringIO()
+    call_command("demo_setup", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_demo_setup_twice_creates_everything_once(settings):
+    settings.DEMO_MODE = True
+    user_model = get_user_model()
+    first = _setup()
+    admin = user_model.objects.get(username="admin")
+    admin.set_password("changed-by-staff")
+    admin.save()
+    second = _setup()
+
+    assert "demo / demo-password" in first
+    assert "exists, left unchanged" in second
+    assert Path(settings.BROKER_STATE_FILE).exists()
+    demo = user_model.objects.get(username="demo")
+    admin.refresh_from_db()
+    assert user_model.objects.filter(username__in=["demo", "admin"]).count() == 2
+    assert demo.check_password("demo-password")
+    assert not demo.is_staff
+    assert admin.is_superuser and admin.is_staff
+    assert admin.check_password("changed-by-staff")  # an existing user's password is never reset
+    assert set(Account.objects.visible_to(demo).values_list("account_id", "name")) == {
+        (MARGIN_ACCOUNT_ID, "Margin demo"), (CASH_ACCOUNT_ID, "Cash demo"),
+    }
+    tick = PeriodicTask.objects.get(name="Demo broker tick")
+    assert (tick.task, tick.interval.every, tick.expire_seconds) == ("trading.demo_tick", 30, 25)
+
+
+@pytest.mark.django_db
+def test_demo_setup_keeps_names_and_files_unless_forced(settings):
+    settings.DEMO_MODE = True
+    path = Path(settings.BROKER_STATE_FILE)
+    _setup()
+    Account.objects.filter(account_id=MARGIN_ACCOUNT_ID).update(name="My IBKR margin")
+    path.write_text(path.read_text().replace('"tick": 0', '"tick": 99'))
+    _setup()
+    assert json.loads(path.read_text())["demo"]["tick"] == 99
+    assert Account.objects.get(account_id=MARGIN_ACCOUNT_ID).name == "My IBKR margin"
+
+    _setup("--force", "--seed", "3")
+    demo = json.loads(path.read_text())["demo"]
+    assert (demo["seed"], demo["tick"]) == (3, 0)
+
+
+@pytest.mark.django_db
+def test_demo_setup_refuses_a_real_broker(settings):
+    settings.DEMO_MODE = True
+    settings.BROKER = "ibkr"
+    with pytest.raises(CommandError, match="BROKER=simulated"):
+        _setup()
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_demo_setup_refuses_outside_debug_and_demo_mode(settings):
+    settings.DEBUG = False
+    settings.DEMO_MODE = False
+    with pytest.raises(CommandError, match="DEMO_MODE"):
+        _setup()
+
+
+@pytest.mark.django_db
+def test_the_demo_tick_task_advances_the_state_in_demo_mode(settings):
+    from trading.tasks import demo_tick_task
+
+    settings.DEMO_MODE = True
+    assert demo_tick_task.delay().get()["status"] == "SUCCESS"
+    assert json.loads(Path(settings.BROKER_STATE_FILE).read_text())["demo"]["tick"] == 1

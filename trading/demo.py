@@ -1,0 +1,722 @@
+"""The demo broker: a believable, deterministic state file for the simulated broker, and a tick that
+walks it forward (docs: broker-state.md).
+
+Everything comes from a seed through ``random.Random`` (never the global generator) and is computed
+with Decimal, so one seed and one ``now`` always give the same file. Positions, cash and account
+values are never kept apart from the fills: they are recomputed by replaying each account's
+executions and cash flows, so however many ticks run they cannot drift from what the fills say.
+
+Sessions are weekdays, 09:30-16:00 New York time; exchange holidays are not modelled.
+"""
+
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_SEED = 7
+MARGIN_ACCOUNT_ID = "DU1234567"
+CASH_ACCOUNT_ID = "U7654321"
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+SESSION_OPEN = time(9, 30)
+SESSION_CLOSE = time(16, 0)
+BAR_SESSIONS = 60  # daily bars: about three months of history for charts
+TRADING_SESSIONS = 30  # fills: about six weeks before now
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+AVG_COST_PLACES = Decimal("0.0001")
+BUY, SELL = "BUY", "SELL"
+
+# symbol -> (IBKR con_id, price 60 sessions ago, typical daily volume)
+STOCKS: dict[str, tuple[int, str, int]] = {
+    "AAPL": (265598, "228.00", 52_000_000),
+    "AMD": (4391, "150.00", 45_000_000),
+    "AMZN": (3691937, "195.00", 40_000_000),
+    "META": (107113386, "560.00", 14_000_000),
+    "MSFT": (272093, "415.00", 21_000_000),
+    "NVDA": (4815747, "135.00", 240_000_000),
+    "QQQ": (320227571, "495.00", 35_000_000),
+    "SPY": (756733, "585.00", 60_000_000),
+    "TSLA": (76792991, "250.00", 95_000_000),
+}
+STOCK_VENUES = ("ISLAND", "ARCA", "NYSE", "BATS", "IEX")
+DAY_TRADE_KINDS = ("long", "scale_in", "short", "scale_out")
+
+# Cash moves (session index, account, kind, amount). The initial deposits come before the first fill.
+CASH_FLOW_PLAN = (
+    (0, MARGIN_ACCOUNT_ID, "DEPOSIT", Decimal("100000.00")),
+    (0, CASH_ACCOUNT_ID, "DEPOSIT", Decimal("30000.00")),
+    (12, MARGIN_ACCOUNT_ID, "DEPOSIT", Decimal("15000.00")),
+    (22, MARGIN_ACCOUNT_ID, "WITHDRAWAL", Decimal("5000.00")),
+)
+OPTION_OPEN_SESSION, OPTION_OPEN_CONTRACTS = 2, 3  # sell 3 calls to open...
+OPTION_TRIM_SESSION, OPTION_TRIM_CONTRACTS = 16, 1  # ...buy 1 back later: short 2 remain
+MARGIN_GROSS_CAP = Decimal("180000")  # keeps the margin account's borrowing believable
+
+# Execution ids look like IBKR's ("0000e0d5.6553a1b2.01.01"); ticks use a range the history never reaches.
+TICK_SERIAL_BASE = 0x40000000
+
+
+# --- contracts and the average-cost ledger ---------------------------------------------------------
+@dataclass(frozen=True)
+class Contract:
+    symbol: str
+    con_id: int | None
+    sec_type: str = "STK"
+    multiplier: Decimal = Decimal(1)
+    expiry: date | None = None
+    strike: Decimal | None = None
+    right: str = ""
+
+    def fields(self) -> dict:
+        """The instrument part of a position or execution row."""
+        row: dict = {"symbol": self.symbol, "sec_type": self.sec_type, "con_id": self.con_id, "currency": "USD"}
+        if self.sec_type != "STK":
+            row.update(multiplier=_text(self.multiplier), expiry=self.expiry.isoformat(),
+                       strike=_text(self.strike), right=self.right)
+        return row
+
+
+def _stock(symbol: str) -> Contract:
+    return Contract(symbol=symbol, con_id=STOCKS[symbol][0])
+
+
+def _contract_from_row(row: dict) -> Contract:
+    sec_type = row.get("sec_type", "STK")
+    if sec_type == "STK":
+        return Contract(symbol=row["symbol"], con_id=row.get("con_id"))
+    return Contract(
+        symbol=row["symbol"], con_id=row.get("con_id"), sec_type=sec_type,
+        multiplier=Decimal(row.get("multiplier", "100")), expiry=date.fromisoformat(row["expiry"]),
+        strike=Decimal(row["strike"]), right=row["right"],
+    )
+
+
+@dataclass
+class Holding:
+    quantity: Decimal = ZERO  # signed
+    basis: Decimal = ZERO  # what the open quantity cost, commissions in: IBKR's avg_cost x |quantity|
+
+
+@dataclass
+class Ledger:
+    """An account rebuilt from its fills and cash flows, the way IBKR's average cost sees it."""
+
+    account_id: str
+    account_type: str
+    cash: Decimal = ZERO
+    holdings: dict[Contract, Holding] = field(default_factory=dict)
+    realized: dict[date, Decimal] = field(default_factory=dict)  # by exchange trade date
+    sales: list[tuple[date, Decimal]] = field(default_factory=list)  # (settlement date, net proceeds)
+
+    def cash_flow(self, kind: str, amount: Decimal) -> None:
+        self.cash += amount if kind == "DEPOSIT" else -amount
+
+    def quantity(self, contract: Contract) -> Decimal:
+        holding = self.holdings.get(contract)
+        return holding.quantity if holding else ZERO
+
+    def unsettled(self, on: date) -> Decimal:
+        """Sale proceeds that have not settled by ``on``; buying with them risks a good-faith violation."""
+        return sum((amount for settles, amount in self.sales if settles > on), ZERO)
+
+    def fill(self, contract: Contract, side: str, quantity: Decimal, price: Decimal, commission: Decimal,
+             at: datetime) -> None:
+        gross = quantity * price * contract.multiplier
+        trade_date = _exchange_date(at)
+        if side == BUY:
+            self.cash -= gross + commission
+        else:
+            self.cash += gross - commission
+            self.sales.append((_settlement_date(trade_date), gross - commission))
+        realized = self._position_apply(contract, side, quantity, price * contract.multiplier, commission)
+        self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized
+
+    def _position_apply(self, contract: Contract, side: str, quantity: Decimal, unit_value: Decimal,
+                        commission: Decimal) -> Decimal:
+        """Close against the open position first, then open with what is left; return realized P&L.
+
+        Closing keeps the average cost of what stays open; commissions are shared pro rata between
+        the closing and the opening part of a fill that flips the position.
+        """
+        holding = self.holdings.setdefault(contract, Holding())
+        direction = 1 if side == BUY else -1
+        closing = min(quantity, abs(holding.quantity)) if holding.quantity * direction < 0 else ZERO
+        realized = ZERO
+        if closing:
+            fee = commission * closing / quantity
+            released = holding.basis * closing / abs(holding.quantity)
+            if holding.quantity > 0:
+                realized = closing * unit_value - fee - released
+            else:
+                realized = released - closing * unit_value - fee
+            holding.basis -= released
+            holding.quantity += direction * closing
+        opening = quantity - closing
+        if opening:
+            fee = commission * opening / quantity
+            # A long's cost includes its commission; a short's basis is its proceeds net of commission.
+            holding.basis += opening * unit_value + direction * fee
+            holding.quantity += direction * opening
+        if holding.quantity == 0:
+            holding.basis = ZERO
+        return realized
+
+
+def _ledger_replay(account: dict) -> Ledger:
+    """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill."""
+    ledger = Ledger(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
+    events = [(_parse_time(f["time"]), 0, f) for f in account.get("cash_flows", [])]
+    events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
+    for at, is_fill, row in sorted(events, key=lambda event: (event[0], event[1])):
+        if is_fill:
+            ledger.fill(_contract_from_row(row), row["side"], Decimal(row["quantity"]), Decimal(row["price"]),
+                        Decimal(row.get("commission", "0")), at)
+        else:
+            ledger.cash_flow(row["kind"], Decimal(row["amount"]))
+    return ledger
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+def _text(value: Decimal | int) -> str:
+    """A decimal as the file wants it: a plain string, never a float, never an exponent."""
+    return f"{Decimal(value):f}"
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _exchange_date(moment: datetime) -> date:
+    return moment.astimezone(EXCHANGE_TZ).date()
+
+
+def _exchange_time(day: date, at: time) -> datetime:
+    return datetime.combine(day, at, tzinfo=EXCHANGE_TZ).astimezone(UTC)
+
+
+def _weekday_before(day: date) -> date:
+    day -= timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def _settlement_date(trade_date: date) -> date:
+    """T+1 on weekdays: what decides whether a cash account may spend the proceeds yet."""
+    day = trade_date + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def _in_session(moment: datetime) -> bool:
+    local = moment.astimezone(EXCHANGE_TZ)
+    return local.weekday() < 5 and SESSION_OPEN <= local.time() < SESSION_CLOSE
+
+
+def _latest_session(now: datetime) -> date:
+    """The session whose daily bar is the newest at ``now``: today once the market has opened."""
+    local = now.astimezone(EXCHANGE_TZ)
+    if local.weekday() < 5 and local.time() >= SESSION_OPEN:
+        return local.date()
+    return _weekday_before(local.date())
+
+
+def _sessions_until(now: datetime, count: int) -> list[date]:
+    days = [_latest_session(now)]
+    while len(days) < count:
+        days.append(_weekday_before(days[-1]))
+    return days[::-1]
+
+
+def _third_friday(year: int, month: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+def _commission(contract: Contract, quantity: Decimal, price: Decimal) -> Decimal:
+    """IBKR Pro fixed: stocks 0.005/share (min 1.00, max 1% of value); options 0.65/contract (min 1.00)."""
+    if contract.sec_type == "OPT":
+        return _cents(max(Decimal("1.00"), Decimal("0.65") * quantity))
+    fee = max(Decimal("1.00"), Decimal("0.005") * quantity)
+    return _cents(min(fee, quantity * price / 100))
+
+
+def _option_price(*, underlying: Decimal, contract: Contract, on: date) -> Decimal:
+    """A rough but smooth premium: intrinsic value plus time value that fades with moneyness and time."""
+    days = max((contract.expiry - on).days, 0)
+    moneyness = underlying - contract.strike if contract.right == "C" else contract.strike - underlying
+    intrinsic = max(moneyness, ZERO)
+    spread = underlying * Decimal("0.18") * (Decimal(days) / 365).sqrt()  # one standard deviation to expiry
+    time_value = ZERO
+    if spread > 0:
+        time_value = Decimal("0.4") * spread * (-abs(underlying - contract.strike) / spread).exp()
+    return max(_cents(intrinsic + time_value), CENT)
+
+
+# --- prices ----------------------------------------------------------------------------------------
+@dataclass
+class DayBar:
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+
+    def price_inside(self, rng: random.Random) -> Decimal:
+        """A fill price within the day's range (a cent-rounded point between low and high stays inside)."""
+        return _cents(self.low + (self.high - self.low) * rng.randint(0, 100) / 100)
+
+    def row(self, day: date) -> dict:
+        return {"time": f"{day.isoformat()}T00:00:00Z", "open": _text(self.open), "high": _text(self.high),
+                "low": _text(self.low), "close": _text(self.close), "volume": _text(self.volume)}
+
+
+def _bars_walk(rng: random.Random, days: list[date]) -> dict[str, dict[date, DayBar]]:
+    """A daily random walk per symbol: an overnight gap, an intraday move, then wicks on both sides."""
+    bars: dict[str, dict[date, DayBar]] = {}
+    for symbol, (_con_id, start, volume) in STOCKS.items():
+        close = Decimal(start)
+        bars[symbol] = {}
+        for day in days:
+            open_ = _cents(close * (1 + Decimal(rng.randint(-50, 50)) / 10000))
+            move = Decimal(rng.randint(-150, 150) + rng.randint(-150, 150)) / 10000
+            close = max(_cents(open_ * (1 + move)), Decimal("1.00"))
+            high = _cents(max(open_, close) * (1 + Decimal(rng.randint(0, 100)) / 10000))
+            low = _cents(min(open_, close) * (1 - Decimal(rng.randint(0, 100)) / 10000))
+            bars[symbol][day] = DayBar(open_, high, low, close, volume * rng.randint(60, 140) // 100)
+    return bars
+
+
+def _walk_step(price: Decimal, rng: random.Random) -> Decimal:
+    """One 30-second step: a few basis points either way, never below a dollar."""
+    return max(_cents(price * (1 + Decimal(rng.randint(-8, 8)) / 10000)), Decimal("1.00"))
+
+
+def _prices_current(state: dict) -> dict[str, Decimal]:
+    """The latest price per stock: the quote's last, else the newest bar's close."""
+    prices: dict[str, Decimal] = {}
+    for symbol in STOCKS:
+        quote = (state.get("quotes") or {}).get(symbol) or {}
+        bars = ((state.get("bars") or {}).get(symbol) or {}).get("1d") or []
+        if quote.get("last"):
+            prices[symbol] = Decimal(quote["last"])
+        elif bars:
+            prices[symbol] = Decimal(max(bars, key=lambda bar: bar["time"])["close"])
+        else:
+            prices[symbol] = Decimal(STOCKS[symbol][1])
+    return prices
+
+
+def _bars_touch(state: dict, prices: dict[str, Decimal], day: date, rng: random.Random) -> None:
+    """Fold the new prices into ``day``'s bar, opening the bar at the current price if the day is new."""
+    stamp = f"{day.isoformat()}T00:00:00Z"
+    for symbol, price in prices.items():
+        rows = state.setdefault("bars", {}).setdefault(symbol, {}).setdefault("1d", [])
+        volume = STOCKS[symbol][2] // 2000 * rng.randint(1, 10)
+        row = next((r for r in rows if r.get("time") == stamp), None)
+        if row is None:
+            rows.append(DayBar(price, price, price, price, volume).row(day))
+            rows.sort(key=lambda r: r["time"])
+            continue
+        row.update(high=_text(max(Decimal(row["high"]), price)), low=_text(min(Decimal(row["low"]), price)),
+                   close=_text(price), volume=_text(int(row["volume"]) + volume))
+
+
+def _marks(ledger: Ledger, prices: dict[str, Decimal], today: date) -> dict[Contract, Decimal]:
+    """Per-unit mark for each open holding; options are priced off their underlying."""
+    marks: dict[Contract, Decimal] = {}
+    for contract, holding in ledger.holdings.items():
+        if holding.quantity == 0:
+            continue
+        if contract.sec_type == "OPT" and contract.symbol in prices:
+            marks[contract] = _option_price(underlying=prices[contract.symbol], contract=contract, on=today)
+        elif contract.symbol in prices:
+            marks[contract] = prices[contract.symbol]
+        else:  # not a demo symbol: carry it at cost rather than invent a price
+            marks[contract] = holding.basis / abs(holding.quantity) / contract.multiplier
+    return marks
+
+
+# --- derived rows: positions, values, quotes ------------------------------------------------------
+def _positions_rows(ledger: Ledger, marks: dict[Contract, Decimal]) -> list[dict]:
+    rows = []
+    open_holdings = [(c, h) for c, h in ledger.holdings.items() if h.quantity != 0]
+    for contract, holding in sorted(open_holdings, key=lambda item: (item[0].sec_type, item[0].symbol)):
+        rows.append({
+            **contract.fields(), "exchange": "SMART", "multiplier": _text(contract.multiplier),
+            "quantity": _text(holding.quantity),
+            "avg_cost": _text((holding.basis / abs(holding.quantity)).quantize(AVG_COST_PLACES, ROUND_HALF_UP)),
+            "market_price": _text(marks[contract]),
+        })
+    return rows
+
+
+def _maintenance_margin(contract: Contract, quantity: Decimal, mark: Decimal, prices: dict[str, Decimal]) -> Decimal:
+    """Simplified Reg T maintenance: 25% of longs, 30% of short stock, premium plus 20% for short options."""
+    value = abs(quantity) * mark * contract.multiplier
+    if contract.sec_type == "OPT":
+        if quantity > 0:
+            return ZERO
+        underlying = prices.get(contract.symbol, mark)
+        return value + abs(quantity) * contract.multiplier * underlying * Decimal("0.20")
+    return value * (Decimal("0.25") if quantity > 0 else Decimal("0.30"))
+
+
+def _account_values(ledger: Ledger, marks: dict[Contract, Decimal], prices: dict[str, Decimal],
+                    today: date) -> dict[str, str]:
+    market_value = unrealized = maintenance = ZERO
+    for contract, mark in marks.items():
+        holding = ledger.holdings[contract]
+        value = holding.quantity * mark * contract.multiplier  # signed: a short is a liability
+        market_value += value
+        # A long gains what its value exceeds its cost; a short gains what its proceeds exceed its liability.
+        unrealized += value - holding.basis if holding.quantity > 0 else value + holding.basis
+        maintenance += _maintenance_margin(contract, holding.quantity, mark, prices)
+    net_liquidation = ledger.cash + market_value
+    settled = ledger.cash - ledger.unsettled(today)
+    if ledger.account_type == "CASH":
+        maintenance, excess, buying_power = ZERO, ledger.cash, max(settled, ZERO)
+    else:
+        excess = net_liquidation - maintenance
+        buying_power = max(4 * excess, ZERO)  # IBKR's intraday leverage for a margin account
+    return {
+        "NetLiquidation": _text(_cents(net_liquidation)),
+        "TotalCashValue": _text(_cents(ledger.cash)),
+        "SettledCash": _text(_cents(settled)),
+        "BuyingPower": _text(_cents(buying_power)),
+        "ExcessLiquidity": _text(_cents(excess)),
+        "MaintMarginReq": _text(_cents(maintenance)),
+        "UnrealizedPnL": _text(_cents(unrealized)),
+        # As IBKR's account summary shows it: realized today (exchange date), not since inception.
+        "RealizedPnL": _text(_cents(ledger.realized.get(today, ZERO))),
+        # -1 (unlimited): the margin account's equity is far above $25,000, and the legacy pattern-day-trader
+        # limit does not apply to a cash account.
+        "DayTradesRemaining": "-1",
+    }
+
+
+def _quotes(prices: dict[str, Decimal], now: datetime) -> dict[str, dict]:
+    return {
+        symbol: {"bid": _text(price - CENT), "ask": _text(price + CENT), "last": _text(price), "time": _iso(now)}
+        for symbol, price in prices.items()
+    }
+
+
+def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> None:
+    """Recompute everything that follows from fills and prices: positions, values and quotes."""
+    today = _exchange_date(now)
+    for account in state.get("accounts", []):
+        ledger = _ledger_replay(account)
+        marks = _marks(ledger, prices, today)
+        account["positions"] = _positions_rows(ledger, marks)
+        account["values"] = _account_values(ledger, marks, prices, today)
+    state["quotes"] = _quotes(prices, now)
+
+
+def _execution_row(*, exec_id: str, serial: int, contract: Contract, side: str, quantity: Decimal,
+                   price: Decimal, at: datetime, exchange: str) -> dict:
+    return {
+        "exec_id": exec_id, "order_id": serial, "perm_id": 900_000_000 + serial,
+        **contract.fields(), "exchange": exchange, "side": side, "quantity": _text(quantity),
+        "price": _text(price), "commission": _text(_commission(contract, quantity, price)), "time": _iso(at),
+    }
+
+
+# --- the history: six weeks of fills ------------------------------------------------------------
+class _History:
+    """Writes each account's fills session by session, applying each to a ledger as it goes so that
+    every decision (what is open, what the cash account can afford) sees the fills before it."""
+
+    def __init__(self, *, rng: random.Random, seed: int, bars: dict[str, dict[date, DayBar]], option: Contract):
+        self.rng = rng
+        self.seed = seed
+        self.bars = bars
+        self.option = option
+        self.serial = 0
+        self.accounts = {
+            MARGIN_ACCOUNT_ID: self._account_row(MARGIN_ACCOUNT_ID, "MARGIN"),
+            CASH_ACCOUNT_ID: self._account_row(CASH_ACCOUNT_ID, "CASH"),
+        }
+        self.ledgers = {a: Ledger(account_id=a, account_type=row["account_type"]) for a, row in self.accounts.items()}
+        self.slots: list[datetime] = []
+        self.used: set[str] = set()  # symbols already traded this session (so swings are not day trades)
+
+    @staticmethod
+    def _account_row(account_id: str, account_type: str) -> dict:
+        return {"account_id": account_id, "account_type": account_type, "base_currency": "USD",
+                "values": {}, "positions": [], "executions": [], "cash_flows": []}
+
+    def session(self, index: int, day: date) -> None:
+        self._cash_flows(index, day)
+        self._margin_session(index, day)
+        self._cash_session(day)
+
+    def _slots_start(self, day: date, count: int = 24) -> None:
+        """Fresh fill times for one account's session: distinct minutes, so its fills are strictly ordered
+        and replaying them by time applies them in the order they were planned."""
+        minutes = sorted(self.rng.sample(range(5, 385), count))  # 09:35 to 15:55 New York time
+        start = _exchange_time(day, SESSION_OPEN)
+        self.slots = [start + timedelta(minutes=m, seconds=self.rng.randint(0, 59)) for m in minutes][::-1]
+        self.used = set()
+
+    def _fill(self, account_id: str, contract: Contract, side: str, quantity: int, price: Decimal) -> None:
+        self.serial += 1
+        at = self.slots.pop()
+        exchange = "CBOE" if contract.sec_type == "OPT" else self.rng.choice(STOCK_VENUES)
+        row = _execution_row(exec_id=f"{self.seed:08x}.{self.serial:08x}.01.01", serial=self.serial,
+                             contract=contract, side=side, quantity=Decimal(quantity), price=price, at=at,
+                             exchange=exchange)
+        self.accounts[account_id]["executions"].append(row)
+        self.ledgers[account_id].fill(contract, side, Decimal(quantity), price, Decimal(row["commission"]), at)
+
+    def _cash_flows(self, index: int, day: date) -> None:
+        for flow_index, (session, account_id, kind, amount) in enumerate(CASH_FLOW_PLAN, start=1):
+            if session != index:
+                continue
+            # 09:00 New York: before the session's first fill, so the first deposit funds the first buy.
+            self.accounts[account_id]["cash_flows"].append({
+                "id": f"cf-{flow_index}", "time": _iso(_exchange_time(day, time(9, 0))),
+                "kind": kind, "amount": _text(amount),
+            })
+            self.ledgers[account_id].cash_flow(kind, amount)
+
+    def _shares_for(self, notional: int, price: Decimal, lot: int = 5) -> int:
+        shares = int((Decimal(notional) / price).to_integral_value(ROUND_FLOOR))
+        return max(lot, shares // lot * lot)
+
+    # --- margin account: day trades, swing trades and a short call ---------------------------------
+    def _margin_session(self, index: int, day: date) -> None:
+        self._slots_start(day)
+        # Cycling the first day trade's kind guarantees every pattern (incl. short/cover, partial close).
+        actions = [(self._day_trade, DAY_TRADE_KINDS[index % len(DAY_TRADE_KINDS)])]
+        actions += [(self._day_trade, self.rng.choice(DAY_TRADE_KINDS)) for _ in range(self.rng.randint(1, 2))]
+        actions += [(self._swing, None)] * self.rng.randint(3, 5)
+        if index == OPTION_OPEN_SESSION:
+            actions.append((self._option_trade, SELL))
+        if index == OPTION_TRIM_SESSION:
+            actions.append((self._option_trade, BUY))
+        self.rng.shuffle(actions)
+        for action, argument in actions:
+            action(day, argument)
+
+    def _day_trade(self, day: date, kind: str) -> None:
+        ledger = self.ledgers[MARGIN_ACCOUNT_ID]
+        flat = [s for s in STOCKS if s not in self.used and ledger.quantity(_stock(s)) == 0]
+        if not flat:
+            return
+        symbol = self.rng.choice(flat)
+        self.used.add(symbol)
+        bar = self.bars[symbol][day]
+        shares = self._shares_for(self.rng.randint(8000, 20000), bar.close, lot=10)
+        half = shares // 2
+        legs = {
+            "long": [(BUY, shares), (SELL, shares)],
+            "scale_in": [(BUY, half), (BUY, half), (SELL, 2 * half)],
+            "short": [(SELL, shares), (BUY, shares)],
+            "scale_out": [(BUY, shares), (SELL, half), (SELL, shares - half)],
+        }[kind]
+        for side, quantity in legs:
+            self._fill(MARGIN_ACCOUNT_ID, _stock(symbol), side, quantity, bar.price_inside(self.rng))
+
+    def _swing(self, day: date, _argument: None) -> None:
+        ledger = self.ledgers[MARGIN_ACCOUNT_ID]
+        free = [s for s in STOCKS if s not in self.used]
+        if not free:
+            return
+        longs = [s for s in free if ledger.quantity(_stock(s)) > 0]
+        shorts = [s for s in free if ledger.quantity(_stock(s)) < 0]
+        flat = [s for s in free if ledger.quantity(_stock(s)) == 0]
+        gross = sum(abs(ledger.quantity(_stock(s))) * self.bars[s][day].close for s in STOCKS)
+        room = gross < MARGIN_GROSS_CAP
+        choices = [("open_long", flat and room, 5), ("add", longs and room, 3), ("trim", longs, 3),
+                   ("close", longs, 2), ("open_short", flat and room, 1), ("cover", shorts, 2)]
+        feasible = [(name, weight) for name, ok, weight in choices if ok]
+        if not feasible:
+            return
+        move = self.rng.choices([n for n, _ in feasible], weights=[w for _, w in feasible])[0]
+        pool = {"open_long": flat, "open_short": flat, "add": longs, "trim": longs, "close": longs, "cover": shorts}
+        symbol = self.rng.choice(pool[move])
+        self.used.add(symbol)
+        bar = self.bars[symbol][day]
+        held = abs(ledger.quantity(_stock(symbol)))
+        side, quantity = {
+            "open_long": (BUY, self._shares_for(self.rng.randint(10000, 20000), bar.close)),
+            "add": (BUY, self._shares_for(self.rng.randint(3000, 8000), bar.close)),
+            "trim": (SELL, max(int(held) // 2, 1)),  # a partial close
+            "close": (SELL, int(held)),
+            "open_short": (SELL, self._shares_for(self.rng.randint(5000, 10000), bar.close)),
+            "cover": (BUY, int(held)),
+        }[move]
+        self._fill(MARGIN_ACCOUNT_ID, _stock(symbol), side, quantity, bar.price_inside(self.rng))
+
+    def _option_trade(self, day: date, side: str) -> None:
+        contracts = OPTION_OPEN_CONTRACTS if side == SELL else OPTION_TRIM_CONTRACTS
+        premium = _option_price(underlying=self.bars["SPY"][day].price_inside(self.rng), contract=self.option, on=day)
+        self._fill(MARGIN_ACCOUNT_ID, self.option, side, contracts, premium)
+
+    # --- cash account: buys only with settled cash, sells only what it holds ---------------------------
+    def _cash_session(self, day: date) -> None:
+        self._slots_start(day)
+        bought: set[str] = set()
+        for _ in range(self.rng.randint(3, 5)):
+            # Mostly buying, a third of the time selling; when one is not possible, the other is tried.
+            first, second = (self._cash_sell, self._cash_buy) if self.rng.randrange(3) == 0 else (
+                self._cash_buy, self._cash_sell)
+            if not first(day, bought):
+                second(day, bought)
+
+    def _cash_buy(self, day: date, bought: set[str]) -> bool:
+        ledger = self.ledgers[CASH_ACCOUNT_ID]
+        symbol = self.rng.choice(sorted(STOCKS))
+        price = self.bars[symbol][day].price_inside(self.rng)
+        settled = ledger.cash - ledger.unsettled(day)
+        budget = min(settled * self.rng.randint(10, 30) / 100, Decimal(8000))
+        shares = int((budget / price).to_integral_value(ROUND_FLOOR))
+        if shares < 1 or shares * price + _commission(_stock(symbol), Decimal(shares), price) > settled:
+            return False
+        self._fill(CASH_ACCOUNT_ID, _stock(symbol), BUY, shares, price)
+        bought.add(symbol)
+        return True
+
+    def _cash_sell(self, day: date, bought: set[str]) -> bool:
+        ledger = self.ledgers[CASH_ACCOUNT_ID]
+        # Only positions carried from an earlier session: no same-day round trips in the cash account.
+        held = [s for s in sorted(STOCKS) if s not in bought and ledger.quantity(_stock(s)) > 0]
+        if not held:
+            return False
+        symbol = self.rng.choice(held)
+        quantity = int(ledger.quantity(_stock(symbol)))
+        shares = quantity if quantity < 4 or self.rng.randrange(2) else quantity // 2
+        self._fill(CASH_ACCOUNT_ID, _stock(symbol), SELL, shares, self.bars[symbol][day].price_inside(self.rng))
+        bought.add(symbol)  # and not sold twice in one session
+        return True
+
+
+def _option_contract(now: datetime, spy_price: Decimal) -> Contract:
+    """A SPY call about 3% out of the money, expiring months after ``now`` so the demo can run a while."""
+    month = now.month + 3
+    expiry = _third_friday(now.year + (month - 1) // 12, (month - 1) % 12 + 1)
+    strike = (spy_price * Decimal("1.03") / 5).to_integral_value(ROUND_HALF_UP) * 5
+    return Contract(symbol="SPY", con_id=700_000_000 + int(expiry.strftime("%y%m%d")), sec_type="OPT",
+                    multiplier=Decimal(100), expiry=expiry, strike=strike, right="C")
+
+
+# --- public API ------------------------------------------------------------------------------------
+def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
+    """A complete broker state (broker-state.md) for the demo: two accounts, six weeks of fills,
+    three months of daily bars, all derived from ``seed`` and ``now``."""
+    now = _as_utc(now)
+    rng = random.Random(seed)
+    bar_days = _sessions_until(now, BAR_SESSIONS)
+    bars = _bars_walk(rng, bar_days)
+    trade_days = [d for d in bar_days if _exchange_time(d, SESSION_CLOSE) <= now][-TRADING_SESSIONS:]
+    option = _option_contract(now, bars["SPY"][trade_days[OPTION_OPEN_SESSION]].close)
+    history = _History(rng=rng, seed=seed, bars=bars, option=option)
+    for index, day in enumerate(trade_days):
+        history.session(index, day)
+    state = {
+        "connected": True,
+        "accounts": list(history.accounts.values()),
+        "bars": {symbol: {"1d": [bar.row(day) for day, bar in by_day.items()]} for symbol, by_day in bars.items()},
+        "quotes": {},
+        "demo": {"seed": seed, "tick": 0, "last_advanced": _iso(now)},
+    }
+    _state_refresh(state, {symbol: bars[symbol][bar_days[-1]].close for symbol in STOCKS}, now)
+    return state
+
+
+def demo_state_write(*, path: str | Path, state: dict) -> None:
+    """Write atomically: readers (the broker reads the file on every call) never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(state, out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; other processes (the gateway simulator) read it
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def demo_state_advance(*, path: str | Path, now: datetime | None = None) -> dict:
+    """One demo tick: prices take a random-walk step; in a session, now and then the margin account trades.
+
+    A file that is not a demo state (no ``demo`` key: a hand-written fixture) is left alone.
+    """
+    path = Path(path)
+    now = _as_utc(now) if now is not None else datetime.now(UTC)
+    if not path.exists():
+        demo_state_write(path=path, state=demo_state_build(now=now))
+    state = json.loads(path.read_text(encoding="utf-8"))
+    demo = state.get("demo")
+    if not isinstance(demo, dict):
+        return {"status": "SKIPPED", "message": f"{path} is not a demo state (no demo key)"}
+    seed = int(demo.get("seed", DEFAULT_SEED))
+    tick = int(demo.get("tick", 0)) + 1
+    rng = random.Random(seed * 1_000_003 + tick)  # a tick's randomness depends on nothing but seed and tick
+    prices = {symbol: _walk_step(price, rng) for symbol, price in _prices_current(state).items()}
+    wants_fill = rng.randrange(4) == 0
+    fills = 0
+    # Prices drift outside sessions too (the demo stays alive), but bars and fills only happen in one.
+    if _in_session(now):
+        _bars_touch(state, prices, _exchange_date(now), rng)
+        margin = next((a for a in state.get("accounts", []) if a.get("account_id") == MARGIN_ACCOUNT_ID), None)
+        if wants_fill and margin is not None:
+            fills = _tick_fill(state, margin, prices, now, rng, seed=seed, tick=tick)
+    _state_refresh(state, prices, now)
+    demo.update(tick=tick, last_advanced=_iso(now))
+    demo_state_write(path=path, state=state)
+    return {"status": "SUCCESS", "tick": tick, "fills": fills}
+
+
+def _tick_fill(state: dict, account: dict, prices: dict[str, Decimal], now: datetime, rng: random.Random, *,
+               seed: int, tick: int) -> int:
+    """A small fill in the margin account: take part of a position off, or open or add to one."""
+    ledger = _ledger_replay(account)
+    symbol = rng.choice(sorted(STOCKS))
+    contract, price = _stock(symbol), prices[symbol]
+    held = ledger.quantity(contract)
+    quantity = max(int((Decimal(rng.randint(1000, 4000)) / price).to_integral_value(ROUND_FLOOR)), 1)
+    if held and rng.randrange(2) == 0:
+        side, quantity = (SELL if held > 0 else BUY), min(quantity, int(abs(held)))
+    else:
+        side = SELL if held < 0 else BUY  # open long, or add in the direction already held
+        marks = _marks(ledger, prices, _exchange_date(now))
+        buying_power = Decimal(_account_values(ledger, marks, prices, _exchange_date(now))["BuyingPower"])
+        if quantity * price > buying_power:
+            return 0
+    serial = max((int(e.get("order_id") or 0) for a in state["accounts"] for e in a.get("executions", [])),
+                 default=0) + 1
+    account["executions"].append(_execution_row(
+        exec_id=f"{seed:08x}.{TICK_SERIAL_BASE + tick:08x}.01.01", serial=serial, contract=contract, side=side,
+        quantity=Decimal(quantity), price=price, at=now, exchange=rng.choice(STOCK_VENUES),
+    ))
+    return 1

@@ -1,0 +1,94 @@
+"""``manage.py demo_setup``: the demo broker's state file, its accounts, two logins and the demo tick.
+
+Safe to run again: an existing state file is kept (unless --force), users are created once and
+their passwords never reset, and the periodic task is created only when missing.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from marketdata.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
+from trading.brokers import get_broker
+from trading.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
+from trading.models import Account
+from trading.services.accounts import accounts_sync
+
+ACCOUNT_NAMES = {MARGIN_ACCOUNT_ID: "Margin demo", CASH_ACCOUNT_ID: "Cash demo"}
+TRADER = ("demo", "demo-password")
+STAFF = ("admin", "admin-password")
+DEMO_TICK = PeriodicTaskSpec(
+    name="Demo broker tick",
+    task="trading.demo_tick",
+    description="Walk the demo broker's prices forward and now and then add a fill (demo mode only).",
+    every_seconds=30,
+    expire_seconds=25,
+)
+
+
+class Command(BaseCommand):
+    help = "Write the demo broker state, sync its accounts, create the demo logins and the demo tick task."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--force", action="store_true", help="Rewrite the state file even if it exists.")
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Seed for a rebuilt state file.")
+
+    def handle(self, *args, force: bool = False, seed: int = DEFAULT_SEED, **options) -> None:
+        # The logins have published passwords: never create them next to a real broker or in production.
+        if settings.BROKER != "simulated":
+            raise CommandError(f"demo_setup needs BROKER=simulated (it is {settings.BROKER!r})")
+        if not (settings.DEBUG or settings.DEMO_MODE):
+            raise CommandError("demo_setup runs only with DJANGO_DEBUG=true or DEMO_MODE=true")
+
+        self._state_file(force=force, seed=seed)
+        self._accounts()
+        with transaction.atomic():
+            trader = self._user(*TRADER, superuser=False)
+            self._user(*STAFF, superuser=True)
+            for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
+                account.users.add(trader)
+        created = periodic_tasks_ensure(specs=[DEMO_TICK])
+        self.stdout.write(f"Periodic task {DEMO_TICK.name!r}: {'created' if created else 'exists, left unchanged'}")
+        if not settings.DEMO_MODE:
+            self.stdout.write(self.style.WARNING("DEMO_MODE is off: the demo tick will skip until DEMO_MODE=true"))
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo ready. Trader login: {TRADER[0]} / {TRADER[1]}   Staff login: {STAFF[0]} / {STAFF[1]}"
+        ))
+
+    def _state_file(self, *, force: bool, seed: int) -> None:
+        path = Path(settings.BROKER_STATE_FILE)
+        if path.exists() and not force:
+            self.stdout.write(f"Broker state {path}: exists, left unchanged (--force rewrites it)")
+            return
+        state = demo_state_build(now=datetime.now(UTC), seed=seed)
+        demo_state_write(path=path, state=state)
+        fills = sum(len(account["executions"]) for account in state["accounts"])
+        self.stdout.write(f"Broker state {path}: written (seed {seed}, {fills} fills)")
+
+    def _accounts(self) -> None:
+        result = accounts_sync(broker=get_broker())
+        for warning in result.warnings:
+            self.stdout.write(self.style.WARNING(f"Broker warning: {warning}"))
+        self.stdout.write(f"Accounts: created {result.created or 'none'}, already present "
+                          f"{sorted(result.updated + result.unchanged) or 'none'}")
+        # A name staff already gave an account is theirs: only blank names are filled in. save(), not
+        # update(), so the change shows in the account's history like any other edit.
+        for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES, name=""):
+            account.name = ACCOUNT_NAMES[account.account_id]
+            account.save(update_fields=["name", "updated_at"])
+            self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _user(self, username: str, password: str, *, superuser: bool):
+        user_model = get_user_model()
+        user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
+        if user is not None:
+            self.stdout.write(f"User {username}: exists, password left unchanged")
+            return user
+        create = user_model.objects.create_superuser if superuser else user_model.objects.create_user
+        user = create(username=username, password=password, email="")
+        self.stdout.write(f"User {username}: created")
+        return user
