@@ -11,12 +11,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 env_file = env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env"))
 if Path(env_file).is_file():
     environ.Env.read_env(env_file)
+
+# Local state of a one-machine run: SQLite file, Celery's filesystem queue, the broker state file.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 

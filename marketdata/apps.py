@@ -3,9 +3,15 @@ from django.db.models.signals import post_migrate
 
 
 def _ensure_periodic_tasks(sender, using="default", **kwargs) -> None:
+    from django.db import connections
+    from django_celery_beat.models import PeriodicTask
+
     from marketdata.scheduling import periodic_tasks_ensure
 
-    periodic_tasks_ensure()
+    # `migrate <one app>` on a fresh database has not created django-celery-beat's tables yet.
+    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
+        return
+    periodic_tasks_ensure(using=using)
 
 
 class MarketdataConfig(AppConfig):

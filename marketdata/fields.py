@@ -18,6 +18,10 @@ _PRICE_Q = Decimal(1).scaleb(-PRICE_PLACES)
 _MONEY_Q = Decimal(1).scaleb(-MONEY_PLACES)
 _QUANTITY_Q = Decimal(1).scaleb(-QUANTITY_PLACES)
 _RATIO_Q = Decimal(1).scaleb(-RATIO_PLACES)
+# The whole-number digits every field can hold: no parsed value may overflow a column.
+_LARGEST = Decimal(10) ** min(
+    PRICE_DIGITS - PRICE_PLACES, MONEY_DIGITS - MONEY_PLACES, QUANTITY_DIGITS - QUANTITY_PLACES
+)
 
 
 def PriceField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class
@@ -67,4 +71,6 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
         raise ValueError(f"{field}: expected a decimal string, got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{field}: not a finite number: {value!r}")
+    if abs(result) >= _LARGEST:
+        raise ValueError(f"{field}: {value!r} is out of range (at most {_LARGEST - 1:,} in magnitude)")
     return result

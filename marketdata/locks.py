@@ -27,9 +27,7 @@ def lock_acquire(*, name: str, ttl_seconds: int | None = None) -> str | None:
     TaskLock.objects.filter(name=name, expires_at__lte=now).delete()
     try:
         with transaction.atomic():
-            TaskLock.objects.create(
-                name=name, owner=token, acquired_at=now, expires_at=now + timedelta(seconds=ttl)
-            )
+            TaskLock.objects.create(name=name, owner=token, acquired_at=now, expires_at=now + timedelta(seconds=ttl))
     except IntegrityError:
         return None
     return token

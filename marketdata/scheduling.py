@@ -48,37 +48,41 @@ def default_periodic_tasks() -> list[PeriodicTaskSpec]:
     return specs
 
 
-def _schedule_for(spec: PeriodicTaskSpec) -> dict:
+def _schedule_for(spec: PeriodicTaskSpec, *, using: str = "default") -> dict:
     if spec.every_seconds is not None:
-        interval, _ = IntervalSchedule.objects.get_or_create(
-            every=spec.every_seconds, period=IntervalSchedule.SECONDS
-        )
-        return {"interval": interval}
+        # No unique constraint on this table: staff may have made duplicates, so take the first.
+        fields = {"every": spec.every_seconds, "period": IntervalSchedule.SECONDS}
+        interval = IntervalSchedule.objects.using(using).filter(**fields).order_by("pk").first()
+        return {"interval": interval or IntervalSchedule.objects.using(using).create(**fields)}
     fields = {
-        "minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*",
+        "minute": "*",
+        "hour": "*",
+        "day_of_week": "*",
+        "day_of_month": "*",
+        "month_of_year": "*",
         **(spec.crontab or {}),
     }
-    crontab = CrontabSchedule.objects.filter(timezone="UTC", **fields).first()
+    crontab = CrontabSchedule.objects.using(using).filter(timezone="UTC", **fields).order_by("pk").first()
     if crontab is None:
-        crontab = CrontabSchedule.objects.create(timezone="UTC", **fields)
+        crontab = CrontabSchedule.objects.using(using).create(timezone="UTC", **fields)
     return {"crontab": crontab}
 
 
-def periodic_tasks_ensure(*, specs: list[PeriodicTaskSpec] | None = None) -> list[str]:
+def periodic_tasks_ensure(*, specs: list[PeriodicTaskSpec] | None = None, using: str = "default") -> list[str]:
     """Create the missing default periodic tasks; return the names created this time."""
     created: list[str] = []
     for spec in specs if specs is not None else default_periodic_tasks():
-        with transaction.atomic():
-            if PeriodicTask.objects.filter(name=spec.name).exists():
+        with transaction.atomic(using=using):
+            if PeriodicTask.objects.using(using).filter(name=spec.name).exists():
                 continue
-            PeriodicTask.objects.create(
+            PeriodicTask.objects.using(using).create(
                 name=spec.name,
                 task=spec.task,
                 description=spec.description,
                 kwargs=json.dumps(spec.kwargs),
                 expire_seconds=spec.expire_seconds,
                 enabled=spec.enabled,
-                **_schedule_for(spec),
+                **_schedule_for(spec, using=using),
             )
             created.append(spec.name)
     return created

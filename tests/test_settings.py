@@ -127,10 +127,6 @@ class TestProductionRefusesToStartHalfConfigured:
         assert loaded["DEBUG"] is False
         assert loaded["SECRET_KEY"] == "from-the-env-file"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="config/settings.py reads VAR_DIR before it reads the .env file, so VAR_DIR in .env is ignored",
-    )
     def test_var_dir_from_dot_env_file_is_used(self, tmp_path):
         env_file = tmp_path / "dev.env"
         env_file.write_text(f"VAR_DIR={tmp_path / 'elsewhere'}\n")

@@ -122,3 +122,13 @@ class TestFieldFactories:
         assert field.decimal_places == places
         assert field.max_digits == 24
         assert field.null is True
+
+
+@pytest.mark.parametrize("text", ["1e30", "-1e16", "10000000000000000"])
+def test_parse_decimal_refuses_numbers_no_column_can_hold(text):
+    with pytest.raises(ValueError, match=r"qty.*out of range"):
+        parse_decimal(text, field="qty")
+
+
+def test_parse_decimal_accepts_the_largest_storable_number():
+    assert parse_decimal("9999999999999999.5", field="qty") == Decimal("9999999999999999.5")

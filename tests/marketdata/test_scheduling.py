@@ -130,12 +130,6 @@ class TestPeriodicTasksEnsure:
             existing.pk
         }
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=IntervalSchedule.MultipleObjectsReturned,
-        reason="_schedule_for uses IntervalSchedule.get_or_create, which raises MultipleObjectsReturned when the "
-        "admin holds two equal intervals (the table has no unique constraint); the crontab branch uses .first()",
-    )
     def test_duplicate_intervals_made_in_the_admin_do_not_break_ensure(self):
         IntervalSchedule.objects.create(every=7200, period=IntervalSchedule.SECONDS)
         IntervalSchedule.objects.create(every=7200, period=IntervalSchedule.SECONDS)
@@ -182,11 +176,6 @@ def _interval_spec(name: str, every: int) -> PeriodicTaskSpec:
 
 
 class TestPostMigrateHook:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="marketdata/apps.py's post_migrate hook queries django_celery_beat's tables even when the "
-        "migrate run did not create them (`migrate marketdata` on a fresh database): OperationalError",
-    )
     def test_migrating_one_app_on_a_fresh_database(self, tmp_path):
         result = subprocess.run(
             [sys.executable, "manage.py", "migrate", "marketdata", "--noinput"],

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 import pytest
 from celery.exceptions import Retry
-from django.db import IntegrityError
 from django.utils import timezone
 
 from marketdata.locks import lock_acquire
@@ -168,11 +167,6 @@ class TestAccountsSync:
         assert "accounts sync" in caplog.text
         assert "IRA" in caplog.text
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=IntegrityError,
-        reason="accounts_sync creates a row per listed account without de-duplicating ids: IntegrityError",
-    )
     def test_account_listed_twice_is_created_once(self, broker_state, simulated_broker):
         broker_state.write(_accounts_state(AccountRowFactory(account_id="DU1"), AccountRowFactory(account_id="DU1")))
 

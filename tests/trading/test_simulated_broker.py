@@ -65,11 +65,6 @@ class TestUnavailableFile:
         assert str(directory) in str(excinfo.value)
         assert "unreadable" in str(excinfo.value)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=UnicodeDecodeError,
-        reason="SimulatedBroker._state catches OSError but not UnicodeDecodeError (a ValueError)",
-    )
     @every_call
     def test_file_that_is_not_utf8(self, broker_state, simulated_broker, call):
         broker_state.write_raw(b'{"connected": true, "accounts": [{"account_id": "DU\xff\xfe"}]}')
@@ -687,11 +682,6 @@ class TestBars:
         assert fetched.items == ()
         assert fetched.warnings == ()
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AttributeError,
-        reason="SimulatedBroker.bars/quote call .get() on the bars/quotes section without checking it is an object",
-    )
     @pytest.mark.parametrize("section", ["bars", "quotes"])
     def test_malformed_section_does_not_crash_the_adapter(self, broker_state, simulated_broker, section):
         # Only the two documented exceptions may leave the boundary; a bad section is not an AttributeError.

@@ -64,8 +64,9 @@ def _text(row: dict, key: str, *, required: bool = True) -> str:
     return value.strip()
 
 
-def _decimal(row: dict, key: str, *, required: bool = True, minimum: Decimal | None = None,
-             strictly_positive: bool = False) -> Decimal | None:
+def _decimal(
+    row: dict, key: str, *, required: bool = True, minimum: Decimal | None = None, strictly_positive: bool = False
+) -> Decimal | None:
     if row.get(key) is None:
         if required:
             raise MalformedRow(f"missing {key}")
@@ -110,8 +111,9 @@ def _instrument(row: dict) -> InstrumentSpec:
     if sec_type not in SecType.values:
         raise MalformedRow(f"sec_type: unknown {sec_type!r}")
     default_multiplier = "100" if sec_type in DERIVATIVES else "1"
-    multiplier = _decimal({"multiplier": row.get("multiplier", default_multiplier)}, "multiplier",
-                          strictly_positive=True)
+    multiplier = _decimal(
+        {"multiplier": row.get("multiplier", default_multiplier)}, "multiplier", strictly_positive=True
+    )
     expiry = None
     strike = None
     right = ""
@@ -181,7 +183,7 @@ class SimulatedBroker:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise BrokerUnavailable(f"broker state file {self.path} does not exist") from None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise BrokerUnavailable(f"broker state file {self.path} is unreadable: {exc}") from None
         try:
             state = json.loads(text)
@@ -214,8 +216,9 @@ class SimulatedBroker:
                 warnings.append(f"{where}.values.{tag}: {exc}; value ignored")
         if raw.get("DayTradesRemaining") is not None:
             try:
-                parsed["day_trades_remaining"] = int(parse_decimal(raw["DayTradesRemaining"],
-                                                                   field="DayTradesRemaining"))
+                parsed["day_trades_remaining"] = int(
+                    parse_decimal(raw["DayTradesRemaining"], field="DayTradesRemaining")
+                )
             except ValueError as exc:
                 warnings.append(f"{where}.values.DayTradesRemaining: {exc}; value ignored")
         return AccountValues(**parsed)
@@ -230,8 +233,9 @@ class SimulatedBroker:
                 raise MalformedRow(f"account_type: expected MARGIN or CASH, got {account_type!r}")
             base_currency = (_text(row, "base_currency", required=False) or "USD").upper()
             values = self._values(row.get("values"), f"accounts ({account_id})", warnings)
-            return BrokerAccount(account_id=account_id, account_type=account_type,
-                                 base_currency=base_currency, values=values)
+            return BrokerAccount(
+                account_id=account_id, account_type=account_type, base_currency=base_currency, values=values
+            )
 
         items = _parse_rows(self._state().get("accounts"), "accounts", parse, warnings)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
@@ -312,8 +316,9 @@ class SimulatedBroker:
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     # --- market data --------------------------------------------------------------------------
-    def bars(self, symbol: str, bar_size: str, start: datetime | None = None,
-             end: datetime | None = None) -> Fetched[Bar]:
+    def bars(
+        self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Fetched[Bar]:
         if bar_size not in BAR_SIZES:
             raise BrokerError(f"bar size {bar_size!r} is not one of {', '.join(BAR_SIZES)}")
         warnings: list[str] = []
@@ -325,13 +330,20 @@ class SimulatedBroker:
             if high < low:
                 raise MalformedRow(f"high {high} is below low {low}")
             return Bar(
-                symbol=symbol, bar_size=bar_size, start=_time(row, "time"),
-                open=_decimal(row, "open", minimum=Decimal(0)), high=high, low=low,
+                symbol=symbol,
+                bar_size=bar_size,
+                start=_time(row, "time"),
+                open=_decimal(row, "open", minimum=Decimal(0)),
+                high=high,
+                low=low,
                 close=_decimal(row, "close", minimum=Decimal(0)),
                 volume=_decimal(row, "volume", minimum=Decimal(0)),
             )
 
         all_bars = self._state().get("bars") or {}
+        if not isinstance(all_bars, dict):
+            warnings.append(f"bars: expected an object keyed by symbol, got {type(all_bars).__name__}; ignored")
+            all_bars = {}
         rows = all_bars.get(symbol, {}).get(bar_size) if isinstance(all_bars.get(symbol), dict) else None
         items = _parse_rows(rows, f"bars.{symbol}.{bar_size}", parse, warnings)
         items = [b for b in items if (start is None or b.start >= start) and (end is None or b.start < end)]
@@ -340,7 +352,11 @@ class SimulatedBroker:
 
     def quote(self, symbol: str) -> Quote | None:
         symbol = symbol.upper()
-        row = (self._state().get("quotes") or {}).get(symbol)
+        quotes = self._state().get("quotes") or {}
+        if not isinstance(quotes, dict):
+            logger.warning("simulated broker: quotes: expected an object keyed by symbol; ignored")
+            return None
+        row = quotes.get(symbol)
         if row is None:
             return None
         try:

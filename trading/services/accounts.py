@@ -28,15 +28,18 @@ def accounts_sync(*, broker: Broker) -> AccountsSyncResult:
     """
     fetched = broker.accounts()  # before any write: an unreachable broker changes nothing
     result = AccountsSyncResult(warnings=list(fetched.warnings))
+    remote_accounts = {}
+    for remote in fetched.items:
+        if remote.account_id in remote_accounts:
+            result.warnings.append(f"account {remote.account_id} is listed twice by the broker; second row ignored")
+            continue
+        remote_accounts[remote.account_id] = remote
     now = timezone.now()
     with transaction.atomic():
         existing = {
-            a.account_id: a
-            for a in Account.objects.select_for_update().filter(
-                account_id__in=[b.account_id for b in fetched.items]
-            )
+            a.account_id: a for a in Account.objects.select_for_update().filter(account_id__in=list(remote_accounts))
         }
-        for remote in fetched.items:
+        for remote in remote_accounts.values():
             account = existing.get(remote.account_id)
             if account is None:
                 Account.objects.create(
@@ -48,7 +51,8 @@ def accounts_sync(*, broker: Broker) -> AccountsSyncResult:
                 result.created.append(remote.account_id)
                 continue
             changed = (account.account_type, account.base_currency) != (
-                remote.account_type, remote.base_currency,
+                remote.account_type,
+                remote.base_currency,
             )
             if changed:
                 account.account_type = remote.account_type
