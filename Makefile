@@ -23,6 +23,7 @@ migrate: install
 
 demo: migrate ## write the demo broker state, the demo logins and the demo's periodic tasks
 	DEMO_MODE=true $(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py sync_positions
 
 run: demo ## the whole product on SQLite + the embedded Celery transport: web, worker and beat
 	@echo ""

@@ -13,3 +13,5 @@ def _test_settings(settings, tmp_path):
     settings.BROKER = "simulated"
     settings.BROKER_STATE_FILE = str(tmp_path / "broker_state.json")
     settings.DEMO_MODE = False
+    if "filebased" in settings.CACHES["default"]["BACKEND"]:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -101,3 +101,13 @@ def test_default_periodic_task_is_created_once_and_staff_changes_survive():
     task.save()
     assert "Beat heartbeat" not in periodic_tasks_ensure()
     assert PeriodicTask.objects.get(name="Beat heartbeat").interval.every == 120
+
+
+@pytest.mark.django_db
+def test_health_endpoint_reports_database_and_beat(client):
+    body = client.get("/healthz").json()
+    assert body["database"] == "ok"
+    assert body["beat"]["status"] == "stale" and body["beat"]["last"] is None
+    heartbeat_task()
+    body = client.get("/healthz").json()
+    assert body["beat"]["status"] == "ok" and body["beat"]["age_seconds"] < 60
