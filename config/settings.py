@@ -18,7 +18,7 @@ if Path(env_file).is_file():
     environ.Env.read_env(env_file)
 
 # Local state of a one-machine run: SQLite file, Celery's filesystem queue, the broker state file.
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = BASE_DIR / env.str("VAR_DIR", default="var")  # a relative path is taken from the project root
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
