@@ -1,0 +1,121 @@
+"""Settlement, day trades, trade frequency and cash-account state, all derived from the fills."""
+
+from django.db import models
+from django.db.models import Q
+
+from marketdata.fields import MoneyField, QuantityField
+from marketdata.models import Instrument
+from trading.models.accounts import Account
+from trading.models.executions import Execution
+
+
+class SettlementStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    SETTLED = "SETTLED", "Settled"
+
+
+class SettlementTracking(models.Model):
+    """When a fill's cash moves: T+1 (T+2 before 2024-05-28) settlement days, or the broker's date."""
+
+    execution = models.OneToOneField(Execution, on_delete=models.CASCADE, related_name="settlement")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="settlements")
+    trade_date = models.DateField()
+    settlement_date = models.DateField(db_index=True)
+    amount = MoneyField(help_text="Signed cash: negative for a purchase, positive for a sale; net of commission.")
+    status = models.CharField(max_length=7, choices=SettlementStatus.choices, default=SettlementStatus.PENDING)
+    from_broker = models.BooleanField(default=False, help_text="The settlement date came from the broker.")
+
+    class Meta:
+        ordering = ["settlement_date", "id"]
+        indexes = [models.Index(fields=["account", "status", "settlement_date"], name="settle_acct_status_date")]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} settles {self.settlement_date} ({self.status})"
+
+
+class DayTradeCounting(models.TextChoices):
+    OPENING = "opening", "Each opening transaction closed the same day"
+    DIRECTION = "direction", "Each change of direction"
+
+
+class DayTrade(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="day_trades")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="day_trades")
+    trade_date = models.DateField()
+    quantity = QuantityField()
+    opening_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    closing_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    counting = models.CharField(max_length=9, choices=DayTradeCounting.choices)
+
+    class Meta:
+        ordering = ["-trade_date", "id"]
+        indexes = [models.Index(fields=["account", "trade_date"], name="daytrade_account_date")]
+
+    def __str__(self) -> str:
+        return f"day trade {self.instrument_id} on {self.trade_date}"
+
+
+class FrequencyPeriod(models.TextChoices):
+    DAY = "DAY", "Trade date"
+    WEEK = "WEEK", "ISO week"
+
+
+class TradeFrequencyTracking(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="trade_frequency")
+    period = models.CharField(max_length=4, choices=FrequencyPeriod.choices)
+    period_start = models.DateField(help_text="The trade date, or the Monday of the ISO week.")
+    trades = models.PositiveIntegerField(default=0)
+    day_trades = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "period", "period_start"], name="tradefreq_unique_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.period} {self.period_start}: {self.trades} trades"
+
+
+class CashAccountState(models.Model):
+    """A CASH account's settled and unsettled cash at the end of a day."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="cash_states")
+    date = models.DateField()
+    settled_cash = MoneyField()
+    unsettled_cash = MoneyField()
+    violations_12m = models.PositiveIntegerField(default=0, help_text="Violations in the 12 months to this date.")
+
+    class Meta:
+        ordering = ["-date"]
+        constraints = [models.UniqueConstraint(fields=["account", "date"], name="cashstate_unique_account_date")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.date}: settled {self.settled_cash}"
+
+
+class ViolationKind(models.TextChoices):
+    GOOD_FAITH = "GOOD_FAITH", "Good-faith violation"
+    FREE_RIDING = "FREE_RIDING", "Free-riding"
+
+
+class CashViolation(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="cash_violations")
+    kind = models.CharField(max_length=11, choices=ViolationKind.choices)
+    trade_date = models.DateField(help_text="The date of the sale that completed the violation.")
+    buy_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    sell_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    amount = MoneyField(help_text="The unpaid or unsettled amount used.")
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-trade_date", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "buy_execution", "sell_execution"], name="cashviolation_unique_pair"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="cashviolation_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.trade_date}"

@@ -1,0 +1,86 @@
+"""Derived from the fills: lots, lot matches and round trips. Recomputed, never edited by hand."""
+
+from django.db import models
+
+from marketdata.fields import MoneyField, PriceField, QuantityField
+from marketdata.models import Instrument
+from trading.models.accounts import Account
+from trading.models.executions import Execution
+
+
+class Lot(models.Model):
+    """What an opening fill left open. ``quantity`` is signed (negative for a short) and shrinks
+    as closing fills match it; ``cost_price`` is per unit with the opening commission in it."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="lots")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="lots")
+    opening_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="lots")
+    opened_at = models.DateTimeField()
+    original_quantity = QuantityField()
+    quantity = QuantityField(help_text="Still open (signed).")
+    cost_price = PriceField(help_text="Per unit, commission included (net of it for a short).")
+
+    class Meta:
+        ordering = ["account", "instrument", "opened_at", "id"]
+        indexes = [models.Index(fields=["account", "instrument"], name="lot_account_instrument")]
+
+    def __str__(self) -> str:
+        return f"lot {self.quantity.normalize():f}/{self.original_quantity.normalize():f} @ {self.cost_price}"
+
+
+class LotMatch(models.Model):
+    """A closing fill matched against an opening one (FIFO by default)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="lot_matches")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="lot_matches")
+    opening_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="opening_matches")
+    closing_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="closing_matches")
+    quantity = QuantityField(help_text="Signed in the direction of the position that was closed.")
+    entry_price = PriceField(help_text="Per unit, opening commission included.")
+    exit_price = PriceField(help_text="Per unit, closing commission included.")
+    realized_pnl = MoneyField()
+    method = models.CharField(max_length=8, default="fifo")
+
+    class Meta:
+        ordering = ["closing_execution__executed_at", "id"]
+        indexes = [models.Index(fields=["account", "instrument"], name="lotmatch_account_instrument")]
+
+    def __str__(self) -> str:
+        return f"match {self.quantity.normalize():f}: {self.realized_pnl}"
+
+
+class RoundTripDirection(models.TextChoices):
+    LONG = "LONG", "Long"
+    SHORT = "SHORT", "Short"
+
+
+class RoundTripOutcome(models.TextChoices):
+    WIN = "WIN", "Win"
+    LOSS = "LOSS", "Loss"
+    BREAKEVEN = "BREAKEVEN", "Break-even"
+
+
+class RoundTrip(models.Model):
+    """From flat to flat in one account and instrument, net of commissions."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="round_trips")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="round_trips")
+    direction = models.CharField(max_length=5, choices=RoundTripDirection.choices)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(db_index=True)
+    quantity = QuantityField(help_text="Largest absolute size held during the trip.")
+    average_entry = PriceField()
+    average_exit = PriceField()
+    realized_pnl = MoneyField()
+    commissions = MoneyField(default=0)
+    outcome = models.CharField(max_length=9, choices=RoundTripOutcome.choices)
+    holding_seconds = models.BigIntegerField()
+    opening_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    closing_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["-closed_at", "-id"]
+        indexes = [models.Index(fields=["account", "closed_at"], name="roundtrip_account_closed")]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.instrument} {self.realized_pnl}"
