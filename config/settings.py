@@ -242,6 +242,14 @@ POSITION_SYNC_MARK_MISSING_AS_CLOSED = env.bool("POSITION_SYNC_MARK_MISSING_AS_C
 POSITION_SYNC_ON_TRADE = env.bool("POSITION_SYNC_ON_TRADE", default=True)
 POSITION_SYNC_STALE_AFTER = env.int("POSITION_SYNC_STALE_AFTER", default=900)
 
+# --- Executions ledger --------------------------------------------------------------------------
+LOT_MATCHING = env.str("LOT_MATCHING", default="fifo")  # fifo (IBKR's default tax-lot method) or average
+DAY_TRADE_COUNTING = env.str("DAY_TRADE_COUNTING", default="opening")  # opening (conservative) or direction
+if LOT_MATCHING not in {"fifo", "average"}:
+    raise ImproperlyConfigured(f"LOT_MATCHING must be fifo or average, not {LOT_MATCHING!r}")
+if DAY_TRADE_COUNTING not in {"opening", "direction"}:
+    raise ImproperlyConfigured(f"DAY_TRADE_COUNTING must be opening or direction, not {DAY_TRADE_COUNTING!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marketdata import views as marketdata_views
+from portfolio.api.views import PdtStatusApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("portfolio.api.urls")),
+    # PDT status needs the broker's own figure, kept by portfolio: its view lives there.
+    path("api/trading/pdt-status", PdtStatusApi.as_view(), name="api-pdt-status"),
     path("api/trading/", include("trading.api.urls")),
     path("", include("portfolio.urls")),
 ]

@@ -4,7 +4,7 @@ from simple_history.models import HistoricalRecords
 
 from marketdata.fields import MoneyField, PriceField, QuantityField, RatioField
 from marketdata.models import Instrument
-from trading.models import Account, SyncRun
+from trading.models import Account, Execution, SyncRun
 
 
 class PositionStatus(models.TextChoices):
@@ -45,7 +45,22 @@ class Position(models.Model):
     missing_since = models.DateTimeField(
         null=True, blank=True, help_text="Open here but absent at the broker since this time."
     )
-    # opening_execution / closing_execution are added with the executions ledger (trading.Execution).
+    opening_execution = models.ForeignKey(
+        Execution,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The fill that opened this position, once the fills are known.",
+    )
+    closing_execution = models.ForeignKey(
+        Execution,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The fill that closed it.",
+    )
 
     history = HistoricalRecords(
         excluded_fields=["current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at"]

@@ -43,3 +43,19 @@ def positions_sync_run_task(sync_run_id: int) -> dict:
         return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "run is not RUNNING any more"}
     run = positions_sync_execute(run=run, broker=get_broker())
     return _summary(run)
+
+
+@shared_task(name="portfolio.after_fills")
+def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dict:
+    """New fills arrived: sync positions (POSITION_SYNC_ON_TRADE) or just realize from the fills."""
+    from portfolio.services.realize import positions_realize_from_fills
+    from trading.models import Account
+
+    if sync:
+        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=account_ids)
+        return {"status": "DONE", "runs": [_summary(run) for run in runs]}
+    changed = {
+        account.account_id: positions_realize_from_fills(account=account)
+        for account in Account.objects.filter(account_id__in=account_ids)
+    }
+    return {"status": "DONE", "realized": changed}

@@ -79,8 +79,12 @@ class Contract:
         """The instrument part of a position or execution row."""
         row: dict = {"symbol": self.symbol, "sec_type": self.sec_type, "con_id": self.con_id, "currency": "USD"}
         if self.sec_type != "STK":
-            row.update(multiplier=_text(self.multiplier), expiry=self.expiry.isoformat(),
-                       strike=_text(self.strike), right=self.right)
+            row.update(
+                multiplier=_text(self.multiplier),
+                expiry=self.expiry.isoformat(),
+                strike=_text(self.strike),
+                right=self.right,
+            )
         return row
 
 
@@ -93,9 +97,13 @@ def _contract_from_row(row: dict) -> Contract:
     if sec_type == "STK":
         return Contract(symbol=row["symbol"], con_id=row.get("con_id"))
     return Contract(
-        symbol=row["symbol"], con_id=row.get("con_id"), sec_type=sec_type,
-        multiplier=Decimal(row.get("multiplier", "100")), expiry=date.fromisoformat(row["expiry"]),
-        strike=Decimal(row["strike"]), right=row["right"],
+        symbol=row["symbol"],
+        con_id=row.get("con_id"),
+        sec_type=sec_type,
+        multiplier=Decimal(row.get("multiplier", "100")),
+        expiry=date.fromisoformat(row["expiry"]),
+        strike=Decimal(row["strike"]),
+        right=row["right"],
     )
 
 
@@ -127,8 +135,9 @@ class Ledger:
         """Sale proceeds that have not settled by ``on``; buying with them risks a good-faith violation."""
         return sum((amount for settles, amount in self.sales if settles > on), ZERO)
 
-    def fill(self, contract: Contract, side: str, quantity: Decimal, price: Decimal, commission: Decimal,
-             at: datetime) -> None:
+    def fill(
+        self, contract: Contract, side: str, quantity: Decimal, price: Decimal, commission: Decimal, at: datetime
+    ) -> None:
         gross = quantity * price * contract.multiplier
         trade_date = _exchange_date(at)
         if side == BUY:
@@ -139,8 +148,9 @@ class Ledger:
         realized = self._position_apply(contract, side, quantity, price * contract.multiplier, commission)
         self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized
 
-    def _position_apply(self, contract: Contract, side: str, quantity: Decimal, unit_value: Decimal,
-                        commission: Decimal) -> Decimal:
+    def _position_apply(
+        self, contract: Contract, side: str, quantity: Decimal, unit_value: Decimal, commission: Decimal
+    ) -> Decimal:
         """Close against the open position first, then open with what is left; return realized P&L.
 
         Closing keeps the average cost of what stays open; commissions are shared pro rata between
@@ -177,8 +187,14 @@ def _ledger_replay(account: dict) -> Ledger:
     events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
     for at, is_fill, row in sorted(events, key=lambda event: (event[0], event[1])):
         if is_fill:
-            ledger.fill(_contract_from_row(row), row["side"], Decimal(row["quantity"]), Decimal(row["price"]),
-                        Decimal(row.get("commission", "0")), at)
+            ledger.fill(
+                _contract_from_row(row),
+                row["side"],
+                Decimal(row["quantity"]),
+                Decimal(row["price"]),
+                Decimal(row.get("commission", "0")),
+                at,
+            )
         else:
             ledger.cash_flow(row["kind"], Decimal(row["amount"]))
     return ledger
@@ -290,8 +306,14 @@ class DayBar:
         return _cents(self.low + (self.high - self.low) * rng.randint(0, 100) / 100)
 
     def row(self, day: date) -> dict:
-        return {"time": f"{day.isoformat()}T00:00:00Z", "open": _text(self.open), "high": _text(self.high),
-                "low": _text(self.low), "close": _text(self.close), "volume": _text(self.volume)}
+        return {
+            "time": f"{day.isoformat()}T00:00:00Z",
+            "open": _text(self.open),
+            "high": _text(self.high),
+            "low": _text(self.low),
+            "close": _text(self.close),
+            "volume": _text(self.volume),
+        }
 
 
 def _bars_walk(rng: random.Random, days: list[date]) -> dict[str, dict[date, DayBar]]:
@@ -341,8 +363,12 @@ def _bars_touch(state: dict, prices: dict[str, Decimal], day: date, rng: random.
             rows.append(DayBar(price, price, price, price, volume).row(day))
             rows.sort(key=lambda r: r["time"])
             continue
-        row.update(high=_text(max(Decimal(row["high"]), price)), low=_text(min(Decimal(row["low"]), price)),
-                   close=_text(price), volume=_text(int(row["volume"]) + volume))
+        row.update(
+            high=_text(max(Decimal(row["high"]), price)),
+            low=_text(min(Decimal(row["low"]), price)),
+            close=_text(price),
+            volume=_text(int(row["volume"]) + volume),
+        )
 
 
 def _marks(ledger: Ledger, prices: dict[str, Decimal], today: date) -> dict[Contract, Decimal]:
@@ -365,12 +391,16 @@ def _positions_rows(ledger: Ledger, marks: dict[Contract, Decimal]) -> list[dict
     rows = []
     open_holdings = [(c, h) for c, h in ledger.holdings.items() if h.quantity != 0]
     for contract, holding in sorted(open_holdings, key=lambda item: (item[0].sec_type, item[0].symbol)):
-        rows.append({
-            **contract.fields(), "exchange": "SMART", "multiplier": _text(contract.multiplier),
-            "quantity": _text(holding.quantity),
-            "avg_cost": _text((holding.basis / abs(holding.quantity)).quantize(AVG_COST_PLACES, ROUND_HALF_UP)),
-            "market_price": _text(marks[contract]),
-        })
+        rows.append(
+            {
+                **contract.fields(),
+                "exchange": "SMART",
+                "multiplier": _text(contract.multiplier),
+                "quantity": _text(holding.quantity),
+                "avg_cost": _text((holding.basis / abs(holding.quantity)).quantize(AVG_COST_PLACES, ROUND_HALF_UP)),
+                "market_price": _text(marks[contract]),
+            }
+        )
     return rows
 
 
@@ -385,8 +415,9 @@ def _maintenance_margin(contract: Contract, quantity: Decimal, mark: Decimal, pr
     return value * (Decimal("0.25") if quantity > 0 else Decimal("0.30"))
 
 
-def _account_values(ledger: Ledger, marks: dict[Contract, Decimal], prices: dict[str, Decimal],
-                    today: date) -> dict[str, str]:
+def _account_values(
+    ledger: Ledger, marks: dict[Contract, Decimal], prices: dict[str, Decimal], today: date
+) -> dict[str, str]:
     market_value = unrealized = maintenance = ZERO
     for contract, mark in marks.items():
         holding = ledger.holdings[contract]
@@ -436,12 +467,28 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
     state["quotes"] = _quotes(prices, now)
 
 
-def _execution_row(*, exec_id: str, serial: int, contract: Contract, side: str, quantity: Decimal,
-                   price: Decimal, at: datetime, exchange: str) -> dict:
+def _execution_row(
+    *,
+    exec_id: str,
+    serial: int,
+    contract: Contract,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    at: datetime,
+    exchange: str,
+) -> dict:
     return {
-        "exec_id": exec_id, "order_id": serial, "perm_id": 900_000_000 + serial,
-        **contract.fields(), "exchange": exchange, "side": side, "quantity": _text(quantity),
-        "price": _text(price), "commission": _text(_commission(contract, quantity, price)), "time": _iso(at),
+        "exec_id": exec_id,
+        "order_id": serial,
+        "perm_id": 900_000_000 + serial,
+        **contract.fields(),
+        "exchange": exchange,
+        "side": side,
+        "quantity": _text(quantity),
+        "price": _text(price),
+        "commission": _text(_commission(contract, quantity, price)),
+        "time": _iso(at),
     }
 
 
@@ -466,8 +513,15 @@ class _History:
 
     @staticmethod
     def _account_row(account_id: str, account_type: str) -> dict:
-        return {"account_id": account_id, "account_type": account_type, "base_currency": "USD",
-                "values": {}, "positions": [], "executions": [], "cash_flows": []}
+        return {
+            "account_id": account_id,
+            "account_type": account_type,
+            "base_currency": "USD",
+            "values": {},
+            "positions": [],
+            "executions": [],
+            "cash_flows": [],
+        }
 
     def session(self, index: int, day: date) -> None:
         self._cash_flows(index, day)
@@ -486,9 +540,16 @@ class _History:
         self.serial += 1
         at = self.slots.pop()
         exchange = "CBOE" if contract.sec_type == "OPT" else self.rng.choice(STOCK_VENUES)
-        row = _execution_row(exec_id=f"{self.seed:08x}.{self.serial:08x}.01.01", serial=self.serial,
-                             contract=contract, side=side, quantity=Decimal(quantity), price=price, at=at,
-                             exchange=exchange)
+        row = _execution_row(
+            exec_id=f"{self.seed:08x}.{self.serial:08x}.01.01",
+            serial=self.serial,
+            contract=contract,
+            side=side,
+            quantity=Decimal(quantity),
+            price=price,
+            at=at,
+            exchange=exchange,
+        )
         self.accounts[account_id]["executions"].append(row)
         self.ledgers[account_id].fill(contract, side, Decimal(quantity), price, Decimal(row["commission"]), at)
 
@@ -497,10 +558,14 @@ class _History:
             if session != index:
                 continue
             # 09:00 New York: before the session's first fill, so the first deposit funds the first buy.
-            self.accounts[account_id]["cash_flows"].append({
-                "id": f"cf-{flow_index}", "time": _iso(_exchange_time(day, time(9, 0))),
-                "kind": kind, "amount": _text(amount),
-            })
+            self.accounts[account_id]["cash_flows"].append(
+                {
+                    "id": f"cf-{flow_index}",
+                    "time": _iso(_exchange_time(day, time(9, 0))),
+                    "kind": kind,
+                    "amount": _text(amount),
+                }
+            )
             self.ledgers[account_id].cash_flow(kind, amount)
 
     def _shares_for(self, notional: int, price: Decimal, lot: int = 5) -> int:
@@ -551,8 +616,14 @@ class _History:
         flat = [s for s in free if ledger.quantity(_stock(s)) == 0]
         gross = sum(abs(ledger.quantity(_stock(s))) * self.bars[s][day].close for s in STOCKS)
         room = gross < MARGIN_GROSS_CAP
-        choices = [("open_long", flat and room, 5), ("add", longs and room, 3), ("trim", longs, 3),
-                   ("close", longs, 2), ("open_short", flat and room, 1), ("cover", shorts, 2)]
+        choices = [
+            ("open_long", flat and room, 5),
+            ("add", longs and room, 3),
+            ("trim", longs, 3),
+            ("close", longs, 2),
+            ("open_short", flat and room, 1),
+            ("cover", shorts, 2),
+        ]
         feasible = [(name, weight) for name, ok, weight in choices if ok]
         if not feasible:
             return
@@ -583,8 +654,9 @@ class _History:
         bought: set[str] = set()
         for _ in range(self.rng.randint(3, 5)):
             # Mostly buying, a third of the time selling; when one is not possible, the other is tried.
-            first, second = (self._cash_sell, self._cash_buy) if self.rng.randrange(3) == 0 else (
-                self._cash_buy, self._cash_sell)
+            first, second = (
+                (self._cash_sell, self._cash_buy) if self.rng.randrange(3) == 0 else (self._cash_buy, self._cash_sell)
+            )
             if not first(day, bought):
                 second(day, bought)
 
@@ -620,8 +692,15 @@ def _option_contract(now: datetime, spy_price: Decimal) -> Contract:
     month = now.month + 3
     expiry = _third_friday(now.year + (month - 1) // 12, (month - 1) % 12 + 1)
     strike = (spy_price * Decimal("1.03") / 5).to_integral_value(ROUND_HALF_UP) * 5
-    return Contract(symbol="SPY", con_id=700_000_000 + int(expiry.strftime("%y%m%d")), sec_type="OPT",
-                    multiplier=Decimal(100), expiry=expiry, strike=strike, right="C")
+    return Contract(
+        symbol="SPY",
+        con_id=700_000_000 + int(expiry.strftime("%y%m%d")),
+        sec_type="OPT",
+        multiplier=Decimal(100),
+        expiry=expiry,
+        strike=strike,
+        right="C",
+    )
 
 
 # --- public API ------------------------------------------------------------------------------------
@@ -697,8 +776,9 @@ def demo_state_advance(*, path: str | Path, now: datetime | None = None) -> dict
     return {"status": "SUCCESS", "tick": tick, "fills": fills}
 
 
-def _tick_fill(state: dict, account: dict, prices: dict[str, Decimal], now: datetime, rng: random.Random, *,
-               seed: int, tick: int) -> int:
+def _tick_fill(
+    state: dict, account: dict, prices: dict[str, Decimal], now: datetime, rng: random.Random, *, seed: int, tick: int
+) -> int:
     """A small fill in the margin account: take part of a position off, or open or add to one."""
     ledger = _ledger_replay(account)
     symbol = rng.choice(sorted(STOCKS))
@@ -713,10 +793,19 @@ def _tick_fill(state: dict, account: dict, prices: dict[str, Decimal], now: date
         buying_power = Decimal(_account_values(ledger, marks, prices, _exchange_date(now))["BuyingPower"])
         if quantity * price > buying_power:
             return 0
-    serial = max((int(e.get("order_id") or 0) for a in state["accounts"] for e in a.get("executions", [])),
-                 default=0) + 1
-    account["executions"].append(_execution_row(
-        exec_id=f"{seed:08x}.{TICK_SERIAL_BASE + tick:08x}.01.01", serial=serial, contract=contract, side=side,
-        quantity=Decimal(quantity), price=price, at=now, exchange=rng.choice(STOCK_VENUES),
-    ))
+    serial = (
+        max((int(e.get("order_id") or 0) for a in state["accounts"] for e in a.get("executions", [])), default=0) + 1
+    )
+    account["executions"].append(
+        _execution_row(
+            exec_id=f"{seed:08x}.{TICK_SERIAL_BASE + tick:08x}.01.01",
+            serial=serial,
+            contract=contract,
+            side=side,
+            quantity=Decimal(quantity),
+            price=price,
+            at=now,
+            exchange=rng.choice(STOCK_VENUES),
+        )
+    )
     return 1

@@ -8,4 +8,18 @@ PERIODIC_TASKS = [
         every_seconds=3600,
         expire_seconds=600,
     ),
+    PeriodicTaskSpec(
+        name="Execution ingest",
+        task="trading.ingest_executions",
+        description="Store every fill once (with late commissions) and cash flows; recompute the ledger.",
+        every_seconds=60,
+        expire_seconds=55,
+    ),
+    PeriodicTaskSpec(
+        name="Settlement update",
+        task="trading.settlements_update",
+        description="Mark pending settlements whose settlement date has come as settled.",
+        crontab={"minute": "5", "hour": "5"},  # 00:05 or 01:05 in New York: the new trade date has begun
+        expire_seconds=3600,
+    ),
 ]

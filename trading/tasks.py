@@ -2,11 +2,16 @@
 
 import logging
 
-from celery import shared_task
+from celery import current_app, shared_task
+from django.conf import settings
+from django.db import transaction
 
 from marketdata.locks import single_flight
 from trading.brokers import BrokerUnavailable, get_broker
+from trading.models import SyncReason, SyncStatus
 from trading.services.accounts import accounts_sync
+from trading.services.executions import executions_ingest_accounts
+from trading.services.ledger import settlements_mark_settled
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +36,49 @@ def accounts_sync_task(self) -> dict:
     }
 
 
+@shared_task(name="trading.ingest_executions")
+def executions_ingest_task(account_ids: list[str] | None = None, reason: str = SyncReason.SCHEDULE) -> dict:
+    """Ingest fills and cash flows of every active account (or the ones named); a run per account.
+
+    Accounts that got new or changed fills are handed to portfolio (by task name: trading does not
+    import portfolio) so positions pick up the real realized P&L at once.
+    """
+    runs = executions_ingest_accounts(broker=get_broker(), reason=SyncReason(reason), account_ids=account_ids)
+    changed = [r.account.account_id for r in runs if r.status == SyncStatus.SUCCESS and (r.created or r.updated)]
+    if changed:
+        transaction.on_commit(
+            lambda: current_app.send_task(
+                "portfolio.after_fills", kwargs={"account_ids": changed, "sync": settings.POSITION_SYNC_ON_TRADE}
+            )
+        )
+    return {
+        "status": "DONE",
+        "runs": [
+            {
+                "sync_run": r.pk,
+                "account": r.account.account_id,
+                "status": r.status,
+                "created": r.created,
+                "updated": r.updated,
+                "message": r.message,
+            }
+            for r in runs
+        ],
+    }
+
+
+@shared_task(name="trading.settlements_update")
+def settlements_update_task() -> dict:
+    """Mark settlements whose date has come as SETTLED (daily)."""
+    with single_flight("trading.settlements_update") as acquired:
+        if not acquired:
+            return {"status": "SKIPPED", "message": "another settlement update is running"}
+        return {"status": "SUCCESS", "settled": settlements_mark_settled()}
+
+
 @shared_task(name="trading.demo_tick")
 def demo_tick_task() -> dict:
     """Move the demo broker's state forward (prices walk, now and then a fill). Demo mode only."""
-    from django.conf import settings
-
     from trading.demo import demo_state_advance
 
     if not settings.DEMO_MODE or settings.BROKER != "simulated":

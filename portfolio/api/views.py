@@ -1,5 +1,7 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,10 +16,13 @@ from portfolio.api.serializers import (
     SyncRequestResultSerializer,
     SyncRequestSerializer,
 )
-from portfolio.models import Position
+from portfolio.models import AccountStatus, Position
 from portfolio.selectors import position_event_list, position_list, sync_status_list
 from portfolio.services.sync_requests import positions_sync_request
+from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
+from trading.calendars import trade_date_of
 from trading.models import Account, SyncReason
+from trading.selectors import pdt_status_get
 
 
 class PositionListApi(generics.ListAPIView):
@@ -64,3 +69,50 @@ class SyncStatusApi(APIView):
     def get(self, request: Request) -> Response:
         statuses = sync_status_list(user=request.user)
         return Response({"results": AccountSyncStatusSerializer(statuses, many=True).data})
+
+
+class PdtStatusApi(APIView):
+    """Pattern-day-trader status of an account on a date, under the rule in force for it.
+
+    Lives in portfolio because the broker's own DayTradesRemaining figure is in AccountStatus.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account", OpenApiTypes.STR, required=True, description="Broker account id"),
+            OpenApiParameter("date", OpenApiTypes.DATE, description="Default: today (exchange time)"),
+        ],
+        responses={200: PdtStatusSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = AccountDateQuerySerializer(data=request.query_params, user=request.user, account_required=True)
+        query.is_valid(raise_exception=True)
+        account = query.validated_data["account"]
+        today = trade_date_of(timezone.now())
+        as_of = query.validated_data.get("date") or today
+        broker_figure = equity = None
+        if as_of == today:  # the broker's figures are for now, not for a past date
+            broker_figure, equity = AccountStatus.objects.filter(account=account).values_list(
+                "day_trades_remaining", "net_liquidation"
+            ).first() or (None, None)
+        try:
+            pdt = pdt_status_get(account=account, as_of=as_of, broker_day_trades_remaining=broker_figure, equity=equity)
+        except ValueError as exc:  # a date outside the exchange calendar's range
+            return Response({"date": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        body = {
+            "account": account.account_id,
+            "date": as_of,
+            **{
+                f: getattr(pdt, f)
+                for f in (
+                    "rule",
+                    "window_start",
+                    "window_end",
+                    "day_trades",
+                    "trades",
+                    "is_pattern_day_trader",
+                    "day_trades_remaining",
+                )
+            },
+        }
+        return Response(PdtStatusSerializer(body).data)

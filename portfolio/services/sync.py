@@ -12,8 +12,9 @@ The rules (issue "Position sync"):
 5. an unreachable broker or a failed request SKIPS the run and changes nothing;
 6. a malformed broker row is skipped with a warning naming it.
 
-Realized P&L here is an estimate from the last market price, flagged ``realized_pnl_estimated``,
-until the executions ledger supplies the real figure from fills (the ``fills`` seam below).
+Realized P&L is first an estimate from the last market price, flagged ``realized_pnl_estimated``;
+at the end of the same transaction ``positions_realize_from_fills`` replaces it with the figure of
+the fills when they are known (``portfolio/services/realize.py``).
 The number of queries per account does not depend on its number of positions.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -31,16 +33,18 @@ from marketdata.fields import quantize_money, quantize_price, quantize_quantity,
 from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
 from portfolio.models import AccountStatus, Position, PositionEvent, PositionEventKind, PositionStatus
+from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_ratio
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
 from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
 from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.services.executions import instruments_with_fills_since
 from trading.services.sync_runs import sync_run_finish, sync_run_start
 
 logger = logging.getLogger(__name__)
 
-# Given an account and the time of the previous sync, the ids of instruments that had fills since.
-# The executions ledger provides the real one; until then no fills are known.
+# Given an account and the time of the previous sync, the ids of instruments that had fills since
+# (default: the executions ledger's answer).
 InstrumentsWithFills = Callable[[Account, datetime | None], set[int]]
 
 POSITION_FIELDS_UPDATED = [
@@ -70,10 +74,6 @@ STATUS_FIELDS = [
     "day_trades_remaining",
     "read_at",
 ]
-
-
-def _no_fills_known(account: Account, since: datetime | None) -> set[int]:
-    return set()
 
 
 @dataclass
@@ -477,8 +477,10 @@ def positions_sync_execute(
                 fetched.items,
                 broker_account.values if broker_account else None,
                 changes,
-                instruments_with_fills or _no_fills_known,
+                instruments_with_fills or instruments_with_fills_since,
             )
+            # The fills, when known, replace the estimates and link the executions.
+            positions_realize_from_fills(account=account)
             # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
             sync_run_finish(
                 run=run,
@@ -498,7 +500,17 @@ def positions_sync_execute(
         )
     for warning in changes.warnings:
         logger.warning("position sync %s: %s", account.account_id, warning)
+    if changes.events and run.reason != SyncReason.AFTER_TRADE:
+        # Something changed at the broker: fetch the fills now so realized P&L is real soon.
+        transaction.on_commit(lambda: _enqueue_ingest(account.account_id))
     return run
+
+
+def _enqueue_ingest(account_id: str) -> None:
+    # By name: the task lives in trading, which must not know about portfolio.
+    current_app.send_task(
+        "trading.ingest_executions", kwargs={"account_ids": [account_id], "reason": SyncReason.AFTER_TRADE}
+    )
 
 
 def positions_sync(

@@ -4,4 +4,9 @@ from trading.api import views
 
 urlpatterns = [
     path("ibkr/positions", views.LivePositionsApi.as_view(), name="api-ibkr-positions"),
+    path("trades", views.TradeListApi.as_view(), name="api-trades"),
+    path("round-trips", views.RoundTripListApi.as_view(), name="api-round-trips"),
+    path("day-trades", views.DayTradeListApi.as_view(), name="api-day-trades"),
+    path("settlements", views.SettlementListApi.as_view(), name="api-settlements"),
+    path("cash-state", views.CashStateApi.as_view(), name="api-cash-state"),
 ]

@@ -78,8 +78,16 @@ VALUE_TAGS = {
     "RealizedPnL": "realized_pnl",
 }
 # Summary tags IBKR reports once per account, in the account's base currency (never "BASE").
-BASE_CURRENCY_TAGS = ("NetLiquidation", "TotalCashValue", "BuyingPower", "ExcessLiquidity", "MaintMarginReq",
-                      "SettledCash", "EquityWithLoanValue", "AvailableFunds")
+BASE_CURRENCY_TAGS = (
+    "NetLiquidation",
+    "TotalCashValue",
+    "BuyingPower",
+    "ExcessLiquidity",
+    "MaintMarginReq",
+    "SettledCash",
+    "EquityWithLoanValue",
+    "AvailableFunds",
+)
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 
 # avgCost is price x multiplier for these (per share for everything else), and they have an expiry.
@@ -282,12 +290,16 @@ class _Session:
             return await asyncio.wait_for(awaitable, limit)
         except TimeoutError:
             codes = self.error_codes[first_error:]
-            reported = [m for c, m in zip(codes, self.error_messages[first_error:], strict=True)
-                        if not _is_status_message(c)]
+            reported = [
+                m for c, m in zip(codes, self.error_messages[first_error:], strict=True) if not _is_status_message(c)
+            ]
             message = f"{self.broker.where}: no answer to {what} within {limit:g}s"
             if CONNECTIVITY_LOST in self.error_codes or not reported:
-                lost = " (the gateway reported error 1100: connectivity to IBKR lost)" \
-                    if CONNECTIVITY_LOST in self.error_codes else ""
+                lost = (
+                    " (the gateway reported error 1100: connectivity to IBKR lost)"
+                    if CONNECTIVITY_LOST in self.error_codes
+                    else ""
+                )
                 raise BrokerUnavailable(message + lost) from None
             # ib_async treats some rejections (321 and others) as warnings: the request then never ends.
             raise BrokerError(f"{message}; the gateway reported {'; '.join(reported)}") from None
@@ -362,8 +374,12 @@ class IBKRBroker:
         try:
             try:
                 await ib.connectAsync(
-                    self.host, self.port, clientId=self.client_id, timeout=self.timeout,
-                    readonly=self.readonly, account=self.account or "",
+                    self.host,
+                    self.port,
+                    clientId=self.client_id,
+                    timeout=self.timeout,
+                    readonly=self.readonly,
+                    account=self.account or "",
                 )
             except (OSError, ConnectionError, RequestError) as exc:  # TimeoutError is an OSError
                 raise self._connect_failure(exc, session) from exc
@@ -389,14 +405,17 @@ class IBKRBroker:
         if isinstance(exc, ConnectionRefusedError):
             reason = "connection refused (is IB Gateway/TWS running with the API enabled on this port?)"
         elif isinstance(exc, TimeoutError):
-            reason = (f"no API handshake within {self.timeout:g}s (the gateway also drops a second "
-                      "connection with a client id that is in use)")
+            reason = (
+                f"no API handshake within {self.timeout:g}s (the gateway also drops a second "
+                "connection with a client id that is in use)"
+            )
         else:
             reason = f"{type(exc).__name__}: {exc}"
         if CONNECTIVITY_LOST in session.error_codes:
             reason += "; the gateway reported error 1100 (connectivity to IBKR lost)"
-        return BrokerUnavailable(f"cannot connect to IBKR at {self.host}:{self.port} (client id {self.client_id}): "
-                                 f"{reason}")
+        return BrokerUnavailable(
+            f"cannot connect to IBKR at {self.host}:{self.port} (client id {self.client_id}): {reason}"
+        )
 
     def request_failure(self, what: str, exc: RequestError) -> Exception:
         code = getattr(exc, "code", None)
@@ -406,8 +425,10 @@ class IBKRBroker:
         if code == 200:
             return BrokerError(f"{self.where}: {what}: no such security at IBKR (error 200: {message})")
         if code == 162:
-            return BrokerError(f"{self.where}: {what} refused (error 162, historical data pacing limit or an "
-                               f"invalid request): {message}")
+            return BrokerError(
+                f"{self.where}: {what} refused (error 162, historical data pacing limit or an "
+                f"invalid request): {message}"
+            )
         if code == 354:
             return BrokerError(f"{self.where}: {what}: no market data subscription (error 354: {message})")
         return BrokerError(f"{self.where}: {what} failed (error {code}: {message})")
@@ -430,8 +451,10 @@ class IBKRBroker:
             raise BrokerError(f"{self.where}: the gateway reported no managed accounts")
         if self.account:
             if self.account not in managed:
-                raise BrokerError(f"{self.where}: configured account {self.account} is not managed by this login "
-                                  f"(managed: {', '.join(managed)})")
+                raise BrokerError(
+                    f"{self.where}: configured account {self.account} is not managed by this login "
+                    f"(managed: {', '.join(managed)})"
+                )
             managed = [self.account]
         warnings: list[str] = []
         items = []
@@ -507,15 +530,17 @@ class IBKRBroker:
 
         async def job(session: _Session) -> tuple[list[Any], dict[int, Any], list[str]]:
             session.require_account(account_id)
-            rows = [p for p in await session.call("positions", session.ib.reqPositionsAsync())
-                    if p.account == account_id]
+            rows = [
+                p for p in await session.call("positions", session.ib.reqPositionsAsync()) if p.account == account_id
+            ]
             notes: list[str] = []
             portfolio = list(session.ib.portfolio(account_id))
             if not portfolio and any(p.position for p in rows):
                 # portfolio() is filled only for the account given at connect (or the only one).
                 try:
-                    await session.call(f"account updates for {account_id}",
-                                       session.ib.reqAccountUpdatesAsync(account_id))
+                    await session.call(
+                        f"account updates for {account_id}", session.ib.reqAccountUpdatesAsync(account_id)
+                    )
                     portfolio = list(session.ib.portfolio(account_id))
                 except (BrokerError, BrokerUnavailable) as exc:
                     notes.append(f"account {account_id}: market prices unavailable: {exc}")
@@ -579,7 +604,8 @@ class IBKRBroker:
             # catches late ones.
             waited = 0.0
             while waited < self.commission_grace_seconds and not all(
-                    _has_commission(f) for f in _with_known_reports(session.ib, fills)):
+                _has_commission(f) for f in _with_known_reports(session.ib, fills)
+            ):
                 await asyncio.sleep(0.05)
                 waited += 0.05
             return _with_known_reports(session.ib, fills)
@@ -594,8 +620,10 @@ class IBKRBroker:
             try:
                 parsed = self._execution(account_id, fill)
             except UnusableRowError as exc:
-                message = (f"account {account_id} execution {execution.execId or '?'} "
-                           f"{_contract_label(fill.contract)}: {exc}; row skipped")
+                message = (
+                    f"account {account_id} execution {execution.execId or '?'} "
+                    f"{_contract_label(fill.contract)}: {exc}; row skipped"
+                )
                 logger.warning("ibkr broker: %s", message)
                 warnings.append(message)
                 continue
@@ -669,10 +697,13 @@ class IBKRBroker:
     # --- cash flows ---------------------------------------------------------------------------------
     def cash_flows(self, account_id: str) -> Fetched[BrokerCashFlow]:
         """The TWS API does not report deposits or withdrawals; they come from Flex imports."""
-        return Fetched(items=(), warnings=(
-            f"account {account_id}: IBKR's TWS API does not report deposits or withdrawals; cash flows for "
-            "IBKR accounts come from Flex imports",
-        ))
+        return Fetched(
+            items=(),
+            warnings=(
+                f"account {account_id}: IBKR's TWS API does not report deposits or withdrawals; cash flows for "
+                "IBKR accounts come from Flex imports",
+            ),
+        )
 
     # --- market data --------------------------------------------------------------------------------
     @staticmethod
@@ -681,12 +712,15 @@ class IBKRBroker:
         qualified = await session.call(f"contract lookup for {symbol}", session.ib.qualifyContractsAsync(contract))
         found = qualified[0] if qualified else None
         if found is None or isinstance(found, list):
-            raise BrokerError(f"{session.broker.where}: symbol {symbol} is unknown or ambiguous at IBKR "
-                              "(looked up as a SMART-routed USD stock)")
+            raise BrokerError(
+                f"{session.broker.where}: symbol {symbol} is unknown or ambiguous at IBKR "
+                "(looked up as a SMART-routed USD stock)"
+            )
         return found
 
-    def bars(self, symbol: str, bar_size: str, start: datetime | None = None,
-             end: datetime | None = None) -> Fetched[Bar]:
+    def bars(
+        self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Fetched[Bar]:
         """TRADES bars, regular trading hours, times in UTC; bars in [start, end) by start time."""
         if bar_size not in BAR_SIZES:
             raise BrokerError(f"bar size {bar_size!r} is not one of {', '.join(BAR_SIZES)}")
@@ -703,21 +737,30 @@ class IBKRBroker:
         async def job(session: _Session) -> list[Any]:
             contract = await self._stock(session, symbol)
             try:
-                return list(await session.call(
-                    f"historical {bar_size} bars for {symbol}",
-                    session.ib.reqHistoricalDataAsync(
-                        contract, endDateTime=end_utc or "", durationStr=duration,
-                        barSizeSetting=BAR_SETTINGS[bar_size], whatToShow="TRADES", useRTH=True, formatDate=2,
-                        timeout=0,  # ib_async's own timeout returns an empty list; ours raises
-                    ),
-                    timeout=max(self.timeout, HISTORICAL_MIN_TIMEOUT),
-                ))
+                return list(
+                    await session.call(
+                        f"historical {bar_size} bars for {symbol}",
+                        session.ib.reqHistoricalDataAsync(
+                            contract,
+                            endDateTime=end_utc or "",
+                            durationStr=duration,
+                            barSizeSetting=BAR_SETTINGS[bar_size],
+                            whatToShow="TRADES",
+                            useRTH=True,
+                            formatDate=2,
+                            timeout=0,  # ib_async's own timeout returns an empty list; ours raises
+                        ),
+                        timeout=max(self.timeout, HISTORICAL_MIN_TIMEOUT),
+                    )
+                )
             except BrokerError as exc:
                 # 162 also says "HMDS query returned no data" for a range without bars: not a failure.
                 cause = exc.__cause__
                 if getattr(cause, "code", None) == 162 and "no data" in str(getattr(cause, "message", "")).lower():
-                    no_data.append(f"bars.{symbol}.{bar_size}: IBKR has no data for {duration} up to "
-                                   f"{end_utc.isoformat() if end_utc else 'now'}")
+                    no_data.append(
+                        f"bars.{symbol}.{bar_size}: IBKR has no data for {duration} up to "
+                        f"{end_utc.isoformat() if end_utc else 'now'}"
+                    )
                     return []
                 raise
 

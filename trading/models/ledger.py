@@ -19,6 +19,14 @@ class Lot(models.Model):
     original_quantity = QuantityField()
     quantity = QuantityField(help_text="Still open (signed).")
     cost_price = PriceField(help_text="Per unit, commission included (net of it for a short).")
+    position_opening_execution = models.ForeignKey(
+        Execution,
+        on_delete=models.CASCADE,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="The fill that opened the current position (from flat), which this lot belongs to.",
+    )
 
     class Meta:
         ordering = ["account", "instrument", "opened_at", "id"]

@@ -55,9 +55,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Periodic task {DEMO_TICK.name!r}: {'created' if created else 'exists, left unchanged'}")
         if not settings.DEMO_MODE:
             self.stdout.write(self.style.WARNING("DEMO_MODE is off: the demo tick will skip until DEMO_MODE=true"))
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready. Trader login: {TRADER[0]} / {TRADER[1]}   Staff login: {STAFF[0]} / {STAFF[1]}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready. Trader login: {TRADER[0]} / {TRADER[1]}   Staff login: {STAFF[0]} / {STAFF[1]}"
+            )
+        )
 
     def _state_file(self, *, force: bool, seed: int) -> None:
         path = Path(settings.BROKER_STATE_FILE)
@@ -73,8 +75,10 @@ class Command(BaseCommand):
         result = accounts_sync(broker=get_broker())
         for warning in result.warnings:
             self.stdout.write(self.style.WARNING(f"Broker warning: {warning}"))
-        self.stdout.write(f"Accounts: created {result.created or 'none'}, already present "
-                          f"{sorted(result.updated + result.unchanged) or 'none'}")
+        self.stdout.write(
+            f"Accounts: created {result.created or 'none'}, already present "
+            f"{sorted(result.updated + result.unchanged) or 'none'}"
+        )
         # A name staff already gave an account is theirs: only blank names are filled in. save(), not
         # update(), so the change shows in the account's history like any other edit.
         for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES, name=""):

@@ -1,0 +1,317 @@
+"""Fills from the broker (or a Flex report) stored once each, and cash flows beside them.
+
+The natural key is ``(broker, exec_id)``: ingesting the same fills twice writes nothing; a
+commission that arrives after its fill updates the row; a field that staff corrected is kept, and
+what the broker says about it is recorded in ``broker_disagreement`` instead. Every write that
+changes a fill recomputes the derived ledger (lots, realized P&L, round trips, settlement, day
+trades, trade frequency, cash-account state) for the account and instruments it touched.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from marketdata.fields import quantize_money, quantize_price, quantize_quantity
+from marketdata.services import instruments_resolve
+from trading.brokers import Broker, BrokerError, BrokerUnavailable
+from trading.brokers.base import BrokerCashFlow, BrokerExecution
+from trading.calendars import settlement_date, trade_date_of
+from trading.models import (
+    Account,
+    CashFlow,
+    Execution,
+    ExecutionSource,
+    SyncKind,
+    SyncReason,
+    SyncRun,
+    SyncStatus,
+)
+from trading.services.ledger import ledger_recompute
+from trading.services.sync_runs import sync_run_finish, sync_run_start
+
+logger = logging.getLogger(__name__)
+
+# Fields the broker is authoritative for, unless staff corrected them.
+BROKER_FIELDS = (
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "commission_currency",
+    "executed_at",
+    "order_id",
+    "perm_id",
+    "exchange",
+    "broker_settlement_date",
+)
+LOOKUP_CHUNK = 5000
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cash_flows_created: int = 0
+    disagreements: int = 0
+    warnings: list[str] = field(default_factory=list)
+    # instrument id -> earliest execution time that changed: where the ledger must be recomputed from
+    affected: dict[int, datetime] = field(default_factory=dict)
+
+    def touch(self, instrument_id: int, at: datetime) -> None:
+        current = self.affected.get(instrument_id)
+        if current is None or at < current:
+            self.affected[instrument_id] = at
+
+
+def _broker_values(row: BrokerExecution, broker_settle: date | None) -> dict:
+    return {
+        "side": row.side,
+        "quantity": quantize_quantity(row.quantity),
+        "price": quantize_price(row.price),
+        "commission": quantize_money(row.commission),
+        "commission_currency": (row.commission_currency or "USD").upper(),
+        "executed_at": row.executed_at,
+        "order_id": row.order_id,
+        "perm_id": row.perm_id,
+        "exchange": row.exchange or "",
+        "broker_settlement_date": broker_settle,
+    }
+
+
+def _parse_broker_settlement(row: BrokerExecution, warnings: list[str]) -> date | None:
+    if not row.settlement_date:
+        return None
+    try:
+        return date.fromisoformat(row.settlement_date)
+    except ValueError:
+        warnings.append(
+            f"execution {row.exec_id}: settlement date {row.settlement_date!r} is not an ISO date; "
+            "computed from the calendar instead"
+        )
+        return None
+
+
+def _differs(field_name: str, stored, incoming) -> bool:
+    if field_name == "commission" and incoming is None:
+        return False  # a fill re-sent without its commission report does not erase a known commission
+    return stored != incoming
+
+
+def executions_upsert(
+    *,
+    account: Account,
+    rows: Iterable[BrokerExecution],
+    broker_name: str,
+    source: str = ExecutionSource.API,
+) -> IngestResult:
+    """Insert new fills, update changed ones (commission reports, corrections from the broker).
+
+    Must run inside a transaction (the caller's). Queries do not grow with the number of fills
+    beyond one lookup per 5,000 fills.
+    """
+    result = IngestResult()
+    by_exec_id: dict[str, BrokerExecution] = {}
+    for row in rows:
+        if row.account_id != account.account_id:
+            result.warnings.append(
+                f"execution {row.exec_id}: belongs to {row.account_id}, not {account.account_id}; skipped"
+            )
+            continue
+        if row.exec_id in by_exec_id:
+            result.warnings.append(f"execution {row.exec_id}: reported twice; second row ignored")
+            continue
+        by_exec_id[row.exec_id] = row
+    if not by_exec_id:
+        return result
+
+    instruments = instruments_resolve(specs=[row.instrument for row in by_exec_id.values()])
+    existing: dict[str, Execution] = {}
+    exec_ids = list(by_exec_id)
+    for start in range(0, len(exec_ids), LOOKUP_CHUNK):
+        chunk = exec_ids[start : start + LOOKUP_CHUNK]
+        for execution in Execution.objects.filter(broker=broker_name, exec_id__in=chunk):
+            existing[execution.exec_id] = execution
+
+    new: list[Execution] = []
+    changed: list[Execution] = []
+    for exec_id, row in by_exec_id.items():
+        instrument = instruments[row.instrument.key]
+        broker_settle = _parse_broker_settlement(row, result.warnings)
+        values = _broker_values(row, broker_settle)
+        stored = existing.get(exec_id)
+        if stored is None:
+            trade_date = trade_date_of(row.executed_at)
+            new.append(
+                Execution(
+                    broker=broker_name,
+                    exec_id=exec_id,
+                    account=account,
+                    instrument=instrument,
+                    source=source,
+                    trade_date=trade_date,
+                    settlement_date=settlement_date(
+                        trade_date=trade_date, sec_type=instrument.sec_type, broker_date=broker_settle
+                    ),
+                    raw=row.raw,
+                    **values,
+                )
+            )
+            result.touch(instrument.pk, row.executed_at)
+            continue
+        if stored.account_id != account.pk:
+            result.warnings.append(
+                f"execution {exec_id}: already stored for another account; skipped (check the account mapping)"
+            )
+            continue
+        if _apply_broker_values(stored, values, result):
+            stored.trade_date = trade_date_of(stored.executed_at)
+            stored.settlement_date = settlement_date(
+                trade_date=stored.trade_date,
+                sec_type=instrument.sec_type,
+                broker_date=stored.broker_settlement_date,
+            )
+            changed.append(stored)
+            result.touch(instrument.pk, min(stored.executed_at, row.executed_at))
+        else:
+            result.unchanged += 1
+
+    if new:
+        Execution.objects.bulk_create(new, batch_size=2000)
+        result.created = len(new)
+    if changed:
+        Execution.objects.bulk_update(
+            changed,
+            [*BROKER_FIELDS, "trade_date", "settlement_date", "broker_disagreement", "updated_at"],
+            batch_size=500,
+        )
+        result.updated = len(changed)
+    return result
+
+
+def _apply_broker_values(stored: Execution, values: dict, result: IngestResult) -> bool:
+    """Copy what the broker now says onto a stored fill; staff corrections win and are flagged."""
+    changed = False
+    disagreement = dict(stored.broker_disagreement or {})
+    for name, incoming in values.items():
+        current = getattr(stored, name)
+        if not _differs(name, current, incoming):
+            if name in disagreement:
+                disagreement.pop(name)  # the broker now agrees with the correction
+                changed = True
+            continue
+        if name in (stored.staff_fields or []):
+            said = str(incoming) if incoming is not None else None
+            if disagreement.get(name) != said:
+                disagreement[name] = said
+                result.disagreements += 1
+                result.warnings.append(
+                    f"execution {stored.exec_id}: broker says {name}={said}, staff corrected it to {current}; "
+                    "kept the correction"
+                )
+                changed = True
+            continue
+        setattr(stored, name, incoming)
+        changed = True
+    stored.broker_disagreement = disagreement
+    return changed
+
+
+def cash_flows_upsert(*, account: Account, rows: Iterable[BrokerCashFlow], source: str = ExecutionSource.API) -> int:
+    """Store deposits and withdrawals once each, by the broker's id. Returns how many were new."""
+    rows = [r for r in rows if r.account_id == account.account_id]
+    if not rows:
+        return 0
+    known = set(
+        CashFlow.objects.filter(account=account, flow_id__in=[r.flow_id for r in rows]).values_list(
+            "flow_id", flat=True
+        )
+    )
+    new = [
+        CashFlow(
+            account=account,
+            flow_id=r.flow_id,
+            kind=r.kind,
+            amount=quantize_money(r.amount),
+            currency=r.currency,
+            at=r.at,
+            source=source,
+        )
+        for r in rows
+        if r.flow_id not in known
+    ]
+    CashFlow.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
+def executions_ingest(
+    *,
+    account: Account,
+    broker: Broker,
+    reason: SyncReason = SyncReason.SCHEDULE,
+    since: datetime | None = None,
+) -> SyncRun:
+    """Ingest one account's fills and cash flows from the broker; one SyncRun (kind EXECUTIONS)."""
+    run, started = sync_run_start(kind=SyncKind.EXECUTIONS, account=account, reason=reason)
+    if not started:
+        return run
+    try:
+        fetched = broker.executions(account.account_id, since=since)
+        flows = broker.cash_flows(account.account_id)
+    except BrokerUnavailable as exc:
+        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker unreachable: {exc}")
+    except BrokerError as exc:
+        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
+    warnings = [*fetched.warnings, *flows.warnings]
+    try:
+        with transaction.atomic():
+            result = executions_upsert(account=account, rows=fetched.items, broker_name=_namespace(broker))
+            new_flows = cash_flows_upsert(account=account, rows=flows.items)
+            ledger_recompute(account=account, affected=result.affected, cash_changed=bool(new_flows))
+            warnings += result.warnings
+            sync_run_finish(
+                run=run,
+                status=SyncStatus.SUCCESS,
+                warnings=warnings,
+                created=result.created,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                message=f"{len(fetched.items)} fills from the broker; {new_flows} new cash flows; "
+                f"{result.disagreements} disagreements with staff corrections",
+            )
+    except Exception as exc:
+        logger.exception("execution ingest of %s failed", account.account_id)
+        run.status = SyncStatus.RUNNING
+        return sync_run_finish(
+            run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=warnings
+        )
+    for warning in warnings:
+        logger.warning("execution ingest %s: %s", account.account_id, warning)
+    return run
+
+
+def _namespace(broker: Broker) -> str:
+    """exec ids are IBKR's: the simulated broker serves the same ids, so both share one namespace."""
+    return "ibkr"
+
+
+def executions_ingest_accounts(
+    *, broker: Broker, reason: SyncReason = SyncReason.SCHEDULE, account_ids: Iterable[str] | None = None
+) -> list[SyncRun]:
+    accounts = Account.objects.filter(is_active=True)
+    if account_ids is not None:
+        accounts = accounts.filter(account_id__in=list(account_ids))
+    return [executions_ingest(account=a, broker=broker, reason=reason) for a in accounts.order_by("account_id")]
+
+
+def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:
+    """Instrument ids with fills after ``since`` (all with fills when None): the position sync's
+    split detector treats a quantity change with fills in between as trading, not a split."""
+    fills = Execution.objects.filter(account=account)
+    if since is not None:
+        fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
+    return set(fills.values_list("instrument_id", flat=True).distinct())
