@@ -26,9 +26,10 @@ from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from marketdata.bulk import bulk_update_values
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
 from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
@@ -419,34 +420,15 @@ def _write(
         )
 
 
-MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct")
-MARK_BATCH = 2000
+MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at")
 
 
 def _refresh_marks(positions: list[Position], *, now: datetime) -> None:
-    """Write the moved prices of positions whose quantity and cost did not change.
-
-    This is the common case of every sync while markets are open, so it is one UPDATE ... FROM
-    (VALUES ...) of just those columns (PostgreSQL and SQLite 3.33+ alike), per 2,000 rows.
-    """
-    meta = Position._meta
-    fields = [meta.get_field(name) for name in MARK_FIELDS]
-    table = connection.ops.quote_name(meta.db_table)
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = v.column{i + 2}" for i, f in enumerate(fields))
-    synced = meta.get_field("last_synced_at").get_db_prep_save(now, connection)
-    row_sql = "(%s" + ", CAST(%s AS NUMERIC)" * len(fields) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(positions), MARK_BATCH):
-            batch = positions[start : start + MARK_BATCH]
-            params: list = [synced]
-            for position in batch:
-                params.append(position.pk)
-                params.extend(f.get_db_prep_save(getattr(position, f.attname), connection) for f in fields)
-            cursor.execute(
-                f"UPDATE {table} SET {assignments}, last_synced_at = %s "  # noqa: S608 - names from _meta
-                f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v WHERE {table}.id = v.column1",
-                params,
-            )
+    """Write the moved prices of positions whose quantity and cost did not change: the common case of
+    every sync while markets are open, so one UPDATE ... FROM (VALUES ...) of just those columns."""
+    bulk_update_values(
+        Position, MARK_FIELDS, [(p.pk, *(getattr(p, name) for name in MARK_FIELDS[:-1]), now) for p in positions]
+    )
 
 
 def positions_sync_execute(

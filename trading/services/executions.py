@@ -14,7 +14,9 @@ from datetime import date, datetime
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
+from marketdata.bulk import bulk_insert
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity
 from marketdata.services import instruments_resolve
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
@@ -96,10 +98,18 @@ def _parse_broker_settlement(row: BrokerExecution, warnings: list[str]) -> date 
         return None
 
 
+# Fields a source may simply not know (the API has no settlement date, Flex no API order id, a fill
+# may come before its commission report): an empty incoming value is "no information", not a change.
+OPTIONAL_FROM_SOURCE = frozenset({"commission", "broker_settlement_date", "order_id", "perm_id"})
+
+
 def _differs(field_name: str, stored, incoming) -> bool:
-    if field_name == "commission" and incoming is None:
-        return False  # a fill re-sent without its commission report does not erase a known commission
+    if incoming is None and field_name in OPTIONAL_FROM_SOURCE:
+        return False
     return stored != incoming
+
+
+EXISTING_FIELDS = ("pk", "exec_id", "account_id", *BROKER_FIELDS, "staff_fields")
 
 
 def executions_upsert(
@@ -111,8 +121,8 @@ def executions_upsert(
 ) -> IngestResult:
     """Insert new fills, update changed ones (commission reports, corrections from the broker).
 
-    Must run inside a transaction (the caller's). Queries do not grow with the number of fills
-    beyond one lookup per 5,000 fills.
+    Must run inside a transaction (the caller's). Known fills are compared as plain values, so a
+    re-ingest of a hundred thousand unchanged fills builds no model objects and writes nothing.
     """
     result = IngestResult()
     by_exec_id: dict[str, BrokerExecution] = {}
@@ -129,16 +139,18 @@ def executions_upsert(
     if not by_exec_id:
         return result
 
-    instruments = instruments_resolve(specs=[row.instrument for row in by_exec_id.values()])
-    existing: dict[str, Execution] = {}
+    instruments = instruments_resolve(specs={row.instrument for row in by_exec_id.values()})
+    existing: dict[str, tuple] = {}
     exec_ids = list(by_exec_id)
     for start in range(0, len(exec_ids), LOOKUP_CHUNK):
         chunk = exec_ids[start : start + LOOKUP_CHUNK]
-        for execution in Execution.objects.filter(broker=broker_name, exec_id__in=chunk):
-            existing[execution.exec_id] = execution
+        for values in Execution.objects.filter(broker=broker_name, exec_id__in=chunk).values_list(*EXISTING_FIELDS):
+            existing[values[1]] = values
 
-    new: list[Execution] = []
-    changed: list[Execution] = []
+    now = timezone.now()
+    settle_dates: dict[tuple, date] = {}
+    new_rows: list[tuple] = []
+    to_update: dict[str, dict] = {}
     for exec_id, row in by_exec_id.items():
         instrument = instruments[row.instrument.key]
         broker_settle = _parse_broker_settlement(row, result.warnings)
@@ -146,43 +158,93 @@ def executions_upsert(
         stored = existing.get(exec_id)
         if stored is None:
             trade_date = trade_date_of(row.executed_at)
-            new.append(
-                Execution(
-                    broker=broker_name,
-                    exec_id=exec_id,
-                    account=account,
-                    instrument=instrument,
-                    source=source,
-                    trade_date=trade_date,
-                    settlement_date=settlement_date(
-                        trade_date=trade_date, sec_type=instrument.sec_type, broker_date=broker_settle
-                    ),
-                    raw=row.raw,
-                    **values,
+            settle_key = (trade_date, instrument.sec_type, broker_settle)
+            if settle_key not in settle_dates:  # a few hundred trade dates for a hundred thousand fills
+                settle_dates[settle_key] = settlement_date(
+                    trade_date=trade_date, sec_type=instrument.sec_type, broker_date=broker_settle
+                )
+            settle = settle_dates[settle_key]
+            new_rows.append(
+                (
+                    broker_name,
+                    exec_id,
+                    account.pk,
+                    instrument.pk,
+                    source,
+                    trade_date,
+                    settle,
+                    row.raw,
+                    [],
+                    {},
+                    now,
+                    now,
+                    *(values[name] for name in BROKER_FIELDS),
                 )
             )
             result.touch(instrument.pk, row.executed_at)
             continue
-        if stored.account_id != account.pk:
+        if stored[2] != account.pk:
             result.warnings.append(
                 f"execution {exec_id}: already stored for another account; skipped (check the account mapping)"
             )
             continue
-        if _apply_broker_values(stored, values, result):
-            stored.trade_date = trade_date_of(stored.executed_at)
-            stored.settlement_date = settlement_date(
-                trade_date=stored.trade_date,
-                sec_type=instrument.sec_type,
-                broker_date=stored.broker_settlement_date,
-            )
-            changed.append(stored)
-            result.touch(instrument.pk, min(stored.executed_at, row.executed_at))
+        stored_values = dict(zip(BROKER_FIELDS, stored[3:-1], strict=True))
+        staff_fields = stored[-1] or []
+        if any(_differs(name, stored_values[name], values[name]) for name in BROKER_FIELDS) or (
+            staff_fields and _disagreement_may_change(stored_values, values, staff_fields)
+        ):
+            to_update[exec_id] = values
         else:
             result.unchanged += 1
 
-    if new:
-        Execution.objects.bulk_create(new, batch_size=2000)
-        result.created = len(new)
+    if new_rows:
+        bulk_insert(Execution, NEW_EXECUTION_FIELDS, new_rows)
+        result.created = len(new_rows)
+    if to_update:
+        _update_changed(broker_name, to_update, instruments, by_exec_id, result)
+    return result
+
+
+NEW_EXECUTION_FIELDS = (
+    "broker",
+    "exec_id",
+    "account_id",
+    "instrument_id",
+    "source",
+    "trade_date",
+    "settlement_date",
+    "raw",
+    "staff_fields",
+    "broker_disagreement",
+    "created_at",
+    "updated_at",
+    *BROKER_FIELDS,
+)
+
+
+def _disagreement_may_change(stored: dict, incoming: dict, staff_fields: list[str]) -> bool:
+    # A corrected field the broker now agrees with must drop its recorded disagreement.
+    return any(name in staff_fields and stored[name] == incoming[name] for name in BROKER_FIELDS)
+
+
+def _update_changed(broker_name: str, to_update: dict[str, dict], instruments, by_exec_id, result) -> None:
+    changed: list[Execution] = []
+    for stored in Execution.objects.select_related("instrument").filter(
+        broker=broker_name, exec_id__in=list(to_update)
+    ):
+        incoming_at = by_exec_id[stored.exec_id].executed_at
+        previous_at = stored.executed_at
+        if _apply_broker_values(stored, to_update[stored.exec_id], result):
+            stored.trade_date = trade_date_of(stored.executed_at)
+            stored.settlement_date = settlement_date(
+                trade_date=stored.trade_date,
+                sec_type=stored.instrument.sec_type,
+                broker_date=stored.broker_settlement_date,
+            )
+            changed.append(stored)
+            result.touch(stored.instrument_id, min(previous_at, incoming_at))
+        else:
+            result.unchanged += 1
     if changed:
         Execution.objects.bulk_update(
             changed,
@@ -190,7 +252,6 @@ def executions_upsert(
             batch_size=500,
         )
         result.updated = len(changed)
-    return result
 
 
 def _apply_broker_values(stored: Execution, values: dict, result: IngestResult) -> bool:

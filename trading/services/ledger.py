@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from marketdata.bulk import bulk_insert, bulk_update_values
 from marketdata.fields import quantize_money, quantize_price
 from trading.calendars import trade_date_of
 from trading.ledger.cash import CashFill, CashMovement, cash_account_replay
@@ -54,6 +55,7 @@ FILL_FIELDS = (
     "perm_id",
     "order_id",
     "settlement_date",
+    "broker_settlement_date",
 )
 
 
@@ -119,125 +121,167 @@ def _recompute_instrument(account: Account, instrument_id: int, fills: list[Ledg
     result = lots_match(fills, method=settings.LOT_MATCHING)
     executed_at = {f.id: f.executed_at for f in fills}
     pair = {"account": account, "instrument_id": instrument_id}
+    ids = (account.pk, instrument_id)
 
     Lot.objects.filter(**pair).delete()
-    Lot.objects.bulk_create(
+    bulk_insert(
+        Lot,
+        (
+            "account_id",
+            "instrument_id",
+            "opening_execution_id",
+            "opened_at",
+            "original_quantity",
+            "quantity",
+            "cost_price",
+            "position_opening_execution_id",
+        ),
         [
-            Lot(
-                **pair,
-                opening_execution_id=lot.opening_fill_id,
-                opened_at=lot.opened_at,
-                original_quantity=lot.original_quantity,
-                quantity=lot.quantity,
-                cost_price=quantize_price(lot.cost_price),
-                position_opening_execution_id=result.position_opening_fill_id,
+            (
+                *ids,
+                lot.opening_fill_id,
+                lot.opened_at,
+                lot.original_quantity,
+                lot.quantity,
+                quantize_price(lot.cost_price),
+                result.position_opening_fill_id,
             )
             for lot in result.open_lots
-        ]
+        ],
     )
     LotMatch.objects.filter(**pair, closing_execution__executed_at__gte=since).delete()
-    LotMatch.objects.bulk_create(
+    method = settings.LOT_MATCHING
+    bulk_insert(
+        LotMatch,
+        (
+            "account_id",
+            "instrument_id",
+            "opening_execution_id",
+            "closing_execution_id",
+            "quantity",
+            "entry_price",
+            "exit_price",
+            "realized_pnl",
+            "method",
+        ),
         [
-            LotMatch(
-                **pair,
-                opening_execution_id=m.opening_fill_id,
-                closing_execution_id=m.closing_fill_id,
-                quantity=m.quantity,
-                entry_price=quantize_price(m.entry_price),
-                exit_price=quantize_price(m.exit_price),
-                realized_pnl=m.realized_pnl,
-                method=settings.LOT_MATCHING,
+            (
+                *ids,
+                m.opening_fill_id,
+                m.closing_fill_id,
+                m.quantity,
+                quantize_price(m.entry_price),
+                quantize_price(m.exit_price),
+                m.realized_pnl,
+                method,
             )
             for m in result.matches
             if executed_at[m.closing_fill_id] >= since
         ],
-        batch_size=2000,
     )
     RoundTrip.objects.filter(**pair, closed_at__gte=since).delete()
-    RoundTrip.objects.bulk_create(
+    bulk_insert(
+        RoundTrip,
+        (
+            "account_id",
+            "instrument_id",
+            "direction",
+            "opened_at",
+            "closed_at",
+            "quantity",
+            "average_entry",
+            "average_exit",
+            "realized_pnl",
+            "commissions",
+            "outcome",
+            "holding_seconds",
+            "opening_execution_id",
+            "closing_execution_id",
+        ),
         [
-            RoundTrip(
-                **pair,
-                direction=t.direction,
-                opened_at=t.opened_at,
-                closed_at=t.closed_at,
-                quantity=t.quantity,
-                average_entry=quantize_price(t.average_entry),
-                average_exit=quantize_price(t.average_exit),
-                realized_pnl=t.realized_pnl,
-                commissions=t.commissions,
-                outcome=t.outcome,
-                holding_seconds=t.holding_seconds,
-                opening_execution_id=t.opening_fill_id,
-                closing_execution_id=t.closing_fill_id,
+            (
+                *ids,
+                t.direction,
+                t.opened_at,
+                t.closed_at,
+                t.quantity,
+                quantize_price(t.average_entry),
+                quantize_price(t.average_exit),
+                t.realized_pnl,
+                t.commissions,
+                t.outcome,
+                t.holding_seconds,
+                t.opening_fill_id,
+                t.closing_fill_id,
             )
             for t in result.round_trips
             if t.closed_at >= since
         ],
-        batch_size=2000,
     )
 
     # Realized P&L on each fill at or after the first change; opening-only fills carry none.
     stored = dict(Execution.objects.filter(**pair, executed_at__gte=since).values_list("id", "realized_pnl"))
-    changed = []
-    for fill_id, old in stored.items():
-        new = result.realized_by_fill.get(fill_id)
-        if old != new:
-            changed.append(Execution(id=fill_id, realized_pnl=new))
-    if changed:
-        Execution.objects.bulk_update(changed, ["realized_pnl"], batch_size=1000)
+    bulk_update_values(
+        Execution,
+        ("realized_pnl",),
+        [
+            (fill_id, result.realized_by_fill.get(fill_id))
+            for fill_id, old in stored.items()
+            if old != result.realized_by_fill.get(fill_id)
+        ],
+    )
 
     since_date = trade_date_of(since)
     DayTrade.objects.filter(**pair, trade_date__gte=since_date).delete()
     counting = settings.DAY_TRADE_COUNTING
-    DayTrade.objects.bulk_create(
+    bulk_insert(
+        DayTrade,
+        (
+            "account_id",
+            "instrument_id",
+            "trade_date",
+            "quantity",
+            "opening_execution_id",
+            "closing_execution_id",
+            "counting",
+        ),
         [
-            DayTrade(
-                **pair,
-                trade_date=d.trade_date,
-                quantity=d.quantity,
-                opening_execution_id=d.opening_fill_id,
-                closing_execution_id=d.closing_fill_id,
-                counting=counting,
-            )
+            (*ids, d.trade_date, d.quantity, d.opening_fill_id, d.closing_fill_id, counting)
             for d in day_trades_find(fills, counting=counting)
             if d.trade_date >= since_date
         ],
-        batch_size=2000,
     )
 
 
 def _settlements_refresh(account: Account, rows: list[dict], today: date) -> None:
+    """One settlement row per fill at or after the first change: replaced, not patched."""
     if not rows:
         return
-    SettlementTracking.objects.bulk_create(
+    SettlementTracking.objects.filter(account=account, execution__executed_at__gte=rows[0]["executed_at"]).filter(
+        execution__instrument_id__in={r["instrument_id"] for r in rows}
+    ).delete()
+    bulk_insert(
+        SettlementTracking,
+        ("execution_id", "account_id", "trade_date", "settlement_date", "amount", "status", "from_broker"),
         [
-            SettlementTracking(
-                execution_id=r["id"],
-                account=account,
-                trade_date=r["trade_date"],
-                settlement_date=r["settlement_date"],
-                amount=settlement_amount(
+            (
+                r["id"],
+                account.pk,
+                r["trade_date"],
+                r["settlement_date"],
+                settlement_amount(
                     side=r["side"],
                     quantity=r["quantity"],
                     price=r["price"],
                     multiplier=r["instrument__multiplier"],
                     commission=r["commission"],
                 ),
-                status=SettlementStatus.SETTLED if r["settlement_date"] <= today else SettlementStatus.PENDING,
-                from_broker=False,
+                SettlementStatus.SETTLED if r["settlement_date"] <= today else SettlementStatus.PENDING,
+                r["broker_settlement_date"] is not None,
             )
             for r in rows
         ],
-        update_conflicts=True,
-        unique_fields=["execution"],
-        update_fields=["trade_date", "settlement_date", "amount", "status"],
-        batch_size=2000,
     )
-    # Dates the broker supplied are marked as such (one statement, whatever the count).
-    SettlementTracking.objects.filter(
-        execution__in=[r["id"] for r in rows], execution__broker_settlement_date__isnull=False
-    ).update(from_broker=True)
 
 
 def _frequency_refresh(account: Account, from_date: date) -> None:

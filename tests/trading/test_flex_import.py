@@ -1,0 +1,425 @@
+"""Flex import: history from IBKR Flex reports, one row per fill with the API, nothing written from a bad file."""
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command, execute_from_command_line
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from ibflex import parser
+
+from marketdata.models import Instrument
+from tests.factories import AccountFactory, ExecutionRowFactory
+from trading.brokers.simulated import SimulatedBroker
+from trading.calendars import settlement_date
+from trading.models import (
+    CashFlow,
+    CashFlowKind,
+    Execution,
+    ExecutionSource,
+    Lot,
+    SyncKind,
+    SyncReason,
+    SyncRun,
+    SyncStatus,
+)
+from trading.services import flex
+from trading.services.executions import executions_ingest
+from trading.services.flex import FlexImportBusy, FlexImportError, flex_import, flex_parse
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ACTIVITY = FIXTURES / "flex_activity.xml"
+ACCOUNT = "DU1234567"  # the account of the fixtures, and of the simulated broker's example state
+BUY_1, BUY_2, SELL, CALL = (
+    "0000e1a7.68e5f3c2.01.01",
+    "0000e1a7.68e74a10.01.01",
+    "0000e1a7.68e8b7d4.01.01",
+    "0000e1a7.68e89c01.01.01",
+)
+
+
+@pytest.fixture
+def account():
+    return AccountFactory(account_id=ACCOUNT)
+
+
+def trade_row(**attrs) -> str:
+    values = {
+        "accountId": ACCOUNT,
+        "currency": "USD",
+        "assetCategory": "STK",
+        "symbol": "SOFI",
+        "conid": "443286233",
+        "listingExchange": "NASDAQ",
+        "multiplier": "1",
+        "tradeID": "7000000001",
+        "dateTime": "20251008;101500",
+        "tradeDate": "20251008",
+        "transactionType": "ExchTrade",
+        "exchange": "NASDAQ",
+        "quantity": "10",
+        "tradePrice": "20",
+        "ibCommission": "-0.35",
+        "ibCommissionCurrency": "USD",
+        "transactionID": "31000000001",
+        "buySell": "BUY",
+        "ibOrderID": "4100000001",
+        "ibExecID": "0000e1a7.00000001.01.01",
+        "levelOfDetail": "EXECUTION",
+    } | attrs
+    return "<Trade " + " ".join(f'{k}="{v}"' for k, v in values.items() if v is not None) + " />"
+
+
+def flex_xml(*trades: str, cash: str = "", account: str = ACCOUNT, statements: int = 1) -> bytes:
+    statement = (
+        f'<FlexStatement accountId="{account}" fromDate="20250101" toDate="20251017" period="Custom" '
+        f'whenGenerated="20251018;083015"><Trades>{"".join(trades)}</Trades>'
+        f"<CashTransactions>{cash}</CashTransactions></FlexStatement>"
+    )
+    return (
+        f'<FlexQueryResponse queryName="q" type="AF"><FlexStatements count="{statements}">'
+        f"{statement * statements}</FlexStatements></FlexQueryResponse>"
+    ).encode()
+
+
+def nothing_written() -> bool:
+    return not (
+        Execution.objects.exists()
+        or CashFlow.objects.exists()
+        or SyncRun.objects.exists()
+        or Instrument.objects.exists()
+    )
+
+
+# --- parsing ------------------------------------------------------------------------------------
+def test_parse_converts_trades_to_the_api_conventions():
+    data = flex_parse(path_or_bytes=ACTIVITY)
+    rows = data.accounts[ACCOUNT]
+    by_id = {e.exec_id: e for e in rows.executions}
+    assert [e.exec_id for e in rows.executions] == [BUY_1, BUY_2, CALL, SELL]  # in time order
+
+    sell = by_id[SELL]
+    assert (sell.side, sell.quantity, sell.price) == ("SELL", Decimal("80"), Decimal("25"))
+    assert sell.commission == Decimal("1")  # Flex says -1: money paid; the API's convention is positive
+    assert sell.executed_at == datetime(2025, 10, 10, 18, 45, 12, tzinfo=UTC)  # 14:45:12 New York (EDT)
+    assert sell.settlement_date == "2025-10-15"
+    assert sell.perm_id == 4102345603 and sell.order_id is None  # ibOrderID is the API's permId
+    assert sell.instrument.con_id == 443286233 and sell.instrument.key == "STK:SOFI:USD"
+    assert sell.raw["tradeID"] == "7012345603" and sell.raw["quantity"] == "-80" and sell.raw["buySell"] == "SELL"
+    json.dumps(sell.raw)  # stored in a JSONField as it is
+
+    call = by_id[CALL].instrument
+    assert (call.symbol, call.sec_type, call.multiplier) == ("SPY", "OPT", Decimal("100"))
+    assert (call.expiry, call.strike, call.right) == (date(2025, 12, 19), Decimal("670"), "C")
+    assert by_id[CALL].settlement_date is None  # no settleDateTarget: the calendar decides
+
+
+def test_parse_skips_what_is_not_a_fill_and_counts_it():
+    rows = flex_parse(path_or_bytes=ACTIVITY).accounts[ACCOUNT]
+    assert rows.skipped_trades == 1  # the expiry book entry has no ibExecID
+    assert rows.warnings == [
+        "trade 7012345690 SPY 251017P00640000 2025-10-17T16:20:00: no ibExecID (a cancellation, correction or "
+        "book entry such as an expiry?); skipped"
+    ]
+    assert rows.summary_rows == 1  # the <Order> row
+    assert rows.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
+    assert [(f.flow_id, f.kind, f.amount) for f in rows.cash_flows] == [
+        ("flex-29876543201", CashFlowKind.DEPOSIT, Decimal("10000")),
+        ("flex-29876543202", CashFlowKind.WITHDRAWAL, Decimal("2500")),
+    ]
+
+
+def test_option_without_multiplier_is_100_and_cancellations_are_not_applied():
+    option = trade_row(
+        assetCategory="OPT",
+        symbol="SPY   251219P00600000",
+        underlyingSymbol="SPY",
+        conid="812345600",
+        multiplier="",
+        strike="600",
+        expiry="20251219",
+        putCall="P",
+    )
+    cancel = trade_row(buySell="BUY (Ca.)", transactionType="TradeCancel", ibExecID="0000e1a7.00000009.01.01")
+    rows = flex_parse(path_or_bytes=flex_xml(option, cancel)).accounts[ACCOUNT]
+    (execution,) = rows.executions
+    assert execution.instrument.multiplier == Decimal(100) and execution.instrument.right == "P"
+    assert rows.skipped_trades == 1
+    assert "cancels execution 0000e1a7.00000009.01.01; not applied" in rows.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("20250115;093000", datetime(2025, 1, 15, 14, 30, tzinfo=UTC)),  # EST, UTC-5
+        ("20250715;093000", datetime(2025, 7, 15, 13, 30, tzinfo=UTC)),  # EDT, UTC-4
+    ],
+)
+def test_naive_flex_times_are_read_in_the_exchange_time_zone(when, expected):
+    (execution,) = flex_parse(path_or_bytes=flex_xml(trade_row(dateTime=when))).executions
+    assert execution.executed_at == expected
+
+
+def test_overlapping_statements_give_each_fill_once():
+    data = flex_parse(path_or_bytes=flex_xml(trade_row(), statements=2))
+    assert len(data.executions) == 1 and data.accounts[ACCOUNT].warnings == []
+
+
+def test_attributes_ibflex_does_not_know_are_reported_once():
+    data = flex_parse(path_or_bytes=flex_xml(trade_row(), trade_row(ibExecID="x.2", someNewField="1")))
+    assert data.warnings == ["ibflex: Trade has no attribute 'someNewField'; skipping"]
+    assert len(data.executions) == 2
+
+
+def test_a_section_the_import_does_not_use_cannot_fail_it():
+    position = b'<OpenPositions><OpenPosition accountId="DU1234567" currency="ZZZ" markPrice="n/a" /></OpenPositions>'
+    xml = flex_xml(trade_row()).replace(b"<Trades>", position + b"<Trades>")
+    with pytest.raises(parser.FlexParserError):
+        parser.parse(xml)  # ibflex alone refuses the whole file
+    assert len(flex_parse(path_or_bytes=xml).executions) == 1
+
+
+# --- import -------------------------------------------------------------------------------------
+def test_import_stores_fills_cash_flows_and_a_sync_run(account):
+    result = flex_import(path=ACTIVITY)
+
+    (summary,) = result.accounts
+    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (4, 0, 0, 2)
+    assert summary.skipped_trades == 1 and summary.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
+    assert set(Execution.objects.values_list("source", flat=True)) == {ExecutionSource.FLEX}
+    assert Execution.objects.get(exec_id=BUY_1).commission == Decimal("0.50")
+    assert Execution.objects.get(exec_id=CALL).instrument.multiplier == Decimal(100)
+    assert sorted(CashFlow.objects.values_list("kind", "amount", "source")) == [
+        (CashFlowKind.DEPOSIT, Decimal("10000.00"), ExecutionSource.FLEX),
+        (CashFlowKind.WITHDRAWAL, Decimal("2500.00"), ExecutionSource.FLEX),
+    ]
+    run = SyncRun.objects.get()
+    assert (run.kind, run.reason, run.status, run.account) == (
+        SyncKind.EXECUTIONS,
+        SyncReason.MANUAL,
+        SyncStatus.SUCCESS,
+        account,
+    )
+    assert run.message.startswith(f"flex import of {ACTIVITY}") and run.created == 4
+    assert any("no ibExecID" in w for w in run.warnings)
+
+
+def test_broker_settlement_date_is_stored_and_preferred(account):
+    flex_import(path=ACTIVITY)
+    sell = Execution.objects.get(exec_id=SELL)
+    # Sold Fri 2025-10-10: the calendar says Tue 10-14 (Mon 10-13 is Columbus Day, no settlement);
+    # the broker's settleDateTarget says 10-15 and wins.
+    assert settlement_date(trade_date=sell.trade_date, sec_type="STK") == date(2025, 10, 14)
+    assert sell.broker_settlement_date == date(2025, 10, 15) and sell.settlement_date == date(2025, 10, 15)
+    call = Execution.objects.get(exec_id=CALL)  # no settleDateTarget: the calendar skips Columbus Day
+    assert call.broker_settlement_date is None and call.settlement_date == date(2025, 10, 14)
+
+
+def test_realized_pnl_is_fifo(account):
+    flex_import(path=ACTIVITY)
+    # Buy 50 @ 20 (0.50), Buy 50 @ 24 (0.50), Sell 80 @ 25 (1.00): the domain rules' FIFO example.
+    assert Execution.objects.get(exec_id=SELL).realized_pnl == Decimal("278.20")
+    lot = Lot.objects.get(instrument__symbol="SOFI")
+    assert lot.quantity == Decimal("20") and lot.cost_price == Decimal("24.01")
+
+
+def test_importing_twice_writes_nothing_new(account):
+    flex_import(path=ACTIVITY)
+    before = list(Execution.objects.values_list("id", "updated_at", "realized_pnl").order_by("id"))
+    flows = list(CashFlow.objects.values_list("id", flat=True).order_by("id"))
+
+    (summary,) = flex_import(path=ACTIVITY).accounts
+
+    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (0, 0, 4, 0)
+    assert list(Execution.objects.values_list("id", "updated_at", "realized_pnl").order_by("id")) == before
+    assert list(CashFlow.objects.values_list("id", flat=True).order_by("id")) == flows
+
+
+def test_chunked_upserts_give_the_same_result(monkeypatch, account):
+    monkeypatch.setattr(flex, "UPSERT_CHUNK", 1)
+    (summary,) = flex_import(path=ACTIVITY, progress=True).accounts
+    assert summary.created == 4
+    assert Execution.objects.get(exec_id=SELL).realized_pnl == Decimal("278.20")
+
+
+def _api_fill(**extra) -> dict:
+    """BUY_1 as the API reports it: the same execId, time in UTC, commission positive, no settlement date."""
+    return ExecutionRowFactory(
+        exec_id=BUY_1,
+        order_id=12,
+        perm_id=4102345601,
+        symbol="SOFI",
+        con_id=443286233,
+        exchange="NASDAQ",
+        side="BUY",
+        quantity="50",
+        price="20",
+        commission="0.50",
+        time="2025-10-08T14:15:00Z",
+        **extra,
+    )
+
+
+def _api_state(broker_state, fills: list[dict]) -> None:
+    with broker_state.edit() as state:
+        row = broker_state.account(state, ACCOUNT)
+        row["executions"] = fills
+        row["cash_flows"] = []
+
+
+def test_a_fill_from_the_api_then_from_flex_is_one_row(settings, broker_state, account):
+    _api_state(broker_state, [_api_fill()])
+    executions_ingest(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+    api_row = Execution.objects.get()
+    assert api_row.broker_settlement_date is None
+
+    (summary,) = flex_import(path=ACTIVITY).accounts
+
+    assert (summary.created, summary.updated) == (3, 1)
+    row = Execution.objects.get(exec_id=BUY_1)
+    assert row.pk == api_row.pk and row.source == ExecutionSource.API
+    assert row.broker_settlement_date == date(2025, 10, 9) and row.settlement_date == date(2025, 10, 9)
+    assert (row.commission, row.perm_id, row.executed_at) == (api_row.commission, 4102345601, api_row.executed_at)
+    assert Execution.objects.count() == 4
+
+
+def test_the_api_does_not_erase_the_settlement_date_flex_gave(settings, broker_state, account):
+    flex_import(path=ACTIVITY)
+    _api_state(broker_state, [_api_fill()])
+    run = executions_ingest(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+    fill = Execution.objects.get(exec_id=BUY_1)
+    assert fill.broker_settlement_date == date(2025, 10, 9)
+    # The API only adds what Flex did not know (its per-client order id); nothing is erased.
+    assert run.updated == 1 and fill.order_id == 12
+
+
+def test_flex_does_not_erase_the_api_order_id(settings, broker_state, account):
+    _api_state(broker_state, [_api_fill()])
+    executions_ingest(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+    flex_import(path=ACTIVITY)
+    assert Execution.objects.get(exec_id=BUY_1).order_id == 12
+
+
+# --- what is refused, and writes nothing --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("flex_not_xml.xml", "not an XML file"),
+        ("flex_web_service_error.xml", "a Flex web service response, not a report: 1019 Statement generation"),
+        ("flex_bad_number.xml", "<Trade accountId=DU1234567, tradeID=7012345602"),
+        ("flex_bad_number.xml", "Trade.tradePrice - Can't convert '24.O0'"),
+        ("no_such_file.xml", "cannot read the file: No such file or directory"),
+    ],
+)
+def test_a_bad_file_raises_and_writes_nothing(account, name, problem):
+    path = FIXTURES / name
+    with pytest.raises(FlexImportError) as error:
+        flex_import(path=path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert problem in str(error.value)
+    assert nothing_written()
+
+
+def test_xml_that_is_not_a_flex_report_is_refused(tmp_path, account):
+    path = tmp_path / "statement.xml"
+    path.write_text('<?xml version="1.0"?><TradeLog><Trade symbol="SOFI"/></TradeLog>', encoding="utf-8")
+    with pytest.raises(FlexImportError, match=r"not a Flex report: the root element is <TradeLog>"):
+        flex_import(path=path)
+    assert nothing_written()
+
+
+def test_unknown_account_is_refused_before_anything_is_written():
+    AccountFactory(account_id="DU7654321")
+    with pytest.raises(FlexImportError) as error:
+        flex_import(path=ACTIVITY)
+    assert str(error.value) == (
+        f"{ACTIVITY}: account {ACCOUNT} in the file is not known; run the accounts sync or add it in the admin"
+    )
+    assert nothing_written()
+
+
+def test_a_running_execution_sync_stops_the_import(account):
+    SyncRun.objects.create(kind=SyncKind.EXECUTIONS, account=account, started_at=timezone.now())
+    with pytest.raises(FlexImportBusy, match="another execution sync of DU1234567 is running"):
+        flex_import(path=ACTIVITY)
+    assert not Execution.objects.exists() and not CashFlow.objects.exists()
+    assert SyncRun.objects.filter(status=SyncStatus.SKIPPED).count() == 1
+
+
+def test_a_failure_while_writing_rolls_back_and_records_a_failed_run(monkeypatch, account):
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(flex, "ledger_recompute", broken)
+    with pytest.raises(RuntimeError):
+        flex_import(path=ACTIVITY)
+    assert not Execution.objects.exists() and not CashFlow.objects.exists()
+    run = SyncRun.objects.get()
+    assert run.status == SyncStatus.FAILED and "RuntimeError: disk full" in run.message
+
+
+# --- the command --------------------------------------------------------------------------------
+def test_command_prints_a_summary(account):
+    out = StringIO()
+    call_command("import_flex", str(ACTIVITY), stdout=out)
+    text = out.getvalue()
+    assert f"{ACCOUNT}: fills created=4 updated=0 unchanged=0; cash flows created=2 of 2; trades skipped=1" in text
+    assert "(Dividends: 1, Withholding Tax: 1)" in text
+    assert "warning: trade 7012345690" in text
+
+
+def test_command_json(account):
+    out = StringIO()
+    call_command("import_flex", str(ACTIVITY), "--json", "--progress", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert summary["source"] == str(ACTIVITY)
+    assert summary["accounts"][0]["account_id"] == ACCOUNT and summary["accounts"][0]["created"] == 4
+
+
+def test_command_on_a_bad_file_exits_1_and_writes_nothing(account, capsys):
+    path = FIXTURES / "flex_bad_number.xml"
+    with pytest.raises(SystemExit) as exit_info:
+        execute_from_command_line(["manage.py", "import_flex", str(path)])
+    assert exit_info.value.code == 1
+    assert "Can't convert '24.O0'" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="not an XML file"):
+        call_command("import_flex", str(FIXTURES / "flex_not_xml.xml"))
+    assert nothing_written()
+
+
+# --- cost ----------------------------------------------------------------------------------------
+def _fills(count: int, account_id: str, symbol: str, con_id: int) -> bytes:
+    rows = [
+        trade_row(
+            accountId=account_id,
+            symbol=symbol,
+            conid=str(con_id),
+            ibExecID=f"{symbol}.{n:08x}.01.01",
+            tradeID=str(7_000_000_000 + n),
+            buySell="BUY" if n % 2 == 0 else "SELL",
+            quantity="10" if n % 2 == 0 else "-10",
+            dateTime=f"2025101{3 + n // 10};1{n % 6}{n:02d}00",  # Mon 10-13 to Thu 10-16
+        )
+        for n in range(count)
+    ]
+    return flex_xml(*rows, account=account_id)
+
+
+def test_queries_do_not_grow_with_the_number_of_fills(tmp_path):
+    counts = []
+    for size, symbol, con_id in ((4, "SOFI", 443286233), (40, "HOOD", 482627003)):
+        account = AccountFactory()
+        path = tmp_path / f"{symbol}.xml"
+        path.write_bytes(_fills(size, account.account_id, symbol, con_id))
+        with CaptureQueriesContext(connection) as queries:
+            (summary,) = flex_import(path=path).accounts
+        assert summary.created == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
