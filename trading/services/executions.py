@@ -140,12 +140,7 @@ def executions_upsert(
         return result
 
     instruments = instruments_resolve(specs={row.instrument for row in by_exec_id.values()})
-    existing: dict[str, tuple] = {}
-    exec_ids = list(by_exec_id)
-    for start in range(0, len(exec_ids), LOOKUP_CHUNK):
-        chunk = exec_ids[start : start + LOOKUP_CHUNK]
-        for values in Execution.objects.filter(broker=broker_name, exec_id__in=chunk).values_list(*EXISTING_FIELDS):
-            existing[values[1]] = values
+    existing = _existing(account, broker_name, by_exec_id)
 
     now = timezone.now()
     settle_dates: dict[tuple, date] = {}
@@ -188,11 +183,13 @@ def executions_upsert(
                 f"execution {exec_id}: already stored for another account; skipped (check the account mapping)"
             )
             continue
+        has_staff_fields = stored[-1]
+        if not has_staff_fields and stored[3:-1] == tuple(values[name] for name in BROKER_FIELDS):
+            result.unchanged += 1  # the common case of a re-ingest: identical, nothing to decide
+            continue
         stored_values = dict(zip(BROKER_FIELDS, stored[3:-1], strict=True))
-        staff_fields = stored[-1] or []
-        if any(_differs(name, stored_values[name], values[name]) for name in BROKER_FIELDS) or (
-            staff_fields and _disagreement_may_change(stored_values, values, staff_fields)
-        ):
+        if has_staff_fields or any(_differs(name, stored_values[name], values[name]) for name in BROKER_FIELDS):
+            # Fills with staff corrections are settled field by field on the model (rare).
             to_update[exec_id] = values
         else:
             result.unchanged += 1
@@ -203,6 +200,30 @@ def executions_upsert(
     if to_update:
         _update_changed(broker_name, to_update, instruments, by_exec_id, result)
     return result
+
+
+def _existing(account: Account, broker_name: str, by_exec_id: dict[str, BrokerExecution]) -> dict[str, tuple]:
+    """The stored values of the incoming fills that are already known, keyed by exec id.
+
+    A big batch is read as the account's fills in its time span (one index range scan) instead of
+    thousands of exec ids in IN lists; what is not found there is then looked up by id, so a fill
+    stored under another account is still caught.
+    """
+    found: dict[str, tuple] = {}
+    fields = (*EXISTING_FIELDS[:-1], "has_staff_fields")
+    stored = Execution.objects.filter(broker=broker_name).annotate(
+        has_staff_fields=~Q(staff_fields=[])  # decoding a JSON list per row would cost more than the row
+    )
+    if len(by_exec_id) > LOOKUP_CHUNK:
+        times = [row.executed_at for row in by_exec_id.values()]
+        for values in stored.filter(account=account, executed_at__range=(min(times), max(times))).values_list(*fields):
+            if values[1] in by_exec_id:
+                found[values[1]] = values
+    missing = [exec_id for exec_id in by_exec_id if exec_id not in found]
+    for start in range(0, len(missing), LOOKUP_CHUNK):
+        for values in stored.filter(exec_id__in=missing[start : start + LOOKUP_CHUNK]).values_list(*fields):
+            found[values[1]] = values
+    return found
 
 
 NEW_EXECUTION_FIELDS = (
@@ -220,11 +241,6 @@ NEW_EXECUTION_FIELDS = (
     "updated_at",
     *BROKER_FIELDS,
 )
-
-
-def _disagreement_may_change(stored: dict, incoming: dict, staff_fields: list[str]) -> bool:
-    # A corrected field the broker now agrees with must drop its recorded disagreement.
-    return any(name in staff_fields and stored[name] == incoming[name] for name in BROKER_FIELDS)
 
 
 def _update_changed(broker_name: str, to_update: dict[str, dict], instruments, by_exec_id, result) -> None:

@@ -112,7 +112,7 @@ def ledger_recompute(
     if affected:
         earliest = min(affected.values())
         _settlements_refresh(account, [r for r in rows if r["executed_at"] >= earliest], today)
-        _frequency_refresh(account, trade_date_of(earliest))
+        _frequency_refresh(account, trade_date_of(earliest), loaded=rows, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
 
@@ -284,9 +284,16 @@ def _settlements_refresh(account: Account, rows: list[dict], today: date) -> Non
     )
 
 
-def _frequency_refresh(account: Account, from_date: date) -> None:
+def _frequency_refresh(account: Account, from_date: date, *, loaded: list[dict], loaded_instruments: set[int]) -> None:
     week_start = from_date - timedelta(days=from_date.weekday())
-    fills = [_ledger_fill(r) for r in fills_of(account=account, trade_date_from=week_start)]
+    others = Execution.objects.filter(account=account, trade_date__gte=week_start).exclude(
+        instrument_id__in=loaded_instruments
+    )
+    if others.exists():
+        rows = fills_of(account=account, trade_date_from=week_start)
+    else:  # every instrument traded since then was just loaded: no second read of the fills
+        rows = [r for r in loaded if r["trade_date"] >= week_start]
+    fills = [_ledger_fill(r) for r in rows]
     day_trades = [
         DayTradeResult(
             instrument_id=d.instrument_id,
