@@ -24,6 +24,8 @@ migrate: install
 demo: migrate ## write the demo broker state, the demo logins and the demo's periodic tasks
 	DEMO_MODE=true $(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py sync_positions
+	$(BIN)/python manage.py ingest_executions
+	$(BIN)/python manage.py sync_positions
 
 run: demo ## the whole product on SQLite + the embedded Celery transport: web, worker and beat
 	@echo ""
