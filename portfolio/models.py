@@ -155,3 +155,114 @@ class AccountStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} @ {self.read_at:%Y-%m-%d %H:%M}"
+
+
+class SnapshotSource(models.TextChoices):
+    BROKER = "BROKER", "Broker"
+    COMPUTED = "COMPUTED", "Computed from last known positions (broker unreachable)"
+
+
+class SnapshotKind(models.TextChoices):
+    HOURLY = "HOURLY", "Hourly"
+    CLOSE = "CLOSE", "Daily close"
+    MANUAL = "MANUAL", "Manual / backfill"
+
+
+class AccountSnapshot(models.Model):
+    """The account's value at a moment: hourly, at every NYSE close, or on demand."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField()
+    kind = models.CharField(max_length=6, choices=SnapshotKind.choices, default=SnapshotKind.HOURLY)
+    trade_date = models.DateField(help_text="The exchange date of taken_at.")
+    source = models.CharField(max_length=8, choices=SnapshotSource.choices, default=SnapshotSource.BROKER)
+    currency = models.CharField(max_length=3, default="USD")
+    net_liquidation = MoneyField(null=True, blank=True)
+    total_cash = MoneyField(null=True, blank=True)
+    settled_cash = MoneyField(null=True, blank=True)
+    buying_power = MoneyField(null=True, blank=True)
+    excess_liquidity = MoneyField(null=True, blank=True)
+    maint_margin_req = MoneyField(null=True, blank=True)
+    unrealized_pnl = MoneyField(null=True, blank=True)
+    realized_pnl = MoneyField(null=True, blank=True)
+    positions_value = MoneyField(default=0)
+    positions_count = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-taken_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "taken_at"], name="snapshot_unique_account_time"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "kind", "trade_date"], name="snapshot_account_kind_date"),
+            models.Index(fields=["account", "-taken_at"], name="snapshot_account_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} @ {self.taken_at:%Y-%m-%d %H:%M} {self.net_liquidation}"
+
+
+class PositionSnapshot(models.Model):
+    """An open position at the moment of an account snapshot: the position history."""
+
+    snapshot = models.ForeignKey(AccountSnapshot, on_delete=models.CASCADE, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    quantity = QuantityField()
+    average_price = PriceField()
+    price = PriceField(null=True, blank=True)
+    market_value = MoneyField(null=True, blank=True)
+    unrealized_pnl = MoneyField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["snapshot", "instrument"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "instrument"], name="possnap_unique_instrument"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.quantity} @ {self.price}"
+
+
+class MetricsWindow(models.TextChoices):
+    ALL = "all", "All time"
+    LAST_20 = "20", "Last 20 round trips"
+
+
+class PerformanceMetrics(models.Model):
+    """Per account per day: returns on the account value and statistics of closed round trips.
+
+    Return figures (TWR, drawdown, MWR, Sharpe, Sortino) are over all time to ``as_of`` in both
+    windows; the round-trip figures are over all of them, or over the last 20.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="metrics")
+    as_of = models.DateField()
+    window = models.CharField(max_length=3, choices=MetricsWindow.choices, default=MetricsWindow.ALL)
+    daily_return = RatioField(null=True, blank=True, help_text="TWR of the day (flows removed).")
+    twr = RatioField(null=True, blank=True, help_text="Cumulative time-weighted return.")
+    twr_index = RatioField(null=True, blank=True, help_text="1 x product(1 + daily TWR).")
+    drawdown = RatioField(null=True, blank=True, help_text="Index / running peak - 1, today.")
+    max_drawdown = RatioField(null=True, blank=True)
+    mwr = RatioField(null=True, blank=True, help_text="Money-weighted return (XIRR, annualised).")
+    sharpe = RatioField(null=True, blank=True)
+    sortino = RatioField(null=True, blank=True)
+    daily_pnl = MoneyField(null=True, blank=True, help_text="Change in value less the day's flows.")
+    round_trips = models.PositiveIntegerField(default=0)
+    win_rate = RatioField(null=True, blank=True)
+    profit_factor = RatioField(null=True, blank=True, help_text="Empty when there are no losses.")
+    expectancy = MoneyField(null=True, blank=True)
+    gross_profit = MoneyField(default=0)
+    gross_loss = MoneyField(default=0)
+    current_consecutive_losses = models.PositiveIntegerField(default=0)
+    max_consecutive_losses = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-as_of"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "as_of", "window"], name="metrics_unique_account_day_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.as_of} ({self.window})"

@@ -119,3 +119,35 @@ class CashViolation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.trade_date}"
+
+
+class RiskEventKind(models.TextChoices):
+    MAX_DRAWDOWN = "MAX_DRAWDOWN", "Drawdown beyond the limit"
+    CONSECUTIVE_LOSSES = "CONSECUTIVE_LOSSES", "Consecutive losing round trips"
+    DAILY_LOSS = "DAILY_LOSS", "Daily loss beyond the limit"
+
+
+class RiskSeverity(models.TextChoices):
+    WARNING = "WARNING", "Warning"
+    CRITICAL = "CRITICAL", "Critical"
+
+
+class RiskEvent(models.Model):
+    """A threshold crossed: written once per crossing (when the value goes over), not on every run."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="risk_events")
+    kind = models.CharField(max_length=20, choices=RiskEventKind.choices)
+    severity = models.CharField(max_length=8, choices=RiskSeverity.choices, default=RiskSeverity.WARNING)
+    value = models.DecimalField(max_digits=24, decimal_places=10, help_text="The measured value.")
+    threshold = models.DecimalField(max_digits=24, decimal_places=10)
+    as_of = models.DateField(help_text="The day the metric was computed for.")
+    message = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When the value came back within the limit.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["account", "kind", "-created_at"], name="riskevent_account_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.account_id} {self.as_of}"
