@@ -5,6 +5,7 @@ production configuration (``DJANGO_DEBUG=false``) refuses to start without a sec
 allowed hosts, so a misconfigured deploy fails loudly at start rather than running insecurely.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -249,6 +250,11 @@ if LOT_MATCHING not in {"fifo", "average"}:
     raise ImproperlyConfigured(f"LOT_MATCHING must be fifo or average, not {LOT_MATCHING!r}")
 if DAY_TRADE_COUNTING not in {"opening", "direction"}:
     raise ImproperlyConfigured(f"DAY_TRADE_COUNTING must be opening or direction, not {DAY_TRADE_COUNTING!r}")
+
+# --- Risk thresholds (crossing one writes a RiskEvent once per crossing) --------------------------
+RISK_MAX_DRAWDOWN = Decimal(env.str("RISK_MAX_DRAWDOWN", default="0.20"))  # fraction of the TWR index peak
+RISK_MAX_CONSECUTIVE_LOSSES = env.int("RISK_MAX_CONSECUTIVE_LOSSES", default=5)
+RISK_DAILY_LOSS_PCT = Decimal(env.str("RISK_DAILY_LOSS_PCT", default="0.03"))  # fraction of net liquidation
 
 LOGGING = {
     "version": 1,

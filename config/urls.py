@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marketdata import views as marketdata_views
-from portfolio.api.views import PdtStatusApi
+from portfolio.api.views import PdtStatusApi, PortfolioSummaryApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,8 +14,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("portfolio.api.urls")),
-    # PDT status needs the broker's own figure, kept by portfolio: its view lives there.
+    # These two need portfolio's records (AccountStatus, positions, snapshots): their views live there.
     path("api/trading/pdt-status", PdtStatusApi.as_view(), name="api-pdt-status"),
+    path("api/trading/portfolio/summary", PortfolioSummaryApi.as_view(), name="api-portfolio-summary"),
     path("api/trading/", include("trading.api.urls")),
     path("", include("portfolio.urls")),
 ]

@@ -1,6 +1,6 @@
 import django_filters as filters
 
-from portfolio.models import Position, PositionStatus
+from portfolio.models import AccountSnapshot, Position, PositionStatus
 from trading.models import Account
 
 
@@ -39,3 +39,24 @@ class PositionFilter(filters.FilterSet):
         if value == "closed":
             return queryset.filter(status=PositionStatus.CLOSED)
         return queryset
+
+
+class SnapshotFilter(filters.FilterSet):
+    account = filters.ModelChoiceFilter(
+        field_name="account", to_field_name="account_id", queryset=_visible_accounts, label="Broker account id"
+    )
+    since = filters.IsoDateTimeFilter(field_name="taken_at", lookup_expr="gte", label="From (ISO 8601 time)")
+    until = filters.IsoDateTimeFilter(field_name="taken_at", lookup_expr="lte", label="To (ISO 8601 time)")
+    interval = filters.ChoiceFilter(
+        choices=[("hour", "hour"), ("day", "day")],
+        method="filter_interval",
+        empty_label=None,
+        label="hour (every snapshot, default) or day (the last of each trade date)",
+    )
+
+    class Meta:
+        model = AccountSnapshot
+        fields = ["account", "since", "until", "interval"]
+
+    def filter_interval(self, queryset, name, value):
+        return queryset  # applied by the view through the selector, which needs it before filtering

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from portfolio.models import Position, PositionEvent
+from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent
 from trading.models import Account, SyncRun
 
 
@@ -107,3 +107,86 @@ class AccountSyncStatusSerializer(serializers.Serializer):
     last_success_at = serializers.DateTimeField(allow_null=True)
     in_progress = serializers.BooleanField()
     stale = serializers.BooleanField()
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id", read_only=True)
+
+    class Meta:
+        model = AccountSnapshot
+        fields = [
+            "account",
+            "taken_at",
+            "trade_date",
+            "kind",
+            "source",
+            "currency",
+            "net_liquidation",
+            "total_cash",
+            "settled_cash",
+            "buying_power",
+            "excess_liquidity",
+            "maint_margin_req",
+            "unrealized_pnl",
+            "realized_pnl",
+            "positions_value",
+            "positions_count",
+            "note",
+        ]
+        read_only_fields = fields
+
+
+class MetricsSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id", read_only=True)
+    profit_factor_note = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PerformanceMetrics
+        fields = [
+            "account",
+            "as_of",
+            "window",
+            "round_trips",
+            "win_rate",
+            "profit_factor",
+            "profit_factor_note",
+            "expectancy",
+            "gross_profit",
+            "gross_loss",
+            "current_consecutive_losses",
+            "max_consecutive_losses",
+            "twr",
+            "twr_index",
+            "daily_return",
+            "drawdown",
+            "mwr",
+            "max_drawdown",
+            "sharpe",
+            "sortino",
+            "daily_pnl",
+            "computed_at",
+        ]
+        read_only_fields = fields
+
+    def get_profit_factor_note(self, obj: PerformanceMetrics) -> str | None:
+        if obj.profit_factor is not None:
+            return None
+        if obj.round_trips == 0:
+            return "undefined: no closed round trips"
+        return "undefined: no losing round trips"
+
+
+class PortfolioSummarySerializer(serializers.Serializer):
+    account = serializers.CharField(source="account.account_id")
+    currency = serializers.CharField(source="account.base_currency")
+    portfolio_value = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    cash_balance = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    positions_count = serializers.IntegerField()
+    daily_pnl = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    unrealized_pnl = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    realized_pnl = serializers.DecimalField(max_digits=24, decimal_places=4)
+    win_rate = serializers.DecimalField(max_digits=24, decimal_places=10, allow_null=True)
+    total_trades = serializers.IntegerField()
+    last_synced_at = serializers.DateTimeField(allow_null=True)
+    stale = serializers.BooleanField()
+    source = serializers.ChoiceField(choices=["broker", "database"])

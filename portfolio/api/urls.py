@@ -7,4 +7,6 @@ urlpatterns = [
     path("portfolio/positions/<int:pk>/events", views.PositionEventListApi.as_view(), name="api-position-events"),
     path("sync/positions", views.PositionSyncRequestApi.as_view(), name="api-sync-positions"),
     path("sync/status", views.SyncStatusApi.as_view(), name="api-sync-status"),
+    path("portfolio/snapshots", views.SnapshotListApi.as_view(), name="api-snapshots"),
+    path("portfolio/metrics", views.MetricsApi.as_view(), name="api-metrics"),
 ]

@@ -2,22 +2,32 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from portfolio.api.filters import PositionFilter
+from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
     AccountSyncStatusSerializer,
+    MetricsSerializer,
+    PortfolioSummarySerializer,
     PositionEventSerializer,
     PositionSerializer,
+    SnapshotSerializer,
     SyncRequestResultSerializer,
     SyncRequestSerializer,
 )
 from portfolio.models import AccountStatus, Position
-from portfolio.selectors import position_event_list, position_list, sync_status_list
+from portfolio.selectors import (
+    metrics_get,
+    portfolio_summary_get,
+    position_event_list,
+    position_list,
+    snapshot_list,
+    sync_status_list,
+)
 from portfolio.services.sync_requests import positions_sync_request
 from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
 from trading.calendars import trade_date_of
@@ -116,3 +126,74 @@ class PdtStatusApi(APIView):
             },
         }
         return Response(PdtStatusSerializer(body).data)
+
+
+class SnapshotListApi(generics.ListAPIView):
+    """Account value over time: every snapshot (``interval=hour``) or the last of each trade date."""
+
+    serializer_class = SnapshotSerializer
+    filterset_class = SnapshotFilter
+
+    def get_queryset(self):
+        interval = self.request.query_params.get("interval") or "hour"
+        return snapshot_list(user=self.request.user, interval=interval if interval in {"hour", "day"} else "hour")
+
+
+class MetricsQuerySerializer(AccountDateQuerySerializer):
+    window = serializers.ChoiceField(choices=["all", "20"], default="all", help_text="all, or the last 20 round trips")
+
+
+def _single_account(request: Request, query) -> Account | Response:
+    """The ``account`` asked for, or the user's only account; a 400 naming the field otherwise."""
+    account = query.validated_data.get("account")
+    if account is not None:
+        return account
+    accounts = list(Account.objects.visible_to(request.user)[:2])
+    if len(accounts) == 1:
+        return accounts[0]
+    message = "You have no accounts." if not accounts else "You have several accounts: say which one."
+    return Response({"account": [message]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class MetricsApi(APIView):
+    """Performance figures of an account as of the last computation (all time, or last 20 round trips)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account", OpenApiTypes.STR, description="Broker account id (optional with one account)"),
+            OpenApiParameter("window", OpenApiTypes.STR, enum=["all", "20"], description="Default all"),
+        ],
+        responses={200: MetricsSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = MetricsQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = _single_account(request, query)
+        if isinstance(account, Response):
+            return account
+        metrics = metrics_get(account=account, window=query.validated_data["window"])
+        if metrics is None:
+            return Response(
+                {
+                    "detail": f"No metrics for {account.account_id} yet: they are computed after each close "
+                    "(or run `manage.py compute_metrics`)."
+                },
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response(MetricsSerializer(metrics).data)
+
+
+class PortfolioSummaryApi(APIView):
+    """An account's headline figures, from the database in milliseconds whether or not the broker is up."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("account", OpenApiTypes.STR, description="Optional with one account")],
+        responses={200: PortfolioSummarySerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = AccountDateQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = _single_account(request, query)
+        if isinstance(account, Response):
+            return account
+        return Response(PortfolioSummarySerializer(portfolio_summary_get(account=account)).data)
