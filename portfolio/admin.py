@@ -1,7 +1,14 @@
 from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
-from portfolio.models import AccountStatus, Position, PositionEvent
+from portfolio.models import (
+    AccountSnapshot,
+    AccountStatus,
+    PerformanceMetrics,
+    Position,
+    PositionEvent,
+    PositionSnapshot,
+)
 from portfolio.services.sync_requests import positions_sync_request
 from trading.admin import AccountAdmin as TradingAccountAdmin
 from trading.models import Account, SyncReason, SyncRun, SyncStatus
@@ -162,3 +169,63 @@ class AccountAdmin(TradingAccountAdmin):
             )
         for run in skipped:
             self.message_user(request, f"{run.account.account_id}: skipped ({run.message})", messages.WARNING)
+
+
+class PositionSnapshotInline(admin.TabularInline):
+    model = PositionSnapshot
+    extra = 0
+    can_delete = False
+    fields = ["instrument", "quantity", "average_price", "price", "market_value", "unrealized_pnl"]
+    readonly_fields = fields
+    raw_id_fields = ["instrument"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AccountSnapshot)
+class AccountSnapshotAdmin(admin.ModelAdmin):
+    list_display = [
+        "taken_at",
+        "account",
+        "kind",
+        "source",
+        "net_liquidation",
+        "total_cash",
+        "positions_value",
+        "positions_count",
+    ]
+    list_filter = ["kind", "source", "account"]
+    search_fields = ["account__account_id", "note"]
+    list_select_related = ["account"]
+    date_hierarchy = "taken_at"
+    readonly_fields = [f.name for f in AccountSnapshot._meta.fields]
+    inlines = [PositionSnapshotInline]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False  # snapshots come from the broker or `manage.py snapshot_portfolio --at`
+
+
+@admin.register(PerformanceMetrics)
+class PerformanceMetricsAdmin(admin.ModelAdmin):
+    list_display = [
+        "as_of",
+        "account",
+        "window",
+        "twr",
+        "max_drawdown",
+        "sharpe",
+        "round_trips",
+        "win_rate",
+        "profit_factor",
+        "expectancy",
+        "max_consecutive_losses",
+    ]
+    list_filter = ["window", "account"]
+    list_select_related = ["account"]
+    date_hierarchy = "as_of"
+    readonly_fields = [f.name for f in PerformanceMetrics._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

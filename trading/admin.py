@@ -11,6 +11,7 @@ from trading.models import (
     Execution,
     Lot,
     LotMatch,
+    RiskEvent,
     RoundTrip,
     SettlementTracking,
     TradeFrequencyTracking,
@@ -225,3 +226,23 @@ class CashViolationAdmin(DerivedAdmin):
     list_display = ["trade_date", "account", "kind", "amount", "detail"]
     list_filter = ["kind", "account"]
     list_select_related = ["account"]
+
+
+@admin.register(RiskEvent)
+class RiskEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "account",
+        "kind",
+        "severity",
+        "value",
+        "threshold",
+        "as_of",
+        "resolved_at",
+        "message",
+    ]
+    list_filter = ["kind", "severity", "account"]
+    search_fields = ["account__account_id", "message"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["account", "kind", "severity", "value", "threshold", "as_of", "message", "created_at"]

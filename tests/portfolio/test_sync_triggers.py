@@ -108,10 +108,24 @@ def test_admin_sync_now_action(account, broker_state, django_capture_on_commit_c
         "/admin/trading/account/",
         "/admin/marketdata/instrument/",
         "/admin/django_celery_beat/periodictask/",
+        "/admin/trading/execution/",
+        "/admin/trading/cashflow/",
+        "/admin/trading/lot/",
+        "/admin/trading/lotmatch/",
+        "/admin/trading/roundtrip/",
+        "/admin/trading/settlementtracking/",
+        "/admin/trading/daytrade/",
+        "/admin/trading/tradefrequencytracking/",
+        "/admin/trading/cashaccountstate/",
+        "/admin/trading/cashviolation/",
+        "/admin/trading/riskevent/",
+        "/admin/portfolio/accountsnapshot/",
+        "/admin/portfolio/performancemetrics/",
     ],
 )
 def test_admin_pages_load_for_staff_with_data(url, account, broker_state):
     call_command("sync_positions")
+    call_command("ingest_executions")
     client = Client()
     client.force_login(UserFactory(superuser=True))
     assert client.get(url).status_code == 200
