@@ -1,7 +1,15 @@
 from django.urls import path
 
-from portfolio import views
+from portfolio.views import compliance, health, overview, performance, positions, trades
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", overview.overview, name="overview"),
+    path("sync-now", overview.sync_now, name="sync-now"),
+    path("positions/", positions.positions, name="positions"),
+    path("positions/<int:pk>/", positions.position_detail, name="position-detail"),
+    path("trades/", trades.trades, name="trades"),
+    path("trades/export.csv", trades.trades_csv, name="trades-csv"),
+    path("compliance/", compliance.compliance, name="compliance"),
+    path("performance/", performance.performance, name="performance"),
+    path("sync-health/", health.sync_health, name="sync-health"),
 ]

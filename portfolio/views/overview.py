@@ -23,3 +23,8 @@ def overview(request: HttpRequest) -> HttpResponse:
             "stale_after_minutes": settings.POSITION_SYNC_STALE_AFTER // 60,
         },
     )
+
+
+@login_required
+def sync_now(request: HttpRequest) -> HttpResponse:  # the dashboard work replaces this
+    return HttpResponse(status=501)

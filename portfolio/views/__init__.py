@@ -1,0 +1,1 @@
+"""The trader's pages: server-rendered from the database (never the broker), one module per page."""
