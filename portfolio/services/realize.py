@@ -105,8 +105,10 @@ def _trip_for(position: Position, trips: dict[int, list[RoundTrip]]) -> RoundTri
     if position.opening_execution_id:
         return next((t for t in own if t.opening_execution_id == position.opening_execution_id), None)
     candidates = [
-        t for t in own
-        if t.opened_at <= position.opened_at + CLOCK_SKEW and t.closed_at >= position.opened_at - CLOCK_SKEW
+        t
+        for t in own
+        if t.opened_at <= position.opened_at + CLOCK_SKEW
+        and t.closed_at >= position.opened_at - CLOCK_SKEW
         and (position.closed_at is None or t.closed_at <= position.closed_at + CLOCK_SKEW)
     ]
     return candidates[-1] if candidates else None
