@@ -167,3 +167,11 @@ def _daily_pnl(account: Account, value: Decimal | None) -> Decimal | None:
     )
     net_flow = (flows["deposits"] or Decimal(0)) - (flows["withdrawals"] or Decimal(0))
     return value - previous_value - net_flow
+
+
+def metrics_history(*, account: Account, window: str = MetricsWindow.ALL, since=None) -> QuerySet:
+    """Daily metrics rows (for the equity curve, drawdown and P&L charts), oldest first."""
+    rows = PerformanceMetrics.objects.filter(account=account, window=window)
+    if since is not None:
+        rows = rows.filter(as_of__gte=since)
+    return rows.order_by("as_of")

@@ -190,3 +190,16 @@ class PortfolioSummarySerializer(serializers.Serializer):
     last_synced_at = serializers.DateTimeField(allow_null=True)
     stale = serializers.BooleanField()
     source = serializers.ChoiceField(choices=["broker", "database"])
+
+
+class MetricsPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PerformanceMetrics
+        fields = ["as_of", "twr_index", "twr", "daily_return", "drawdown", "max_drawdown", "daily_pnl"]
+        read_only_fields = fields
+
+
+class MetricsHistorySerializer(serializers.Serializer):
+    account = serializers.CharField()
+    window = serializers.CharField()
+    points = MetricsPointSerializer(many=True)

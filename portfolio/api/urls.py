@@ -9,4 +9,5 @@ urlpatterns = [
     path("sync/status", views.SyncStatusApi.as_view(), name="api-sync-status"),
     path("portfolio/snapshots", views.SnapshotListApi.as_view(), name="api-snapshots"),
     path("portfolio/metrics", views.MetricsApi.as_view(), name="api-metrics"),
+    path("portfolio/metrics/history", views.MetricsHistoryApi.as_view(), name="api-metrics-history"),
 ]

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
     AccountSyncStatusSerializer,
+    MetricsHistorySerializer,
     MetricsSerializer,
     PortfolioSummarySerializer,
     PositionEventSerializer,
@@ -22,6 +23,7 @@ from portfolio.api.serializers import (
 from portfolio.models import AccountStatus, Position
 from portfolio.selectors import (
     metrics_get,
+    metrics_history,
     portfolio_summary_get,
     position_event_list,
     position_list,
@@ -197,3 +199,28 @@ class PortfolioSummaryApi(APIView):
         if isinstance(account, Response):
             return account
         return Response(PortfolioSummarySerializer(portfolio_summary_get(account=account)).data)
+
+
+class MetricsHistoryQuerySerializer(AccountDateQuerySerializer):
+    since = serializers.DateField(required=False, help_text="First day (ISO date); default: all")
+
+
+class MetricsHistoryApi(APIView):
+    """Daily series for charts: TWR index (equity curve), drawdown, daily P&L. Not paginated."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account", OpenApiTypes.STR, description="Optional with one account"),
+            OpenApiParameter("since", OpenApiTypes.DATE),
+        ],
+        responses={200: MetricsHistorySerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = MetricsHistoryQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = _single_account(request, query)
+        if isinstance(account, Response):
+            return account
+        points = metrics_history(account=account, since=query.validated_data.get("since"))
+        body = {"account": account.account_id, "window": "all", "points": points}
+        return Response(MetricsHistorySerializer(body).data)

@@ -134,3 +134,13 @@ def test_summary_queries_are_constant(settings, trader, account, broker_state, d
     client = client_for(trader)
     with django_assert_max_num_queries(10):
         client.get("/api/trading/portfolio/summary")
+
+
+def test_metrics_history_series(trader, account):
+    for day, index in [(16, "1.01"), (17, "0.99"), (18, "1.02")]:
+        PerformanceMetrics.objects.create(
+            account=account, as_of=datetime(2026, 11, day).date(), twr_index=Decimal(index)
+        )
+    body = client_for(trader).get("/api/portfolio/metrics/history", {"since": "2026-11-17"}).json()
+    assert [p["as_of"] for p in body["points"]] == ["2026-11-17", "2026-11-18"]
+    assert body["points"][0]["twr_index"] == "0.9900000000"
