@@ -9,3 +9,20 @@ PERIODIC_TASKS = [
         expire_seconds=240,
     ),
 ]
+
+PERIODIC_TASKS += [
+    PeriodicTaskSpec(
+        name="Portfolio snapshot",
+        task="portfolio.snapshot_portfolio",
+        description="Every account's value and open positions on the hour (COMPUTED when the broker is away).",
+        crontab={"minute": "0"},
+        expire_seconds=1800,
+    ),
+    PeriodicTaskSpec(
+        name="Daily close snapshot",
+        task="portfolio.close_snapshot",
+        description="After each NYSE close (early closes included): the CLOSE snapshot used for daily returns.",
+        every_seconds=600,
+        expire_seconds=500,
+    ),
+]

@@ -59,3 +59,51 @@ def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dic
         for account in Account.objects.filter(account_id__in=account_ids)
     }
     return {"status": "DONE", "realized": changed}
+
+
+# --- account snapshots -------------------------------------------------------------------------
+def _snapshot_summary(snapshot) -> dict:
+    return {
+        "snapshot": snapshot.pk,
+        "account": snapshot.account.account_id,
+        "taken_at": snapshot.taken_at.isoformat(),
+        "kind": snapshot.kind,
+        "source": snapshot.source,
+        "net_liquidation": None if snapshot.net_liquidation is None else str(snapshot.net_liquidation),
+    }
+
+
+@shared_task(name="portfolio.snapshot_portfolio")
+def portfolio_snapshot_task(account_ids: list[str] | None = None) -> dict:
+    """Hourly: snapshot every active account (or the ones named). A broker outage gives COMPUTED
+    snapshots, not retries: they are what the account was worth as far as anyone can tell."""
+    from portfolio.models import SnapshotKind
+    from portfolio.services.snapshots import snapshots_take_all
+
+    with single_flight("portfolio.snapshot_portfolio") as acquired:
+        if not acquired:
+            logger.info("portfolio snapshot: another snapshot run is going on, skipping")
+            return {"status": "SKIPPED", "message": "another snapshot run is going on"}
+        snapshots = snapshots_take_all(broker=get_broker(), kind=SnapshotKind.HOURLY, account_ids=account_ids)
+    return {"status": "DONE", "snapshots": [_snapshot_summary(s) for s in snapshots]}
+
+
+@shared_task(name="portfolio.close_snapshot")
+def close_snapshot_task(now: str | None = None) -> dict:
+    """Every few minutes: once the NYSE session has closed, the CLOSE snapshot of each account that
+    lacks one, stamped at the close. ``now`` (ISO 8601 with a zone) replays a given moment."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take
+
+    moment = datetime.fromisoformat(now) if now else timezone.now()
+    if close_snapshot_due(now=moment) is None:
+        return {"status": "NOT_DUE"}
+    with single_flight("portfolio.close_snapshot") as acquired:
+        if not acquired:
+            logger.info("close snapshot: another close snapshot run is going on, skipping")
+            return {"status": "SKIPPED", "message": "another close snapshot run is going on"}
+        snapshots = close_snapshots_take(broker=get_broker(), now=moment)
+    return {"status": "DONE", "snapshots": [_snapshot_summary(s) for s in snapshots]}

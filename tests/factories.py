@@ -245,41 +245,66 @@ _EXAMPLE_STATE = {
             },
             "positions": [
                 {
-                    "symbol": "AAPL", "sec_type": "STK", "con_id": 265598, "currency": "USD",
-                    "exchange": "SMART", "multiplier": "1",
-                    "quantity": "100", "avg_cost": "150.25", "market_price": "155.10",
+                    "symbol": "AAPL",
+                    "sec_type": "STK",
+                    "con_id": 265598,
+                    "currency": "USD",
+                    "exchange": "SMART",
+                    "multiplier": "1",
+                    "quantity": "100",
+                    "avg_cost": "150.25",
+                    "market_price": "155.10",
                 },
                 {
-                    "symbol": "SPY", "sec_type": "OPT", "con_id": 712345678, "currency": "USD",
-                    "exchange": "SMART", "multiplier": "100",
-                    "expiry": "2026-12-18", "strike": "600", "right": "C",
-                    "quantity": "-2", "avg_cost": "512.40", "market_price": "4.80",
+                    "symbol": "SPY",
+                    "sec_type": "OPT",
+                    "con_id": 712345678,
+                    "currency": "USD",
+                    "exchange": "SMART",
+                    "multiplier": "100",
+                    "expiry": "2026-12-18",
+                    "strike": "600",
+                    "right": "C",
+                    "quantity": "-2",
+                    "avg_cost": "512.40",
+                    "market_price": "4.80",
                 },
             ],
             "executions": [
                 {
-                    "exec_id": "0000e0d5.6553a1b2.01.01", "order_id": 12, "perm_id": 987654,
-                    "symbol": "AAPL", "sec_type": "STK", "con_id": 265598, "currency": "USD",
-                    "exchange": "ISLAND", "side": "BUY", "quantity": "100", "price": "150.25",
-                    "commission": "1.00", "time": "2026-11-20T14:32:15Z",
+                    "exec_id": "0000e0d5.6553a1b2.01.01",
+                    "order_id": 12,
+                    "perm_id": 987654,
+                    "symbol": "AAPL",
+                    "sec_type": "STK",
+                    "con_id": 265598,
+                    "currency": "USD",
+                    "exchange": "ISLAND",
+                    "side": "BUY",
+                    "quantity": "100",
+                    "price": "150.25",
+                    "commission": "1.00",
+                    "time": "2026-11-20T14:32:15Z",
                 }
             ],
-            "cash_flows": [
-                {"id": "cf-1", "time": "2026-11-02T15:00:00Z", "kind": "DEPOSIT", "amount": "5000.00"}
-            ],
+            "cash_flows": [{"id": "cf-1", "time": "2026-11-02T15:00:00Z", "kind": "DEPOSIT", "amount": "5000.00"}],
         }
     ],
     "bars": {
         "AAPL": {
             "1d": [
-                {"time": "2026-11-19T00:00:00Z", "open": "150.00", "high": "156.00",
-                 "low": "149.50", "close": "155.10", "volume": "48211000"}
+                {
+                    "time": "2026-11-19T00:00:00Z",
+                    "open": "150.00",
+                    "high": "156.00",
+                    "low": "149.50",
+                    "close": "155.10",
+                    "volume": "48211000",
+                }
             ]
         }
     },
-    "quotes": {
-        "AAPL": {"bid": "155.05", "ask": "155.12", "last": "155.10", "time": "2026-11-20T20:59:59Z"}
-    },
+    "quotes": {"AAPL": {"bid": "155.05", "ask": "155.12", "last": "155.10", "time": "2026-11-20T20:59:59Z"}},
 }
 EXAMPLE_ACCOUNT_ID = "DU1234567"
 

@@ -558,10 +558,13 @@ class _History:
             if session != index:
                 continue
             # 09:00 New York: before the session's first fill, so the first deposit funds the first buy.
+            # The opening deposits are dated about 400 days back: the account exists for a year before
+            # the fills the demo replays, so `demo_history` can give it a year of hourly snapshots.
+            at = _exchange_time(day, time(9, 0)) - (timedelta(days=400) if session == 0 else timedelta(0))
             self.accounts[account_id]["cash_flows"].append(
                 {
                     "id": f"cf-{flow_index}",
-                    "time": _iso(_exchange_time(day, time(9, 0))),
+                    "time": _iso(at),
                     "kind": kind,
                     "amount": _text(amount),
                 }

@@ -112,8 +112,12 @@ class TestQuantize:
 class TestFieldFactories:
     @pytest.mark.parametrize(
         ("factory", "places"),
-        [(PriceField, PRICE_PLACES), (MoneyField, MONEY_PLACES), (QuantityField, QUANTITY_PLACES),
-         (RatioField, RATIO_PLACES)],
+        [
+            (PriceField, PRICE_PLACES),
+            (MoneyField, MONEY_PLACES),
+            (QuantityField, QUANTITY_PLACES),
+            (RatioField, RATIO_PLACES),
+        ],
         ids=["price", "money", "quantity", "ratio"],
     )
     def test_fields_use_the_shared_precision(self, factory, places):

@@ -66,8 +66,13 @@ class TestResolve:
     def test_creates_unknown_instruments(self):
         stock = InstrumentSpec(symbol="aapl", con_id=265598, exchange="")
         option = InstrumentSpec(
-            symbol="SPY", sec_type=SecType.OPTION, con_id=712345678, multiplier=Decimal("100"),
-            expiry=date(2026, 12, 18), strike=Decimal("600"), right="c",
+            symbol="SPY",
+            sec_type=SecType.OPTION,
+            con_id=712345678,
+            multiplier=Decimal("100"),
+            expiry=date(2026, 12, 18),
+            strike=Decimal("600"),
+            right="c",
         )
 
         resolved = instruments_resolve(specs=[stock, option])
@@ -81,7 +86,10 @@ class TestResolve:
         assert resolved[option.key] == spy
         assert spy.key == option.key
         assert (spy.expiry, spy.strike, spy.right, spy.multiplier) == (
-            date(2026, 12, 18), Decimal("600"), "C", Decimal("100"),
+            date(2026, 12, 18),
+            Decimal("600"),
+            "C",
+            Decimal("100"),
         )
 
     def test_idempotent(self):

@@ -44,9 +44,7 @@ class TestDefaultSpecs:
         for spec in default_periodic_tasks():
             assert spec.task in celery_app.tasks, f"{spec.name}: {spec.task} is not a registered task"
 
-    @pytest.mark.parametrize(
-        "kwargs", [{}, {"every_seconds": 60, "crontab": {"minute": "0"}}], ids=["neither", "both"]
-    )
+    @pytest.mark.parametrize("kwargs", [{}, {"every_seconds": 60, "crontab": {"minute": "0"}}], ids=["neither", "both"])
     def test_spec_needs_exactly_one_schedule(self, kwargs):
         with pytest.raises(ValueError, match="exactly one"):
             PeriodicTaskSpec(name="x", task="x", description="x", **kwargs)
@@ -95,7 +93,9 @@ class TestPeriodicTasksEnsure:
 
         assert created == []
         assert counts == (
-            PeriodicTask.objects.count(), IntervalSchedule.objects.count(), CrontabSchedule.objects.count(),
+            PeriodicTask.objects.count(),
+            IntervalSchedule.objects.count(),
+            CrontabSchedule.objects.count(),
         )
 
     def test_staff_edits_survive_a_second_run(self):
@@ -126,9 +126,7 @@ class TestPeriodicTasksEnsure:
         periodic_tasks_ensure(specs=[_interval_spec("a", 7200), _interval_spec("b", 7200)])
 
         assert IntervalSchedule.objects.filter(every=7200, period=IntervalSchedule.SECONDS).count() == 1
-        assert set(PeriodicTask.objects.filter(name__in=["a", "b"]).values_list("interval", flat=True)) == {
-            existing.pk
-        }
+        assert set(PeriodicTask.objects.filter(name__in=["a", "b"]).values_list("interval", flat=True)) == {existing.pk}
 
     def test_duplicate_intervals_made_in_the_admin_do_not_break_ensure(self):
         IntervalSchedule.objects.create(every=7200, period=IntervalSchedule.SECONDS)

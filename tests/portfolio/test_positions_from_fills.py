@@ -39,14 +39,16 @@ def set_state(broker_state, *, positions, executions):
 
 
 def aapl_position(quantity: str) -> dict:
-    return StockPositionRowFactory(symbol="AAPL", con_id=265598, quantity=quantity, avg_cost="150.01",
-                                   market_price="160.00")
+    return StockPositionRowFactory(
+        symbol="AAPL", con_id=265598, quantity=quantity, avg_cost="150.01", market_price="160.00"
+    )
 
 
 def test_open_then_closed_position_gets_the_real_pnl_and_its_executions(account, broker, broker_state):
     opened = timezone.now() - timedelta(hours=2)
-    buy = ExecutionRowFactory(exec_id="b1", side="BUY", quantity="100", price="150.00", commission="1.00",
-                              time=iso(opened))
+    buy = ExecutionRowFactory(
+        exec_id="b1", side="BUY", quantity="100", price="150.00", commission="1.00", time=iso(opened)
+    )
     set_state(broker_state, positions=[aapl_position("100")], executions=[buy])
     positions_sync(account=account, broker=broker)
     executions_ingest(account=account, broker=broker)
@@ -55,8 +57,9 @@ def test_open_then_closed_position_gets_the_real_pnl_and_its_executions(account,
     assert position.opening_execution.exec_id == "b1"
     assert position.realized_pnl == 0 and position.realized_pnl_estimated is False
 
-    sell = ExecutionRowFactory(exec_id="s1", side="SELL", quantity="100", price="155.00", commission="1.00",
-                               time=iso(timezone.now()))
+    sell = ExecutionRowFactory(
+        exec_id="s1", side="SELL", quantity="100", price="155.00", commission="1.00", time=iso(timezone.now())
+    )
     set_state(broker_state, positions=[aapl_position("0")], executions=[buy, sell])
     positions_sync(account=account, broker=broker)  # closes with an estimate at 160.00
     position.refresh_from_db()
@@ -72,12 +75,14 @@ def test_open_then_closed_position_gets_the_real_pnl_and_its_executions(account,
 def test_vanished_position_is_closed_when_the_fills_show_it_went_flat(account, broker, broker_state, settings):
     assert settings.POSITION_SYNC_MARK_MISSING_AS_CLOSED is False
     opened = timezone.now() - timedelta(hours=2)
-    buy = ExecutionRowFactory(exec_id="b1", side="BUY", quantity="100", price="150.00", commission="1.00",
-                              time=iso(opened))
+    buy = ExecutionRowFactory(
+        exec_id="b1", side="BUY", quantity="100", price="150.00", commission="1.00", time=iso(opened)
+    )
     set_state(broker_state, positions=[aapl_position("100")], executions=[buy])
     positions_sync(account=account, broker=broker)
-    sell = ExecutionRowFactory(exec_id="s1", side="SELL", quantity="100", price="140.00", commission="1.00",
-                               time=iso(timezone.now()))
+    sell = ExecutionRowFactory(
+        exec_id="s1", side="SELL", quantity="100", price="140.00", commission="1.00", time=iso(timezone.now())
+    )
     set_state(broker_state, positions=[], executions=[buy, sell])  # not listed at all any more
     positions_sync(account=account, broker=broker)
     position = Position.objects.get(instrument__symbol="AAPL")
@@ -92,8 +97,14 @@ def test_vanished_position_is_closed_when_the_fills_show_it_went_flat(account, b
 
 
 def test_position_that_disagrees_with_the_fills_keeps_its_estimate(account, broker, broker_state):
-    buy = ExecutionRowFactory(exec_id="b1", side="BUY", quantity="40", price="150.00", commission="1.00",
-                              time=iso(timezone.now() - timedelta(hours=2)))
+    buy = ExecutionRowFactory(
+        exec_id="b1",
+        side="BUY",
+        quantity="40",
+        price="150.00",
+        commission="1.00",
+        time=iso(timezone.now() - timedelta(hours=2)),
+    )
     set_state(broker_state, positions=[aapl_position("100")], executions=[buy])  # fills incomplete
     positions_sync(account=account, broker=broker)
     executions_ingest(account=account, broker=broker)

@@ -179,15 +179,18 @@ def _assert_values_follow_from_rows(state: dict) -> None:
         for fill in account["executions"]:
             value = Decimal(fill["quantity"]) * Decimal(fill["price"]) * Decimal(fill.get("multiplier", "1"))
             cash += (-value if fill["side"] == "BUY" else value) - Decimal(fill["commission"])
-        market = sum(Decimal(p["quantity"]) * Decimal(p["market_price"]) * Decimal(p["multiplier"])
-                     for p in account["positions"])
+        market = sum(
+            Decimal(p["quantity"]) * Decimal(p["market_price"]) * Decimal(p["multiplier"]) for p in account["positions"]
+        )
         values = account["values"]
         assert Decimal(values["TotalCashValue"]) == cash
         assert Decimal(values["NetLiquidation"]) == (cash + market).quantize(Decimal("0.01"))
         assert Decimal(values["SettledCash"]) <= cash
         # Unrealized is value less cost: qty x (price x multiplier - avg_cost), shorts included (qty < 0).
-        unrealized = sum(Decimal(p["quantity"]) * (Decimal(p["market_price"]) * Decimal(p["multiplier"])
-                                                   - Decimal(p["avg_cost"])) for p in account["positions"])
+        unrealized = sum(
+            Decimal(p["quantity"]) * (Decimal(p["market_price"]) * Decimal(p["multiplier"]) - Decimal(p["avg_cost"]))
+            for p in account["positions"]
+        )
         assert abs(Decimal(values["UnrealizedPnL"]) - unrealized) <= Decimal("0.05")  # avg_cost has 4 places
         for tag in ("BuyingPower", "ExcessLiquidity", "MaintMarginReq", "UnrealizedPnL", "RealizedPnL"):
             assert tag in values
@@ -390,7 +393,8 @@ def test_demo_setup_twice_creates_everything_once(settings):
     assert admin.is_superuser and admin.is_staff
     assert admin.check_password("changed-by-staff")  # an existing user's password is never reset
     assert set(Account.objects.visible_to(demo).values_list("account_id", "name")) == {
-        (MARGIN_ACCOUNT_ID, "Margin demo"), (CASH_ACCOUNT_ID, "Cash demo"),
+        (MARGIN_ACCOUNT_ID, "Margin demo"),
+        (CASH_ACCOUNT_ID, "Cash demo"),
     }
     tick = PeriodicTask.objects.get(name="Demo broker tick")
     assert (tick.task, tick.interval.every, tick.expire_seconds) == ("trading.demo_tick", 30, 25)

@@ -76,13 +76,21 @@ def test_ingesting_the_same_fills_twice_changes_nothing(broker_state, ingest):
     set_fills(broker_state, FIFO_EXAMPLE)
     ingest()
     before = list(Execution.objects.values_list("id", "updated_at", "realized_pnl").order_by("id"))
-    counts = (LotMatch.objects.count(), Lot.objects.count(), SettlementTracking.objects.count(),
-              CashFlow.objects.count())
+    counts = (
+        LotMatch.objects.count(),
+        Lot.objects.count(),
+        SettlementTracking.objects.count(),
+        CashFlow.objects.count(),
+    )
     run = ingest()
     assert (run.created, run.updated, run.unchanged) == (0, 0, 3)
     assert list(Execution.objects.values_list("id", "updated_at", "realized_pnl").order_by("id")) == before
-    assert (LotMatch.objects.count(), Lot.objects.count(), SettlementTracking.objects.count(),
-            CashFlow.objects.count()) == counts
+    assert (
+        LotMatch.objects.count(),
+        Lot.objects.count(),
+        SettlementTracking.objects.count(),
+        CashFlow.objects.count(),
+    ) == counts
 
 
 def test_fifo_example_realized_and_remaining_lot(broker_state, ingest):
@@ -96,8 +104,10 @@ def test_fifo_example_realized_and_remaining_lot(broker_state, ingest):
 
 
 def test_commission_arriving_later_updates_the_fill_and_the_pnl(broker_state, ingest):
-    rows = [fill("e1", "BUY", "10", "100", None, "2026-11-16T15:00:00Z"),
-            fill("e2", "SELL", "10", "110", "1.00", "2026-11-17T15:00:00Z")]
+    rows = [
+        fill("e1", "BUY", "10", "100", None, "2026-11-16T15:00:00Z"),
+        fill("e2", "SELL", "10", "110", "1.00", "2026-11-17T15:00:00Z"),
+    ]
     set_fills(broker_state, rows)
     ingest()
     assert Execution.objects.get(exec_id="e1").commission is None
@@ -116,8 +126,13 @@ def test_commission_arriving_later_updates_the_fill_and_the_pnl(broker_state, in
 
 
 def test_short_and_cover_example(broker_state, ingest):
-    set_fills(broker_state, [fill("s1", "SELL", "10", "100", "1.00", "2026-11-16T15:00:00Z"),
-                             fill("s2", "BUY", "10", "110", "1.00", "2026-11-17T15:00:00Z")])
+    set_fills(
+        broker_state,
+        [
+            fill("s1", "SELL", "10", "100", "1.00", "2026-11-16T15:00:00Z"),
+            fill("s2", "BUY", "10", "110", "1.00", "2026-11-17T15:00:00Z"),
+        ],
+    )
     ingest()
     trip = RoundTrip.objects.get()
     assert trip.realized_pnl == Decimal("-102.00") and trip.direction == "SHORT" and trip.outcome == "LOSS"
@@ -145,10 +160,14 @@ def test_late_fill_gives_the_same_ledger_as_in_order(settings, broker_state, acc
 def _ledger_snapshot():
     return (
         sorted(Execution.objects.values_list("exec_id", "realized_pnl")),
-        sorted(LotMatch.objects.values_list("opening_execution__exec_id", "closing_execution__exec_id", "quantity",
-                                            "realized_pnl")),
-        sorted(RoundTrip.objects.values_list("opening_execution__exec_id", "closing_execution__exec_id",
-                                             "realized_pnl")),
+        sorted(
+            LotMatch.objects.values_list(
+                "opening_execution__exec_id", "closing_execution__exec_id", "quantity", "realized_pnl"
+            )
+        ),
+        sorted(
+            RoundTrip.objects.values_list("opening_execution__exec_id", "closing_execution__exec_id", "realized_pnl")
+        ),
         sorted(Lot.objects.values_list("opening_execution__exec_id", "quantity", "cost_price")),
     )
 
@@ -193,11 +212,14 @@ def test_staff_correction_survives_ingest_and_records_the_disagreement(broker_st
 
 
 def test_day_trade_and_trade_frequency(broker_state, ingest):
-    set_fills(broker_state, [
-        fill("d1", "BUY", "50", "10", "1", "2026-11-16T15:00:00Z", perm_id=1),
-        fill("d2", "BUY", "50", "10", "1", "2026-11-16T15:05:00Z", perm_id=2),
-        fill("d3", "SELL", "100", "11", "1", "2026-11-16T16:00:00Z", perm_id=3),
-    ])
+    set_fills(
+        broker_state,
+        [
+            fill("d1", "BUY", "50", "10", "1", "2026-11-16T15:00:00Z", perm_id=1),
+            fill("d2", "BUY", "50", "10", "1", "2026-11-16T15:05:00Z", perm_id=2),
+            fill("d3", "SELL", "100", "11", "1", "2026-11-16T16:00:00Z", perm_id=3),
+        ],
+    )
     ingest()
     assert DayTrade.objects.count() == 2  # opening counting: two opening transactions closed the same day
     day = TradeFrequencyTracking.objects.get(period="DAY", period_start=date(2026, 11, 16))
@@ -208,11 +230,14 @@ def test_day_trade_and_trade_frequency(broker_state, ingest):
 
 def test_direction_counting_setting(settings, broker_state, ingest):
     settings.DAY_TRADE_COUNTING = "direction"
-    set_fills(broker_state, [
-        fill("d1", "BUY", "50", "10", "1", "2026-11-16T15:00:00Z", perm_id=1),
-        fill("d2", "BUY", "50", "10", "1", "2026-11-16T15:05:00Z", perm_id=2),
-        fill("d3", "SELL", "100", "11", "1", "2026-11-16T16:00:00Z", perm_id=3),
-    ])
+    set_fills(
+        broker_state,
+        [
+            fill("d1", "BUY", "50", "10", "1", "2026-11-16T15:00:00Z", perm_id=1),
+            fill("d2", "BUY", "50", "10", "1", "2026-11-16T15:05:00Z", perm_id=2),
+            fill("d3", "SELL", "100", "11", "1", "2026-11-16T16:00:00Z", perm_id=3),
+        ],
+    )
     ingest()
     assert DayTrade.objects.count() == 1
 
@@ -235,5 +260,3 @@ def test_settlements_move_to_settled(broker_state, ingest):
     assert settlements_mark_settled(today=date(2026, 11, 23)) == 1
     settlement.refresh_from_db()
     assert settlement.status == SettlementStatus.SETTLED
-
-

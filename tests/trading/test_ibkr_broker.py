@@ -54,8 +54,22 @@ def spy_call() -> Option:
 class FakeIB:
     """Stands in for ib_async.IB: async methods return prepared data, or raise/hang when told to."""
 
-    def __init__(self, *, accounts=("DU1",), summary=(), positions=(), portfolio=None, fills=(), bars=(),
-                 tickers=None, qualify=None, fail=None, connect_error=None, connect_codes=(), late_reports=None):
+    def __init__(
+        self,
+        *,
+        accounts=("DU1",),
+        summary=(),
+        positions=(),
+        portfolio=None,
+        fills=(),
+        bars=(),
+        tickers=None,
+        qualify=None,
+        fail=None,
+        connect_error=None,
+        connect_codes=(),
+        late_reports=None,
+    ):
         self.errorEvent = Event("errorEvent")
         self.RaiseRequestErrors = False
         self.RequestTimeout = 0
@@ -179,18 +193,43 @@ def av(account, tag, value, currency="USD"):
     return AccountValue(account, tag, value, currency, "")
 
 
-def fill(exec_id, *, account="DU1", side="BOT", shares=100.0, price=150.25, contract=None, report=None,
-         time=datetime(2026, 11, 20, 14, 32, 15, tzinfo=UTC), order_id=12, perm_id=987654):
-    execution = Execution(execId=exec_id, time=time, acctNumber=account, exchange="ISLAND", side=side,
-                          shares=shares, price=price, permId=perm_id, clientId=CLIENT_ID, orderId=order_id,
-                          cumQty=shares, avgPrice=price)
+def fill(
+    exec_id,
+    *,
+    account="DU1",
+    side="BOT",
+    shares=100.0,
+    price=150.25,
+    contract=None,
+    report=None,
+    time=datetime(2026, 11, 20, 14, 32, 15, tzinfo=UTC),
+    order_id=12,
+    perm_id=987654,
+):
+    execution = Execution(
+        execId=exec_id,
+        time=time,
+        acctNumber=account,
+        exchange="ISLAND",
+        side=side,
+        shares=shares,
+        price=price,
+        permId=perm_id,
+        clientId=CLIENT_ID,
+        orderId=order_id,
+        cumQty=shares,
+        avgPrice=price,
+    )
     return Fill(contract or aapl(), execution, report or CommissionReport(), time)
 
 
 # --- the session shape ----------------------------------------------------------------------------
 def test_is_a_broker_and_connects_readonly_with_the_configured_account():
-    fake = FakeIB(accounts=["DU1", "DU2"], positions=[Position("DU1", aapl(), 100.0, 150.25)],
-                  portfolio={"DU1": [PortfolioItem(aapl(), 100.0, 155.1, 15510.0, 150.25, 485.0, 0.0, "DU1")]})
+    fake = FakeIB(
+        accounts=["DU1", "DU2"],
+        positions=[Position("DU1", aapl(), 100.0, 150.25)],
+        portfolio={"DU1": [PortfolioItem(aapl(), 100.0, 155.1, 15510.0, 150.25, 485.0, 0.0, "DU1")]},
+    )
     broker = make_broker(fake, account="DU1", readonly=True, timeout=7.5)
     assert isinstance(broker, Broker)
     assert broker.name == "ibkr"
@@ -273,8 +312,9 @@ def test_request_rejected_with_an_error_ib_async_calls_a_warning_is_an_error_aft
         return await original(*args, **kwargs)
 
     fake.reqExecutionsAsync = rejected
-    with pytest.raises(BrokerError, match=r"no answer to executions within 0.05s; the gateway reported error 321") \
-            as caught:
+    with pytest.raises(
+        BrokerError, match=r"no answer to executions within 0.05s; the gateway reported error 321"
+    ) as caught:
         make_broker(fake, timeout=0.05).executions("DU1")
     assert "2104" not in str(caught.value)
 
@@ -397,11 +437,15 @@ def test_account_without_summary_rows_is_listed_with_a_warning():
 
 
 def test_base_currency_falls_back_to_the_ledger_exchange_rate_then_usd():
-    fake = FakeIB(accounts=["DU1", "DU2"], summary=[
-        av("DU1", "ExchangeRate", "1.00", "CHF"), av("DU1", "ExchangeRate", "0.91", "USD"),
-        av("DU1", "UnrealizedPnL", "50", "CHF"),
-        av("DU2", "RealizedPnL", "7", "BASE"),
-    ])
+    fake = FakeIB(
+        accounts=["DU1", "DU2"],
+        summary=[
+            av("DU1", "ExchangeRate", "1.00", "CHF"),
+            av("DU1", "ExchangeRate", "0.91", "USD"),
+            av("DU1", "UnrealizedPnL", "50", "CHF"),
+            av("DU2", "RealizedPnL", "7", "BASE"),
+        ],
+    )
     du1, du2 = make_broker(fake).accounts().items
     assert du1.base_currency == "CHF"
     assert du1.values.unrealized_pnl == Decimal("50")
@@ -428,12 +472,14 @@ def test_positions_normalise_avg_cost_per_unit_and_filter_the_account():
             Position("DU1", put, 3.0, 101.0),
             Position("DU2", aapl(), 7.0, 99.0),
         ],
-        portfolio={"DU1": [
-            PortfolioItem(aapl(), 100.0, 155.1, 15510.0, 150.25, 485.0, 0.0, "DU1"),
-            PortfolioItem(spy_call(), -2.0, NAN, 0.0, 512.4, 0.0, 0.0, "DU1"),
-            PortfolioItem(future, 1.0, UNSET, 0.0, 300012.5, 0.0, 0.0, "DU1"),
-            PortfolioItem(put, 3.0, -1.0, 0.0, 101.0, 0.0, 0.0, "DU1"),
-        ]},
+        portfolio={
+            "DU1": [
+                PortfolioItem(aapl(), 100.0, 155.1, 15510.0, 150.25, 485.0, 0.0, "DU1"),
+                PortfolioItem(spy_call(), -2.0, NAN, 0.0, 512.4, 0.0, 0.0, "DU1"),
+                PortfolioItem(future, 1.0, UNSET, 0.0, 300012.5, 0.0, 0.0, "DU1"),
+                PortfolioItem(put, 3.0, -1.0, 0.0, 101.0, 0.0, 0.0, "DU1"),
+            ]
+        },
     )
     fetched = make_broker(fake, account="DU1").positions("DU1")
     assert fetched.warnings == ()
@@ -489,8 +535,9 @@ def test_positions_of_a_multi_account_login_request_account_updates_for_prices()
 
 
 def test_positions_keep_prices_optional_when_account_updates_time_out():
-    fake = FakeIB(accounts=["DU1", "DU2"], positions=[Position("DU2", aapl(), 7.0, 99.0)],
-                  fail={"reqAccountUpdatesAsync": "hang"})
+    fake = FakeIB(
+        accounts=["DU1", "DU2"], positions=[Position("DU2", aapl(), 7.0, 99.0)], fail={"reqAccountUpdatesAsync": "hang"}
+    )
     fetched = make_broker(fake, timeout=0.05).positions("DU2")
     (position,) = fetched.items
     assert position.market_price is None
@@ -501,19 +548,20 @@ def test_malformed_position_is_skipped_with_a_warning_and_a_closed_one_is_kept()
     nameless = Contract(secType="STK", conId=42, currency="USD")
     combo = Contract(symbol="SPY", secType="BAG", conId=28812380, currency="USD")
     no_strike = Option("QQQ", "20261218", 0.0, "C", "SMART", multiplier="100", conId=43)
-    fake = FakeIB(positions=[
-        Position("DU1", nameless, 10.0, 1.0),
-        Position("DU1", combo, 1.0, 1.0),
-        Position("DU1", no_strike, 1.0, 1.0),
-        Position("DU1", aapl(), 0.0, 0.0),  # closed today: IBKR still lists it, with quantity 0
-    ])
+    fake = FakeIB(
+        positions=[
+            Position("DU1", nameless, 10.0, 1.0),
+            Position("DU1", combo, 1.0, 1.0),
+            Position("DU1", no_strike, 1.0, 1.0),
+            Position("DU1", aapl(), 0.0, 0.0),  # closed today: IBKR still lists it, with quantity 0
+        ]
+    )
     fetched = make_broker(fake).positions("DU1")
     (closed,) = fetched.items
     assert closed.quantity == 0
     assert fetched.warnings == (
         "account DU1 position STK ? (conId 42): missing symbol; row skipped",
-        "account DU1 position BAG SPY (conId 28812380): security type 'BAG' is not one the ledger models; "
-        "row skipped",
+        "account DU1 position BAG SPY (conId 28812380): security type 'BAG' is not one the ledger models; row skipped",
         "account DU1 position OPT QQQ (conId 43): strike: must be positive, got 0.0; row skipped",
     )
 
@@ -521,13 +569,23 @@ def test_malformed_position_is_skipped_with_a_warning_and_a_closed_one_is_kept()
 # --- executions -----------------------------------------------------------------------------------
 def test_executions_sides_commissions_and_account_filter():
     ny = ZoneInfo("America/New_York")
-    fake = FakeIB(accounts=["DU1", "DU2"], fills=[
-        fill("e1", side="BOT", report=CommissionReport(execId="e1", commission=1.0, currency="USD")),
-        fill("e2", side="SLD", shares=2.0, price=4.8, contract=spy_call(), report=CommissionReport(),
-             time=datetime(2026, 11, 20, 10, 0, tzinfo=ny)),
-        fill("e3", side="SLD", report=CommissionReport(execId="e3", commission=UNSET, currency="USD")),
-        fill("e4", account="DU2"),
-    ])
+    fake = FakeIB(
+        accounts=["DU1", "DU2"],
+        fills=[
+            fill("e1", side="BOT", report=CommissionReport(execId="e1", commission=1.0, currency="USD")),
+            fill(
+                "e2",
+                side="SLD",
+                shares=2.0,
+                price=4.8,
+                contract=spy_call(),
+                report=CommissionReport(),
+                time=datetime(2026, 11, 20, 10, 0, tzinfo=ny),
+            ),
+            fill("e3", side="SLD", report=CommissionReport(execId="e3", commission=UNSET, currency="USD")),
+            fill("e4", account="DU2"),
+        ],
+    )
     fetched = make_broker(fake).executions("DU1")
     by_id = {e.exec_id: e for e in fetched.items}
     assert set(by_id) == {"e1", "e2", "e3"}
@@ -557,10 +615,12 @@ def test_executions_sides_commissions_and_account_filter():
 
 def test_executions_since_filters_exactly_and_widens_the_gateway_filter():
     since = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
-    fake = FakeIB(fills=[
-        fill("old", time=since - timedelta(seconds=1)),
-        fill("new", time=since + timedelta(hours=1)),
-    ])
+    fake = FakeIB(
+        fills=[
+            fill("old", time=since - timedelta(seconds=1)),
+            fill("new", time=since + timedelta(hours=1)),
+        ]
+    )
     fetched = make_broker(fake).executions("DU1", since=since)
     assert [e.exec_id for e in fetched.items] == ["new"]
     (request,) = fake.called("reqExecutionsAsync")
@@ -612,17 +672,31 @@ def test_cash_flows_are_not_available_from_the_tws_api():
 
 # --- bars -----------------------------------------------------------------------------------------
 def test_daily_bars_are_decimal_and_start_at_midnight_utc():
-    fake = FakeIB(bars=[
-        BarData(date=date(2026, 11, 19), open=150.0, high=156.0, low=149.5, close=155.1, volume=48211000.0,
-                average=153.0, barCount=1000),
-        BarData(date=date(2026, 11, 20), open=155.0, high=157.0, low=154.0, close=156.0, volume=-1.0),
-    ])
+    fake = FakeIB(
+        bars=[
+            BarData(
+                date=date(2026, 11, 19),
+                open=150.0,
+                high=156.0,
+                low=149.5,
+                close=155.1,
+                volume=48211000.0,
+                average=153.0,
+                barCount=1000,
+            ),
+            BarData(date=date(2026, 11, 20), open=155.0, high=157.0, low=154.0, close=156.0, volume=-1.0),
+        ]
+    )
     fetched = make_broker(fake).bars("aapl", "1d")
     first, second = fetched.items
     assert first.symbol == "AAPL"
     assert first.start == datetime(2026, 11, 19, tzinfo=UTC)
     assert (first.open, first.high, first.low, first.close) == (
-        Decimal("150"), Decimal("156"), Decimal("149.5"), Decimal("155.1"))
+        Decimal("150"),
+        Decimal("156"),
+        Decimal("149.5"),
+        Decimal("155.1"),
+    )
     assert first.volume == Decimal("48211000")
     assert second.volume == Decimal(0)  # IBKR's -1: no volume
 
@@ -642,12 +716,14 @@ def test_daily_bars_are_decimal_and_start_at_midnight_utc():
 def test_intraday_bars_between_start_and_end():
     start = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
     end = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
-    fake = FakeIB(bars=[
-        BarData(date=start - timedelta(minutes=5), open=1, high=1, low=1, close=1, volume=1),
-        BarData(date=start, open=150.0, high=150.5, low=149.9, close=150.2, volume=1200.0),
-        BarData(date=start + timedelta(minutes=5), open=150.2, high=150.9, low=150.1, close=150.8, volume=800.0),
-        BarData(date=end, open=1, high=1, low=1, close=1, volume=1),
-    ])
+    fake = FakeIB(
+        bars=[
+            BarData(date=start - timedelta(minutes=5), open=1, high=1, low=1, close=1, volume=1),
+            BarData(date=start, open=150.0, high=150.5, low=149.9, close=150.2, volume=1200.0),
+            BarData(date=start + timedelta(minutes=5), open=150.2, high=150.9, low=150.1, close=150.8, volume=800.0),
+            BarData(date=end, open=1, high=1, low=1, close=1, volume=1),
+        ]
+    )
     fetched = make_broker(fake).bars("AAPL", "5m", start=start, end=end)
     assert [b.start for b in fetched.items] == [start, start + timedelta(minutes=5)]
     assert all(b.start.tzinfo is UTC for b in fetched.items)
@@ -660,8 +736,9 @@ def test_intraday_bars_between_start_and_end():
 @pytest.mark.parametrize(("bar_size", "setting"), [("1m", "1 min"), ("1h", "1 hour")])
 def test_bar_size_map(bar_size, setting):
     fake = FakeIB()
-    make_broker(fake).bars("AAPL", bar_size, start=datetime(2026, 1, 1, tzinfo=UTC),
-                           end=datetime(2026, 3, 1, tzinfo=UTC))
+    make_broker(fake).bars(
+        "AAPL", bar_size, start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 3, 1, tzinfo=UTC)
+    )
     (request,) = fake.called("reqHistoricalDataAsync")
     assert request["barSizeSetting"] == setting
     assert request["durationStr"] == "59 D"
@@ -673,16 +750,26 @@ def test_unknown_bar_size_is_an_error():
 
 
 def test_pacing_violation_is_an_error():
-    fake = FakeIB(fail={"reqHistoricalDataAsync": RequestError(
-        5, 162, "Historical Market Data Service error message:Historical data request pacing violation")})
+    fake = FakeIB(
+        fail={
+            "reqHistoricalDataAsync": RequestError(
+                5, 162, "Historical Market Data Service error message:Historical data request pacing violation"
+            )
+        }
+    )
     with pytest.raises(BrokerError, match=r"162.*pacing violation"):
         make_broker(fake).bars("AAPL", "1m")
     assert fake.disconnects == 1
 
 
 def test_no_data_for_the_range_is_empty_with_a_warning():
-    fake = FakeIB(fail={"reqHistoricalDataAsync": RequestError(
-        5, 162, "Historical Market Data Service error message:HMDS query returned no data: AAPL@SMART Trades")})
+    fake = FakeIB(
+        fail={
+            "reqHistoricalDataAsync": RequestError(
+                5, 162, "Historical Market Data Service error message:HMDS query returned no data: AAPL@SMART Trades"
+            )
+        }
+    )
     fetched = make_broker(fake).bars("AAPL", "1d")
     assert fetched.items == ()
     assert "no data" in fetched.warnings[0]
@@ -790,8 +877,16 @@ class Gateway:
                 conn.sendall(frame("176", "20261120 10:00:00 UTC"))
                 read_frame(conn)  # START_API
                 if self.refuse_client_id:
-                    conn.sendall(frame(4, 2, -1, 326, "Unable to connect as the client id is already in use. "
-                                       "Retry with a unique client id.", ""))
+                    conn.sendall(
+                        frame(
+                            4,
+                            2,
+                            -1,
+                            326,
+                            "Unable to connect as the client id is already in use. Retry with a unique client id.",
+                            "",
+                        )
+                    )
                     continue
                 conn.sendall(frame(9, 1, 1) + frame(15, 1, self.accounts))
                 while (fields := read_frame(conn)) is not None:
@@ -814,9 +909,39 @@ EXEC_ID = "0000e0d5.6553a1b2.01.01"
 
 def executions_answer(fields):
     req_id = fields[2]
-    execution = frame(11, req_id, 12, 265598, "AAPL", "STK", "", "0", "", "", "ISLAND", "USD", "AAPL", "NMS",
-                      EXEC_ID, "20261120 14:32:15 UTC", "DU1", "ISLAND", "SLD", "100", "150.25", 987654, 17, 0,
-                      "100", "150.25", "", "", "", "", 1)
+    execution = frame(
+        11,
+        req_id,
+        12,
+        265598,
+        "AAPL",
+        "STK",
+        "",
+        "0",
+        "",
+        "",
+        "ISLAND",
+        "USD",
+        "AAPL",
+        "NMS",
+        EXEC_ID,
+        "20261120 14:32:15 UTC",
+        "DU1",
+        "ISLAND",
+        "SLD",
+        "100",
+        "150.25",
+        987654,
+        17,
+        0,
+        "100",
+        "150.25",
+        "",
+        "",
+        "",
+        "",
+        1,
+    )
     report = frame(59, 1, EXEC_ID, "1.25", "USD", "1.7976931348623157E308", "1.7976931348623157E308", "0")
     return execution + report + frame(55, 1, req_id)
 
@@ -824,8 +949,24 @@ def executions_answer(fields):
 REAL_HANDLERS = {
     "61": lambda f: (  # reqPositions
         frame(61, 3, "DU1", 265598, "AAPL", "STK", "", "0", "", "", "NASDAQ", "USD", "AAPL", "NMS", "100", "150.25")
-        + frame(61, 3, "DU1", 712345678, "SPY", "OPT", "20261218", "600", "C", "100", "", "USD",
-                "SPY   261218C00600000", "SPY", "-2", "512.4")
+        + frame(
+            61,
+            3,
+            "DU1",
+            712345678,
+            "SPY",
+            "OPT",
+            "20261218",
+            "600",
+            "C",
+            "100",
+            "",
+            "USD",
+            "SPY   261218C00600000",
+            "SPY",
+            "-2",
+            "512.4",
+        )
         + frame(62, 1)
     ),
     "6": lambda f: frame(54, 1, f[3]),  # reqAccountUpdates -> accountDownloadEnd

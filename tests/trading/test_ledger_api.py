@@ -15,8 +15,9 @@ ACCOUNT = "DU1234567"
 
 
 def fill(exec_id, side, quantity, price, time, **extra):
-    return ExecutionRowFactory(exec_id=exec_id, side=side, quantity=quantity, price=price, time=time,
-                               commission="1.00", **extra)
+    return ExecutionRowFactory(
+        exec_id=exec_id, side=side, quantity=quantity, price=price, time=time, commission="1.00", **extra
+    )
 
 
 FILLS = [

@@ -369,9 +369,23 @@ class TestPositions:
             ("AAPL 100", "expected an object"),
         ],
         ids=[
-            "bad-number", "float", "nan", "negative-avg-cost", "negative-market-price", "zero-multiplier",
-            "bad-sec-type", "bad-con-id", "no-symbol", "blank-symbol", "no-quantity", "option-no-strike",
-            "option-no-expiry", "option-no-right", "option-bad-right", "option-bad-expiry", "option-zero-strike",
+            "bad-number",
+            "float",
+            "nan",
+            "negative-avg-cost",
+            "negative-market-price",
+            "zero-multiplier",
+            "bad-sec-type",
+            "bad-con-id",
+            "no-symbol",
+            "blank-symbol",
+            "no-quantity",
+            "option-no-strike",
+            "option-no-expiry",
+            "option-no-right",
+            "option-bad-right",
+            "option-bad-expiry",
+            "option-zero-strike",
             "not-an-object",
         ],
     )
@@ -494,8 +508,15 @@ class TestExecutions:
             ({"commission": "one dollar"}, "commission"),
             ({"symbol": None}, "missing symbol"),
         ],
-        ids=["no-exec-id", "negative-quantity", "zero-quantity", "negative-price", "float-price", "bad-commission",
-             "no-symbol"],
+        ids=[
+            "no-exec-id",
+            "negative-quantity",
+            "zero-quantity",
+            "negative-price",
+            "float-price",
+            "bad-commission",
+            "no-symbol",
+        ],
     )
     def test_malformed_execution_is_skipped(self, broker_state, simulated_broker, overrides, problem):
         broker_state.write(
@@ -602,7 +623,10 @@ class TestBars:
         assert (bar.symbol, bar.bar_size) == ("AAPL", "1d")
         assert bar.start == datetime(2026, 11, 19, tzinfo=UTC)
         assert (bar.open, bar.high, bar.low, bar.close) == (
-            Decimal("150.00"), Decimal("156.00"), Decimal("149.50"), Decimal("155.10"),
+            Decimal("150.00"),
+            Decimal("156.00"),
+            Decimal("149.50"),
+            Decimal("155.10"),
         )
         assert bar.volume == Decimal("48211000")
 
@@ -718,7 +742,8 @@ class TestQuotes:
         assert (quote.bid, quote.ask, quote.last, quote.at) == (None, None, Decimal("410.00"), None)
 
     @pytest.mark.parametrize(
-        "overrides", [{"bid": 155.05}, {"ask": "-1"}, {"last": "n/a"}, {"time": "2026-11-20T20:59:59"}],
+        "overrides",
+        [{"bid": 155.05}, {"ask": "-1"}, {"last": "n/a"}, {"time": "2026-11-20T20:59:59"}],
         ids=["float", "negative", "garbage", "naive-time"],
     )
     def test_malformed_quote_is_skipped_with_a_warning(self, broker_state, simulated_broker, caplog, overrides):

@@ -1,0 +1,395 @@
+"""Account snapshots: the account's value and open positions at a moment, hourly and at every NYSE close.
+
+The rules (issue "Account snapshots"):
+1. the broker's account values and positions make a BROKER snapshot, with a ``PositionSnapshot``
+   row per non-zero position (the position history);
+2. when the broker is unreachable or the request fails, the snapshot is COMPUTED from what the
+   database last knew: open ``Position`` rows with their last prices and ``AccountStatus`` cash;
+   the note says why, and the run is still a SUCCESS with a warning;
+3. a snapshot is identified by (account, taken_at), truncated to the second: taking it again
+   updates it and replaces its position rows, never a duplicate. A CLOSE mark is never lost to an
+   hourly or manual snapshot that lands on the same second;
+4. the daily CLOSE snapshot is stamped at the session's close (early closes included), once per
+   account and trade date;
+5. every snapshot of an account is a ``SyncRun`` (kind SNAPSHOTS) and one transaction; another run
+   of the same account SKIPS it. The number of queries does not depend on the number of positions.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from marketdata.fields import quantize_money, quantize_price, quantize_quantity
+from marketdata.services import instruments_resolve
+from portfolio.models import (
+    AccountSnapshot,
+    AccountStatus,
+    Position,
+    PositionSnapshot,
+    PositionStatus,
+    SnapshotKind,
+    SnapshotSource,
+)
+from trading.brokers import Broker, BrokerError, BrokerUnavailable
+from trading.brokers.base import BrokerAccount, BrokerPosition
+from trading.calendars import is_nyse_session, session_close, trade_date_of
+from trading.models import Account, SyncKind, SyncReason, SyncStatus
+from trading.services.sync_runs import sync_run_finish, sync_run_start
+
+logger = logging.getLogger(__name__)
+
+NOTE_LENGTH = AccountSnapshot._meta.get_field("note").max_length
+VALUE_FIELDS = [
+    "currency",
+    "net_liquidation",
+    "total_cash",
+    "settled_cash",
+    "buying_power",
+    "excess_liquidity",
+    "maint_margin_req",
+    "unrealized_pnl",
+    "realized_pnl",
+    "positions_value",
+    "positions_count",
+]
+# What a retake of the same (account, taken_at) overwrites; ``kind`` only when the retake is a CLOSE.
+UPSERT_FIELDS = ["trade_date", "source", "note", *VALUE_FIELDS]
+
+
+@dataclass
+class _Taken:
+    """One account's snapshot before it is written."""
+
+    snapshot: AccountSnapshot
+    positions: list[PositionSnapshot] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _BrokerAnswer:
+    """What the broker said for one account: its values and positions, or why it could not say."""
+
+    account: BrokerAccount | None = None
+    positions: tuple[BrokerPosition, ...] = ()
+    warnings: tuple[str, ...] = ()
+    failure: str = ""  # "broker unreachable: ..." or "broker request failed: ..."
+
+
+def _failure(exc: Exception) -> str:
+    kind = "broker unreachable" if isinstance(exc, BrokerUnavailable) else "broker request failed"
+    return f"{kind}: {exc}"
+
+
+# The broker's accounts by id with the warnings of that read, or why they could not be read.
+_Accounts = tuple[dict[str, BrokerAccount], tuple[str, ...]] | str
+
+
+def _accounts_by_id(broker: Broker) -> _Accounts:
+    """The broker's accounts by id with the read's warnings, or the failure message."""
+    try:
+        fetched = broker.accounts()
+    except (BrokerUnavailable, BrokerError) as exc:
+        return _failure(exc)
+    return {a.account_id: a for a in fetched.items}, fetched.warnings
+
+
+def _ask_broker(broker: Broker, account: Account, accounts: _Accounts) -> _BrokerAnswer:
+    if isinstance(accounts, str):
+        return _BrokerAnswer(failure=accounts)
+    by_id, account_warnings = accounts
+    broker_account = by_id.get(account.account_id)
+    if broker_account is None:
+        return _BrokerAnswer(failure=f"broker request failed: account {account.account_id} is not in its account list")
+    try:
+        fetched = broker.positions(account.account_id)
+    except (BrokerUnavailable, BrokerError) as exc:
+        return _BrokerAnswer(failure=_failure(exc))
+    return _BrokerAnswer(
+        account=broker_account, positions=fetched.items, warnings=(*account_warnings, *fetched.warnings)
+    )
+
+
+def snapshot_time(at: datetime | None = None) -> datetime:
+    """The stamp of a snapshot: ``at`` (aware) or now, in UTC, truncated to the second."""
+    if at is None:
+        at = timezone.now()
+    elif at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"a snapshot time must be timezone-aware, got naive {at.isoformat()}")
+    return at.astimezone(UTC).replace(microsecond=0)
+
+
+# --- the two sources ---------------------------------------------------------------------------
+def _from_broker(account: Account, taken_at: datetime, answer: _BrokerAnswer) -> _Taken:
+    values = answer.account.values
+    taken = _Taken(
+        snapshot=AccountSnapshot(
+            account=account,
+            taken_at=taken_at,
+            source=SnapshotSource.BROKER,
+            currency=values.currency,
+            net_liquidation=quantize_money(values.net_liquidation),
+            total_cash=quantize_money(values.total_cash),
+            settled_cash=quantize_money(values.settled_cash),
+            buying_power=quantize_money(values.buying_power),
+            excess_liquidity=quantize_money(values.excess_liquidity),
+            maint_margin_req=quantize_money(values.maint_margin_req),
+            unrealized_pnl=quantize_money(values.unrealized_pnl),
+            realized_pnl=quantize_money(values.realized_pnl),
+        ),
+        warnings=list(answer.warnings),
+    )
+    if values.net_liquidation is None:
+        taken.warnings.append("the broker sent no NetLiquidation: net liquidation left empty")
+    rows = [row for row in answer.positions if row.quantity != 0]  # zero rows: closed today
+    instruments = instruments_resolve(specs=[row.instrument for row in rows])
+    seen: set[int] = set()
+    unpriced = []
+    for row in rows:
+        instrument = instruments[row.instrument.key]
+        if instrument.pk in seen:
+            taken.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
+            continue
+        seen.add(instrument.pk)
+        quantity, average = quantize_quantity(row.quantity), quantize_price(row.average_price)
+        price = quantize_price(row.market_price)
+        market_value = unrealized = None
+        if price is None:
+            unpriced.append(str(instrument))
+        else:
+            multiplier = instrument.multiplier or Decimal(1)
+            market_value = quantize_money(quantity * price * multiplier)
+            unrealized = quantize_money((price - average) * quantity * multiplier)
+        taken.positions.append(
+            PositionSnapshot(
+                instrument=instrument,
+                quantity=quantity,
+                average_price=average,
+                price=price,
+                market_value=market_value,
+                unrealized_pnl=unrealized,
+            )
+        )
+    if unpriced:
+        taken.warnings.append(f"no market price from the broker for {', '.join(unpriced)}: not in positions value")
+    return taken
+
+
+def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken | None:
+    """The snapshot the last known positions, prices and cash give; None when nothing is known."""
+    positions = list(
+        Position.objects.filter(account=account, status=PositionStatus.OPEN)
+        .exclude(quantity=0)
+        .order_by("instrument_id")
+        .values_list(
+            "instrument_id",
+            "quantity",
+            "average_price",
+            "current_price",
+            "market_value",
+            "unrealized_pnl",
+            "last_synced_at",
+        )
+    )
+    status = AccountStatus.objects.filter(account=account).first()
+    if status is None and not positions:
+        return None
+    snapshot_rows = [
+        PositionSnapshot(
+            instrument_id=instrument_id,
+            quantity=quantity,
+            average_price=average,
+            price=price,
+            market_value=market_value,
+            unrealized_pnl=unrealized,
+        )
+        for instrument_id, quantity, average, price, market_value, unrealized, _ in positions
+    ]
+    last_sync = max((row[-1] for row in positions if row[-1] is not None), default=None)
+    priced = [p for p in snapshot_rows if p.market_value is not None]
+    cash = status.total_cash if status is not None else None
+    known = [f"positions last synced {last_sync:%Y-%m-%d %H:%M} UTC" if last_sync else "no positions ever synced"]
+    known.append(f"cash read {status.read_at:%Y-%m-%d %H:%M} UTC" if status else "no cash value known")
+    taken = _Taken(
+        snapshot=AccountSnapshot(
+            account=account,
+            taken_at=taken_at,
+            source=SnapshotSource.COMPUTED,
+            currency=status.currency if status else account.base_currency,
+            total_cash=cash,
+            settled_cash=status.settled_cash if status else None,
+            # Margin figures are the broker's own computation: unknown while it is away, so left empty.
+            unrealized_pnl=quantize_money(sum((p.unrealized_pnl for p in priced), Decimal(0))),
+            note=f"{failure}; computed from {', '.join(known)}"[:NOTE_LENGTH],
+        ),
+        positions=snapshot_rows,
+        warnings=[f"{failure}; snapshot computed from the last known positions, prices and cash"],
+    )
+    unpriced = len(snapshot_rows) - len(priced)
+    if unpriced:
+        taken.warnings.append(f"{unpriced} open position(s) have no known price: not in positions value")
+    if cash is None:
+        taken.warnings.append("no cash value known: net liquidation left empty")
+    return taken
+
+
+# --- the transaction ---------------------------------------------------------------------------
+def _write(taken: _Taken, *, kind: SnapshotKind) -> AccountSnapshot:
+    snapshot = taken.snapshot
+    snapshot.kind = kind
+    snapshot.trade_date = trade_date_of(snapshot.taken_at)
+    snapshot.positions_count = len(taken.positions)
+    snapshot.positions_value = quantize_money(
+        sum((p.market_value for p in taken.positions if p.market_value is not None), Decimal(0))
+    )
+    if snapshot.source == SnapshotSource.COMPUTED and snapshot.total_cash is not None:
+        snapshot.net_liquidation = quantize_money(snapshot.total_cash + snapshot.positions_value)
+    # An upsert on the natural key: a retake of the same second updates the row (and returns its id).
+    # Only a CLOSE sets the kind of an existing row, so the close mark is never lost; the returned
+    # instance keeps the kind that was asked for.
+    update_fields = [*UPSERT_FIELDS, "kind"] if kind == SnapshotKind.CLOSE else UPSERT_FIELDS
+    AccountSnapshot.objects.bulk_create(
+        [snapshot], update_conflicts=True, unique_fields=["account", "taken_at"], update_fields=update_fields
+    )
+    PositionSnapshot.objects.filter(snapshot_id=snapshot.pk).delete()
+    for position in taken.positions:
+        position.snapshot = snapshot
+    PositionSnapshot.objects.bulk_create(taken.positions)
+    return snapshot
+
+
+def _take(
+    *,
+    account: Account,
+    broker: Broker,
+    taken_at: datetime,
+    kind: SnapshotKind,
+    reason: SyncReason,
+    accounts: _Accounts | None = None,
+) -> AccountSnapshot | None:
+    run, started = sync_run_start(kind=SyncKind.SNAPSHOTS, account=account, reason=reason)
+    if not started:
+        return None
+    taken: _Taken | None = None
+    try:
+        answer = _ask_broker(broker, account, accounts if accounts is not None else _accounts_by_id(broker))
+        with transaction.atomic():
+            if answer.failure:
+                taken = _from_database(account, taken_at, answer.failure)
+                if taken is None:
+                    sync_run_finish(
+                        run=run,
+                        status=SyncStatus.SKIPPED,
+                        message=f"{answer.failure}; nothing known about the account yet: no snapshot",
+                    )
+                    return None
+            else:
+                taken = _from_broker(account, taken_at, answer)
+            snapshot = _write(taken, kind=kind)
+            # Finishing inside the transaction: the run says SUCCESS exactly when the snapshot landed.
+            sync_run_finish(
+                run=run,
+                status=SyncStatus.SUCCESS,
+                warnings=taken.warnings,
+                created=len(taken.positions),
+                message=(
+                    f"{snapshot.source} {snapshot.get_kind_display().lower()} snapshot {snapshot.pk} at "
+                    f"{taken_at:%Y-%m-%d %H:%M:%S} UTC: net liquidation {snapshot.net_liquidation}, "
+                    f"{snapshot.positions_count} positions"
+                ),
+            )
+    except Exception as exc:
+        logger.exception("snapshot of %s failed", account.account_id)
+        run.status = SyncStatus.RUNNING  # the in-memory copy may say SUCCESS from before the rollback
+        sync_run_finish(
+            run=run,
+            status=SyncStatus.FAILED,
+            message=f"{type(exc).__name__}: {exc}",
+            warnings=taken.warnings if taken else [],
+        )
+        return None
+    for warning in taken.warnings:
+        logger.warning("snapshot %s: %s", account.account_id, warning)
+    return snapshot
+
+
+# --- the public face ---------------------------------------------------------------------------
+def snapshot_take(
+    *,
+    account: Account,
+    broker: Broker,
+    at: datetime | None = None,
+    kind: SnapshotKind = SnapshotKind.HOURLY,
+    reason: SyncReason = SyncReason.SCHEDULE,
+) -> AccountSnapshot | None:
+    """Snapshot one account at ``at`` (default now): from the broker, or COMPUTED when it is away.
+
+    Returns None when no snapshot was written: another snapshot of the account is running, nothing
+    is known about it while the broker is away (both SKIPPED), or the write failed (FAILED). The
+    account's latest SNAPSHOTS ``SyncRun`` says which.
+    """
+    return _take(account=account, broker=broker, taken_at=snapshot_time(at), kind=kind, reason=reason)
+
+
+def snapshots_take_all(
+    *,
+    broker: Broker,
+    kind: SnapshotKind,
+    at: datetime | None = None,
+    account_ids: Iterable[str] | None = None,
+    reason: SyncReason = SyncReason.SCHEDULE,
+) -> list[AccountSnapshot]:
+    """Snapshot every active account (or the ones named) at one time, asking for account values once."""
+    taken_at = snapshot_time(at)
+    accounts = Account.objects.filter(is_active=True)
+    if account_ids is not None:
+        accounts = accounts.filter(account_id__in=list(account_ids))
+    return _take_accounts(broker=broker, accounts=accounts, taken_at=taken_at, kind=kind, reason=reason)
+
+
+def _take_accounts(
+    *, broker: Broker, accounts, taken_at: datetime, kind: SnapshotKind, reason: SyncReason
+) -> list[AccountSnapshot]:
+    accounts = list(accounts.order_by("account_id"))
+    if not accounts:
+        return []
+    by_id = _accounts_by_id(broker)
+    snapshots = []
+    for account in accounts:
+        snapshot = _take(account=account, broker=broker, taken_at=taken_at, kind=kind, reason=reason, accounts=by_id)
+        if snapshot is not None:
+            snapshots.append(snapshot)
+    return snapshots
+
+
+def _accounts_without_close(day: date):
+    closed = AccountSnapshot.objects.filter(kind=SnapshotKind.CLOSE, trade_date=day).values("account_id")
+    return Account.objects.filter(is_active=True).exclude(pk__in=closed)
+
+
+def close_snapshot_due(*, now: datetime) -> date | None:
+    """Today's trade date once its NYSE close has passed and an active account lacks its CLOSE snapshot."""
+    today = trade_date_of(now)
+    if not is_nyse_session(today) or session_close(today) > now:
+        return None
+    return today if _accounts_without_close(today).exists() else None
+
+
+def close_snapshots_take(
+    *, broker: Broker, now: datetime, reason: SyncReason = SyncReason.SCHEDULE
+) -> list[AccountSnapshot]:
+    """The due CLOSE snapshots, stamped at the session's close, for the accounts that lack one."""
+    day = close_snapshot_due(now=now)
+    if day is None:
+        return []
+    return _take_accounts(
+        broker=broker,
+        accounts=_accounts_without_close(day),
+        taken_at=session_close(day),
+        kind=SnapshotKind.CLOSE,
+        reason=reason,
+    )
