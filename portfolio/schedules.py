@@ -25,4 +25,11 @@ PERIODIC_TASKS += [
         every_seconds=600,
         expire_seconds=500,
     ),
+    PeriodicTaskSpec(
+        name="Performance metrics",
+        task="portfolio.compute_metrics",
+        description="Today's performance metrics; opens and resolves risk events (RISK_* settings).",
+        every_seconds=3600,
+        expire_seconds=3300,
+    ),
 ]

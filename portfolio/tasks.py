@@ -1,13 +1,18 @@
 """Celery tasks for portfolio: thin interfaces that take ids, a lock, and call one service."""
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
+from django.utils import timezone
 
 from marketdata.locks import single_flight
+from portfolio.models import SnapshotKind
+from portfolio.services.metrics import metrics_compute
+from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
 from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
 from trading.brokers import get_broker
-from trading.models import SyncReason, SyncRun, SyncStatus
+from trading.models import Account, SyncReason, SyncRun, SyncStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ def positions_sync_run_task(sync_run_id: int) -> dict:
 def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dict:
     """New fills arrived: sync positions (POSITION_SYNC_ON_TRADE) or just realize from the fills."""
     from portfolio.services.realize import positions_realize_from_fills
-    from trading.models import Account
 
     if sync:
         runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=account_ids)
@@ -77,9 +81,6 @@ def _snapshot_summary(snapshot) -> dict:
 def portfolio_snapshot_task(account_ids: list[str] | None = None) -> dict:
     """Hourly: snapshot every active account (or the ones named). A broker outage gives COMPUTED
     snapshots, not retries: they are what the account was worth as far as anyone can tell."""
-    from portfolio.models import SnapshotKind
-    from portfolio.services.snapshots import snapshots_take_all
-
     with single_flight("portfolio.snapshot_portfolio") as acquired:
         if not acquired:
             logger.info("portfolio snapshot: another snapshot run is going on, skipping")
@@ -92,12 +93,6 @@ def portfolio_snapshot_task(account_ids: list[str] | None = None) -> dict:
 def close_snapshot_task(now: str | None = None) -> dict:
     """Every few minutes: once the NYSE session has closed, the CLOSE snapshot of each account that
     lacks one, stamped at the close. ``now`` (ISO 8601 with a zone) replays a given moment."""
-    from datetime import datetime
-
-    from django.utils import timezone
-
-    from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take
-
     moment = datetime.fromisoformat(now) if now else timezone.now()
     if close_snapshot_due(now=moment) is None:
         return {"status": "NOT_DUE"}
@@ -106,4 +101,30 @@ def close_snapshot_task(now: str | None = None) -> dict:
             logger.info("close snapshot: another close snapshot run is going on, skipping")
             return {"status": "SKIPPED", "message": "another close snapshot run is going on"}
         snapshots = close_snapshots_take(broker=get_broker(), now=moment)
+    if snapshots:
+        # A new close is a new day of returns: bring the metrics up to date right away.
+        metrics_compute_task.delay(account_ids=sorted({s.account.account_id for s in snapshots}))
     return {"status": "DONE", "snapshots": [_snapshot_summary(s) for s in snapshots]}
+
+
+# --- performance metrics -----------------------------------------------------------------------
+@shared_task(name="portfolio.compute_metrics")
+def metrics_compute_task(account_ids: list[str] | None = None) -> dict:
+    """Today's PerformanceMetrics of every active account (or the ones named); opens and resolves
+    risk events. One account's failure is logged and does not stop the others."""
+    with single_flight("portfolio.compute_metrics") as acquired:
+        if not acquired:
+            logger.info("metrics: another metrics run is going on, skipping")
+            return {"status": "SKIPPED", "message": "another metrics run is going on"}
+        accounts = Account.objects.filter(is_active=True)
+        if account_ids:
+            accounts = accounts.filter(account_id__in=account_ids)
+        done, failed = [], []
+        for account in accounts.order_by("account_id"):
+            try:
+                metrics_compute(account=account)
+                done.append(account.account_id)
+            except Exception:
+                logger.exception("metrics of %s failed", account.account_id)
+                failed.append(account.account_id)
+    return {"status": "DONE" if not failed else "PARTIAL", "computed": done, "failed": failed}

@@ -148,6 +148,12 @@ class RiskEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["account", "kind", "-created_at"], name="riskevent_account_kind")]
+        constraints = [
+            # One open event per kind: a crossing is written once, until the value comes back.
+            models.UniqueConstraint(
+                fields=["account", "kind"], condition=Q(resolved_at__isnull=True), name="riskevent_one_open_per_kind"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.account_id} {self.as_of}"
