@@ -27,7 +27,7 @@ demo: migrate ## write the demo broker state, the demo logins and the demo's per
 	$(BIN)/python manage.py ingest_executions
 	$(BIN)/python manage.py sync_positions
 	$(BIN)/python manage.py demo_history
-	$(BIN)/python manage.py compute_metrics
+	$(BIN)/python manage.py compute_metrics --since 1990-01-01  # every day of the demo history
 
 run: demo ## the whole product on SQLite + the embedded Celery transport: web, worker and beat
 	@echo ""

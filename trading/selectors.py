@@ -88,3 +88,103 @@ def cash_state_get(*, account: Account, as_of: date) -> tuple[CashAccountState |
         .order_by("-trade_date", "-id")
     )
     return state, violations
+
+
+# --- Reads for the dashboard pages (Trades, Compliance) ------------------------------------------
+# Appended below the shared header while others edit this module; the imports can be hoisted later.
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, time  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from django.conf import settings  # noqa: E402
+from django.db.models import Q, Sum  # noqa: E402
+
+
+def _exchange_day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.EXCHANGE_TIME_ZONE))
+
+
+def round_trip_list_closed_between(
+    *, user, account: Account, symbol: str | None = None, since: date | None = None, until: date | None = None
+) -> QuerySet:
+    """Round trips of ``account`` closed on the trade dates ``since``..``until`` (exchange time, both
+    inclusive), newest first: the same date range the Trades page applies to fills."""
+    trips = round_trip_list(user=user).filter(account=account)
+    if symbol:
+        trips = trips.filter(instrument__symbol__iexact=symbol)
+    if since:
+        trips = trips.filter(closed_at__gte=_exchange_day_start(since))
+    if until:
+        trips = trips.filter(closed_at__lt=_exchange_day_start(until + timedelta(days=1)))
+    return trips
+
+
+@dataclass(frozen=True)
+class SettlementDay:
+    settlement_date: date
+    net: Decimal  # signed: sale proceeds in, purchases out, net of commissions
+    incoming: Decimal
+    outgoing: Decimal  # negative or zero
+    count: int
+    rows: list[SettlementTracking]
+
+
+@dataclass(frozen=True)
+class SettlementCalendar:
+    days: list[SettlementDay]
+    net: Decimal
+    count: int
+    rows_shown: int
+
+
+def settlement_calendar_get(*, account: Account, after: date, row_limit: int = 200) -> SettlementCalendar:
+    """The cash of ``account`` still to settle after ``after``, by settlement date: totals over every
+    pending fill, and the fills themselves (the first ``row_limit``). Money settles at the start of
+    its settlement date, so a row dated ``after`` or earlier has settled whatever its status says
+    (the status is brought up to date by a periodic task, which may not have run yet)."""
+    pending = SettlementTracking.objects.filter(account=account, settlement_date__gt=after)
+    totals = (
+        pending.values("settlement_date")
+        .annotate(
+            net=Sum("amount"),
+            incoming=Sum("amount", filter=Q(amount__gt=0)),
+            outgoing=Sum("amount", filter=Q(amount__lt=0)),
+            n=Count("id"),
+        )
+        .order_by("settlement_date")
+    )
+    rows = list(
+        pending.select_related("execution__instrument").order_by("settlement_date", "execution__executed_at", "id")[
+            :row_limit
+        ]
+    )
+    by_date: dict[date, list[SettlementTracking]] = {}
+    for row in rows:
+        by_date.setdefault(row.settlement_date, []).append(row)
+    days = [
+        SettlementDay(
+            settlement_date=t["settlement_date"],
+            net=t["net"] or Decimal(0),
+            incoming=t["incoming"] or Decimal(0),
+            outgoing=t["outgoing"] or Decimal(0),
+            count=t["n"],
+            rows=by_date.get(t["settlement_date"], []),
+        )
+        for t in totals
+    ]
+    return SettlementCalendar(
+        days=days, net=sum((d.net for d in days), Decimal(0)), count=sum(d.count for d in days), rows_shown=len(rows)
+    )
+
+
+def trade_frequency_by_session(*, account: Account, sessions: list[date]) -> list[tuple[date, int, int]]:
+    """``(session, trades, day trades)`` for each of ``sessions``, zeros where nothing was traded."""
+    if not sessions:
+        return []
+    counts = {
+        row[0]: row[1:]
+        for row in TradeFrequencyTracking.objects.filter(
+            account=account, period=FrequencyPeriod.DAY, period_start__range=(sessions[0], sessions[-1])
+        ).values_list("period_start", "trades", "day_trades")
+    }
+    return [(day, *counts.get(day, (0, 0))) for day in sessions]
