@@ -175,3 +175,233 @@ def metrics_history(*, account: Account, window: str = MetricsWindow.ALL, since=
     if since is not None:
         rows = rows.filter(as_of__gte=since)
     return rows.order_by("as_of")
+
+
+# --- Reads for the dashboard pages (Compliance, Performance) -------------------------------------
+# Appended below the shared header while others edit this module; the imports can be hoisted later.
+from datetime import date  # noqa: E402
+
+from trading.calendars import previous_sessions  # noqa: E402
+from trading.ledger.daytrades import PDT_WINDOW_SESSIONS, PdtStatus  # noqa: E402
+from trading.selectors import pdt_status_get, trade_frequency_by_session  # noqa: E402
+
+
+@dataclass(frozen=True)
+class AccountPdt:
+    status: PdtStatus | None
+    error: str | None  # why there is no status (a date outside the exchange calendar)
+    broker_day_trades_remaining: int | None  # IBKR's DayTradesRemaining, as last read
+    broker_read_at: datetime | None
+    equity: Decimal | None
+    sessions: list[tuple[date, int, int]]  # the window: (session, trades, day trades)
+
+
+def account_pdt_get(*, account: Account, today: date) -> AccountPdt:
+    """Where ``account`` stands today against the pattern-day-trader rule in force for it, with the
+    broker's own DayTradesRemaining figure (what it enforces) when it reported one, and the window's
+    sessions one by one."""
+    broker = AccountStatus.objects.filter(account=account).values_list(
+        "day_trades_remaining", "net_liquidation", "read_at"
+    ).first() or (None, None, None)
+    remaining, equity, read_at = broker
+    try:
+        status = pdt_status_get(account=account, as_of=today, broker_day_trades_remaining=remaining, equity=equity)
+        sessions = previous_sessions(today, PDT_WINDOW_SESSIONS)
+    except ValueError as exc:  # outside the exchange calendar's range
+        return AccountPdt(None, str(exc), remaining, read_at, equity, [])
+    return AccountPdt(
+        status=status,
+        error=None,
+        broker_day_trades_remaining=remaining,
+        broker_read_at=read_at,
+        equity=equity,
+        sessions=trade_frequency_by_session(account=account, sessions=sessions),
+    )
+
+
+@dataclass(frozen=True)
+class PerformanceSeries:
+    """Chart data, numbers as strings (never floats): one point per day and one bar per month."""
+
+    points: list[dict]  # {"date", "twr_index", "twr", "drawdown", "daily_pnl"}
+    monthly_pnl: list[dict]  # {"month": "2026-11", "pnl", "days"}
+
+
+def performance_series_get(*, account: Account) -> PerformanceSeries:
+    """The equity curve (TWR index), drawdown and monthly P&L of ``account`` from its daily metrics.
+
+    Monthly P&L is the sum of the days' ``daily_pnl``: the change in account value less deposits and
+    withdrawals, so it includes unrealized gains and losses, and it adds up to the equity curve (a
+    sum of realized P&L by close month would not). Days without a figure add nothing.
+    """
+    rows = metrics_history(account=account).values_list("as_of", "twr_index", "twr", "drawdown", "daily_pnl")
+    points, months, days = [], {}, {}
+    for as_of, twr_index, twr, drawdown, daily_pnl in rows:
+        points.append(
+            {
+                "date": as_of.isoformat(),
+                "twr_index": _plain(twr_index),
+                "twr": _plain(twr),
+                "drawdown": _plain(drawdown),
+                "daily_pnl": _plain(daily_pnl),
+            }
+        )
+        if daily_pnl is not None:
+            month = f"{as_of:%Y-%m}"
+            months[month] = months.get(month, Decimal(0)) + daily_pnl
+            days[month] = days.get(month, 0) + 1
+    monthly = [{"month": m, "pnl": _plain(total), "days": days[m]} for m, total in months.items()]
+    return PerformanceSeries(points=points, monthly_pnl=monthly)
+
+
+def _plain(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:f}"
+
+
+# --- Reads for the dashboard pages (Overview, Positions, Sync health) ----------------------------
+# Appended while others edit this module; the imports can be hoisted later.
+from django.db.models import F, Min  # noqa: E402
+
+from portfolio.models import PositionEventKind  # noqa: E402
+
+# How position sync words a run SKIPPED because the broker did not answer (portfolio/services/sync.py).
+BROKER_DOWN_PREFIXES = ("broker unreachable", "broker request failed")
+
+
+def _broker_down() -> Q:
+    return Q(status=SyncStatus.SKIPPED) & (
+        Q(message__startswith=BROKER_DOWN_PREFIXES[0]) | Q(message__startswith=BROKER_DOWN_PREFIXES[1])
+    )
+
+
+def broker_unreachable_since(*, account: Account) -> datetime | None:
+    """When the broker stopped answering this account's position syncs; None while it answers.
+
+    The broker is unreachable when a position sync was SKIPPED because of it after the last successful
+    one (or with no success at all). "Since" is the start of the first such run: the first moment we
+    knew it was down (the last success only proves it was still up then). One query.
+    """
+    runs = SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS)
+    successes = runs.filter(status=SyncStatus.SUCCESS)
+    last_success = successes.order_by("-started_at").values("started_at")[:1]
+    down = runs.filter(_broker_down()).filter(Q(started_at__gt=Subquery(last_success)) | ~Exists(successes))
+    return down.aggregate(since=Min("started_at"))["since"]
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    summary: PortfolioSummary
+    unreachable_since: datetime | None
+    latest_run: SyncRun | None  # the latest position sync, whatever its status
+    positions: list[Position]
+    fills: list[Execution]
+
+
+def account_overview_get(*, account: Account, fills: int = 15) -> AccountOverview:
+    """Everything the overview page shows for one account, in a number of queries that does not
+    depend on how many positions, fills or runs it has."""
+    positions = (
+        Position.objects.filter(account=account, status=PositionStatus.OPEN)
+        .select_related("instrument")
+        .order_by("instrument__symbol", "-opened_at", "-id")  # as the positions API orders one account
+    )
+    recent = Execution.objects.filter(account=account).select_related("instrument").order_by("-executed_at", "-id")
+    runs = SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS).order_by("-started_at", "-id")
+    return AccountOverview(
+        summary=portfolio_summary_get(account=account),
+        unreachable_since=broker_unreachable_since(account=account),
+        latest_run=runs.first(),
+        positions=list(positions),
+        fills=list(recent[:fills]),
+    )
+
+
+# ?sort= keys of the positions page -> the field they order by. Anything else falls back to the default.
+POSITION_SORTS = {
+    "symbol": "instrument__symbol",
+    "quantity": "quantity",
+    "avg_price": "average_price",
+    "price": "current_price",
+    "market_value": "market_value",
+    "unrealized_pnl": "unrealized_pnl",
+    "unrealized_pct": "unrealized_pnl_pct",
+    "realized_pnl": "realized_pnl",
+    "opened": "opened_at",
+    "closed": "closed_at",
+}
+POSITION_DEFAULT_SORT = {"open": "symbol", "closed": "-closed"}
+
+
+def position_sort_clean(*, sort: str | None, status: str) -> str:
+    """``sort`` when it is a known key (``-`` for descending), else the default of the tab."""
+    if sort and sort.removeprefix("-") in POSITION_SORTS:
+        return sort
+    return POSITION_DEFAULT_SORT[status]
+
+
+def position_table_list(*, user, account_id: str | None, status: str, sort: str) -> QuerySet:
+    """Open or closed positions of one account for the positions page, ordered by a whitelisted key.
+
+    Closed rows carry ``closed_quantity``: the size they had just before the close (their own
+    quantity is 0 by then).
+    """
+    sort = position_sort_clean(sort=sort, status=status)
+    field = F(POSITION_SORTS[sort.removeprefix("-")])
+    order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)
+    positions = position_list(user=user, account_id=account_id, status=status).order_by(order, "-opened_at", "-id")
+    if status == "closed":
+        closing = PositionEvent.objects.filter(position=OuterRef("pk"), kind=PositionEventKind.CLOSED).order_by("-at")
+        positions = positions.annotate(closed_quantity=Subquery(closing.values("quantity_before")[:1]))
+    return positions
+
+
+@dataclass(frozen=True)
+class PositionCounts:
+    open: int
+    closed: int
+    market_value: Decimal | None  # of the open positions
+    unrealized_pnl: Decimal | None
+    realized_pnl: Decimal | None  # of the closed positions
+
+
+def position_counts_get(*, user, account_id: str | None) -> PositionCounts:
+    """The tab counts and totals of the positions page, in one query."""
+    positions = Position.objects.visible_to(user)
+    if account_id:
+        positions = positions.filter(account__account_id=account_id)
+    is_open, is_closed = Q(status=PositionStatus.OPEN), Q(status=PositionStatus.CLOSED)
+    totals = positions.aggregate(
+        open=Count("id", filter=is_open),
+        closed=Count("id", filter=is_closed),
+        market_value=Sum("market_value", filter=is_open),
+        unrealized_pnl=Sum("unrealized_pnl", filter=is_open),
+        realized_pnl=Sum("realized_pnl", filter=is_closed),
+    )
+    return PositionCounts(**totals)
+
+
+def position_get(*, user, pk: int) -> Position | None:
+    """One position the user may see, with what its detail page shows next to it; None otherwise."""
+    return (
+        Position.objects.visible_to(user)
+        .select_related("account", "instrument", "opening_execution", "closing_execution")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def sync_run_list(
+    *, user, kind: str | None = None, status: str | None = None, account_id: str | None = None
+) -> QuerySet:
+    """Sync runs, newest first: staff see every run (also those of no account, such as market data),
+    a trader those of their accounts. Unknown filter values are the caller's to drop."""
+    runs = SyncRun.objects.select_related("account")
+    if not user.is_staff:
+        runs = runs.filter(account__in=Account.objects.visible_to(user))
+    if kind:
+        runs = runs.filter(kind=kind)
+    if status:
+        runs = runs.filter(status=status)
+    if account_id:
+        runs = runs.filter(account__account_id=account_id)
+    return runs.order_by("-started_at", "-id")

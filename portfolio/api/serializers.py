@@ -8,6 +8,7 @@ class PositionSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id", read_only=True)
     symbol = serializers.CharField(source="instrument.symbol", read_only=True)
     sec_type = serializers.CharField(source="instrument.sec_type", read_only=True)
+    currency = serializers.CharField(source="instrument.currency", read_only=True)
     description = serializers.CharField(source="instrument.display_name", read_only=True)
     multiplier = serializers.DecimalField(
         source="instrument.multiplier", max_digits=24, decimal_places=8, read_only=True
@@ -20,6 +21,7 @@ class PositionSerializer(serializers.ModelSerializer):
             "account",
             "symbol",
             "sec_type",
+            "currency",
             "description",
             "multiplier",
             "quantity",

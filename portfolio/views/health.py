@@ -1,9 +1,45 @@
-"""Placeholder until the dashboard work fills this page in."""
+"""The sync health page: recent sync runs of the visible accounts, each account's position-sync state,
+and whether beat and a worker are alive (the heartbeat)."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.http import urlencode
+
+from marketdata.selectors import heartbeat_status
+from marketdata.views import HEARTBEAT_STALE_AFTER
+from portfolio.selectors import sync_run_list, sync_status_list
+from trading.models import SyncKind, SyncStatus
+
+PAGE_SIZE = 50
 
 
 @login_required
 def sync_health(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(status=501)
+    statuses = sync_status_list(user=request.user)
+    accounts = [s.account for s in statuses]
+    # Filters: values outside the choices are ignored, as if absent.
+    kind = request.GET.get("kind") if request.GET.get("kind") in SyncKind.values else ""
+    status = request.GET.get("status") if request.GET.get("status") in SyncStatus.values else ""
+    account_id = request.GET.get("account", "")
+    account_id = account_id if account_id in {a.account_id for a in accounts} else ""
+    runs = sync_run_list(user=request.user, kind=kind, status=status, account_id=account_id)
+    beat = heartbeat_status()
+    filters = {k: v for k, v in {"kind": kind, "status": status, "account": account_id}.items() if v}
+    return render(
+        request,
+        "portfolio/sync_health.html",
+        {
+            "accounts": accounts,
+            "statuses": statuses,
+            "page": Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page")),
+            "filters": filters,
+            "filter_query": urlencode(filters),
+            "kinds": SyncKind.choices,
+            "run_statuses": SyncStatus.choices,
+            "beat": beat,
+            "beat_ok": beat["age_seconds"] is not None and beat["age_seconds"] <= HEARTBEAT_STALE_AFTER,
+            "beat_stale_after": HEARTBEAT_STALE_AFTER,
+        },
+    )

@@ -1,12 +1,127 @@
-"""Placeholder until the dashboard work fills this page in."""
+"""The positions page (open and closed, sortable, paginated) and one position's lifecycle timeline."""
+
+from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from portfolio.selectors import (
+    position_counts_get,
+    position_event_list,
+    position_get,
+    position_sort_clean,
+    position_table_list,
+)
+from portfolio.views.common import AccountChoice, account_choice
+
+PAGE_SIZE = 50
+
+# (sort key or "" when the column does not sort, label, numeric) per tab, in display order.
+OPEN_COLUMNS = [
+    ("symbol", "Instrument", False),
+    ("quantity", "Quantity", True),
+    ("avg_price", "Avg price", True),
+    ("price", "Price", True),
+    ("market_value", "Market value", True),
+    ("unrealized_pnl", "Unrealized P&L", True),
+    ("unrealized_pct", "Unrealized %", True),
+    ("opened", "Opened", False),
+]
+CLOSED_COLUMNS = [
+    ("symbol", "Instrument", False),
+    ("", "Size", True),
+    ("avg_price", "Avg price", True),
+    ("price", "Exit price", True),
+    ("realized_pnl", "Realized P&L", True),
+    ("opened", "Opened", False),
+    ("closed", "Closed", False),
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    numeric: bool
+    url: str  # "" when the column does not sort
+    aria_sort: str  # "ascending", "descending" or "" (not the sorted column)
+
+
+def _columns(status: str, sort: str) -> list[Column]:
+    """Header cells: a click sorts by the column, a second click reverses it."""
+    columns = []
+    for key, label, numeric in OPEN_COLUMNS if status == "open" else CLOSED_COLUMNS:
+        current = sort.removeprefix("-") == key and bool(key)
+        descending = sort.startswith("-")
+        # Numbers and dates read best largest / newest first; names A to Z.
+        first = key if key == "symbol" else f"-{key}"
+        target = (key if descending else f"-{key}") if current else first
+        columns.append(
+            Column(
+                label=label,
+                numeric=numeric,
+                url=f"?{urlencode({'status': status, 'sort': target})}" if key else "",
+                aria_sort=("descending" if descending else "ascending") if current else "",
+            )
+        )
+    return columns
 
 
 @login_required
-def positions(request: HttpRequest, **kwargs) -> HttpResponse:
-    return HttpResponse(status=501)
+def positions(request: HttpRequest) -> HttpResponse:
+    choice = account_choice(request)
+    status = "closed" if request.GET.get("status") == "closed" else "open"
+    sort = position_sort_clean(sort=request.GET.get("sort"), status=status)
+    account_id = choice.selected.account_id if choice.selected else None
+    rows = position_table_list(user=request.user, account_id=account_id, status=status, sort=sort)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portfolio/positions.html",
+        {
+            "choice": choice,
+            "status": status,
+            "sort": sort,
+            "columns": _columns(status, sort),
+            "page": page,
+            "counts": position_counts_get(user=request.user, account_id=account_id),
+            "page_query": urlencode({"status": status, "sort": sort}),
+        },
+    )
 
 
-position_detail = positions
+@login_required
+def position_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    choice = account_choice(request)
+    position = position_get(user=request.user, pk=pk)
+    if position is None:
+        raise Http404("No such position, or not one of yours.")
+    if request.GET.get("account") and choice.selected != position.account:
+        # The account switcher on this page: show the positions of the account picked.
+        return redirect(reverse("positions"))
+    return render(
+        request,
+        "portfolio/position_detail.html",
+        {
+            # The header shows the position's own account, whichever one the session remembers.
+            "choice": AccountChoice(accounts=choice.accounts, selected=position.account),
+            "position": position,
+            # A position first seen by a sync was opened by its opening fill, when that is known and earlier.
+            "opened_at": min(
+                position.opened_at,
+                position.opening_execution.executed_at if position.opening_execution else position.opened_at,
+            ),
+            "events": list(position_event_list(position=position)),
+            "fills": [
+                (label, execution)
+                for label, execution in (
+                    ("Opening", position.opening_execution),
+                    ("Closing", position.closing_execution),
+                )
+                if execution is not None
+            ],
+        },
+    )

@@ -49,6 +49,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id")
     symbol = serializers.CharField(source="instrument.symbol")
     sec_type = serializers.CharField(source="instrument.sec_type")
+    currency = serializers.CharField(source="instrument.currency")
     description = serializers.CharField(source="instrument.display_name")
 
     class Meta:
@@ -59,6 +60,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "account",
             "symbol",
             "sec_type",
+            "currency",
             "description",
             "side",
             "quantity",

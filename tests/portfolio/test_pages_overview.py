@@ -1,0 +1,310 @@
+"""The overview page and its "Sync now" form: access, figures, the broker-down and stale banners,
+the no-JavaScript sync request, and a query count that does not grow with the data."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from itertools import count
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from portfolio.models import (
+    AccountSnapshot,
+    AccountStatus,
+    MetricsWindow,
+    PerformanceMetrics,
+    Position,
+    PositionStatus,
+)
+from portfolio.selectors import broker_unreachable_since
+from portfolio.services.sync import positions_sync
+from portfolio.templatetags.money import clock
+from tests.factories import AccountFactory, InstrumentFactory, UserFactory
+from trading.brokers.simulated import SimulatedBroker
+from trading.calendars import trade_date_of
+from trading.models import Execution, Side, SyncKind, SyncReason, SyncRun, SyncStatus
+
+pytestmark = pytest.mark.django_db
+
+_ids = count(1)
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _sync(settings, account):
+    return positions_sync(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+
+
+def _run(account, status, *, minutes_ago: float, message: str = "") -> SyncRun:
+    started = timezone.now() - timedelta(minutes=minutes_ago)
+    return SyncRun.objects.create(
+        kind=SyncKind.POSITIONS,
+        account=account,
+        status=status,
+        started_at=started,
+        finished_at=None if status == SyncStatus.RUNNING else started + timedelta(seconds=1),
+        message=message,
+    )
+
+
+def _position(account, **fields) -> Position:
+    values = {
+        "instrument": InstrumentFactory(),
+        "status": PositionStatus.OPEN,
+        "quantity": Decimal(10),
+        "average_price": Decimal("100"),
+        "current_price": Decimal("110"),
+        "market_value": Decimal("1100"),
+        "unrealized_pnl": Decimal("100"),
+        "opened_at": timezone.now() - timedelta(days=3),
+    }
+    values.update(fields)
+    return Position.objects.create(account=account, **values)
+
+
+def _fill(account, **fields) -> Execution:
+    at = fields.pop("executed_at", timezone.now() - timedelta(hours=1))
+    values = {
+        "instrument": InstrumentFactory(),
+        "side": Side.BUY,
+        "quantity": Decimal(10),
+        "price": Decimal("100"),
+        "commission": Decimal("1"),
+    }
+    values.update(fields)
+    return Execution.objects.create(
+        exec_id=f"exec-{next(_ids)}", account=account, executed_at=at, trade_date=trade_date_of(at), **values
+    )
+
+
+# --- access -------------------------------------------------------------------------------------
+def test_anonymous_is_sent_to_login():
+    for response in (Client().get("/"), Client().post("/sync-now", {"account": "DU1"})):
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_trader_sees_only_their_accounts_and_a_foreign_id_is_ignored(settings, broker_state):
+    trader = UserFactory()
+    mine = AccountFactory(account_id="DU1234567", users=[trader])
+    AccountFactory(account_id="DU9999999", users=[UserFactory()])
+    _sync(settings, mine)
+
+    page = _client(trader).get("/", {"account": "DU9999999"}).content.decode()
+
+    assert "DU1234567" in page and "DU9999999" not in page
+    assert "AAPL" in page and "$100,000.00" in page
+
+
+def test_staff_see_every_account(settings, broker_state):
+    staff = UserFactory(staff=True)
+    AccountFactory(account_id="DU1111111")
+    other = AccountFactory(account_id="DU9999999", users=[UserFactory()])
+    _position(other, instrument=InstrumentFactory(symbol="ZZZT"))
+
+    page = _client(staff).get("/", {"account": "DU9999999"}).content.decode()
+
+    assert "DU1111111" in page  # in the switcher
+    assert 'data-account="DU9999999"' in page and "ZZZT" in page
+
+
+def test_user_without_accounts_gets_an_empty_state():
+    page = _client(UserFactory()).get("/").content.decode()
+    assert "No accounts yet" in page and "Sync now" not in page
+
+
+# --- figures ------------------------------------------------------------------------------------
+def test_figures_positions_fills_and_last_synced(settings, broker_state):
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+    _sync(settings, account)
+    PerformanceMetrics.objects.create(
+        account=account, as_of=timezone.now().date(), window=MetricsWindow.ALL, win_rate=Decimal("0.625")
+    )
+    _fill(account, instrument=InstrumentFactory(symbol="FILLD"), side=Side.SELL, realized_pnl=Decimal("-12.5"))
+
+    response = _client(trader).get("/")
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert "$100,000.00" in page  # portfolio value (NetLiquidation)
+    assert "$25,000.00" in page  # cash
+    assert "62.5%" in page  # win rate
+    assert "AAPL" in page and "SPY 2026-12-18 600C" in page  # open positions
+    assert "FILLD" in page and "-$12.50" in page  # recent fill with its realized P&L
+    assert "Last synced just now" in page
+    assert "Broker unreachable" not in page and "Data is stale" not in page
+    assert 'src="/static/vendor/plotly.min.js"' in page  # served locally, never a CDN
+    assert 'aria-live="polite"' in page
+
+
+def test_recent_fills_are_the_latest_fifteen():
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    now = timezone.now()
+    for minutes in range(20):
+        _fill(
+            account,
+            instrument=InstrumentFactory(symbol=f"F{minutes:02d}X"),
+            executed_at=now - timedelta(minutes=minutes),
+        )
+
+    page = _client(trader).get("/").content.decode()
+
+    assert "F00X" in page and "F14X" in page and "F15X" not in page
+
+
+# --- banners ------------------------------------------------------------------------------------
+def test_broker_down_and_stale_shows_banner_with_exchange_time_and_last_known_positions(settings, broker_state):
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+    _sync(settings, account)
+    settings.POSITION_SYNC_STALE_AFTER = 0
+    with broker_state.edit() as state:
+        state["connected"] = False
+    skipped = _sync(settings, account)
+
+    page = _client(trader).get("/").content.decode()
+
+    assert skipped.message.startswith("broker unreachable")
+    assert f"Broker unreachable since {clock(skipped.started_at)} - showing last known positions" in page
+    assert re.search(r"Broker unreachable since \d\d:\d\d - showing last known positions", page)
+    assert "AAPL" in page  # last known positions still shown
+    assert "$100,000.00" in page
+
+
+def test_outage_starts_at_the_first_skip_after_the_last_success():
+    account = AccountFactory()
+    _run(account, SyncStatus.SKIPPED, minutes_ago=90, message="broker unreachable: earlier outage")
+    _run(account, SyncStatus.SUCCESS, minutes_ago=60)
+    first = _run(account, SyncStatus.SKIPPED, minutes_ago=40, message="broker unreachable: connection refused")
+    _run(account, SyncStatus.SKIPPED, minutes_ago=35, message="another sync is running")
+    _run(account, SyncStatus.SKIPPED, minutes_ago=30, message="broker request failed: timeout")
+
+    assert broker_unreachable_since(account=account) == first.started_at
+
+    _run(account, SyncStatus.SUCCESS, minutes_ago=1)
+    assert broker_unreachable_since(account=account) is None
+
+
+def test_broker_never_reached_counts_from_the_first_skip():
+    account = AccountFactory()
+    first = _run(account, SyncStatus.SKIPPED, minutes_ago=20, message="broker unreachable: refused")
+    _run(account, SyncStatus.SKIPPED, minutes_ago=10, message="broker unreachable: refused")
+    assert broker_unreachable_since(account=account) == first.started_at
+
+
+def test_stale_data_without_an_outage_says_when_it_was_last_synced():
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    _run(account, SyncStatus.SUCCESS, minutes_ago=60)
+    _run(account, SyncStatus.FAILED, minutes_ago=5, message="ValueError: boom")
+
+    page = _client(trader).get("/").content.decode()
+
+    assert "Data is stale: last synced 1 hour ago." in page
+    assert "Broker unreachable" not in page
+
+
+def test_running_sync_shows_progress():
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    run = _run(account, SyncStatus.RUNNING, minutes_ago=0.1)
+
+    page = _client(trader).get("/").content.decode()
+
+    assert f"Syncing… (running since {clock(run.started_at)})" in page
+
+
+# --- Sync now without JavaScript ----------------------------------------------------------------
+def test_sync_now_starts_a_manual_run_and_goes_back_with_a_message():
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+    client = _client(trader)
+
+    response = client.post("/sync-now", {"account": "DU1234567", "next": "/?account=DU1234567"})
+
+    assert response.status_code == 302 and response["Location"] == "/?account=DU1234567"
+    run = SyncRun.objects.get(account=account)
+    assert (run.kind, run.reason, run.status) == (SyncKind.POSITIONS, SyncReason.MANUAL, SyncStatus.RUNNING)
+    page = client.get(response["Location"]).content.decode()
+    assert "Sync of DU1234567 started" in page
+
+
+def test_sync_now_while_one_runs_says_so():
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+    _run(account, SyncStatus.RUNNING, minutes_ago=0.2)
+
+    response = _client(trader).post("/sync-now", {"account": "DU1234567"}, follow=True)
+
+    assert "not started: another sync is running" in response.content.decode()
+
+
+def test_sync_now_refuses_an_account_that_is_not_yours_and_an_unsafe_next():
+    trader = UserFactory()
+    AccountFactory(account_id="DU1234567", users=[trader])
+    AccountFactory(account_id="DU9999999", users=[UserFactory()])
+
+    response = _client(trader).post("/sync-now", {"account": "DU9999999", "next": "https://evil.example/"})
+
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not SyncRun.objects.exists()
+
+
+def test_sync_now_is_post_only():
+    trader = UserFactory()
+    AccountFactory(users=[trader])
+    assert _client(trader).get("/sync-now").status_code == 405
+
+
+def test_sync_now_enforces_csrf():
+    trader = UserFactory()
+    AccountFactory(account_id="DU1234567", users=[trader])
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(trader)
+
+    assert client.post("/sync-now", {"account": "DU1234567"}).status_code == 403
+    assert not SyncRun.objects.exists()
+
+    page = client.get("/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post("/sync-now", {"account": "DU1234567", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert SyncRun.objects.filter(reason=SyncReason.MANUAL).count() == 1
+
+
+# --- queries ------------------------------------------------------------------------------------
+def _overview_data(size: int):
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    AccountFactory(users=[trader])
+    for _ in range(size):
+        _position(account)
+        _fill(account)
+        _run(account, SyncStatus.SUCCESS, minutes_ago=30)
+    _run(account, SyncStatus.SKIPPED, minutes_ago=20, message="broker unreachable: refused")
+    PerformanceMetrics.objects.create(account=account, as_of=timezone.now().date(), win_rate=Decimal("0.5"))
+    now = timezone.now()
+    AccountStatus.objects.create(account=account, net_liquidation=Decimal("100000"), total_cash=Decimal(5), read_at=now)
+    yesterday = now - timedelta(days=1)
+    AccountSnapshot.objects.create(
+        account=account, taken_at=yesterday, trade_date=trade_date_of(yesterday), net_liquidation=Decimal("99000")
+    )
+    return trader
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_overview_queries_do_not_grow_with_data(size, django_assert_num_queries):
+    client = _client(_overview_data(size))
+    client.get("/")  # the first visit also stores the selected account in the session
+    # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous
+    # close, flows since; outage, latest run, positions, fills
+    with django_assert_num_queries(14):
+        response = client.get("/")
+    assert response.content.decode().count('data-cell="market_value"') == size
