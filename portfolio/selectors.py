@@ -1,11 +1,11 @@
 """Reads for positions and sync status, with the joins they need and a fixed number of queries."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from portfolio.models import (
@@ -15,10 +15,13 @@ from portfolio.models import (
     PerformanceMetrics,
     Position,
     PositionEvent,
+    PositionEventKind,
     PositionStatus,
 )
-from trading.calendars import trade_date_of
+from trading.calendars import previous_sessions, trade_date_of
+from trading.ledger.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.models import Account, CashFlow, CashFlowKind, Execution, SyncKind, SyncRun, SyncStatus
+from trading.selectors import pdt_status_get, trade_frequency_by_session
 
 
 def position_list(*, user, account_id: str | None = None, status: str = "open", symbol: str | None = None) -> QuerySet:
@@ -179,11 +182,6 @@ def metrics_history(*, account: Account, window: str = MetricsWindow.ALL, since=
 
 # --- Reads for the dashboard pages (Compliance, Performance) -------------------------------------
 # Appended below the shared header while others edit this module; the imports can be hoisted later.
-from datetime import date  # noqa: E402
-
-from trading.calendars import previous_sessions  # noqa: E402
-from trading.ledger.daytrades import PDT_WINDOW_SESSIONS, PdtStatus  # noqa: E402
-from trading.selectors import pdt_status_get, trade_frequency_by_session  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -260,9 +258,7 @@ def _plain(value: Decimal | None) -> str | None:
 
 # --- Reads for the dashboard pages (Overview, Positions, Sync health) ----------------------------
 # Appended while others edit this module; the imports can be hoisted later.
-from django.db.models import F, Min  # noqa: E402
 
-from portfolio.models import PositionEventKind  # noqa: E402
 
 # How position sync words a run SKIPPED because the broker did not answer (portfolio/services/sync.py).
 BROKER_DOWN_PREFIXES = ("broker unreachable", "broker request failed")

@@ -1,9 +1,12 @@
 """Reads of the executions ledger, with the joins they need."""
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from django.db.models import Count, QuerySet
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
 
 from trading.calendars import previous_sessions
 from trading.ledger.daytrades import PdtStatus, pdt_status
@@ -92,12 +95,6 @@ def cash_state_get(*, account: Account, as_of: date) -> tuple[CashAccountState |
 
 # --- Reads for the dashboard pages (Trades, Compliance) ------------------------------------------
 # Appended below the shared header while others edit this module; the imports can be hoisted later.
-from dataclasses import dataclass  # noqa: E402
-from datetime import datetime, time  # noqa: E402
-from zoneinfo import ZoneInfo  # noqa: E402
-
-from django.conf import settings  # noqa: E402
-from django.db.models import Q, Sum  # noqa: E402
 
 
 def _exchange_day_start(day: date) -> datetime:
