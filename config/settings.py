@@ -241,6 +241,22 @@ BROKER_STATE_FILE = env.str("BROKER_STATE_FILE", default=str(VAR_DIR / "broker_s
 IBKR_HOST = env.str("IBKR_HOST", default="127.0.0.1")
 IBKR_PORT = env.int("IBKR_PORT", default=4002)
 IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=17)
+
+
+def _client_ids(text: str) -> list[int]:
+    """``17-24`` or ``17,18,30``: the ids this deployment may use, one per live connection."""
+    ids: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, _, high = part.partition("-")
+        ids.extend(range(int(low), int(high or low) + 1))
+    if not ids:
+        raise ImproperlyConfigured("IBKR_CLIENT_IDS names no client id")
+    return ids
+
+
+# Every call borrows a free id from this pool (default: IBKR_CLIENT_ID alone); give at least as many
+# ids as processes that talk to IBKR at once (web + worker concurrency).
+IBKR_CLIENT_IDS = _client_ids(env.str("IBKR_CLIENT_IDS", default=str(IBKR_CLIENT_ID)))
 IBKR_ACCOUNT = env.str("IBKR_ACCOUNT", default="")
 IBKR_TIMEOUT = env.float("IBKR_TIMEOUT", default=15.0)
 IBKR_READONLY = env.bool("IBKR_READONLY", default=True)

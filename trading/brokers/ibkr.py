@@ -29,6 +29,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -334,6 +335,7 @@ class IBKRBroker:
         timeout: float = 15.0,
         readonly: bool = True,
         ib_factory: Callable[[], Any] | None = None,
+        client_id_lease: Callable[[], AbstractContextManager[int]] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -342,6 +344,9 @@ class IBKRBroker:
         self.timeout = float(timeout)
         self.readonly = readonly
         self.ib_factory = ib_factory or IB
+        # Each live connection needs its own client id: with a lease, every call borrows a free one from
+        # a pool shared by all processes (web, every worker), instead of all using the same id (error 326).
+        self.client_id_lease = client_id_lease
 
     def __repr__(self) -> str:
         return f"IBKRBroker({self.host}:{self.port}, client_id={self.client_id}, account={self.account!r})"
@@ -361,7 +366,11 @@ class IBKRBroker:
                 f"IBKRBroker.{what}() was called inside a running event loop (async view or ASGI); it blocks, "
                 "so call it from a worker or a synchronous thread (e.g. asgiref's sync_to_async)"
             )
-        return asyncio.run(self._session(what, job))
+        if self.client_id_lease is None:
+            return asyncio.run(self._session(what, job))
+        with self.client_id_lease() as client_id:
+            self.client_id = client_id  # one instance serves one thread (get_broker() makes a new one)
+            return asyncio.run(self._session(what, job))
 
     async def _session(self, what: str, job: Callable[[_Session], Awaitable[T]]) -> T:
         ib = self.ib_factory()
