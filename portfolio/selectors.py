@@ -121,7 +121,7 @@ def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
     positions = Position.objects.filter(account=account, status=PositionStatus.OPEN).aggregate(
         count=Count("id"), unrealized=Sum("unrealized_pnl")
     )
-    fills = Execution.objects.filter(account=account).aggregate(count=Count("id"), realized=Sum("realized_pnl"))
+    fills = Execution.objects.filter(account=account).aggregate(count=Count("*"), realized=Sum("realized_pnl"))
     last_success = (
         SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS, status=SyncStatus.SUCCESS)
         .order_by("-finished_at")
@@ -293,10 +293,10 @@ class AccountOverview:
     fills: list[Execution]
 
 
-def account_overview_get(*, account: Account, fills: int = 15) -> AccountOverview:
+def account_overview_get(*, account: Account, fills: int = 15, positions: int = 50) -> AccountOverview:
     """Everything the overview page shows for one account, in a number of queries that does not
     depend on how many positions, fills or runs it has."""
-    positions = (
+    open_positions = (
         Position.objects.filter(account=account, status=PositionStatus.OPEN)
         .select_related("instrument")
         .order_by("instrument__symbol", "-opened_at", "-id")  # as the positions API orders one account
@@ -307,7 +307,7 @@ def account_overview_get(*, account: Account, fills: int = 15) -> AccountOvervie
         summary=portfolio_summary_get(account=account),
         unreachable_since=broker_unreachable_since(account=account),
         latest_run=runs.first(),
-        positions=list(positions),
+        positions=list(open_positions[:positions]),  # the rest are one click away, on the positions page
         fills=list(recent[:fills]),
     )
 

@@ -55,14 +55,15 @@ def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dic
     """New fills arrived: sync positions (POSITION_SYNC_ON_TRADE) or just realize from the fills."""
     from portfolio.services.realize import positions_realize_from_fills
 
+    runs = []
     if sync:
         runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=account_ids)
-        return {"status": "DONE", "runs": [_summary(run) for run in runs]}
+    # Every position of these accounts, also those closed before their fills were known.
     changed = {
         account.account_id: positions_realize_from_fills(account=account)
         for account in Account.objects.filter(account_id__in=account_ids)
     }
-    return {"status": "DONE", "realized": changed}
+    return {"status": "DONE", "runs": [_summary(run) for run in runs], "realized": changed}
 
 
 # --- account snapshots -------------------------------------------------------------------------

@@ -36,17 +36,21 @@ REALIZE_FIELDS = [
 ]
 
 
-def positions_realize_from_fills(*, account: Account) -> int:
+def positions_realize_from_fills(*, account: Account, instrument_ids: set[int] | None = None) -> int:
     """Update open and estimated-closed positions of ``account`` from the ledger; returns how many changed.
 
-    A fixed number of queries, whatever the number of positions.
+    ``instrument_ids`` limits the work to those instruments (the position sync passes the ones that
+    changed or got fills since its last run; an empty set costs no query). A fixed number of queries,
+    whatever the number of positions.
     """
+    if instrument_ids is not None and not instrument_ids:
+        return 0
     with transaction.atomic():
+        candidates = Position.objects.select_for_update(of=("self",)).select_related("instrument")
+        if instrument_ids is not None:
+            candidates = candidates.filter(instrument_id__in=instrument_ids)
         positions = list(
-            Position.objects.select_for_update(of=("self",))
-            .select_related("instrument")
-            .filter(account=account)
-            .filter(Q(status=PositionStatus.OPEN) | Q(realized_pnl_estimated=True))
+            candidates.filter(account=account).filter(Q(status=PositionStatus.OPEN) | Q(realized_pnl_estimated=True))
         )
         if not positions:
             return 0

@@ -359,7 +359,8 @@ def _write(
     values: AccountValues | None,
     changes: _Changes,
     instruments_with_fills: InstrumentsWithFills,
-) -> None:
+) -> set[int]:
+    """Write one account's sync; return the instruments whose positions the fills may now settle."""
     rows = list(rows)
     open_positions = {
         p.instrument_id: p
@@ -369,7 +370,9 @@ def _write(
     }
     instruments = _instruments_for(rows, open_positions.values())
     last_sync = min((p.last_synced_at for p in open_positions.values() if p.last_synced_at), default=None)
-    with_fills = instruments_with_fills(account, last_sync) if open_positions else set()
+    # With nothing open, every instrument with fills: a position closed before its fills were known
+    # still gets its real realized P&L.
+    with_fills = instruments_with_fills(account, last_sync)
 
     seen: set[int] = set()
     for row in rows:
@@ -418,6 +421,9 @@ def _write(
             unique_fields=["account"],
             update_fields=STATUS_FIELDS,
         )
+    touched = {p.instrument_id for p in changes.changed_positions.values()}
+    touched |= {p.instrument_id for p in changes.new_positions}
+    return touched | with_fills
 
 
 MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at")
@@ -454,15 +460,16 @@ def positions_sync_execute(
         changes.warnings.append(f"account {account.account_id}: no account values from the broker; status not updated")
     try:
         with transaction.atomic():
-            _write(
+            to_realize = _write(
                 account,
                 fetched.items,
                 broker_account.values if broker_account else None,
                 changes,
                 instruments_with_fills or instruments_with_fills_since,
             )
-            # The fills, when known, replace the estimates and link the executions.
-            positions_realize_from_fills(account=account)
+            # The fills, when known, replace the estimates and link the executions: for what changed
+            # or got fills since the last sync (nothing, and no query, in a quiet steady state).
+            positions_realize_from_fills(account=account, instrument_ids=to_realize)
             # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
             sync_run_finish(
                 run=run,

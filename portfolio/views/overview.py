@@ -18,13 +18,19 @@ from portfolio.views.common import account_choice
 from trading.models import Account, SyncReason, SyncStatus
 
 RECENT_FILLS = 15
+OPEN_POSITIONS_SHOWN = 50
 
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     choice = account_choice(request)
-    data = account_overview_get(account=choice.selected, fills=RECENT_FILLS) if choice.selected else None
-    return render(request, "portfolio/overview.html", {"choice": choice, "data": data, "fills_limit": RECENT_FILLS})
+    data = (
+        account_overview_get(account=choice.selected, fills=RECENT_FILLS, positions=OPEN_POSITIONS_SHOWN)
+        if choice.selected
+        else None
+    )
+    context = {"choice": choice, "data": data, "fills_limit": RECENT_FILLS, "positions_limit": OPEN_POSITIONS_SHOWN}
+    return render(request, "portfolio/overview.html", context)
 
 
 @login_required

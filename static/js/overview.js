@@ -342,6 +342,7 @@
     return row;
   }
 
+  const positionsLimit = Number(root.dataset.positionsLimit) || 50;
   const positionsTable = document.getElementById("positions-table");
   const fillsTable = document.getElementById("fills-table");
   positionsTable.dataset.kind = "positions";
@@ -406,7 +407,7 @@
     if (refreshing) return refreshing;
     refreshing = Promise.all([
       Live.getJSON(data.positionsUrl).then((body) => {
-        syncRows(positionsTable, body.results || [], buildPosition, fillPosition);
+        syncRows(positionsTable, (body.results || []).slice(0, positionsLimit), buildPosition, fillPosition);
         const count = body.count === undefined ? (body.results || []).length : body.count;
         Live.setText(root.querySelector('[data-field="positions-count"]'), String(count));
       }),

@@ -73,6 +73,8 @@ class Execution(models.Model):
             models.Index(fields=["account", "instrument", "executed_at"], name="exec_acct_instr_time"),
             models.Index(fields=["account", "trade_date"], name="exec_acct_trade_date"),
             models.Index(fields=["account", "-executed_at"], name="exec_acct_time_desc"),
+            # Lets the portfolio summary count fills and sum realized P&L from the index alone.
+            models.Index(fields=["account", "realized_pnl"], name="exec_acct_realized"),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
 from trading.brokers.memory import MemoryBroker
 from trading.models import Account, SyncRun, SyncStatus
 
-PREFIX = "BENCH"
+PREFIX = "BSYNC"  # distinct from the other benchmarks' BENCH... data
 
 
 class Command(BaseCommand):
