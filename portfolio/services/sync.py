@@ -410,10 +410,12 @@ def _write(
         for position, event in changes.events:
             event.position = position
         PositionEvent.objects.bulk_create([event for _, event in changes.events])
-    # Unchanged positions were seen too: one statement refreshes their sync time.
-    Position.objects.filter(account=account, status=PositionStatus.OPEN, missing_since__isnull=True).exclude(
-        last_synced_at=changes.now
-    ).update(last_synced_at=changes.now)
+    # Unchanged positions were seen too: one statement refreshes their sync time (none needed when
+    # every one of them was rewritten above, as when prices move during the session).
+    if changes.unchanged > len(changes.marked_positions):
+        Position.objects.filter(account=account, status=PositionStatus.OPEN, missing_since__isnull=True).exclude(
+            last_synced_at=changes.now
+        ).update(last_synced_at=changes.now)
     if values is not None:
         AccountStatus.objects.bulk_create(
             [_status_row(account, values, changes.now)],
