@@ -6,6 +6,19 @@ from marketdata.fields import MoneyField, PriceField, QuantityField, RatioField
 from marketdata.models import Instrument
 from trading.models import Account, Execution, SyncRun
 
+# The broker's account values, as both AccountStatus (the latest) and AccountSnapshot (over time) keep them.
+ACCOUNT_VALUE_FIELDS = (
+    "currency",
+    "net_liquidation",
+    "total_cash",
+    "settled_cash",
+    "buying_power",
+    "excess_liquidity",
+    "maint_margin_req",
+    "unrealized_pnl",
+    "realized_pnl",
+)
+
 
 class PositionStatus(models.TextChoices):
     OPEN = "OPEN", "Open"

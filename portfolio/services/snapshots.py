@@ -27,6 +27,7 @@ from django.utils import timezone
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity
 from marketdata.services import instruments_resolve
 from portfolio.models import (
+    ACCOUNT_VALUE_FIELDS,
     AccountSnapshot,
     AccountStatus,
     Position,
@@ -44,19 +45,7 @@ from trading.services.sync_runs import sync_run_finish, sync_run_start
 logger = logging.getLogger(__name__)
 
 NOTE_LENGTH = AccountSnapshot._meta.get_field("note").max_length
-VALUE_FIELDS = [
-    "currency",
-    "net_liquidation",
-    "total_cash",
-    "settled_cash",
-    "buying_power",
-    "excess_liquidity",
-    "maint_margin_req",
-    "unrealized_pnl",
-    "realized_pnl",
-    "positions_value",
-    "positions_count",
-]
+VALUE_FIELDS = [*ACCOUNT_VALUE_FIELDS, "positions_value", "positions_count"]
 # What a retake of the same (account, taken_at) overwrites; ``kind`` only when the retake is a CLOSE.
 UPSERT_FIELDS = ["trade_date", "source", "note", *VALUE_FIELDS]
 

@@ -33,7 +33,14 @@ from marketdata.bulk import bulk_update_values
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
 from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
-from portfolio.models import AccountStatus, Position, PositionEvent, PositionEventKind, PositionStatus
+from portfolio.models import (
+    ACCOUNT_VALUE_FIELDS,
+    AccountStatus,
+    Position,
+    PositionEvent,
+    PositionEventKind,
+    PositionStatus,
+)
 from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_ratio
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
@@ -62,19 +69,7 @@ POSITION_FIELDS_UPDATED = [
     "last_synced_at",
     "missing_since",
 ]
-STATUS_FIELDS = [
-    "currency",
-    "net_liquidation",
-    "total_cash",
-    "settled_cash",
-    "buying_power",
-    "excess_liquidity",
-    "maint_margin_req",
-    "unrealized_pnl",
-    "realized_pnl",
-    "day_trades_remaining",
-    "read_at",
-]
+STATUS_FIELDS = [*ACCOUNT_VALUE_FIELDS, "day_trades_remaining", "read_at"]
 
 
 @dataclass
