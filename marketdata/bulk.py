@@ -55,8 +55,8 @@ def bulk_update_values(model: type[models.Model], fields: Sequence[str], rows: I
     meta = model._meta
     table = connection.ops.quote_name(meta.db_table)
     pk_column = connection.ops.quote_name(meta.pk.column)
-    if connection.vendor == "postgresql" and len(rows) > UPDATE_BATCH:
-        return _update_via_copy(model, columns, rows)
+    if connection.vendor == "postgresql":
+        return _update_via_unnest(model, columns, rows)
     casts = [_cast(f) for f in columns]
     assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = v.column{i + 2}" for i, f in enumerate(columns))
     row_sql = "(%s" + "".join(f", {cast}" for cast in casts) + ")"
@@ -75,24 +75,22 @@ def bulk_update_values(model: type[models.Model], fields: Sequence[str], rows: I
     return len(rows)
 
 
-def _update_via_copy(model: type[models.Model], columns: list, rows: list[tuple]) -> int:
-    """Large updates on PostgreSQL: COPY the new values into a temporary table, then one UPDATE."""
+def _update_via_unnest(model: type[models.Model], columns: list, rows: list[tuple]) -> int:
+    """PostgreSQL: one UPDATE ... FROM unnest(arrays), a parameter per column whatever the row count
+    (no per-value placeholder to parse, no per-value preparation: psycopg sends typed arrays)."""
     meta = model._meta
     qn = connection.ops.quote_name
     table, pk = qn(meta.db_table), qn(meta.pk.column)
-    scratch = qn(f"bulk_update_{meta.db_table}")
-    definitions = ", ".join(
-        [f"{pk} {meta.pk.rel_db_type(connection)}"] + [f"{qn(f.column)} {f.db_type(connection)}" for f in columns]
-    )
-    assignments = ", ".join(f"{qn(f.column)} = s.{qn(f.column)}" for f in columns)
-    names = ", ".join([pk] + [qn(f.column) for f in columns])
+    arrays = [f"%s::{meta.pk.rel_db_type(connection)}[]"] + [f"%s::{f.db_type(connection)}[]" for f in columns]
+    names = ", ".join(["pk"] + [f"c{i}" for i in range(len(columns))])
+    assignments = ", ".join(f"{qn(f.column)} = v.c{i}" for i, f in enumerate(columns))
+    values = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {scratch} ({definitions}) ON COMMIT DROP")
-        with cursor.cursor.copy(f"COPY {scratch} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"UPDATE {table} SET {assignments} FROM {scratch} AS s WHERE {table}.{pk} = s.{pk}")  # noqa: S608
-        cursor.execute(f"DROP TABLE {scratch}")
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM unnest({', '.join(arrays)}) AS v({names}) "  # noqa: S608
+            f"WHERE {table}.{pk} = v.pk",
+            values,
+        )
     return len(rows)
 
 
