@@ -47,19 +47,19 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Iterable
 
 
 def bulk_update_values(model: type[models.Model], fields: Sequence[str], rows: Iterable[tuple]) -> int:
-    """Set ``fields`` of many rows: ``rows`` are ``(pk, *values)``. One statement per 2,000 rows."""
+    """Set ``fields`` of many rows: ``rows`` are ``(pk, *values)``. One statement on PostgreSQL, one per
+    2,000 rows elsewhere."""
     columns = _prepare(model, fields)
     rows = list(rows)
     if not rows:
         return 0
+    if connection.vendor == "postgresql":
+        return _update_via_unnest(model, columns, rows)
     meta = model._meta
     table = connection.ops.quote_name(meta.db_table)
     pk_column = connection.ops.quote_name(meta.pk.column)
-    if connection.vendor == "postgresql":
-        return _update_via_unnest(model, columns, rows)
-    casts = [_cast(f) for f in columns]
     assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = v.column{i + 2}" for i, f in enumerate(columns))
-    row_sql = "(%s" + "".join(f", {cast}" for cast in casts) + ")"
+    row_sql = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), UPDATE_BATCH):
             batch = rows[start : start + UPDATE_BATCH]
@@ -92,10 +92,3 @@ def _update_via_unnest(model: type[models.Model], columns: list, rows: list[tupl
             values,
         )
     return len(rows)
-
-
-def _cast(field: models.Field) -> str:
-    """A typed placeholder, so that VALUES rows whose first value is NULL still get the column type."""
-    if connection.vendor != "postgresql":
-        return "%s"
-    return f"CAST(%s AS {field.db_type(connection)})"

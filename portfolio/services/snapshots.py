@@ -36,6 +36,7 @@ from portfolio.models import (
     SnapshotKind,
     SnapshotSource,
 )
+from portfolio.services.account_values import account_value_fields
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
 from trading.brokers.base import BrokerAccount, BrokerPosition
 from trading.calendars import is_nyse_session, session_close, trade_date_of
@@ -120,15 +121,7 @@ def _from_broker(account: Account, taken_at: datetime, answer: _BrokerAnswer) ->
             account=account,
             taken_at=taken_at,
             source=SnapshotSource.BROKER,
-            currency=values.currency,
-            net_liquidation=quantize_money(values.net_liquidation),
-            total_cash=quantize_money(values.total_cash),
-            settled_cash=quantize_money(values.settled_cash),
-            buying_power=quantize_money(values.buying_power),
-            excess_liquidity=quantize_money(values.excess_liquidity),
-            maint_margin_req=quantize_money(values.maint_margin_req),
-            unrealized_pnl=quantize_money(values.unrealized_pnl),
-            realized_pnl=quantize_money(values.realized_pnl),
+            **account_value_fields(values),
         ),
         warnings=list(answer.warnings),
     )

@@ -41,6 +41,7 @@ from portfolio.models import (
     PositionEventKind,
     PositionStatus,
 )
+from portfolio.services.account_values import account_value_fields
 from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_ratio
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
@@ -315,17 +316,9 @@ def _apply_missing(changes: _Changes, position: Position) -> None:
 def _status_row(account: Account, values: AccountValues, now: datetime) -> AccountStatus:
     return AccountStatus(
         account=account,
-        currency=values.currency,
         read_at=now,
-        net_liquidation=quantize_money(values.net_liquidation),
-        total_cash=quantize_money(values.total_cash),
-        settled_cash=quantize_money(values.settled_cash),
-        buying_power=quantize_money(values.buying_power),
-        excess_liquidity=quantize_money(values.excess_liquidity),
-        maint_margin_req=quantize_money(values.maint_margin_req),
-        unrealized_pnl=quantize_money(values.unrealized_pnl),
-        realized_pnl=quantize_money(values.realized_pnl),
         day_trades_remaining=values.day_trades_remaining,
+        **account_value_fields(values),
     )
 
 

@@ -1,0 +1,14 @@
+"""The broker's account values as the portfolio stores them (latest in AccountStatus, over time in
+AccountSnapshot)."""
+
+from marketdata.fields import quantize_money
+from portfolio.models import ACCOUNT_VALUE_FIELDS
+from trading.brokers.base import AccountValues
+
+
+def account_value_fields(values: AccountValues) -> dict:
+    """The broker's account values as AccountStatus and AccountSnapshot store them (money rounded)."""
+    return {
+        name: values.currency if name == "currency" else quantize_money(getattr(values, name))
+        for name in ACCOUNT_VALUE_FIELDS
+    }
