@@ -46,6 +46,34 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Iterable
     return len(rows)
 
 
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """Primary keys for ``count`` rows about to be written with ``bulk_insert`` (which returns none), so
+    rows that refer to them can be built before the insert. PostgreSQL draws them from the table's
+    sequence (never reused, safe under concurrency). SQLite has no sequence: inside a transaction
+    (IMMEDIATE, so this connection holds the write lock) the next ids past both the largest id and
+    AUTOINCREMENT's high-water mark are free until the commit."""
+    if count <= 0:
+        return []
+    meta = model._meta
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        if not connection.in_atomic_block:
+            raise RuntimeError("reserve_ids on SQLite needs a transaction: the ids are only free until it ends")
+        cursor.execute(f"SELECT coalesce(max({qn(meta.pk.column)}), 0) FROM {qn(meta.db_table)}")  # noqa: S608
+        start = cursor.fetchone()[0]
+        cursor.execute("SELECT name FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        if cursor.fetchone():
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = %s", [meta.db_table])
+            start = max(start, cursor.fetchone()[0])
+    return list(range(start + 1, start + 1 + count))
+
+
 def bulk_update_values(model: type[models.Model], fields: Sequence[str], rows: Iterable[tuple]) -> int:
     """Set ``fields`` of many rows: ``rows`` are ``(pk, *values)``. One statement on PostgreSQL, one per
     2,000 rows elsewhere."""

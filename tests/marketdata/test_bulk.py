@@ -1,0 +1,49 @@
+"""marketdata.bulk: COPY-style inserts, array updates and reserved primary keys, on both databases."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from marketdata.bulk import bulk_insert, bulk_update_values, reserve_ids
+from marketdata.models import Instrument
+
+FIELDS = ("id", "key", "symbol", "sec_type", "currency", "exchange", "multiplier", "right", "created_at", "updated_at")
+
+
+def _row(pk: int, symbol: str) -> tuple:
+    now = timezone.now()
+    return (pk, f"STK:{symbol}:USD", symbol, "STK", "USD", "SMART", Decimal(1), "", now, now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reserved_ids_are_fresh_and_never_handed_out_again():
+    Instrument.objects.create(key="STK:OLD:USD", symbol="OLD")
+    with transaction.atomic():
+        ids = reserve_ids(Instrument, 3)
+        assert len(set(ids)) == 3
+        assert min(ids) > Instrument.objects.get(symbol="OLD").pk
+        bulk_insert(Instrument, FIELDS, [_row(pk, f"R{pk}") for pk in ids])
+    assert sorted(Instrument.objects.filter(symbol__startswith="R").values_list("pk", flat=True)) == sorted(ids)
+    # The ORM's next row does not collide with the reserved ones, nor does the next reservation.
+    later = Instrument.objects.create(key="STK:NEW:USD", symbol="NEW")
+    assert later.pk > max(ids)
+    with transaction.atomic():
+        assert min(reserve_ids(Instrument, 2)) > later.pk
+
+
+@pytest.mark.django_db
+def test_reserve_nothing_costs_no_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert reserve_ids(Instrument, 0) == []
+
+
+@pytest.mark.django_db
+def test_bulk_update_values_sets_only_the_named_columns():
+    a = Instrument.objects.create(key="STK:A:USD", symbol="A", exchange="NYSE")
+    b = Instrument.objects.create(key="STK:B:USD", symbol="B", exchange="NYSE")
+    assert bulk_update_values(Instrument, ("multiplier",), [(a.pk, Decimal(10)), (b.pk, Decimal(100))]) == 2
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.multiplier, b.multiplier, a.exchange) == (Decimal(10), Decimal(100), "NYSE")
