@@ -19,6 +19,9 @@ class MarketdataConfig(AppConfig):
     verbose_name = "Market data"
 
     def ready(self) -> None:
+        from marketdata import lookups
+
+        lookups.register()
         # Like a data migration that re-runs: after every migrate the default periodic tasks
         # exist, created by name only when missing, so staff-edited intervals are never reset.
         post_migrate.connect(_ensure_periodic_tasks, sender=self, dispatch_uid="marketdata.periodic_tasks")

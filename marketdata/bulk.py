@@ -8,6 +8,8 @@ e.g. ``account_id``); nothing here fills defaults or ``auto_now`` fields for the
 """
 
 from collections.abc import Iterable, Sequence
+from enum import Enum
+from operator import attrgetter
 
 from django.db import connection, models
 
@@ -44,6 +46,44 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Iterable
                     row[i] = Jsonb(row[i])
             copy.write_row(row)
     return len(rows)
+
+
+def bulk_insert_objects(objs: Sequence[models.Model]) -> Sequence[models.Model]:
+    """Insert unsaved instances of one model, every concrete column, and set their primary keys.
+
+    What ``bulk_create`` does, without its per-value preparation: on PostgreSQL the keys are
+    reserved from the sequence and the rows go in one COPY. Defaults were applied when the instances
+    were built and ``auto_now`` fields are filled here; no signals are sent (as with bulk_create).
+    """
+    if not objs:
+        return objs
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs, batch_size=500)  # sets the keys (RETURNING)
+    for obj, pk in zip(objs, reserve_ids(model, len(objs)), strict=True):
+        obj.pk = pk
+    fields = list(model._meta.concrete_fields)
+    values_of = attrgetter(*(f.attname for f in fields))
+    # Columns whose value needs more than reading the attribute: auto_now dates, choices enums.
+    special = [
+        (i, f)
+        for i, f in enumerate(fields)
+        if f.choices or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    rows = []
+    for obj in objs:
+        row = values_of(obj)
+        if special:
+            row = list(row)
+            for i, f in special:
+                value = f.pre_save(obj, True)
+                row[i] = value.value if isinstance(value, Enum) else value
+        rows.append(row)
+    bulk_insert(model, [f.attname for f in fields], rows)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
 
 
 def reserve_ids(model: type[models.Model], count: int) -> list[int]:
@@ -112,7 +152,10 @@ def _update_via_unnest(model: type[models.Model], columns: list, rows: list[tupl
     arrays = [f"%s::{meta.pk.rel_db_type(connection)}[]"] + [f"%s::{f.db_type(connection)}[]" for f in columns]
     names = ", ".join(["pk"] + [f"c{i}" for i in range(len(columns))])
     assignments = ", ".join(f"{qn(f.column)} = v.c{i}" for i, f in enumerate(columns))
-    values = [list(column) for column in zip(*rows, strict=True)]
+    values = [
+        [v.value if isinstance(v, Enum) else v for v in column] if f.choices else list(column)
+        for f, column in zip([meta.pk, *columns], zip(*rows, strict=True), strict=True)
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET {assignments} FROM unnest({', '.join(arrays)}) AS v({names}) "  # noqa: S608

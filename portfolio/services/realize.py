@@ -8,6 +8,7 @@ flat, whatever ``POSITION_SYNC_MARK_MISSING_AS_CLOSED`` says.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from marketdata.bulk import bulk_update_values
 from marketdata.fields import quantize_money
 from portfolio.models import Position, PositionEvent, PositionEventKind, PositionStatus
 from trading.models import Account, Lot, LotMatch, RoundTrip
@@ -24,8 +26,8 @@ CLOCK_SKEW = timedelta(minutes=2)
 REALIZE_FIELDS = [
     "realized_pnl",
     "realized_pnl_estimated",
-    "opening_execution",
-    "closing_execution",
+    "opening_execution_id",
+    "closing_execution_id",
     "status",
     "closed_at",
     "quantity",
@@ -36,28 +38,40 @@ REALIZE_FIELDS = [
 ]
 
 
-def positions_realize_from_fills(*, account: Account, instrument_ids: set[int] | None = None) -> int:
+def positions_realize_from_fills(
+    *, account: Account, instrument_ids: set[int] | None = None, open_positions: Iterable[Position] | None = None
+) -> int:
     """Update open and estimated-closed positions of ``account`` from the ledger; returns how many changed.
 
     ``instrument_ids`` limits the work to those instruments (the position sync passes the ones that
-    changed or got fills since its last run; an empty set costs no query). A fixed number of queries,
+    changed or got fills since its last run; an empty set costs no query). A caller that already
+    holds the account's open positions locked and current (the position sync) passes them as
+    ``open_positions`` and only the estimated closed ones are read. A fixed number of queries,
     whatever the number of positions.
     """
     if instrument_ids is not None and not instrument_ids:
         return 0
     with transaction.atomic():
-        candidates = Position.objects.select_for_update(of=("self",)).select_related("instrument")
+        # order_by() throughout: the models' default orderings join other tables, for nothing here.
+        candidates = Position.objects.select_for_update().order_by()
         if instrument_ids is not None:
-            candidates = candidates.filter(instrument_id__in=instrument_ids)
-        positions = list(
-            candidates.filter(account=account).filter(Q(status=PositionStatus.OPEN) | Q(realized_pnl_estimated=True))
-        )
+            candidates = candidates.filter(instrument_id__in_array=instrument_ids)
+        candidates = candidates.filter(account=account)
+        if open_positions is None:
+            positions = list(candidates.filter(Q(status=PositionStatus.OPEN) | Q(realized_pnl_estimated=True)))
+        else:
+            positions = [
+                p
+                for p in open_positions
+                if p.status == PositionStatus.OPEN and (instrument_ids is None or p.instrument_id in instrument_ids)
+            ]
+            positions += candidates.filter(status=PositionStatus.CLOSED, realized_pnl_estimated=True)
         if not positions:
             return 0
         instrument_ids = {p.instrument_id for p in positions}
         segment_start = {}  # instrument -> (opening execution id, its time) of the open position per the fills
         open_quantity: dict[int, Decimal] = defaultdict(Decimal)
-        for lot in Lot.objects.filter(account=account, instrument_id__in=instrument_ids).values(
+        for lot in Lot.objects.filter(account=account, instrument_id__in_array=instrument_ids).order_by().values(
             "instrument_id", "quantity", "position_opening_execution_id", "position_opening_execution__executed_at"
         ):
             open_quantity[lot["instrument_id"]] += lot["quantity"]
@@ -70,14 +84,14 @@ def positions_realize_from_fills(*, account: Account, instrument_ids: set[int] |
         segment_realized: dict[int, Decimal] = defaultdict(Decimal)
         if earliest is not None:
             for match in LotMatch.objects.filter(
-                account=account, instrument_id__in=list(segment_start), opening_execution__executed_at__gte=earliest
-            ).values("instrument_id", "realized_pnl", "opening_execution__executed_at"):
+                account=account, instrument_id__in_array=list(segment_start), opening_execution__executed_at__gte=earliest
+            ).order_by().values("instrument_id", "realized_pnl", "opening_execution__executed_at"):
                 if match["opening_execution__executed_at"] >= segment_start[match["instrument_id"]][1]:
                     segment_realized[match["instrument_id"]] += match["realized_pnl"]
         oldest_open = min(p.opened_at for p in positions) - CLOCK_SKEW
         trips: dict[int, list[RoundTrip]] = defaultdict(list)
         for trip in RoundTrip.objects.filter(
-            account=account, instrument_id__in=instrument_ids, closed_at__gte=oldest_open
+            account=account, instrument_id__in_array=instrument_ids, closed_at__gte=oldest_open
         ).order_by("closed_at"):
             trips[trip.instrument_id].append(trip)
 
@@ -92,7 +106,9 @@ def positions_realize_from_fills(*, account: Account, instrument_ids: set[int] |
             if before != [getattr(position, f) for f in REALIZE_FIELDS]:
                 changed.append(position)
         if changed:
-            Position.objects.bulk_update(changed, REALIZE_FIELDS)
+            bulk_update_values(
+                Position, REALIZE_FIELDS, [(p.pk, *(getattr(p, f) for f in REALIZE_FIELDS)) for p in changed]
+            )
         if events:
             PositionEvent.objects.bulk_create(events)
         return len(changed)

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marketdata.bulk import bulk_update_values
+from marketdata.bulk import bulk_insert, bulk_insert_objects, bulk_update_values
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
 from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
@@ -82,7 +82,7 @@ class _Changes:
     new_positions: list[Position] = field(default_factory=list)
     changed_positions: dict[int, Position] = field(default_factory=dict)  # quantity, status or cost changed
     marked_positions: dict[int, Position] = field(default_factory=dict)  # only the prices moved
-    events: list[tuple[Position, PositionEvent]] = field(default_factory=list)
+    events: list[tuple[Position, str, dict]] = field(default_factory=list)  # (position, kind, values)
     warnings: list[str] = field(default_factory=list)
     created: int = 0
     updated: int = 0
@@ -90,7 +90,34 @@ class _Changes:
     unchanged: int = 0
 
     def event(self, position: Position, kind: str, **values) -> None:
-        self.events.append((position, PositionEvent(kind=kind, at=self.now, sync_run=self.run, **values)))
+        self.events.append((position, kind, values))
+
+    def event_rows(self) -> list[tuple]:
+        """The events as rows of EVENT_FIELDS (positions created in this sync have their keys by now)."""
+        rows = []
+        for position, kind, values in self.events:
+            row = {**EVENT_DEFAULTS, **values, "position_id": position.pk, "kind": str(kind)}
+            rows.append(tuple(row[name] for name in EVENT_FIELDS))
+        return rows
+
+
+# A sync writes thousands of events at once: plain rows, not model instances (see _write).
+EVENT_DEFAULTS = {
+    "average_price_before": None,
+    "average_price_after": None,
+    "price": None,
+    "realized_pnl": None,
+    "realized_pnl_estimated": False,
+    "split_ratio": None,
+    "note": "",
+}
+EVENT_FIELDS = (
+    "position_id",
+    "kind",
+    "quantity_before",
+    "quantity_after",
+    *EVENT_DEFAULTS,
+)
 
 
 # --- arithmetic --------------------------------------------------------------------------------
@@ -323,22 +350,48 @@ def _status_row(account: Account, values: AccountValues, now: datetime) -> Accou
 
 
 # --- the transaction ---------------------------------------------------------------------------
-def _instruments_for(rows: list[BrokerPosition], open_positions: Iterable[Position]) -> dict[str, Instrument]:
-    """Instrument of every row: those of open positions are at hand, only new ones are resolved."""
-    by_con_id = {p.instrument.con_id: p.instrument for p in open_positions if p.instrument.con_id is not None}
-    by_key = {p.instrument.key: p.instrument for p in open_positions}
-    found: dict[str, Instrument] = {}
-    unknown = []
-    for row in rows:
-        spec = row.instrument
-        known = by_con_id.get(spec.con_id) if spec.con_id is not None else by_key.get(spec.key)
-        if known is not None:
-            found[spec.key] = known
-        else:
-            unknown.append(spec)
-    if unknown:
-        found.update(instruments_resolve(specs=unknown))
-    return found
+class SyncInstruments:
+    """The instruments a sync call has met, shared by its accounts (they mostly hold the same ones):
+    each is read, or created, once per call instead of once per account."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Instrument] = {}
+        self.by_key: dict[str, Instrument] = {}
+        self.by_con_id: dict[int, Instrument] = {}
+
+    def _add(self, instrument: Instrument) -> None:
+        self.by_id[instrument.pk] = instrument
+        self.by_key[instrument.key] = instrument
+        if instrument.con_id is not None:
+            self.by_con_id[instrument.con_id] = instrument
+
+    def attach(self, positions: Iterable[Position]) -> None:
+        """Give loaded positions their instrument (one query for the ones not met yet)."""
+        positions = list(positions)
+        missing = {p.instrument_id for p in positions} - self.by_id.keys()
+        if missing:
+            for instrument in Instrument.objects.filter(pk__in=missing):
+                self._add(instrument)
+        cache = Position.instrument.field
+        for position in positions:
+            cache.set_cached_value(position, self.by_id[position.instrument_id])
+
+    def for_rows(self, rows: Iterable[BrokerPosition]) -> dict[str, Instrument]:
+        """Instrument of every row by its key: met ones at hand (IBKR's con_id first), new ones resolved."""
+        found: dict[str, Instrument] = {}
+        unknown = []
+        for row in rows:
+            spec = row.instrument
+            known = self.by_con_id.get(spec.con_id) if spec.con_id is not None else self.by_key.get(spec.key)
+            if known is not None:
+                found[spec.key] = known
+            else:
+                unknown.append(spec)
+        if unknown:
+            for key, instrument in instruments_resolve(specs=unknown).items():
+                self._add(instrument)
+                found[key] = instrument
+        return found
 
 
 def _write(
@@ -347,24 +400,24 @@ def _write(
     values: AccountValues | None,
     changes: _Changes,
     instruments_with_fills: InstrumentsWithFills,
-) -> set[int]:
-    """Write one account's sync; return the instruments whose positions the fills may now settle."""
+    instruments: SyncInstruments,
+) -> tuple[set[int], list[Position]]:
+    """Write one account's sync; return the instruments whose positions the fills may now settle,
+    and the account's open positions as written."""
     rows = list(rows)
-    open_positions = {
-        p.instrument_id: p
-        for p in Position.objects.select_for_update(of=("self",))
-        .select_related("instrument")
-        .filter(account=account, status=PositionStatus.OPEN)
-    }
-    instruments = _instruments_for(rows, open_positions.values())
-    last_sync = min((p.last_synced_at for p in open_positions.values() if p.last_synced_at), default=None)
+    # order_by(): the model's default ordering joins accounts and instruments, for nothing here.
+    loaded = list(Position.objects.select_for_update().filter(account=account, status=PositionStatus.OPEN).order_by())
+    instruments.attach(loaded)
+    open_positions = {p.instrument_id: p for p in loaded}
+    by_key = instruments.for_rows(rows)
+    last_sync = min((p.last_synced_at for p in loaded if p.last_synced_at), default=None)
     # With nothing open, every instrument with fills: a position closed before its fills were known
     # still gets its real realized P&L.
     with_fills = instruments_with_fills(account, last_sync)
 
     seen: set[int] = set()
     for row in rows:
-        instrument = instruments[row.instrument.key]
+        instrument = by_key[row.instrument.key]
         if instrument.pk in seen:
             changes.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
             continue
@@ -381,23 +434,23 @@ def _write(
         _apply_missing(changes, position)
 
     # Closes go first: a sign flip's new OPEN row needs the old one closed (one OPEN per instrument).
+    # Rows go through marketdata.bulk: one UPDATE from arrays, one COPY, no per-value preparation.
     if changes.changed_positions:
-        # An upsert on the primary key updates every changed row in one statement; bulk_update's
-        # CASE WHEN per field costs seconds per thousand rows.
-        Position.objects.bulk_create(
-            list(changes.changed_positions.values()),
-            update_conflicts=True,
-            unique_fields=["id"],
-            update_fields=POSITION_FIELDS_UPDATED,
+        bulk_update_values(
+            Position,
+            POSITION_FIELDS_UPDATED,
+            [(p.pk, *(getattr(p, f) for f in POSITION_FIELDS_UPDATED)) for p in changes.changed_positions.values()],
         )
     if changes.marked_positions:
         _refresh_marks(list(changes.marked_positions.values()), now=changes.now)
     if changes.new_positions:
-        Position.objects.bulk_create(changes.new_positions)
+        bulk_insert_objects(changes.new_positions)
     if changes.events:
-        for position, event in changes.events:
-            event.position = position
-        PositionEvent.objects.bulk_create([event for _, event in changes.events])
+        bulk_insert(
+            PositionEvent,
+            (*EVENT_FIELDS, "at", "sync_run_id"),
+            [(*row, changes.now, changes.run.pk) for row in changes.event_rows()],
+        )
     # Unchanged positions were seen too: one statement refreshes their sync time (none needed when
     # every one of them was rewritten above, as when prices move during the session).
     if changes.unchanged > len(changes.marked_positions):
@@ -413,7 +466,8 @@ def _write(
         )
     touched = {p.instrument_id for p in changes.changed_positions.values()}
     touched |= {p.instrument_id for p in changes.new_positions}
-    return touched | with_fills
+    now_open = [p for p in loaded if p.status == PositionStatus.OPEN] + changes.new_positions
+    return touched | with_fills, now_open
 
 
 MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at")
@@ -433,6 +487,7 @@ def positions_sync_execute(
     broker: Broker,
     broker_account: BrokerAccount | None = None,
     instruments_with_fills: InstrumentsWithFills | None = None,
+    instruments: SyncInstruments | None = None,
 ) -> SyncRun:
     """Carry out a RUNNING position-sync run and finish it (SUCCESS, SKIPPED or FAILED)."""
     account = run.account
@@ -450,16 +505,17 @@ def positions_sync_execute(
         changes.warnings.append(f"account {account.account_id}: no account values from the broker; status not updated")
     try:
         with transaction.atomic():
-            to_realize = _write(
+            to_realize, now_open = _write(
                 account,
                 fetched.items,
                 broker_account.values if broker_account else None,
                 changes,
                 instruments_with_fills or instruments_with_fills_since,
+                instruments or SyncInstruments(),
             )
             # The fills, when known, replace the estimates and link the executions: for what changed
             # or got fills since the last sync (nothing, and no query, in a quiet steady state).
-            positions_realize_from_fills(account=account, instrument_ids=to_realize)
+            positions_realize_from_fills(account=account, instrument_ids=to_realize, open_positions=now_open)
             # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
             sync_run_finish(
                 run=run,
@@ -499,6 +555,7 @@ def positions_sync(
     reason: SyncReason = SyncReason.SCHEDULE,
     broker_account: BrokerAccount | None = None,
     instruments_with_fills: InstrumentsWithFills | None = None,
+    instruments: SyncInstruments | None = None,
 ) -> SyncRun:
     """Sync one account's positions; returns its SyncRun (SKIPPED when another sync is running)."""
     if not settings.POSITION_SYNC_ENABLED:
@@ -507,7 +564,11 @@ def positions_sync(
     if not started:
         return run
     return positions_sync_execute(
-        run=run, broker=broker, broker_account=broker_account, instruments_with_fills=instruments_with_fills
+        run=run,
+        broker=broker,
+        broker_account=broker_account,
+        instruments_with_fills=instruments_with_fills,
+        instruments=instruments,
     )
 
 
@@ -531,6 +592,7 @@ def positions_sync_accounts(
     else:
         unavailable = None
     runs = []
+    instruments = SyncInstruments()
     for account in accounts:
         if unavailable is not None:
             kind = "broker unreachable" if isinstance(unavailable, BrokerUnavailable) else "broker request failed"
@@ -543,6 +605,7 @@ def positions_sync_accounts(
                 reason=reason,
                 broker_account=by_id.get(account.account_id),
                 instruments_with_fills=instruments_with_fills,
+                instruments=instruments,
             )
         )
     return runs

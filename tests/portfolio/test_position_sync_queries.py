@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from marketdata.types import InstrumentSpec
-from portfolio.services.sync import positions_sync
+from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory
 from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
 
@@ -82,7 +82,31 @@ def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
     broker = MemoryBroker(account.account_id, rows(account.account_id, 40))
     positions_sync(account=account, broker=broker)
     # Run insert (+ savepoint pair), then inside the transaction (+ savepoint pair): open positions
-    # FOR UPDATE (instruments come with them), instruments with fills since the last sync, one sync-time
-    # refresh, the account-status upsert, the run finish. Nothing changed and no fills: nothing to realize.
-    with django_assert_num_queries(10):
+    # FOR UPDATE, their instruments, instruments with fills since the last sync, one sync-time refresh,
+    # the account-status upsert, the run finish. Nothing changed and no fills: nothing to realize.
+    with django_assert_num_queries(11):
         positions_sync(account=account, broker=broker)
+
+
+class ManyAccountsBroker(MemoryBroker):
+    def __init__(self, account_ids: list[str], n: int) -> None:
+        self.by_account = {a: rows(a, n) for a in account_ids}
+
+    def accounts(self):
+        values = AccountValues(net_liquidation=Decimal("1000"))
+        return Fetched(items=tuple(BrokerAccount(a, "MARGIN", "USD", values) for a in self.by_account))
+
+    def positions(self, account_id):
+        return Fetched(items=tuple(self.by_account[account_id]))
+
+
+def test_accounts_holding_the_same_instruments_read_them_once(django_assert_num_queries):
+    """A sync of many accounts meets each instrument once: per account one query fewer than alone."""
+    accounts = AccountFactory.create_batch(4)
+    broker = ManyAccountsBroker([a.account_id for a in accounts], 20)
+    ids = [a.account_id for a in accounts]
+    positions_sync_accounts(broker=broker, account_ids=ids)
+    # The accounts, the instruments once, then 10 per account.
+    with django_assert_num_queries(1 + 1 + 10 * 4):
+        runs = positions_sync_accounts(broker=broker, account_ids=ids)
+    assert {r.status for r in runs} == {"SUCCESS"}

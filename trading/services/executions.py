@@ -391,4 +391,5 @@ def instruments_with_fills_since(account: Account, since: datetime | None) -> se
     fills = Execution.objects.filter(account=account)
     if since is not None:
         fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
-    return set(fills.values_list("instrument_id", flat=True).distinct())
+    # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
+    return set(fills.order_by().values_list("instrument_id", flat=True).distinct())
