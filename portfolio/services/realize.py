@@ -71,8 +71,12 @@ def positions_realize_from_fills(
         instrument_ids = {p.instrument_id for p in positions}
         segment_start = {}  # instrument -> (opening execution id, its time) of the open position per the fills
         open_quantity: dict[int, Decimal] = defaultdict(Decimal)
-        for lot in Lot.objects.filter(account=account, instrument_id__in_array=instrument_ids).order_by().values(
-            "instrument_id", "quantity", "position_opening_execution_id", "position_opening_execution__executed_at"
+        for lot in (
+            Lot.objects.filter(account=account, instrument_id__in_array=instrument_ids)
+            .order_by()
+            .values(
+                "instrument_id", "quantity", "position_opening_execution_id", "position_opening_execution__executed_at"
+            )
         ):
             open_quantity[lot["instrument_id"]] += lot["quantity"]
             if lot["position_opening_execution_id"]:
@@ -83,9 +87,15 @@ def positions_realize_from_fills(
         earliest = min((start for _, start in segment_start.values()), default=None)
         segment_realized: dict[int, Decimal] = defaultdict(Decimal)
         if earliest is not None:
-            for match in LotMatch.objects.filter(
-                account=account, instrument_id__in_array=list(segment_start), opening_execution__executed_at__gte=earliest
-            ).order_by().values("instrument_id", "realized_pnl", "opening_execution__executed_at"):
+            for match in (
+                LotMatch.objects.filter(
+                    account=account,
+                    instrument_id__in_array=list(segment_start),
+                    opening_execution__executed_at__gte=earliest,
+                )
+                .order_by()
+                .values("instrument_id", "realized_pnl", "opening_execution__executed_at")
+            ):
                 if match["opening_execution__executed_at"] >= segment_start[match["instrument_id"]][1]:
                     segment_realized[match["instrument_id"]] += match["realized_pnl"]
         oldest_open = min(p.opened_at for p in positions) - CLOCK_SKEW

@@ -1,5 +1,6 @@
 """Benchmark the position sync: N accounts x M positions, first sync and steady-state syncs."""
 
+import statistics
 import time
 from datetime import date
 from decimal import Decimal
@@ -29,8 +30,22 @@ class Command(BaseCommand):
         parser.add_argument("--accounts", type=int, default=100)
         parser.add_argument("--positions", type=int, default=100, help="positions per account")
         parser.add_argument("--keep", action="store_true", help="keep the bench data afterwards")
+        parser.add_argument(
+            "--repeat", type=int, default=1, help="build and time everything this many times; print each and the median"
+        )
 
-    def handle(self, *args, accounts: int, positions: int, keep: bool, **options) -> None:
+    def handle(self, *args, accounts: int, positions: int, keep: bool, repeat: int, **options) -> None:
+        self.figures: dict[str, list[float]] = {}
+        for round_ in range(repeat):
+            if repeat > 1:
+                self.stdout.write(f"-- round {round_ + 1} of {repeat}")
+            self._round(accounts, positions, keep=keep and round_ == repeat - 1)
+        if repeat > 1:
+            self.stdout.write(f"-- seconds over {repeat} rounds (median, best, worst)")
+            for label, times in self.figures.items():
+                self.stdout.write(f"{label:34s} {statistics.median(times):7.3f} {min(times):7.3f} {max(times):7.3f}")
+
+    def _round(self, accounts: int, positions: int, *, keep: bool) -> None:
         self._cleanup()
         account_rows = [
             BrokerAccount(f"{PREFIX}{i:05d}", "MARGIN", "USD", AccountValues(net_liquidation=Decimal("100000")))
@@ -86,6 +101,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             runs = positions_sync_accounts(broker=broker, account_ids=ids)
             elapsed = time.perf_counter() - started
+        self.figures.setdefault(label, []).append(elapsed)
         failed = [r for r in runs if r.status != SyncStatus.SUCCESS]
         self.stdout.write(
             f"{label:34s} {elapsed:7.3f} s   {queries:6d} queries ({queries / max(accounts, 1):.1f} per account)"
