@@ -260,3 +260,90 @@ def test_settlements_move_to_settled(broker_state, ingest):
     assert settlements_mark_settled(today=date(2026, 11, 23)) == 1
     settlement.refresh_from_db()
     assert settlement.status == SettlementStatus.SETTLED
+
+
+def _broker_rows(settings):
+    return SimulatedBroker(settings.BROKER_STATE_FILE).executions(ACCOUNT).items
+
+
+def _full_snapshot():
+    return (
+        *_ledger_snapshot(),
+        sorted(SettlementTracking.objects.values_list("execution__exec_id", "settlement_date", "amount", "status")),
+        sorted(DayTrade.objects.values_list("opening_execution__exec_id", "closing_execution__exec_id", "quantity")),
+        sorted(TradeFrequencyTracking.objects.values_list("period", "period_start", "trades", "day_trades")),
+    )
+
+
+LATE_FILL_ROWS = [
+    fill("a", "BUY", "100", "10.00", "1.00", "2026-11-16T15:00:00Z"),
+    fill("b", "BUY", "100", "12.00", "1.00", "2026-11-16T16:00:00Z"),
+    fill("c", "SELL", "150", "13.00", "1.50", "2026-11-16T17:00:00Z"),
+    fill("d", "SELL", "50", "9.00", "0.50", "2026-11-18T15:00:00Z"),
+    fill("e", "SELL", "30", "9.50", "0.50", "2026-11-18T16:00:00Z", symbol="MSFT", con_id=272093),
+]
+
+
+@pytest.mark.parametrize("write_new", [True, False])
+def test_new_fills_held_back_for_the_ledger_give_the_same_ledger(settings, broker_state, account, write_new):
+    """Fills written by the upsert, or held back and written by the ledger with their P&L: one result,
+    also when the new fills land between stored ones (whose realized P&L then changes)."""
+    from django.db import transaction
+
+    from trading.services.executions import executions_upsert
+    from trading.services.ledger import ledger_recompute
+
+    def upsert_and_recompute(rows, *, write_new):
+        set_fills(broker_state, rows)
+        with transaction.atomic():
+            result = executions_upsert(
+                account=account, rows=_broker_rows(settings), broker_name="ibkr", write_new=write_new
+            )
+            assert (result.unwritten is None) == write_new
+            ledger_recompute(account=account, affected=result.affected, unwritten=result.unwritten)
+
+    upsert_and_recompute(LATE_FILL_ROWS, write_new=True)
+    all_at_once = _full_snapshot()
+    Execution.objects.all().delete()
+    TradeFrequencyTracking.objects.all().delete()
+
+    upsert_and_recompute([LATE_FILL_ROWS[0], LATE_FILL_ROWS[2], LATE_FILL_ROWS[3]], write_new=write_new)
+    # Without b, c closes a (1,300.00 - 1.00 of its commission - 1,001.00) and opens a short of 50.
+    assert Execution.objects.get(exec_id="c").realized_pnl == Decimal("298.0000")
+    upsert_and_recompute(LATE_FILL_ROWS, write_new=write_new)  # b (between stored fills) and e (MSFT) are new
+
+    assert _full_snapshot() == all_at_once
+    assert all_at_once[0] == [
+        ("a", None),
+        ("b", None),
+        ("c", Decimal("347.0000")),  # 1,950.00 - 1.50 for a (1,001.00) and half of b (600.50)
+        ("d", Decimal("-151.0000")),  # 450.00 - 0.50 for the other half of b
+        ("e", None),  # a short opened
+    ]
+
+
+def test_first_ingest_writes_each_fill_once(broker_state, ingest):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_fills(broker_state, FIFO_EXAMPLE)
+    with CaptureQueriesContext(connection) as queries:
+        run = ingest()
+    assert run.status == SyncStatus.SUCCESS
+    assert not [q["sql"] for q in queries if q["sql"].startswith('UPDATE "trading_execution"')]
+    assert Execution.objects.get(exec_id="e3").realized_pnl == Decimal("278.2000")
+    assert set(Execution.objects.values_list("exec_id", flat=True)) == {"e1", "e2", "e3"}
+
+
+def test_fill_stored_under_another_account_is_not_taken_over(settings, broker_state, ingest):
+    other = AccountFactory(account_id="DU7654321")
+    set_fills(broker_state, FIFO_EXAMPLE)
+    with broker_state.edit() as state:
+        state["accounts"].append({**broker_state.account(state, ACCOUNT), "account_id": other.account_id})
+    executions_ingest(account=other, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+
+    run = ingest()
+    assert run.status == SyncStatus.SUCCESS
+    assert run.created == 0
+    assert sum("already stored for another account" in w for w in run.warnings) == 3
+    assert set(Execution.objects.values_list("account__account_id", flat=True)) == {"DU7654321"}

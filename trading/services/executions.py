@@ -8,15 +8,17 @@ trades, trade frequency, cash-account state) for the account and instruments it 
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert
+from marketdata.bulk import bulk_insert, reserve_ids
 from marketdata.fields import quantize_money, quantize_price, quantize_quantity
 from marketdata.services import instruments_resolve
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
@@ -54,6 +56,27 @@ LOOKUP_CHUNK = 5000
 
 
 @dataclass
+class UnwrittenFills:
+    """New fills held back until the ledger has computed their realized P&L, then written once each.
+
+    Writing them first and setting the P&L afterwards would rewrite most of the rows a second time
+    (an UPDATE of a hundred thousand fills, every index included). Their primary keys are reserved,
+    so what derives from them is built before they are stored; ``ledger_recompute`` writes them
+    (``write``) before anything that refers to them, in the caller's transaction.
+    """
+
+    rows: list[tuple] = field(default_factory=list)  # ("id", *NEW_EXECUTION_FIELDS)
+    fills: list[dict] = field(default_factory=list)  # the same fills as trading.services.ledger.fills_of reads them
+
+    def write(self, realized_pnl: Mapping[int, Decimal]) -> None:
+        bulk_insert(
+            Execution,
+            ("id", *NEW_EXECUTION_FIELDS, "realized_pnl"),
+            [(*row, realized_pnl.get(row[0])) for row in self.rows],
+        )
+
+
+@dataclass
 class IngestResult:
     created: int = 0
     updated: int = 0
@@ -63,6 +86,7 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     # instrument id -> earliest execution time that changed: where the ledger must be recomputed from
     affected: dict[int, datetime] = field(default_factory=dict)
+    unwritten: UnwrittenFills | None = None  # with write_new=False: the new fills, for ledger_recompute
 
     def touch(self, instrument_id: int, at: datetime) -> None:
         current = self.affected.get(instrument_id)
@@ -118,11 +142,15 @@ def executions_upsert(
     rows: Iterable[BrokerExecution],
     broker_name: str,
     source: str = ExecutionSource.API,
+    write_new: bool = True,
 ) -> IngestResult:
     """Insert new fills, update changed ones (commission reports, corrections from the broker).
 
     Must run inside a transaction (the caller's). Known fills are compared as plain values, so a
     re-ingest of a hundred thousand unchanged fills builds no model objects and writes nothing.
+    With ``write_new=False`` the new fills are not written here but returned in ``result.unwritten``
+    with reserved ids: the caller passes them to ``ledger_recompute(unwritten=...)`` in the same
+    transaction, which stores them complete with their realized P&L.
     """
     result = IngestResult()
     by_exec_id: dict[str, BrokerExecution] = {}
@@ -145,6 +173,7 @@ def executions_upsert(
     now = timezone.now()
     settle_dates: dict[tuple, date] = {}
     new_rows: list[tuple] = []
+    new_fills: list[dict] = []
     to_update: dict[str, dict] = {}
     for exec_id, row in by_exec_id.items():
         instrument = instruments[row.instrument.key]
@@ -159,6 +188,25 @@ def executions_upsert(
                     trade_date=trade_date, sec_type=instrument.sec_type, broker_date=broker_settle
                 )
             settle = settle_dates[settle_key]
+            if not write_new:
+                new_fills.append(
+                    {
+                        "exec_id": exec_id,
+                        "instrument_id": instrument.pk,
+                        "executed_at": values["executed_at"],
+                        "trade_date": trade_date,
+                        "side": values["side"],
+                        "quantity": values["quantity"],
+                        "price": values["price"],
+                        "commission": values["commission"],
+                        "instrument__multiplier": instrument.multiplier,
+                        "perm_id": values["perm_id"],
+                        "order_id": values["order_id"],
+                        "settlement_date": settle,
+                        "broker_settlement_date": broker_settle,
+                        "realized_pnl": None,
+                    }
+                )
             new_rows.append(
                 (
                     broker_name,
@@ -194,9 +242,16 @@ def executions_upsert(
         else:
             result.unchanged += 1
 
-    if new_rows:
+    if new_rows and write_new:
         bulk_insert(Execution, NEW_EXECUTION_FIELDS, new_rows)
-        result.created = len(new_rows)
+    elif new_rows:
+        ids = reserve_ids(Execution, len(new_rows))
+        for pk, fill in zip(ids, new_fills, strict=True):
+            fill["id"] = pk
+        result.unwritten = UnwrittenFills(
+            rows=[(pk, *row) for pk, row in zip(ids, new_rows, strict=True)], fills=new_fills
+        )
+    result.created = len(new_rows)
     if to_update:
         _update_changed(broker_name, to_update, instruments, by_exec_id, result)
     return result
@@ -220,6 +275,14 @@ def _existing(account: Account, broker_name: str, by_exec_id: dict[str, BrokerEx
             if values[1] in by_exec_id:
                 found[values[1]] = values
     missing = [exec_id for exec_id in by_exec_id if exec_id not in found]
+    if missing and connection.vendor == "postgresql":
+        # One array parameter, however many ids: a first ingest looks up every fill here, and chunks
+        # of thousands of placeholders cost more to build and parse than the index lookups.
+        column = f"{connection.ops.quote_name(Execution._meta.db_table)}.{connection.ops.quote_name('exec_id')}"
+        in_array = RawSQL(f"{column} = ANY(%s::text[])", (missing,), output_field=BooleanField())  # noqa: S611
+        for values in stored.filter(in_array).values_list(*fields):
+            found[values[1]] = values
+        return found
     for start in range(0, len(missing), LOOKUP_CHUNK):
         for values in stored.filter(exec_id__in=missing[start : start + LOOKUP_CHUNK]).values_list(*fields):
             found[values[1]] = values
@@ -346,9 +409,13 @@ def executions_ingest(
     warnings = [*fetched.warnings, *flows.warnings]
     try:
         with transaction.atomic():
-            result = executions_upsert(account=account, rows=fetched.items, broker_name=_namespace(broker))
+            result = executions_upsert(
+                account=account, rows=fetched.items, broker_name=_namespace(broker), write_new=False
+            )
             new_flows = cash_flows_upsert(account=account, rows=flows.items)
-            ledger_recompute(account=account, affected=result.affected, cash_changed=bool(new_flows))
+            ledger_recompute(
+                account=account, affected=result.affected, cash_changed=bool(new_flows), unwritten=result.unwritten
+            )
             warnings += result.warnings
             sync_run_finish(
                 run=run,

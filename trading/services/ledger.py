@@ -8,9 +8,10 @@ trade frequency from that week on, and a CASH account's daily state and violatio
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from django.conf import settings
 from django.db.models import Q
@@ -21,7 +22,7 @@ from marketdata.fields import quantize_money, quantize_price
 from trading.calendars import trade_date_of
 from trading.ledger.cash import CashFill, CashMovement, cash_account_replay
 from trading.ledger.daytrades import DayTradeResult, day_trades_find, trade_frequency
-from trading.ledger.lots import lots_match
+from trading.ledger.lots import LedgerResult, lots_match
 from trading.ledger.types import LedgerFill
 from trading.models import (
     Account,
@@ -56,7 +57,16 @@ FILL_FIELDS = (
     "order_id",
     "settlement_date",
     "broker_settlement_date",
+    "realized_pnl",
 )
+
+
+class UnwrittenFills(Protocol):
+    """New fills not stored yet (``trading.services.executions.UnwrittenFills``): their ids are reserved."""
+
+    fills: list[dict]  # shaped like the rows of ``fills_of``
+
+    def write(self, realized_pnl: Mapping[int, Decimal]) -> None: ...
 
 
 def _ledger_fill(row: dict) -> LedgerFill:
@@ -97,32 +107,69 @@ def settlement_amount(
 
 
 def ledger_recompute(
-    *, account: Account, affected: dict[int, datetime], cash_changed: bool = False, today: date | None = None
+    *,
+    account: Account,
+    affected: dict[int, datetime],
+    cash_changed: bool = False,
+    today: date | None = None,
+    unwritten: UnwrittenFills | None = None,
 ) -> None:
-    """Bring the derived ledger of ``account`` up to date after fills changed (inside a transaction)."""
+    """Bring the derived ledger of ``account`` up to date after fills changed (inside a transaction).
+
+    ``unwritten`` are new fills not stored yet (``executions_upsert(write_new=False)``): they join the
+    stored ones in the replay and are written here with their realized P&L, before what refers to them.
+    """
     if not affected and not cash_changed:
         return
     today = today or trade_date_of(timezone.now())
-    rows = fills_of(account=account, instrument_ids=affected) if affected else []
+    stored = fills_of(account=account, instrument_ids=affected) if affected else []
+    new = unwritten.fills if unwritten is not None else []
+    rows = sorted([*stored, *new], key=_row_order) if new else stored
     by_instrument: dict[int, list[LedgerFill]] = defaultdict(list)
     for row in rows:
         by_instrument[row["instrument_id"]].append(_ledger_fill(row))
+    method = settings.LOT_MATCHING
+    results = {
+        instrument_id: lots_match(by_instrument.get(instrument_id, []), method=method) for instrument_id in affected
+    }
+    realized: dict[int, Decimal] = {}
+    for result in results.values():
+        realized.update(result.realized_by_fill)
+    if unwritten is not None:
+        unwritten.write(realized)
+    # Realized P&L on each stored fill at or after the first change; opening-only fills carry none.
+    bulk_update_values(
+        Execution,
+        ("realized_pnl",),
+        [
+            (row["id"], realized.get(row["id"]))
+            for row in stored
+            if row["executed_at"] >= affected[row["instrument_id"]] and row["realized_pnl"] != realized.get(row["id"])
+        ],
+    )
     for instrument_id, since in affected.items():
-        _recompute_instrument(account, instrument_id, by_instrument.get(instrument_id, []), since)
+        _instrument_refresh(account, instrument_id, by_instrument.get(instrument_id, []), results[instrument_id], since)
     if affected:
         earliest = min(affected.values())
         _settlements_refresh(account, [r for r in rows if r["executed_at"] >= earliest], today)
-        _frequency_refresh(account, trade_date_of(earliest), loaded=rows, loaded_instruments=set(affected))
+        loaded = [fill for instrument_id in affected for fill in by_instrument.get(instrument_id, [])]
+        _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
 
 
-def _recompute_instrument(account: Account, instrument_id: int, fills: list[LedgerFill], since: datetime) -> None:
-    result = lots_match(fills, method=settings.LOT_MATCHING)
+def _row_order(row: dict) -> tuple:
+    """``fills_of``'s order (the ledger's ``fill_order``), for stored and unwritten fills together."""
+    return (row["executed_at"], row["exec_id"], row["id"])
+
+
+def _instrument_refresh(
+    account: Account, instrument_id: int, fills: list[LedgerFill], result: LedgerResult, since: datetime
+) -> None:
+    """Rewrite one instrument's lots, and its matches, round trips and day trades from ``since`` on."""
     executed_at = {f.id: f.executed_at for f in fills}
     pair = {"account": account, "instrument_id": instrument_id}
     ids = (account.pk, instrument_id)
-
     Lot.objects.filter(**pair).delete()
     bulk_insert(
         Lot,
@@ -219,18 +266,6 @@ def _recompute_instrument(account: Account, instrument_id: int, fills: list[Ledg
         ],
     )
 
-    # Realized P&L on each fill at or after the first change; opening-only fills carry none.
-    stored = dict(Execution.objects.filter(**pair, executed_at__gte=since).values_list("id", "realized_pnl"))
-    bulk_update_values(
-        Execution,
-        ("realized_pnl",),
-        [
-            (fill_id, result.realized_by_fill.get(fill_id))
-            for fill_id, old in stored.items()
-            if old != result.realized_by_fill.get(fill_id)
-        ],
-    )
-
     since_date = trade_date_of(since)
     DayTrade.objects.filter(**pair, trade_date__gte=since_date).delete()
     counting = settings.DAY_TRADE_COUNTING
@@ -284,25 +319,28 @@ def _settlements_refresh(account: Account, rows: list[dict], today: date) -> Non
     )
 
 
-def _frequency_refresh(account: Account, from_date: date, *, loaded: list[dict], loaded_instruments: set[int]) -> None:
+def _frequency_refresh(
+    account: Account, from_date: date, *, loaded: list[LedgerFill], loaded_instruments: set[int]
+) -> None:
     week_start = from_date - timedelta(days=from_date.weekday())
     others = Execution.objects.filter(account=account, trade_date__gte=week_start).exclude(
         instrument_id__in=loaded_instruments
     )
     if others.exists():
-        rows = fills_of(account=account, trade_date_from=week_start)
+        fills = [_ledger_fill(r) for r in fills_of(account=account, trade_date_from=week_start)]
     else:  # every instrument traded since then was just loaded: no second read of the fills
-        rows = [r for r in loaded if r["trade_date"] >= week_start]
-    fills = [_ledger_fill(r) for r in rows]
+        fills = [f for f in loaded if f.trade_date >= week_start]
     day_trades = [
         DayTradeResult(
-            instrument_id=d.instrument_id,
-            trade_date=d.trade_date,
-            quantity=d.quantity,
-            opening_fill_id=d.opening_execution_id,
-            closing_fill_id=d.closing_execution_id,
+            instrument_id=instrument_id,
+            trade_date=trade_date,
+            quantity=quantity,
+            opening_fill_id=opening_id,
+            closing_fill_id=closing_id,
         )
-        for d in DayTrade.objects.filter(account=account, trade_date__gte=week_start)
+        for instrument_id, trade_date, quantity, opening_id, closing_id in DayTrade.objects.filter(
+            account=account, trade_date__gte=week_start
+        ).values_list("instrument_id", "trade_date", "quantity", "opening_execution_id", "closing_execution_id")
     ]
     TradeFrequencyTracking.objects.filter(account=account).filter(
         Q(period=FrequencyPeriod.DAY, period_start__gte=from_date)
