@@ -8,6 +8,8 @@ e.g. ``account_id``); nothing here fills defaults or ``auto_now`` fields for the
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
 
@@ -152,10 +154,7 @@ def _update_via_unnest(model: type[models.Model], columns: list, rows: list[tupl
     arrays = [f"%s::{meta.pk.rel_db_type(connection)}[]"] + [f"%s::{f.db_type(connection)}[]" for f in columns]
     names = ", ".join(["pk"] + [f"c{i}" for i in range(len(columns))])
     assignments = ", ".join(f"{qn(f.column)} = v.c{i}" for i, f in enumerate(columns))
-    values = [
-        [v.value if isinstance(v, Enum) else v for v in column] if f.choices else list(column)
-        for f, column in zip([meta.pk, *columns], zip(*rows, strict=True), strict=True)
-    ]
+    values = [_array_literal(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET {assignments} FROM unnest({', '.join(arrays)}) AS v({names}) "  # noqa: S608
@@ -163,3 +162,28 @@ def _update_via_unnest(model: type[models.Model], columns: list, rows: list[tupl
             values,
         )
     return len(rows)
+
+
+def _array_element(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(type(value))
+
+
+def _array_literal(column: Sequence) -> str | list:
+    """A column as PostgreSQL's array text, ``{1.5,NULL,"a b"}``: one string to send instead of a list
+    psycopg would adapt value by value. Unknown types fall back to that list."""
+    try:
+        return "{" + ",".join(map(_array_element, column)) + "}"
+    except TypeError:
+        return [v.value if isinstance(v, Enum) else v for v in column]

@@ -20,14 +20,15 @@ def split_ratio(
         return None
     if (quantity_before > 0) != (quantity_after > 0):
         return None
-    exact = Fraction(quantity_after) / Fraction(quantity_before)
-    simple = exact.limit_denominator(MAX_SPLIT_TERM)
-    if simple != exact or simple.numerator > MAX_SPLIT_TERM:
-        return None
+    # Total cost first: it rules out nearly every trade at the price of two multiplications.
     cost_before = quantity_before * average_before
     cost_after = quantity_after * average_after
     # The broker rounds the new average price; allow that rounding on every unit, plus a cent.
     tolerance = abs(quantity_after) * Decimal("0.0001") + Decimal("0.01")
     if abs(cost_after - cost_before) > tolerance:
+        return None
+    exact = Fraction(quantity_after) / Fraction(quantity_before)
+    simple = exact.limit_denominator(MAX_SPLIT_TERM)
+    if simple != exact or simple.numerator > MAX_SPLIT_TERM:
         return None
     return Decimal(simple.numerator) / Decimal(simple.denominator)

@@ -376,21 +376,25 @@ class SyncInstruments:
         for position in positions:
             cache.set_cached_value(position, self.by_id[position.instrument_id])
 
-    def for_rows(self, rows: Iterable[BrokerPosition]) -> dict[str, Instrument]:
-        """Instrument of every row by its key: met ones at hand (IBKR's con_id first), new ones resolved."""
-        found: dict[str, Instrument] = {}
-        unknown = []
+    def for_rows(self, rows: list[BrokerPosition]) -> list[Instrument]:
+        """The instrument of each row, in order: met ones at hand (IBKR's con_id first), new ones resolved."""
+        found: list[Instrument | str] = []  # an instrument, or the key of a spec still to resolve
+        unknown = {}
         for row in rows:
             spec = row.instrument
-            known = self.by_con_id.get(spec.con_id) if spec.con_id is not None else self.by_key.get(spec.key)
-            if known is not None:
-                found[spec.key] = known
-            else:
-                unknown.append(spec)
+            known = self.by_con_id.get(spec.con_id) if spec.con_id is not None else None
+            if known is None:
+                key = spec.key
+                known = self.by_key.get(key) if spec.con_id is None else None
+                if known is None:
+                    unknown[key] = spec
+                    known = key
+            found.append(known)
         if unknown:
-            for key, instrument in instruments_resolve(specs=unknown).items():
+            resolved = instruments_resolve(specs=unknown.values())
+            for instrument in resolved.values():
                 self._add(instrument)
-                found[key] = instrument
+            found = [resolved[item] if isinstance(item, str) else item for item in found]
         return found
 
 
@@ -409,15 +413,14 @@ def _write(
     loaded = list(Position.objects.select_for_update().filter(account=account, status=PositionStatus.OPEN).order_by())
     instruments.attach(loaded)
     open_positions = {p.instrument_id: p for p in loaded}
-    by_key = instruments.for_rows(rows)
+    row_instruments = instruments.for_rows(rows)
     last_sync = min((p.last_synced_at for p in loaded if p.last_synced_at), default=None)
     # With nothing open, every instrument with fills: a position closed before its fills were known
     # still gets its real realized P&L.
     with_fills = instruments_with_fills(account, last_sync)
 
     seen: set[int] = set()
-    for row in rows:
-        instrument = by_key[row.instrument.key]
+    for row, instrument in zip(rows, row_instruments, strict=True):
         if instrument.pk in seen:
             changes.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
             continue

@@ -47,3 +47,33 @@ def test_bulk_update_values_sets_only_the_named_columns():
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.multiplier, b.multiplier, a.exchange) == (Decimal(10), Decimal(100), "NYSE")
+
+
+@pytest.mark.django_db
+def test_bulk_update_values_round_trips_awkward_values():
+    """Strings with quotes, backslashes, commas, braces or the word NULL, empty strings, NULLs, dates
+    and aware datetimes all arrive as written (PostgreSQL gets them as array text)."""
+    from datetime import UTC, date, datetime
+
+    rows = []
+    awkward = ['a "quoted", {braced} name', "back\\slash", "NULL", "", "spaces  and\ttab", "ünï"]
+    instruments = [Instrument.objects.create(key=f"STK:W{i}:USD", symbol=f"W{i}") for i in range(len(awkward))]
+    for i, (instrument, text) in enumerate(zip(instruments, awkward, strict=True)):
+        rows.append(
+            (
+                instrument.pk,
+                text[:16],
+                date(2027, 1, i + 1),
+                None if i % 2 else 1000 + i,
+                datetime(2026, 11, 21, 10, i, 30, 123456, tzinfo=UTC),
+            )
+        )
+    bulk_update_values(Instrument, ("exchange", "expiry", "con_id", "updated_at"), rows)
+    for pk, exchange, expiry, con_id, updated_at in rows:
+        stored = Instrument.objects.get(pk=pk)
+        assert (stored.exchange, stored.expiry, stored.con_id, stored.updated_at) == (
+            exchange,
+            expiry,
+            con_id,
+            updated_at,
+        )
