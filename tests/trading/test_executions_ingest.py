@@ -93,6 +93,18 @@ def test_ingesting_the_same_fills_twice_changes_nothing(broker_state, ingest):
     ) == counts
 
 
+def test_a_big_batch_is_matched_by_time_span_then_by_id(monkeypatch, broker_state, ingest):
+    """Above LOOKUP_CHUNK fills the stored ones are read by the account's time span; the rest by exec id."""
+    from trading.services import executions
+
+    monkeypatch.setattr(executions, "LOOKUP_CHUNK", 2)
+    set_fills(broker_state, FIFO_EXAMPLE)
+    assert ingest().created == 3  # nothing in the span: all three looked up by id, none found
+    run = ingest()  # all three found in the span: nothing left to look up by id
+    assert run.status == SyncStatus.SUCCESS
+    assert (run.created, run.updated, run.unchanged) == (0, 0, 3)
+
+
 def test_fifo_example_realized_and_remaining_lot(broker_state, ingest):
     set_fills(broker_state, FIFO_EXAMPLE)
     ingest()

@@ -14,8 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import Q
 from django.utils import timezone
 
 from marketdata.bulk import bulk_insert, reserve_ids
@@ -275,14 +274,12 @@ def _existing(account: Account, broker_name: str, by_exec_id: dict[str, BrokerEx
             if values[1] in by_exec_id:
                 found[values[1]] = values
     missing = [exec_id for exec_id in by_exec_id if exec_id not in found]
-    if missing and connection.vendor == "postgresql":
-        # One array parameter, however many ids: a first ingest looks up every fill here, and chunks
-        # of thousands of placeholders cost more to build and parse than the index lookups.
-        column = f"{connection.ops.quote_name(Execution._meta.db_table)}.{connection.ops.quote_name('exec_id')}"
-        in_array = RawSQL(f"{column} = ANY(%s::text[])", (missing,), output_field=BooleanField())  # noqa: S611
-        for values in stored.filter(in_array).values_list(*fields):
+    # PostgreSQL takes the ids as one array (a first ingest looks up every fill here); SQLite in chunks.
+    chunk = max(len(missing), 1) if connection.vendor == "postgresql" else LOOKUP_CHUNK
+    for start in range(0, len(missing), chunk):
+        for values in stored.filter(exec_id__in_array=missing[start : start + chunk]).values_list(*fields):
             found[values[1]] = values
-        return found
+    return found
     for start in range(0, len(missing), LOOKUP_CHUNK):
         for values in stored.filter(exec_id__in=missing[start : start + LOOKUP_CHUNK]).values_list(*fields):
             found[values[1]] = values
