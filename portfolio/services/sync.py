@@ -359,6 +359,12 @@ class SyncInstruments:
         self.by_key: dict[str, Instrument] = {}
         self.by_con_id: dict[int, Instrument] = {}
 
+    def forget(self) -> None:
+        """After a rolled-back account: instruments it created are gone, so meet everything afresh."""
+        self.by_id.clear()
+        self.by_key.clear()
+        self.by_con_id.clear()
+
     def _add(self, instrument: Instrument) -> None:
         self.by_id[instrument.pk] = instrument
         self.by_key[instrument.key] = instrument
@@ -504,6 +510,7 @@ def positions_sync_execute(
         return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
 
     changes = _Changes(now=timezone.now(), run=run, warnings=list(fetched.warnings))
+    instruments = instruments or SyncInstruments()
     if broker_account is None:
         changes.warnings.append(f"account {account.account_id}: no account values from the broker; status not updated")
     try:
@@ -514,7 +521,7 @@ def positions_sync_execute(
                 broker_account.values if broker_account else None,
                 changes,
                 instruments_with_fills or instruments_with_fills_since,
-                instruments or SyncInstruments(),
+                instruments,
             )
             # The fills, when known, replace the estimates and link the executions: for what changed
             # or got fills since the last sync (nothing, and no query, in a quiet steady state).
@@ -532,6 +539,7 @@ def positions_sync_execute(
             )
     except Exception as exc:
         logger.exception("position sync of %s failed", account.account_id)
+        instruments.forget()
         run.status = SyncStatus.RUNNING  # the in-memory copy was set to SUCCESS before the rollback
         return sync_run_finish(
             run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=changes.warnings

@@ -373,3 +373,33 @@ def test_sync_accounts_with_broker_down_skips_every_account(settings, broker_sta
     assert [r.status for r in runs] == [SyncStatus.SKIPPED]
     assert "unreachable" in runs[0].message
     assert Account.objects.count() == 1
+
+
+def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(settings):
+    """Accounts of one call share the instruments they meet. When an account's transaction rolls back,
+    the instruments it created are gone: the next account must create them again, not point at them."""
+    from marketdata.models import Instrument
+    from marketdata.types import InstrumentSpec
+    from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+    from trading.brokers.memory import MemoryBroker
+
+    first, second = AccountFactory(account_id="DU0000001"), AccountFactory(account_id="DU0000002")
+    spec = InstrumentSpec(symbol="NEWCO", con_id=987654)
+    broker = MemoryBroker(
+        accounts=[BrokerAccount(a.account_id, "MARGIN", "USD", AccountValues()) for a in (first, second)],
+        positions={
+            a.account_id: [BrokerPosition(a.account_id, spec, Decimal(10), Decimal(5), Decimal(6))]
+            for a in (first, second)
+        },
+    )
+
+    def fills(account, since):
+        if account == first:
+            raise RuntimeError("ledger unavailable")
+        return set()
+
+    runs = positions_sync_accounts(broker=broker, instruments_with_fills=fills)
+    assert [r.status for r in runs] == [SyncStatus.FAILED, SyncStatus.SUCCESS]
+    position = Position.objects.get(account=second)
+    assert Instrument.objects.filter(pk=position.instrument_id, con_id=987654).exists()
+    assert not Position.objects.filter(account=first).exists()
