@@ -473,9 +473,13 @@ def _write(
             unique_fields=["account"],
             update_fields=STATUS_FIELDS,
         )
+    now_open = [p for p in loaded if p.status == PositionStatus.OPEN] + changes.new_positions
+    if last_sync is None:
+        # Nothing was open: with_fills holds every instrument with fills, the only ones the fills
+        # can settle (an account's first sync creates every position; most have no fills yet).
+        return with_fills, now_open
     touched = {p.instrument_id for p in changes.changed_positions.values()}
     touched |= {p.instrument_id for p in changes.new_positions}
-    now_open = [p for p in loaded if p.status == PositionStatus.OPEN] + changes.new_positions
     return touched | with_fills, now_open
 
 
