@@ -15,10 +15,13 @@ class SettlementStatus(models.TextChoices):
 
 
 class SettlementTracking(models.Model):
-    """When a fill's cash moves: T+1 (T+2 before 2024-05-28) settlement days, or the broker's date."""
+    """When a fill's cash moves: T+1 (T+2 before 2024-05-28) settlement days, or the broker's date.
+
+    Derived from the fill: its account is checked through the fill's (see trading/models/ledger.py).
+    """
 
     execution = models.OneToOneField(Execution, on_delete=models.CASCADE, related_name="settlement")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="settlements")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="settlements", db_constraint=False)
     trade_date = models.DateField()
     settlement_date = models.DateField(db_index=True)
     amount = MoneyField(help_text="Signed cash: negative for a purchase, positive for a sale; net of commission.")
@@ -39,8 +42,10 @@ class DayTradeCounting(models.TextChoices):
 
 
 class DayTrade(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="day_trades")
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="day_trades")
+    """Derived from the fills: account and instrument are checked through them (see trading/models/ledger.py)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="day_trades", db_constraint=False)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="day_trades", db_constraint=False)
     trade_date = models.DateField()
     quantity = QuantityField()
     opening_execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
