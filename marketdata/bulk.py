@@ -7,6 +7,7 @@ ORM, which is plenty at its sizes. Callers pass plain tuples in the order of ``f
 e.g. ``account_id``); nothing here fills defaults or ``auto_now`` fields for them.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,8 +36,6 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Iterable
     if connection.vendor != "postgresql":
         model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=500)
         return len(rows)
-    from psycopg.types.json import Jsonb
-
     json_positions = [i for i, f in enumerate(columns) if isinstance(f, models.JSONField)]
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
@@ -45,9 +44,20 @@ def bulk_insert(model: type[models.Model], fields: Sequence[str], rows: Iterable
             if json_positions:
                 row = list(row)
                 for i in json_positions:
-                    row[i] = Jsonb(row[i])
+                    row[i] = _json_text(row[i])
             copy.write_row(row)
     return len(rows)
+
+
+_EMPTY_JSON = {list: "[]", dict: "{}"}
+
+
+def _json_text(value) -> str:
+    """A JSON column's value as COPY text (what psycopg's Jsonb would send: ``json.dumps``). The empty
+    lists and dicts most rows carry (a fill's staff_fields, broker_disagreement) skip the encoder."""
+    if not value and type(value) in _EMPTY_JSON:
+        return _EMPTY_JSON[type(value)]
+    return json.dumps(value)
 
 
 def bulk_insert_objects(objs: Sequence[models.Model]) -> Sequence[models.Model]:
@@ -100,8 +110,11 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The sequence is looked up once (MATERIALIZED): as an argument of nextval() it would be
+            # looked up again for every id, 0.3 s instead of 0.05 s for 100,000 ids.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
+                "SELECT nextval(s.seq) FROM s, generate_series(1, %s)",
                 [meta.db_table, meta.pk.column, count],
             )
             return [row[0] for row in cursor.fetchall()]

@@ -77,3 +77,31 @@ def test_bulk_update_values_round_trips_awkward_values():
             con_id,
             updated_at,
         )
+
+
+@pytest.mark.django_db
+def test_bulk_insert_round_trips_json_values():
+    """Empty and non-empty lists and dicts, strings and numbers in JSON columns arrive as written."""
+    from datetime import UTC, date, datetime
+
+    from tests.factories import AccountFactory
+    from trading.models import Execution
+
+    account = AccountFactory()
+    instrument = Instrument.objects.create(key="STK:J:USD", symbol="J")
+    values = [
+        ({}, [], {}),
+        ({"side": "BUY", "nested": {"a": [1, "two", None]}, "quote": 'say "hi"\\n'}, ["price"], {"price": "1.5"}),
+        ("ünï text", [1, 2.5, True], 42),
+    ]
+    fields = (
+        "broker", "exec_id", "account_id", "instrument_id", "side", "quantity", "price", "commission_currency",
+        "exchange", "source", "executed_at", "trade_date", "raw", "staff_fields", "broker_disagreement",
+        "created_at", "updated_at",
+    )  # fmt: skip
+    at, day = datetime(2026, 11, 20, 15, tzinfo=UTC), date(2026, 11, 20)
+    fill = ("ibkr", account.pk, instrument.pk, "BUY", Decimal(1), Decimal(1), "USD", "", "API", at, day)
+    rows = [(fill[0], f"j{i}", *fill[1:], *json, at, at) for i, json in enumerate(values)]
+    assert bulk_insert(Execution, fields, rows) == 3
+    stored = Execution.objects.order_by("exec_id").values_list("raw", "staff_fields", "broker_disagreement")
+    assert list(stored) == values
