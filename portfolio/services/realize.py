@@ -24,6 +24,7 @@ from trading.models import Account, Lot, LotMatch, RoundTrip
 # Fill times come from the broker's clock, sync times from ours.
 CLOCK_SKEW = timedelta(minutes=2)
 REALIZE_FIELDS = [
+    "opened_at",
     "realized_pnl",
     "realized_pnl_estimated",
     "opening_execution_id",
@@ -152,13 +153,16 @@ def _realize_closed(position: Position, trips: dict[int, list[RoundTrip]]) -> No
     position.realized_pnl_estimated = False
     position.opening_execution_id = trip.opening_execution_id
     position.closing_execution_id = trip.closing_execution_id
+    position.opened_at = min(position.opened_at, trip.opened_at)
 
 
 def _realize_open(position, segment_start, segment_realized, open_quantity, trips, events) -> None:
     instrument_id = position.instrument_id
     if instrument_id in segment_start and open_quantity[instrument_id] == position.quantity:
         # The fills agree with the broker: the realized part of this position is known exactly.
-        position.opening_execution_id = segment_start[instrument_id][0]
+        position.opening_execution_id, opening_fill_at = segment_start[instrument_id]
+        # Opened when the opening fill says, not when a sync first saw the position.
+        position.opened_at = min(position.opened_at, opening_fill_at)
         position.realized_pnl = quantize_money(segment_realized[instrument_id])
         position.realized_pnl_estimated = False
         return
@@ -193,3 +197,4 @@ def _realize_open(position, segment_start, segment_realized, open_quantity, trip
     position.realized_pnl_estimated = False
     position.opening_execution_id = trip.opening_execution_id
     position.closing_execution_id = trip.closing_execution_id
+    position.opened_at = min(position.opened_at, trip.opened_at)

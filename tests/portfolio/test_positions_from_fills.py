@@ -56,6 +56,8 @@ def test_open_then_closed_position_gets_the_real_pnl_and_its_executions(account,
     position = Position.objects.get(instrument__symbol="AAPL")
     assert position.opening_execution.exec_id == "b1"
     assert position.realized_pnl == 0 and position.realized_pnl_estimated is False
+    # Opened when the fill says, not when the first sync saw it.
+    assert position.opened_at == position.opening_execution.executed_at == opened.replace(microsecond=0)
 
     sell = ExecutionRowFactory(
         exec_id="s1", side="SELL", quantity="100", price="155.00", commission="1.00", time=iso(timezone.now())
