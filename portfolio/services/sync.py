@@ -43,7 +43,7 @@ from portfolio.models import (
 )
 from portfolio.services.account_values import account_value_fields
 from portfolio.services.realize import positions_realize_from_fills
-from portfolio.services.splits import split_ratio
+from portfolio.services.splits import split_detect
 from trading.brokers import Broker, BrokerError, BrokerUnavailable
 from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
 from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
@@ -219,10 +219,10 @@ def _change_quantity(changes: _Changes, position: Position, row: BrokerPosition,
     before_qty, before_avg = position.quantity, position.average_price
     after_qty, after_avg = quantize_quantity(row.quantity), quantize_price(row.average_price)
     price = row.market_price if row.market_price is not None else position.current_price
-    ratio = (
+    split = (
         None
         if fills_since
-        else split_ratio(
+        else split_detect(
             quantity_before=before_qty,
             average_before=before_avg,
             quantity_after=after_qty,
@@ -236,14 +236,41 @@ def _change_quantity(changes: _Changes, position: Position, row: BrokerPosition,
         "average_price_after": after_avg,
         "price": quantize_price(price) if price is not None else None,
     }
-    if ratio is not None:
-        changes.event(
-            position,
-            PositionEventKind.SPLIT,
-            split_ratio=quantize_ratio(ratio),
-            **common,
-            note=f"split {ratio.normalize():f}:1, total cost preserved, nothing realized",
-        )
+    if split is not None:
+        ratio = f"{split.ratio.normalize():f}" if split.ratio >= 1 else f"1:{(1 / split.ratio).normalize():f}"
+        ratio = ratio if split.ratio < 1 else f"{ratio}:1"
+        in_lieu = quantize_quantity(split.cash_in_lieu_quantity(after_qty))
+        if not in_lieu:
+            changes.event(
+                position,
+                PositionEventKind.SPLIT,
+                split_ratio=quantize_ratio(split.ratio),
+                **common,
+                note=f"split {ratio}, total cost preserved, nothing realized",
+            )
+        else:
+            # The split itself realizes nothing; the fraction paid in cash in lieu is a small sale.
+            split_qty = quantize_quantity(split.quantity_split)
+            changes.event(
+                position,
+                PositionEventKind.SPLIT,
+                split_ratio=quantize_ratio(split.ratio),
+                **{**common, "quantity_after": split_qty},
+                note=f"split {ratio}, total cost preserved, nothing realized",
+            )
+            realized = _realized_estimate(
+                average=after_avg, price=price, closed_quantity=in_lieu, multiplier=_multiplier(position.instrument)
+            )
+            changes.event(
+                position,
+                PositionEventKind.DECREASED,
+                realized_pnl=realized,
+                realized_pnl_estimated=True,
+                **{**common, "quantity_before": split_qty, "average_price_before": after_avg},
+                note=f"cash in lieu of {in_lieu.normalize():f} share(s) after the split: a small sale",
+            )
+            position.realized_pnl = quantize_money(position.realized_pnl + realized)
+            position.realized_pnl_estimated = True
     elif abs(after_qty) > abs(before_qty):
         changes.event(position, PositionEventKind.INCREASED, **common)
     else:

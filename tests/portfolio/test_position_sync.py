@@ -177,6 +177,53 @@ def test_split_is_recorded_and_realizes_nothing(sync, broker_state, before, afte
     assert position.realized_pnl == 0 and position.quantity == Decimal(after[0])
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "ratio", "split_to", "realized"),
+    [
+        # 1-for-10 reverse split of 105 shares: 10 held, half a share paid in cash at the market price.
+        (("105", "20.00"), ("10", "200.00", "210.00"), Decimal("0.1"), Decimal("10.5"), Decimal("5.00")),
+        # 3-for-2 of 101 shares: 151 held, half a share paid in cash.
+        (("101", "30.00"), ("151", "20.00", "19.00"), Decimal("1.5"), Decimal("151.5"), Decimal("-0.50")),
+        # A short position: the fraction is covered in cash (bought back above the cost: a loss).
+        (("-105", "20.00"), ("-10", "200.00", "210.00"), Decimal("0.1"), Decimal("-10.5"), Decimal("-5.00")),
+    ],
+)
+def test_split_with_cash_in_lieu_is_a_split_and_a_small_sale(
+    sync, broker_state, before, after, ratio, split_to, realized
+):
+    set_positions(broker_state, [aapl(before[0], avg_cost=before[1], market_price=before[1])])
+    sync()
+    set_positions(broker_state, [aapl(after[0], avg_cost=after[1], market_price=after[2])])
+    sync()
+
+    position = Position.objects.get(instrument__symbol="AAPL")
+    split, sale = PositionEvent.objects.filter(position=position).order_by("id")[1:]
+    assert (split.kind, split.split_ratio, split.quantity_before, split.quantity_after, split.realized_pnl) == (
+        PositionEventKind.SPLIT,
+        ratio,
+        Decimal(before[0]),
+        split_to,
+        None,
+    )
+    assert (sale.kind, sale.quantity_before, sale.quantity_after) == (
+        PositionEventKind.DECREASED,
+        split_to,
+        Decimal(after[0]),
+    )
+    assert sale.realized_pnl == realized and sale.realized_pnl_estimated
+    assert "cash in lieu" in sale.note
+    assert position.realized_pnl == realized and position.quantity == Decimal(after[0])
+    assert position.status == PositionStatus.OPEN
+
+
+def test_a_sale_that_leaves_the_average_alone_is_not_a_split(sync, broker_state):
+    set_positions(broker_state, [aapl("105", avg_cost="20.00")])
+    sync()
+    set_positions(broker_state, [aapl("10", avg_cost="20.00")])
+    sync()
+    assert events_of("AAPL") == [PositionEventKind.OPENED, PositionEventKind.DECREASED]
+
+
 def test_quantity_change_with_cost_not_preserved_is_not_a_split(sync, broker_state):
     set_positions(broker_state, [aapl("100", avg_cost="150.00")])
     sync()
