@@ -359,3 +359,34 @@ def test_fill_stored_under_another_account_is_not_taken_over(settings, broker_st
     assert run.created == 0
     assert sum("already stored for another account" in w for w in run.warnings) == 3
     assert set(Execution.objects.values_list("account__account_id", flat=True)) == {"DU7654321"}
+
+
+def test_the_garbage_collector_is_back_on_after_an_ingest(monkeypatch, broker_state, ingest):
+    import gc
+
+    from trading.services import executions
+
+    set_fills(broker_state, FIFO_EXAMPLE)
+    seen = []
+    real_upsert = executions.executions_upsert
+
+    def upsert(**kwargs):
+        seen.append(gc.isenabled())
+        return real_upsert(**kwargs)
+
+    monkeypatch.setattr(executions, "executions_upsert", upsert)
+    assert gc.isenabled()
+    assert ingest().status == SyncStatus.SUCCESS
+    assert gc.isenabled()
+
+    monkeypatch.setattr(executions, "ledger_recompute", lambda **kwargs: 1 / 0)
+    assert ingest().status == SyncStatus.FAILED
+    assert gc.isenabled()
+    assert seen == [False, False]
+
+    gc.disable()  # someone else paused it: an ingest leaves it to them
+    try:
+        ingest()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

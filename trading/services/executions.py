@@ -7,8 +7,10 @@ changes a fill recomputes the derived ledger (lots, realized P&L, round trips, s
 trades, trade frequency, cash-account state) for the account and instruments it touched.
 """
 
+import gc
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -405,7 +407,7 @@ def executions_ingest(
         return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
     warnings = [*fetched.warnings, *flows.warnings]
     try:
-        with transaction.atomic():
+        with _cyclic_gc_paused(), transaction.atomic():
             result = executions_upsert(
                 account=account, rows=fetched.items, broker_name=_namespace(broker), write_new=False
             )
@@ -433,6 +435,25 @@ def executions_ingest(
     for warning in warnings:
         logger.warning("execution ingest %s: %s", account.account_id, warning)
     return run
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an ingest builds its rows.
+
+    A first ingest of 100,000 fills holds millions of small objects (rows, fills, matches) until it
+    ends, and makes almost no reference cycles: the collector, triggered by the allocations, walks
+    them over and over and frees nothing (~1.3 s of a 10 s ingest). Memory is still freed by reference
+    counting; cycles made meanwhile wait for the next collection. Only the caller that found the
+    collector on turns it back on, so overlapping ingests in one process leave it on in the end.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _namespace(broker: Broker) -> str:
