@@ -38,12 +38,14 @@ pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures"
 ACTIVITY = FIXTURES / "flex_activity.xml"
 ACCOUNT = "DU1234567"  # the account of the fixtures, and of the simulated broker's example state
-BUY_1, BUY_2, SELL, CALL = (
+BUY_1, BUY_2, SELL, CALL, PUT_SALE = (
     "0000e1a7.68e5f3c2.01.01",
     "0000e1a7.68e74a10.01.01",
     "0000e1a7.68e8b7d4.01.01",
     "0000e1a7.68e89c01.01.01",
+    "0000e1a7.68e60a11.01.01",
 )
+PUT_EXPIRY = "flex-expiry-7012345690"  # a book entry without ibExecID: keyed by its tradeID
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_parse_converts_trades_to_the_api_conventions():
     data = flex_parse(path_or_bytes=ACTIVITY)
     rows = data.accounts[ACCOUNT]
     by_id = {e.exec_id: e for e in rows.executions}
-    assert [e.exec_id for e in rows.executions] == [BUY_1, BUY_2, CALL, SELL]  # in time order
+    assert [e.exec_id for e in rows.executions] == [BUY_1, PUT_SALE, BUY_2, CALL, SELL, PUT_EXPIRY]  # time order
 
     sell = by_id[SELL]
     assert (sell.side, sell.quantity, sell.price) == ("SELL", Decimal("80"), Decimal("25"))
@@ -124,17 +126,37 @@ def test_parse_converts_trades_to_the_api_conventions():
 
 def test_parse_skips_what_is_not_a_fill_and_counts_it():
     rows = flex_parse(path_or_bytes=ACTIVITY).accounts[ACCOUNT]
-    assert rows.skipped_trades == 1  # the expiry book entry has no ibExecID
-    assert rows.warnings == [
-        "trade 7012345690 SPY 251017P00640000 2025-10-17T16:20:00: no ibExecID (a cancellation, correction or "
-        "book entry such as an expiry?); skipped"
-    ]
+    assert rows.skipped_trades == 0 and rows.warnings == []
     assert rows.summary_rows == 1  # the <Order> row
     assert rows.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
     assert [(f.flow_id, f.kind, f.amount) for f in rows.cash_flows] == [
         ("flex-29876543201", CashFlowKind.DEPOSIT, Decimal("10000")),
         ("flex-29876543202", CashFlowKind.WITHDRAWAL, Decimal("2500")),
     ]
+
+
+def test_an_expired_option_is_a_fill_at_zero_that_closes_the_position(account):
+    """IBKR reports an expiry only as a Flex book entry (no ibExecID, notes "Ep"); the API never does.
+    It closes the short put the statement sold: the premium less the commission is realized."""
+    flex_import(path=ACTIVITY)
+    expiry = Execution.objects.get(exec_id=PUT_EXPIRY)
+    assert (expiry.side, expiry.quantity, expiry.price, expiry.commission) == ("BUY", Decimal(1), Decimal(0), 0)
+    assert expiry.executed_at == datetime(2025, 10, 17, 20, 20, tzinfo=UTC)  # 16:20 New York
+    assert expiry.realized_pnl == Decimal("95.00")  # sold at 0.96 x 100, 1.00 commission, bought back at 0
+    assert not Lot.objects.filter(instrument=expiry.instrument).exists()
+    flex_import(path=ACTIVITY)  # the same key on the next import: still one row
+    assert Execution.objects.filter(instrument=expiry.instrument).count() == 2
+
+
+def test_assignments_and_other_book_entries_without_exec_id_are_skipped_with_a_reason():
+    assignment = trade_row(ibExecID="", transactionType="BookTrade", notes="A", tradeID="7000000002")
+    other = trade_row(ibExecID="", transactionType="BookTrade", notes="", tradeID="7000000003")
+    expiry_without_id = trade_row(ibExecID="", notes="Ep", tradeID="", transactionID="")
+    rows = flex_parse(path_or_bytes=flex_xml(assignment, other, expiry_without_id)).accounts[ACCOUNT]
+    assert rows.executions == [] and rows.skipped_trades == 3
+    assert "assignment or exercise" in rows.warnings[0] and "enter it in the admin" in rows.warnings[0]
+    assert "no ibExecID" in rows.warnings[1]
+    assert "an expiry without tradeID" in rows.warnings[2]
 
 
 def test_option_without_multiplier_is_100_and_cancellations_are_not_applied():
@@ -192,8 +214,8 @@ def test_import_stores_fills_cash_flows_and_a_sync_run(account):
     result = flex_import(path=ACTIVITY)
 
     (summary,) = result.accounts
-    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (4, 0, 0, 2)
-    assert summary.skipped_trades == 1 and summary.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
+    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (6, 0, 0, 2)
+    assert summary.skipped_trades == 0 and summary.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
     assert set(Execution.objects.values_list("source", flat=True)) == {ExecutionSource.FLEX}
     assert Execution.objects.get(exec_id=BUY_1).commission == Decimal("0.50")
     assert Execution.objects.get(exec_id=CALL).instrument.multiplier == Decimal(100)
@@ -208,8 +230,8 @@ def test_import_stores_fills_cash_flows_and_a_sync_run(account):
         SyncStatus.SUCCESS,
         account,
     )
-    assert run.message.startswith(f"flex import of {ACTIVITY}") and run.created == 4
-    assert any("no ibExecID" in w for w in run.warnings)
+    assert run.message.startswith(f"flex import of {ACTIVITY}") and run.created == 6
+    assert not any("skipped" in w for w in run.warnings)
 
 
 def test_broker_settlement_date_is_stored_and_preferred(account):
@@ -238,7 +260,7 @@ def test_importing_twice_writes_nothing_new(account):
 
     (summary,) = flex_import(path=ACTIVITY).accounts
 
-    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (0, 0, 4, 0)
+    assert (summary.created, summary.updated, summary.unchanged, summary.cash_flows_created) == (0, 0, 6, 0)
     assert list(Execution.objects.values_list("id", "updated_at", "realized_pnl").order_by("id")) == before
     assert list(CashFlow.objects.values_list("id", flat=True).order_by("id")) == flows
 
@@ -246,7 +268,7 @@ def test_importing_twice_writes_nothing_new(account):
 def test_chunked_upserts_give_the_same_result(monkeypatch, account):
     monkeypatch.setattr(flex, "UPSERT_CHUNK", 1)
     (summary,) = flex_import(path=ACTIVITY, progress=True).accounts
-    assert summary.created == 4
+    assert summary.created == 6
     assert Execution.objects.get(exec_id=SELL).realized_pnl == Decimal("278.20")
 
 
@@ -283,12 +305,12 @@ def test_a_fill_from_the_api_then_from_flex_is_one_row(settings, broker_state, a
 
     (summary,) = flex_import(path=ACTIVITY).accounts
 
-    assert (summary.created, summary.updated) == (3, 1)
+    assert (summary.created, summary.updated) == (5, 1)
     row = Execution.objects.get(exec_id=BUY_1)
     assert row.pk == api_row.pk and row.source == ExecutionSource.API
     assert row.broker_settlement_date == date(2025, 10, 9) and row.settlement_date == date(2025, 10, 9)
     assert (row.commission, row.perm_id, row.executed_at) == (api_row.commission, 4102345601, api_row.executed_at)
-    assert Execution.objects.count() == 4
+    assert Execution.objects.count() == 6
 
 
 def test_the_api_does_not_erase_the_settlement_date_flex_gave(settings, broker_state, account):
@@ -367,13 +389,17 @@ def test_a_failure_while_writing_rolls_back_and_records_a_failed_run(monkeypatch
 
 
 # --- the command --------------------------------------------------------------------------------
-def test_command_prints_a_summary(account):
+def test_command_prints_a_summary(account, tmp_path):
     out = StringIO()
     call_command("import_flex", str(ACTIVITY), stdout=out)
     text = out.getvalue()
-    assert f"{ACCOUNT}: fills created=4 updated=0 unchanged=0; cash flows created=2 of 2; trades skipped=1" in text
+    assert f"{ACCOUNT}: fills created=6 updated=0 unchanged=0; cash flows created=2 of 2; trades skipped=0" in text
     assert "(Dividends: 1, Withholding Tax: 1)" in text
-    assert "warning: trade 7012345690" in text
+    assert "warning" not in text
+    skipped = tmp_path / "assignment.xml"
+    skipped.write_bytes(flex_xml(trade_row(ibExecID="", notes="A", tradeID="7000000002")))
+    call_command("import_flex", str(skipped), stdout=out)
+    assert "warning: trade 7000000002" in out.getvalue()
 
 
 def test_command_json(account):
@@ -381,7 +407,7 @@ def test_command_json(account):
     call_command("import_flex", str(ACTIVITY), "--json", "--progress", stdout=out)
     summary = json.loads(out.getvalue())
     assert summary["source"] == str(ACTIVITY)
-    assert summary["accounts"][0]["account_id"] == ACCOUNT and summary["accounts"][0]["created"] == 4
+    assert summary["accounts"][0]["account_id"] == ACCOUNT and summary["accounts"][0]["created"] == 6
 
 
 def test_command_on_a_bad_file_exits_1_and_writes_nothing(account, capsys):

@@ -49,6 +49,7 @@ from trading.services.sync_runs import sync_run_finish, sync_run_start
 logger = logging.getLogger(__name__)
 
 BROKER_NAME = "ibkr"  # the API's namespace: Flex ibExecID is the API's execId
+EXPIRY_PREFIX = "flex-expiry-"  # the key of an option expiry, which has no ibExecID
 UPSERT_CHUNK = 5000
 IMPORTED_SECTIONS = frozenset({"Trades", "CashTransactions"})
 # "Deposits/Withdrawals" is today's spelling; ibflex's enum still has the older one.
@@ -289,10 +290,25 @@ def _trade_label(trade: Types.Trade) -> str:
     return " ".join(" ".join(p.split()) for p in parts if p)
 
 
-def _execution(trade: Types.Trade, account_id: str, zone: ZoneInfo) -> BrokerExecution:
+def _exec_id(trade: Types.Trade) -> str:
+    """The fill's key: Flex ibExecID is the API's execId. An option's expiry is a book entry with no
+    ibExecID, and no API execution ever reports it: it closes the position at 0, so it is kept as a fill
+    under a key of its own (the same on every import of the statement)."""
     exec_id = (trade.ibExecID or "").strip()
-    if not exec_id:
-        raise _SkipRow("no ibExecID (a cancellation, correction or book entry such as an expiry?)")
+    if exec_id:
+        return exec_id
+    if enums.Code.EXPIRED in (trade.notes or ()):
+        trade_id = (trade.tradeID or trade.transactionID or "").strip()
+        if not trade_id:
+            raise _SkipRow("an expiry without tradeID or transactionID to recognise it by")
+        return f"{EXPIRY_PREFIX}{trade_id}"
+    if {enums.Code.ASSIGNMENT, enums.Code.EXERCISE} & set(trade.notes or ()):
+        raise _SkipRow("an assignment or exercise book entry (no ibExecID): enter it in the admin")
+    raise _SkipRow("no ibExecID (a cancellation, correction or other book entry)")
+
+
+def _execution(trade: Types.Trade, account_id: str, zone: ZoneInfo) -> BrokerExecution:
+    exec_id = _exec_id(trade)
     if trade.buySell in CANCELLATIONS:
         raise _SkipRow(f"cancels execution {exec_id}; not applied: check that fill and correct it in the admin")
     side = SIDES.get(trade.buySell)
