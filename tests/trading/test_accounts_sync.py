@@ -96,11 +96,32 @@ class TestAccountsSync:
         accounts_sync(broker=simulated_broker)
 
         account.refresh_from_db()
-        assert account.account_type == AccountType.MARGIN  # the broker decides the type
+        assert account.account_type == AccountType.MARGIN  # the broker states the type: it decides
         assert account.name == "Main account"
         assert account.is_active is False
         assert account.day_trade_rule == DayTradeRule.LEGACY
         assert list(account.users.all()) == [trader]
+
+    def test_a_type_the_broker_does_not_state_never_overwrites_staffs(self):
+        """IBKR's summary rarely says margin or cash (AccountType is INDIVIDUAL, IRA...): a new account
+        is created as MARGIN with a warning, and an existing one keeps the type staff set."""
+        from trading.brokers.base import AccountValues, BrokerAccount
+        from trading.brokers.memory import MemoryBroker
+
+        existing = AccountFactory(account_id="U1", account_type=AccountType.CASH)
+        broker = MemoryBroker(
+            accounts=[
+                BrokerAccount("U1", None, "USD", AccountValues()),
+                BrokerAccount("U2", None, "USD", AccountValues()),
+            ]
+        )
+        result = accounts_sync(broker=broker)
+        existing.refresh_from_db()
+        assert existing.account_type == AccountType.CASH and result.unchanged == ["U1"]
+        assert Account.objects.get(account_id="U2").account_type == AccountType.MARGIN
+        assert result.warnings == [
+            "account U2: the broker does not say margin or cash; created as MARGIN, check it in the admin"
+        ]
 
     def test_leaves_accounts_the_broker_no_longer_lists(self, broker_state, simulated_broker):
         gone = AccountFactory(account_id="DU0000001", name="Old account")

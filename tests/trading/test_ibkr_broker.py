@@ -393,7 +393,7 @@ def test_accounts_values_sentinels_base_rows_and_types():
     fetched = make_broker(fake).accounts()
 
     du1, du2 = fetched.items
-    assert (du1.account_id, du1.account_type, du1.base_currency) == ("DU1", "MARGIN", "USD")
+    assert (du1.account_id, du1.account_type, du1.base_currency) == ("DU1", None, "USD")  # INDIVIDUAL: unknown
     assert du1.values.net_liquidation == Decimal("100000.00")
     assert du1.values.total_cash == Decimal("25000.00")
     assert du1.values.settled_cash is None  # 1.797e308
@@ -431,7 +431,7 @@ def test_account_without_summary_rows_is_listed_with_a_warning():
     fake = FakeIB(accounts=["DU1", "DU3"], summary=SUMMARY)
     fetched = make_broker(fake).accounts()
     du3 = fetched.items[1]
-    assert (du3.account_id, du3.account_type, du3.base_currency) == ("DU3", "MARGIN", "USD")
+    assert (du3.account_id, du3.account_type, du3.base_currency) == ("DU3", None, "USD")
     assert du3.values.net_liquidation is None
     assert "account DU3: the account summary has no values for it" in fetched.warnings
 

@@ -51,7 +51,7 @@ class AccountValues:
 @dataclass(frozen=True, slots=True)
 class BrokerAccount:
     account_id: str
-    account_type: str  # MARGIN or CASH
+    account_type: str | None  # MARGIN or CASH; None when the broker does not say (staff decide)
     base_currency: str
     values: AccountValues = field(default_factory=AccountValues)
 

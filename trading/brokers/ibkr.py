@@ -446,8 +446,9 @@ class IBKRBroker:
     def accounts(self) -> Fetched[BrokerAccount]:
         """Managed accounts (only the configured one when ``account`` is set) with their summary values.
 
-        Account type: IBKR has no margin/cash flag in the account summary. The rule used: the
-        ``AccountType`` tag contains "CASH" -> CASH, anything else -> MARGIN.
+        Account type: IBKR has no reliable margin/cash flag in the account summary. The ``AccountType``
+        tag naming CASH or MARGIN is taken; anything else (INDIVIDUAL, IRA...) is None: unknown, so
+        the accounts sync never overwrites the type staff set in the admin.
         """
 
         async def job(session: _Session) -> tuple[list[str], list[Any]]:
@@ -524,7 +525,8 @@ class IBKRBroker:
             except ValueError as exc:
                 warnings.append(f"account {account_id}: DayTradesRemaining: {exc}; value ignored")
         type_row = pick("AccountType")
-        account_type = "CASH" if type_row is not None and "CASH" in (type_row.value or "").upper() else "MARGIN"
+        type_tag = (type_row.value or "").upper() if type_row is not None else ""
+        account_type = "CASH" if "CASH" in type_tag else "MARGIN" if "MARGIN" in type_tag else None
         return BrokerAccount(
             account_id=account_id,
             account_type=account_type,

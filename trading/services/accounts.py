@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from trading.brokers import Broker
-from trading.models import Account
+from trading.models import Account, AccountType
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,9 @@ class AccountsSyncResult:
 
 def accounts_sync(*, broker: Broker) -> AccountsSyncResult:
     """Create accounts the broker reports and refresh their type and currency.
+
+    A type the broker does not state (IBKR rarely does) creates the account as MARGIN, with a warning
+    to check it in the admin, and never overwrites the type of an existing account.
 
     Accounts the broker no longer lists are left alone: their history stays, and a broker that
     answered partially must not make an account disappear. Raises BrokerUnavailable unchanged.
@@ -42,20 +45,23 @@ def accounts_sync(*, broker: Broker) -> AccountsSyncResult:
         for remote in remote_accounts.values():
             account = existing.get(remote.account_id)
             if account is None:
+                if remote.account_type is None:
+                    result.warnings.append(
+                        f"account {remote.account_id}: the broker does not say margin or cash; created as MARGIN, "
+                        "check it in the admin"
+                    )
                 Account.objects.create(
                     account_id=remote.account_id,
-                    account_type=remote.account_type,
+                    account_type=remote.account_type or AccountType.MARGIN,
                     base_currency=remote.base_currency,
                     seen_at_broker_at=now,
                 )
                 result.created.append(remote.account_id)
                 continue
-            changed = (account.account_type, account.base_currency) != (
-                remote.account_type,
-                remote.base_currency,
-            )
+            account_type = remote.account_type or account.account_type  # unknown: staff's stays
+            changed = (account.account_type, account.base_currency) != (account_type, remote.base_currency)
             if changed:
-                account.account_type = remote.account_type
+                account.account_type = account_type
                 account.base_currency = remote.base_currency
                 account.seen_at_broker_at = now
                 account.save(update_fields=["account_type", "base_currency", "seen_at_broker_at", "updated_at"])
