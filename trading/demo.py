@@ -6,7 +6,8 @@ with Decimal, so one seed and one ``now`` always give the same file. Positions, 
 values are never kept apart from the fills: they are recomputed by replaying each account's
 executions and cash flows, so however many ticks run they cannot drift from what the fills say.
 
-Sessions are weekdays, 09:30-16:00 New York time; exchange holidays are not modelled.
+Sessions are the NYSE's (``trading.calendars``: holidays skipped, early closes kept), from 09:30
+New York time; settlement follows the same calendar as the ledger.
 """
 
 import json
@@ -19,13 +20,14 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from trading.calendars import is_nyse_session, previous_sessions, session_close, settlement_date
+
 DEFAULT_SEED = 7
 MARGIN_ACCOUNT_ID = "DU1234567"
 CASH_ACCOUNT_ID = "U7654321"
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
-SESSION_CLOSE = time(16, 0)
 BAR_SESSIONS = 60  # daily bars: about three months of history for charts
 TRADING_SESSIONS = 30  # fills: about six weeks before now
 
@@ -232,39 +234,30 @@ def _exchange_time(day: date, at: time) -> datetime:
     return datetime.combine(day, at, tzinfo=EXCHANGE_TZ).astimezone(UTC)
 
 
-def _weekday_before(day: date) -> date:
-    day -= timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
+def _session_before(day: date) -> date:
+    return previous_sessions(day - timedelta(days=1), 1)[0]
 
 
 def _settlement_date(trade_date: date) -> date:
-    """T+1 on weekdays: what decides whether a cash account may spend the proceeds yet."""
-    day = trade_date + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+    """What decides whether a cash account may spend the proceeds yet: the ledger's own rule."""
+    return settlement_date(trade_date=trade_date, sec_type="STK")
 
 
 def _in_session(moment: datetime) -> bool:
-    local = moment.astimezone(EXCHANGE_TZ)
-    return local.weekday() < 5 and SESSION_OPEN <= local.time() < SESSION_CLOSE
+    day = moment.astimezone(EXCHANGE_TZ).date()
+    return is_nyse_session(day) and _exchange_time(day, SESSION_OPEN) <= moment < session_close(day)
 
 
 def _latest_session(now: datetime) -> date:
     """The session whose daily bar is the newest at ``now``: today once the market has opened."""
     local = now.astimezone(EXCHANGE_TZ)
-    if local.weekday() < 5 and local.time() >= SESSION_OPEN:
+    if is_nyse_session(local.date()) and local.time() >= SESSION_OPEN:
         return local.date()
-    return _weekday_before(local.date())
+    return _session_before(local.date())
 
 
 def _sessions_until(now: datetime, count: int) -> list[date]:
-    days = [_latest_session(now)]
-    while len(days) < count:
-        days.append(_weekday_before(days[-1]))
-    return days[::-1]
+    return previous_sessions(_latest_session(now), count)
 
 
 def _third_friday(year: int, month: int) -> date:
@@ -531,8 +524,9 @@ class _History:
     def _slots_start(self, day: date, count: int = 24) -> None:
         """Fresh fill times for one account's session: distinct minutes, so its fills are strictly ordered
         and replaying them by time applies them in the order they were planned."""
-        minutes = sorted(self.rng.sample(range(5, 385), count))  # 09:35 to 15:55 New York time
         start = _exchange_time(day, SESSION_OPEN)
+        open_minutes = int((session_close(day) - start).total_seconds() // 60)  # 390, or 210 on early closes
+        minutes = sorted(self.rng.sample(range(5, open_minutes - 5), count))  # 09:35 to 5 minutes before the close
         self.slots = [start + timedelta(minutes=m, seconds=self.rng.randint(0, 59)) for m in minutes][::-1]
         self.used = set()
 
@@ -714,7 +708,7 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
     rng = random.Random(seed)
     bar_days = _sessions_until(now, BAR_SESSIONS)
     bars = _bars_walk(rng, bar_days)
-    trade_days = [d for d in bar_days if _exchange_time(d, SESSION_CLOSE) <= now][-TRADING_SESSIONS:]
+    trade_days = [d for d in bar_days if session_close(d) <= now][-TRADING_SESSIONS:]
     option = _option_contract(now, bars["SPY"][trade_days[OPTION_OPEN_SESSION]].close)
     history = _History(rng=rng, seed=seed, bars=bars, option=option)
     for index, day in enumerate(trade_days):

@@ -4,7 +4,7 @@ follow from its fills, built and advanced deterministically; and the demo_setup 
 import json
 import shutil
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from io import StringIO
 from pathlib import Path
@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
 from trading.brokers.simulated import SimulatedBroker
+from trading.calendars import is_nyse_session, session_close
 from trading.demo import (
     CASH_ACCOUNT_ID,
     MARGIN_ACCOUNT_ID,
@@ -125,8 +126,8 @@ def test_has_hundreds_of_fills_with_unique_ids_inside_market_hours_and_bar_range
     for execution in executions:
         local = execution.executed_at.astimezone(NEW_YORK)
         assert execution.executed_at < NOW
-        assert local.weekday() < 5
-        assert "09:30" <= local.strftime("%H:%M") < "16:00"
+        assert is_nyse_session(local.date())
+        assert local.strftime("%H:%M") >= "09:30" and execution.executed_at < session_close(local.date())
         assert execution.commission >= Decimal("1.00")
         if execution.instrument.sec_type == "STK":
             bar = bars[(execution.instrument.symbol, local.date().isoformat())]
@@ -251,13 +252,30 @@ def test_no_floats_anywhere_in_the_file(state_path):
     assert _floats(json.loads(state_path.read_text())) == []
 
 
+def test_sessions_are_the_nyse_s_holidays_skipped_and_early_closes_kept():
+    """Around Thanksgiving 2026: no fills or bars on the holiday (Thu 11-26), and fills on the day after
+    stop before its 13:00 early close."""
+    after = datetime(2026, 12, 2, 21, 30, tzinfo=UTC)
+    built = demo_state_build(now=after)
+    days = {datetime.fromisoformat(r["time"]).date() for r in built["bars"]["AAPL"]["1d"]}
+    assert date(2026, 11, 26) not in days and date(2026, 11, 27) in days
+    fills = [
+        datetime.fromisoformat(e["time"].replace("Z", "+00:00")).astimezone(NEW_YORK)
+        for account in built["accounts"]
+        for e in account["executions"]
+    ]
+    assert not [f for f in fills if f.date() == date(2026, 11, 26)]
+    early = [f for f in fills if f.date() == date(2026, 11, 27)]
+    assert early and max(early).strftime("%H:%M") < "13:00"
+
+
 def test_bars_cover_about_sixty_weekday_sessions_up_to_now(state):
     for symbol in STOCKS:
         rows = state["bars"][symbol]["1d"]
         days = [datetime.fromisoformat(r["time"]).date() for r in rows]
         assert 55 <= len(rows) <= 65
         assert days == sorted(days)
-        assert all(day.weekday() < 5 for day in days)
+        assert all(is_nyse_session(day) for day in days)
         assert days[-1] == NOW.date()
         assert all(Decimal(r["low"]) <= min(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
         assert all(Decimal(r["high"]) >= max(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
