@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -54,6 +55,7 @@ BROKER_FIELDS = (
     "broker_settlement_date",
 )
 LOOKUP_CHUNK = 5000
+_broker_tuple = itemgetter(*BROKER_FIELDS)  # a values dict as a tuple in BROKER_FIELDS order
 
 
 @dataclass
@@ -172,12 +174,14 @@ def executions_upsert(
     existing = _existing(account, broker_name, by_exec_id)
 
     now = timezone.now()
+    account_pk = account.pk
     settle_dates: dict[tuple, date] = {}
     new_rows: list[tuple] = []
     new_fills: list[dict] = []
     to_update: dict[str, dict] = {}
     for exec_id, row in by_exec_id.items():
         instrument = instruments[row.instrument.key]
+        instrument_pk = instrument.pk
         broker_settle = _parse_broker_settlement(row, result.warnings)
         values = _broker_values(row, broker_settle)
         stored = existing.get(exec_id)
@@ -193,7 +197,7 @@ def executions_upsert(
                 new_fills.append(
                     {
                         "exec_id": exec_id,
-                        "instrument_id": instrument.pk,
+                        "instrument_id": instrument_pk,
                         "executed_at": values["executed_at"],
                         "trade_date": trade_date,
                         "side": values["side"],
@@ -212,8 +216,8 @@ def executions_upsert(
                 (
                     broker_name,
                     exec_id,
-                    account.pk,
-                    instrument.pk,
+                    account_pk,
+                    instrument_pk,
                     source,
                     trade_date,
                     settle,
@@ -222,18 +226,18 @@ def executions_upsert(
                     {},
                     now,
                     now,
-                    *(values[name] for name in BROKER_FIELDS),
+                    *_broker_tuple(values),
                 )
             )
-            result.touch(instrument.pk, row.executed_at)
+            result.touch(instrument_pk, row.executed_at)
             continue
-        if stored[2] != account.pk:
+        if stored[2] != account_pk:
             result.warnings.append(
                 f"execution {exec_id}: already stored for another account; skipped (check the account mapping)"
             )
             continue
         has_staff_fields = stored[-1]
-        if not has_staff_fields and stored[3:-1] == tuple(values[name] for name in BROKER_FIELDS):
+        if not has_staff_fields and stored[3:-1] == _broker_tuple(values):
             result.unchanged += 1  # the common case of a re-ingest: identical, nothing to decide
             continue
         stored_values = dict(zip(BROKER_FIELDS, stored[3:-1], strict=True))
