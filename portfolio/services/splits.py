@@ -19,8 +19,10 @@ class Split:
     ratio: Decimal
     quantity_split: Decimal
 
-    def cash_in_lieu_quantity(self, quantity_after: Decimal) -> Decimal:
-        return self.quantity_split - quantity_after
+
+def _same_side(quantity_before: Decimal, quantity_after: Decimal) -> bool:
+    """Both readings hold something, long both times or short both times: what a split can link."""
+    return quantity_before != 0 and quantity_after != 0 and (quantity_before > 0) == (quantity_after > 0)
 
 
 def split_ratio(
@@ -32,9 +34,7 @@ def split_ratio(
     quantity x average price is preserved (within the rounding of the broker's average price) and
     the ratio is a fraction of small whole numbers.
     """
-    if quantity_before == 0 or quantity_after == 0 or quantity_before == quantity_after:
-        return None
-    if (quantity_before > 0) != (quantity_after > 0):
+    if not _same_side(quantity_before, quantity_after) or quantity_before == quantity_after:
         return None
     # Total cost first: it rules out nearly every trade at the price of two multiplications.
     cost_before = quantity_before * average_before
@@ -67,9 +67,7 @@ def split_detect(
     )
     if ratio is not None:
         return Split(ratio=ratio, quantity_split=quantity_after)
-    if quantity_before == 0 or quantity_after == 0 or average_before <= 0 or average_after <= 0:
-        return None
-    if (quantity_before > 0) != (quantity_after > 0):
+    if not _same_side(quantity_before, quantity_after) or average_before <= 0 or average_after <= 0:
         return None
     implied = (Fraction(average_before) / Fraction(average_after)).limit_denominator(MAX_SPLIT_TERM)
     if implied == 1 or implied.numerator > MAX_SPLIT_TERM:

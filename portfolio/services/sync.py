@@ -237,27 +237,19 @@ def _change_quantity(changes: _Changes, position: Position, row: BrokerPosition,
         "price": quantize_price(price) if price is not None else None,
     }
     if split is not None:
-        ratio = f"{split.ratio.normalize():f}" if split.ratio >= 1 else f"1:{(1 / split.ratio).normalize():f}"
-        ratio = ratio if split.ratio < 1 else f"{ratio}:1"
-        in_lieu = quantize_quantity(split.cash_in_lieu_quantity(after_qty))
-        if not in_lieu:
-            changes.event(
-                position,
-                PositionEventKind.SPLIT,
-                split_ratio=quantize_ratio(split.ratio),
-                **common,
-                note=f"split {ratio}, total cost preserved, nothing realized",
-            )
-        else:
-            # The split itself realizes nothing; the fraction paid in cash in lieu is a small sale.
-            split_qty = quantize_quantity(split.quantity_split)
-            changes.event(
-                position,
-                PositionEventKind.SPLIT,
-                split_ratio=quantize_ratio(split.ratio),
-                **{**common, "quantity_after": split_qty},
-                note=f"split {ratio}, total cost preserved, nothing realized",
-            )
+        ratio = f"{split.ratio.normalize():f}:1" if split.ratio >= 1 else f"1:{(1 / split.ratio).normalize():f}"
+        # The split itself realizes nothing: to the quantity the ratio gives (the quantity after,
+        # unless a fraction was paid in cash in lieu, which is then a small sale).
+        split_qty = quantize_quantity(split.quantity_split)
+        changes.event(
+            position,
+            PositionEventKind.SPLIT,
+            split_ratio=quantize_ratio(split.ratio),
+            **{**common, "quantity_after": split_qty},
+            note=f"split {ratio}, total cost preserved, nothing realized",
+        )
+        in_lieu = split_qty - after_qty
+        if in_lieu:
             realized = _realized_estimate(
                 average=after_avg, price=price, closed_quantity=in_lieu, multiplier=_multiplier(position.instrument)
             )

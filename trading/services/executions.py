@@ -286,10 +286,6 @@ def _existing(account: Account, broker_name: str, by_exec_id: dict[str, BrokerEx
         for values in stored.filter(exec_id__in_array=missing[start : start + chunk]).values_list(*fields):
             found[values[1]] = values
     return found
-    for start in range(0, len(missing), LOOKUP_CHUNK):
-        for values in stored.filter(exec_id__in=missing[start : start + LOOKUP_CHUNK]).values_list(*fields):
-            found[values[1]] = values
-    return found
 
 
 NEW_EXECUTION_FIELDS = (
