@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "simple_history",
+    "core",
     "marketdata",
     "trading",
     "portfolio",
@@ -114,6 +115,10 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The run journal (core.SyncRun) records runs per broker account. Core sits below the app that owns
+# accounts, so it names the model through settings, as Django's admin log names AUTH_USER_MODEL.
+RUN_JOURNAL_ACCOUNT_MODEL = "trading.Account"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -209,7 +214,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded transport needs its folders; creating them here keeps `make run` one command.
     _queue_dir.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery" / "processed").mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "celery" / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Broadcast (pidbox) exchanges: without this kombu writes ./control in the working directory.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),

@@ -3,12 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from marketdata import views as marketdata_views
+from core import views as core_views
 from portfolio.api.views import PdtStatusApi, PortfolioSummaryApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", marketdata_views.health, name="health"),
+    path("healthz", core_views.health, name="health"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from marketdata.models import Instrument, TaskLock
-from marketdata.types import InstrumentSpec
+from core.brokers.contracts import InstrumentSpec
+from marketdata.models import Instrument
 
 
 @admin.register(Instrument)
@@ -26,10 +26,3 @@ class InstrumentAdmin(admin.ModelAdmin):
             right=obj.right,
         ).key
         super().save_model(request, obj, form, change)
-
-
-@admin.register(TaskLock)
-class TaskLockAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "acquired_at", "expires_at"]
-    search_fields = ["name"]
-    readonly_fields = ["name", "owner", "acquired_at", "expires_at"]

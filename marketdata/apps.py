@@ -1,27 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-
-def _ensure_periodic_tasks(sender, using="default", **kwargs) -> None:
-    from django.db import connections
-    from django_celery_beat.models import PeriodicTask
-
-    from marketdata.scheduling import periodic_tasks_ensure
-
-    # `migrate <one app>` on a fresh database has not created django-celery-beat's tables yet.
-    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
-        return
-    periodic_tasks_ensure(using=using)
 
 
 class MarketdataConfig(AppConfig):
     name = "marketdata"
     verbose_name = "Market data"
-
-    def ready(self) -> None:
-        from marketdata import lookups
-
-        lookups.register()
-        # Like a data migration that re-runs: after every migrate the default periodic tasks
-        # exist, created by name only when missing, so staff-edited intervals are never reset.
-        post_migrate.connect(_ensure_periodic_tasks, sender=self, dispatch_uid="marketdata.periodic_tasks")

@@ -1,25 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
-from marketdata.fields import PriceField, QuantityField
-
-
-class SecType(models.TextChoices):
-    STOCK = "STK", "Stock"
-    OPTION = "OPT", "Option"
-    FUTURE = "FUT", "Future"
-    FUTURE_OPTION = "FOP", "Future option"
-    CASH = "CASH", "Forex"
-    INDEX = "IND", "Index"
-    BOND = "BOND", "Bond"
-    CFD = "CFD", "CFD"
-    WARRANT = "WAR", "Warrant"
-    FUND = "FUND", "Fund"
-
-
-class OptionRight(models.TextChoices):
-    CALL = "C", "Call"
-    PUT = "P", "Put"
+from core.brokers.contracts import OptionRight, SecType
+from core.fields import PriceField, QuantityField
 
 
 class Instrument(models.Model):
@@ -59,19 +42,3 @@ class Instrument(models.Model):
         if self.sec_type == SecType.FUTURE and self.expiry:
             return f"{self.symbol} {self.expiry:%Y-%m}"
         return self.symbol
-
-
-class TaskLock(models.Model):
-    """A named single-flight lock held in the database, so it works on SQLite and PostgreSQL alike.
-
-    Acquired by inserting the row (the primary key makes a second insert fail) and skipped, not
-    waited for, when held. ``expires_at`` lets a lock left behind by a killed worker lapse.
-    """
-
-    name = models.CharField(max_length=200, primary_key=True)
-    owner = models.CharField(max_length=64)
-    acquired_at = models.DateTimeField()
-    expires_at = models.DateTimeField(db_index=True)
-
-    def __str__(self) -> str:
-        return self.name

@@ -5,9 +5,9 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import Q
 
-from marketdata.fields import quantize_price, quantize_quantity
+from core.brokers.contracts import InstrumentSpec
+from core.fields import quantize_price, quantize_quantity
 from marketdata.models import Instrument
-from marketdata.types import InstrumentSpec
 
 
 def _new_instrument(spec: InstrumentSpec) -> Instrument:

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.models import SyncReason, SyncRun, SyncStatus
 from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
@@ -10,8 +11,7 @@ from portfolio.models import (
     PositionSnapshot,
 )
 from portfolio.services.sync_requests import positions_sync_request
-from trading.admin import AccountAdmin as TradingAccountAdmin
-from trading.models import Account, SyncReason, SyncRun, SyncStatus
+from trading.admin import account_action_register
 
 
 class PositionEventInline(admin.TabularInline):
@@ -114,61 +114,23 @@ class AccountStatusAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "started_at",
-        "kind",
-        "account",
-        "reason",
-        "status",
-        "duration_ms",
-        "created",
-        "updated",
-        "closed",
-        "unchanged",
-        "short_message",
-    ]
-    list_filter = ["kind", "status", "reason", "account"]
-    search_fields = ["account__account_id", "message"]
-    list_select_related = ["account"]
-    date_hierarchy = "started_at"
-    readonly_fields = [f.name for f in SyncRun._meta.fields]
-
-    @admin.display(description="message")
-    def short_message(self, obj: SyncRun) -> str:
-        return obj.message[:80]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+@admin.action(description="Sync now (positions)")
+def sync_now(modeladmin, request, queryset) -> None:
+    runs: list[SyncRun] = positions_sync_request(accounts=list(queryset), reason=SyncReason.MANUAL)
+    started = [r for r in runs if r.status == SyncStatus.RUNNING]
+    skipped = [r for r in runs if r.status != SyncStatus.RUNNING]
+    if started:
+        modeladmin.message_user(
+            request,
+            f"Position sync enqueued for {len(started)} account(s): "
+            + ", ".join(r.account.account_id for r in started),
+            messages.SUCCESS,
+        )
+    for run in skipped:
+        modeladmin.message_user(request, f"{run.account.account_id}: skipped ({run.message})", messages.WARNING)
 
 
-admin.site.unregister(Account)
-
-
-@admin.register(Account)
-class AccountAdmin(TradingAccountAdmin):
-    """The trading admin for accounts, plus the actions that need portfolio services."""
-
-    actions = ["sync_now"]
-
-    @admin.action(description="Sync now (positions)")
-    def sync_now(self, request, queryset) -> None:
-        runs: list[SyncRun] = positions_sync_request(accounts=list(queryset), reason=SyncReason.MANUAL)
-        started = [r for r in runs if r.status == SyncStatus.RUNNING]
-        skipped = [r for r in runs if r.status != SyncStatus.RUNNING]
-        if started:
-            self.message_user(
-                request,
-                f"Position sync enqueued for {len(started)} account(s): "
-                + ", ".join(r.account.account_id for r in started),
-                messages.SUCCESS,
-            )
-        for run in skipped:
-            self.message_user(request, f"{run.account.account_id}: skipped ({run.message})", messages.WARNING)
+account_action_register(sync_now)
 
 
 class PositionSnapshotInline(admin.TabularInline):

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from marketdata.fields import quantize_money
+from core.fields import quantize_money
 from portfolio.models import AccountSnapshot, AccountStatus, Position, PositionStatus, SnapshotKind, SnapshotSource
 from trading.calendars import nyse_sessions, session_close, trade_date_of
 from trading.models import Account, CashFlow

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from itertools import pairwise
 
-from marketdata.fields import quantize_money, quantize_ratio
+from core.fields import quantize_money, quantize_ratio
 
 TRADING_DAYS_PER_YEAR = 252  # annualises the daily Sharpe and Sortino ratios
 XIRR_DAYS_PER_YEAR = 365  # XIRR's convention (spreadsheets): actual days / 365

@@ -2,9 +2,10 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from marketdata.fields import MoneyField, PriceField, QuantityField, RatioField
+from core.fields import MoneyField, PriceField, QuantityField, RatioField
+from core.models import SyncRun
 from marketdata.models import Instrument
-from trading.models import Account, Execution, SyncRun
+from trading.models import Account, Execution
 
 # The broker's account values, as both AccountStatus (the latest) and AccountSnapshot (over time) keep them.
 ACCOUNT_VALUE_FIELDS = (

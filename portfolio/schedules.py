@@ -1,4 +1,4 @@
-from marketdata.scheduling import PeriodicTaskSpec
+from core.scheduling import PeriodicTaskSpec
 
 PERIODIC_TASKS = [
     PeriodicTaskSpec(

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
+from core.models import SkipReason, SyncKind, SyncRun, SyncStatus
 from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
@@ -20,7 +21,7 @@ from portfolio.models import (
 )
 from trading.calendars import previous_sessions, trade_date_of
 from trading.ledger.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
-from trading.models import Account, CashFlow, CashFlowKind, Execution, SyncKind, SyncRun, SyncStatus
+from trading.models import Account, CashFlow, CashFlowKind, Execution
 from trading.selectors import pdt_status_get, trade_frequency_by_session
 
 
@@ -260,14 +261,8 @@ def _plain(value: Decimal | None) -> str | None:
 # Appended while others edit this module; the imports can be hoisted later.
 
 
-# How position sync words a run SKIPPED because the broker did not answer (portfolio/services/sync.py).
-BROKER_DOWN_PREFIXES = ("broker unreachable", "broker request failed")
-
-
 def _broker_down() -> Q:
-    return Q(status=SyncStatus.SKIPPED) & (
-        Q(message__startswith=BROKER_DOWN_PREFIXES[0]) | Q(message__startswith=BROKER_DOWN_PREFIXES[1])
-    )
+    return Q(status=SyncStatus.SKIPPED, skip_reason__in=SkipReason.broker_down())
 
 
 def broker_unreachable_since(*, account: Account) -> datetime | None:

@@ -6,13 +6,14 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from marketdata.locks import single_flight
+from core.brokers import get_broker
+from core.locks import single_flight
+from core.models import SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
 from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
-from trading.brokers import get_broker
-from trading.models import Account, SyncReason, SyncRun, SyncStatus
+from trading.models import Account
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.brokers.simulated import SimulatedBroker
 from tests.factories import broker_state_example
-from trading.brokers.simulated import SimulatedBroker
 
 
 class BrokerStateFile:

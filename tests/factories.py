@@ -14,8 +14,8 @@ import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory, Password
 
-from marketdata.models import Instrument, OptionRight, SecType
-from marketdata.types import InstrumentSpec
+from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
+from marketdata.models import Instrument
 from trading.models import Account, AccountType
 
 TEST_PASSWORD = "test-password-1234"

@@ -27,8 +27,7 @@ from django.core.cache import cache
 from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from marketdata.selectors import heartbeat_status
-from marketdata.tasks import HEARTBEAT_COUNT_KEY, HEARTBEAT_LAST_KEY
+from core.heartbeat import HEARTBEAT_COUNT_KEY, HEARTBEAT_LAST_KEY, heartbeat_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -159,7 +158,7 @@ def test_beat_runs_the_heartbeat_and_follows_an_interval_changed_in_the_admin(se
     every_second, _ = IntervalSchedule.objects.get_or_create(every=SECOND_EVERY, period=IntervalSchedule.SECONDS)
     heartbeat = PeriodicTask.objects.create(
         name=f"Beat heartbeat (integration test {run_id})",
-        task="marketdata.heartbeat",
+        task="core.heartbeat",
         interval=every_first,
         queue=queue,
         # Generous: a tick dropped on a busy machine would look like a longer interval.

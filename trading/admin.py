@@ -22,6 +22,10 @@ from trading.services.ledger import ledger_recompute
 
 @admin.register(Account)
 class AccountAdmin(SimpleHistoryAdmin):
+    """Accounts. Apps above trading add their account actions with ``account_action_register``
+    (the "Sync now" of positions lives in portfolio), rather than replacing this admin."""
+
+    actions: list = []
     list_display = [
         "account_id",
         "name",
@@ -35,6 +39,12 @@ class AccountAdmin(SimpleHistoryAdmin):
     search_fields = ["account_id", "name", "users__username", "users__email"]
     filter_horizontal = ["users"]
     readonly_fields = ["seen_at_broker_at", "created_at", "updated_at"]
+
+
+def account_action_register(action) -> None:
+    """Offer an admin action on accounts from an app above trading (called from its admin module)."""
+    if action not in AccountAdmin.actions:
+        AccountAdmin.actions = [*AccountAdmin.actions, action]
 
 
 class ExecutionForm(forms.ModelForm):

@@ -6,9 +6,9 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.db import transaction
 
-from marketdata.locks import single_flight
-from trading.brokers import BrokerUnavailable, get_broker
-from trading.models import SyncReason, SyncStatus
+from core.brokers import BrokerUnavailable, get_broker
+from core.locks import single_flight
+from core.models import SyncReason, SyncStatus
 from trading.services.accounts import accounts_sync
 from trading.services.executions import executions_ingest_accounts
 from trading.services.ledger import settlements_mark_settled

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from core.models import SyncRun
 from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent
-from trading.models import Account, SyncRun
+from trading.models import Account
 
 
 class PositionSerializer(serializers.ModelSerializer):
@@ -72,6 +73,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "account",
             "reason",
             "status",
+            "skip_reason",
             "started_at",
             "finished_at",
             "duration_ms",

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.models import SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
     AccountSyncStatusSerializer,
@@ -33,7 +34,7 @@ from portfolio.selectors import (
 from portfolio.services.sync_requests import positions_sync_request
 from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
 from trading.calendars import trade_date_of
-from trading.models import Account, SyncReason
+from trading.models import Account
 from trading.selectors import pdt_status_get
 
 

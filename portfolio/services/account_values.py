@@ -1,9 +1,9 @@
 """The broker's account values as the portfolio stores them (latest in AccountStatus, over time in
 AccountSnapshot)."""
 
-from marketdata.fields import quantize_money
+from core.brokers.base import AccountValues
+from core.fields import quantize_money
 from portfolio.models import ACCOUNT_VALUE_FIELDS
-from trading.brokers.base import AccountValues
 
 
 def account_value_fields(values: AccountValues) -> dict:

@@ -33,7 +33,7 @@ from django.db.models import Case, F, IntegerField, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from marketdata.fields import quantize_money, quantize_ratio
+from core.fields import quantize_money, quantize_ratio
 from portfolio import metrics
 from portfolio.metrics import RoundTripStats, RoundTripTally
 from portfolio.models import AccountSnapshot, MetricsWindow, PerformanceMetrics, SnapshotKind

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from marketdata.bulk import bulk_update_values
-from marketdata.fields import quantize_money
+from core.bulk import bulk_update_values
+from core.fields import quantize_money
 from portfolio.models import Position, PositionEvent, PositionEventKind, PositionStatus
 from trading.models import Account, Lot, LotMatch, RoundTrip
 

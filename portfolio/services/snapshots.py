@@ -24,7 +24,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from marketdata.fields import quantize_money, quantize_price, quantize_quantity
+from core.brokers import Broker, BrokerError, BrokerUnavailable
+from core.brokers.base import BrokerAccount, BrokerPosition
+from core.fields import quantize_money, quantize_price, quantize_quantity
+from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_start
+from core.models import SkipReason, SyncKind, SyncReason, SyncStatus
 from marketdata.services import instruments_resolve
 from portfolio.models import (
     ACCOUNT_VALUE_FIELDS,
@@ -37,11 +41,8 @@ from portfolio.models import (
     SnapshotSource,
 )
 from portfolio.services.account_values import account_value_fields
-from trading.brokers import Broker, BrokerError, BrokerUnavailable
-from trading.brokers.base import BrokerAccount, BrokerPosition
 from trading.calendars import is_nyse_session, session_close, trade_date_of
-from trading.models import Account, SyncKind, SyncReason, SyncStatus
-from trading.services.sync_runs import sync_run_finish, sync_run_start
+from trading.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +71,6 @@ class _BrokerAnswer:
     failure: str = ""  # "broker unreachable: ..." or "broker request failed: ..."
 
 
-def _failure(exc: Exception) -> str:
-    kind = "broker unreachable" if isinstance(exc, BrokerUnavailable) else "broker request failed"
-    return f"{kind}: {exc}"
-
-
 # The broker's accounts by id with the warnings of that read, or why they could not be read.
 _Accounts = tuple[dict[str, BrokerAccount], tuple[str, ...]] | str
 
@@ -84,7 +80,7 @@ def _accounts_by_id(broker: Broker) -> _Accounts:
     try:
         fetched = broker.accounts()
     except (BrokerUnavailable, BrokerError) as exc:
-        return _failure(exc)
+        return broker_skip(exc)[1]
     return {a.account_id: a for a in fetched.items}, fetched.warnings
 
 
@@ -98,7 +94,7 @@ def _ask_broker(broker: Broker, account: Account, accounts: _Accounts) -> _Broke
     try:
         fetched = broker.positions(account.account_id)
     except (BrokerUnavailable, BrokerError) as exc:
-        return _BrokerAnswer(failure=_failure(exc))
+        return _BrokerAnswer(failure=broker_skip(exc)[1])
     return _BrokerAnswer(
         account=broker_account, positions=fetched.items, warnings=(*account_warnings, *fetched.warnings)
     )
@@ -266,6 +262,7 @@ def _take(
                     sync_run_finish(
                         run=run,
                         status=SyncStatus.SKIPPED,
+                        skip_reason=SkipReason.NOTHING_KNOWN,
                         message=f"{answer.failure}; nothing known about the account yet: no snapshot",
                     )
                     return None
@@ -286,13 +283,7 @@ def _take(
             )
     except Exception as exc:
         logger.exception("snapshot of %s failed", account.account_id)
-        run.status = SyncStatus.RUNNING  # the in-memory copy may say SUCCESS from before the rollback
-        sync_run_finish(
-            run=run,
-            status=SyncStatus.FAILED,
-            message=f"{type(exc).__name__}: {exc}",
-            warnings=taken.warnings if taken else [],
-        )
+        sync_run_fail(run=run, exc=exc, warnings=taken.warnings if taken else [])
         return None
     for warning in taken.warnings:
         logger.warning("snapshot %s: %s", account.account_id, warning)

@@ -29,8 +29,19 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert, bulk_insert_objects, bulk_update_values
-from marketdata.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
+from core.brokers import Broker, BrokerError, BrokerUnavailable
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+from core.bulk import bulk_insert, bulk_insert_objects, bulk_update_values
+from core.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
+from core.journal import (
+    broker_skip,
+    sync_run_fail,
+    sync_run_finish,
+    sync_run_skip,
+    sync_run_skip_broker,
+    sync_run_start,
+)
+from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
 from portfolio.models import (
@@ -44,11 +55,8 @@ from portfolio.models import (
 from portfolio.services.account_values import account_value_fields
 from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_detect
-from trading.brokers import Broker, BrokerError, BrokerUnavailable
-from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
-from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.models import Account
 from trading.services.executions import instruments_with_fills_since
-from trading.services.sync_runs import sync_run_finish, sync_run_start
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +470,7 @@ def _write(
         _apply_missing(changes, position)
 
     # Closes go first: a sign flip's new OPEN row needs the old one closed (one OPEN per instrument).
-    # Rows go through marketdata.bulk: one UPDATE from arrays, one COPY, no per-value preparation.
+    # Rows go through core.bulk: one UPDATE from arrays, one COPY, no per-value preparation.
     if changes.changed_positions:
         bulk_update_values(
             Position,
@@ -527,10 +535,8 @@ def positions_sync_execute(
         fetched = broker.positions(account.account_id)
         if broker_account is None:
             broker_account = next((a for a in broker.accounts().items if a.account_id == account.account_id), None)
-    except BrokerUnavailable as exc:
-        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker unreachable: {exc}")
-    except BrokerError as exc:
-        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
+    except (BrokerUnavailable, BrokerError) as exc:
+        return sync_run_skip_broker(run=run, exc=exc)
 
     changes = _Changes(now=timezone.now(), run=run, warnings=list(fetched.warnings))
     instruments = instruments or SyncInstruments()
@@ -563,10 +569,7 @@ def positions_sync_execute(
     except Exception as exc:
         logger.exception("position sync of %s failed", account.account_id)
         instruments.forget()
-        run.status = SyncStatus.RUNNING  # the in-memory copy was set to SUCCESS before the rollback
-        return sync_run_finish(
-            run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=changes.warnings
-        )
+        return sync_run_fail(run=run, exc=exc, warnings=changes.warnings)
     for warning in changes.warnings:
         logger.warning("position sync %s: %s", account.account_id, warning)
     if changes.events and run.reason != SyncReason.AFTER_TRADE:
@@ -593,7 +596,7 @@ def positions_sync(
 ) -> SyncRun:
     """Sync one account's positions; returns its SyncRun (SKIPPED when another sync is running)."""
     if not settings.POSITION_SYNC_ENABLED:
-        return _skipped(account=account, reason=reason, message="position sync is disabled (POSITION_SYNC_ENABLED)")
+        return positions_sync_disabled(account=account, reason=reason)
     run, started = sync_run_start(kind=SyncKind.POSITIONS, account=account, reason=reason)
     if not started:
         return run
@@ -629,8 +632,12 @@ def positions_sync_accounts(
     instruments = SyncInstruments()
     for account in accounts:
         if unavailable is not None:
-            kind = "broker unreachable" if isinstance(unavailable, BrokerUnavailable) else "broker request failed"
-            runs.append(_skipped(account=account, reason=reason, message=f"{kind}: {unavailable}"))
+            skip_reason, message = broker_skip(unavailable)
+            runs.append(
+                sync_run_skip(
+                    kind=SyncKind.POSITIONS, account=account, reason=reason, skip_reason=skip_reason, message=message
+                )
+            )
             continue
         runs.append(
             positions_sync(
@@ -645,15 +652,12 @@ def positions_sync_accounts(
     return runs
 
 
-def _skipped(*, account: Account, reason: SyncReason, message: str) -> SyncRun:
-    now = timezone.now()
-    return SyncRun.objects.create(
+def positions_sync_disabled(*, account: Account, reason: SyncReason) -> SyncRun:
+    """The SKIPPED run of a position sync that POSITION_SYNC_ENABLED turned off."""
+    return sync_run_skip(
         kind=SyncKind.POSITIONS,
         account=account,
         reason=reason,
-        status=SyncStatus.SKIPPED,
-        started_at=now,
-        finished_at=now,
-        duration_ms=0,
-        message=message,
+        skip_reason=SkipReason.DISABLED,
+        message="position sync is disabled (POSITION_SYNC_ENABLED)",
     )

@@ -2,10 +2,11 @@
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
-from trading.services.sync_runs import sync_run_start
+from core.journal import sync_run_start
+from core.models import SyncKind, SyncReason, SyncRun
+from portfolio.services.sync import positions_sync_disabled
+from trading.models import Account
 
 
 def positions_sync_request(*, accounts: list[Account], reason: SyncReason) -> list[SyncRun]:
@@ -18,19 +19,7 @@ def positions_sync_request(*, accounts: list[Account], reason: SyncReason) -> li
     runs: list[SyncRun] = []
     for account in accounts:
         if not settings.POSITION_SYNC_ENABLED:
-            now = timezone.now()
-            runs.append(
-                SyncRun.objects.create(
-                    kind=SyncKind.POSITIONS,
-                    account=account,
-                    reason=reason,
-                    status=SyncStatus.SKIPPED,
-                    started_at=now,
-                    finished_at=now,
-                    duration_ms=0,
-                    message="position sync is disabled (POSITION_SYNC_ENABLED)",
-                )
-            )
+            runs.append(positions_sync_disabled(account=account, reason=reason))
             continue
         run, started = sync_run_start(kind=SyncKind.POSITIONS, account=account, reason=reason)
         if started:

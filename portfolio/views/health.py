@@ -7,10 +7,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
 
-from marketdata.selectors import heartbeat_status
-from marketdata.views import HEARTBEAT_STALE_AFTER
+from core.heartbeat import heartbeat_status
+from core.models import SyncKind, SyncStatus
+from core.views import HEARTBEAT_STALE_AFTER
 from portfolio.selectors import sync_run_list, sync_status_list
-from trading.models import SyncKind, SyncStatus
 
 PAGE_SIZE = 50
 

@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.models import SyncReason, SyncStatus
 from portfolio.selectors import account_overview_get
 from portfolio.services.sync_requests import positions_sync_request
 from portfolio.views.common import account_choice
-from trading.models import Account, SyncReason, SyncStatus
+from trading.models import Account
 
 RECENT_FILLS = 15
 OPEN_POSITIONS_SHOWN = 50

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from marketdata.models import Instrument, OptionRight, SecType
+from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
+from marketdata.models import Instrument
 from marketdata.services import instrument_get_or_create, instruments_resolve
-from marketdata.types import InstrumentSpec
 from tests.factories import InstrumentFactory, InstrumentSpecFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
+from core.models import SyncRun
 from marketdata.models import Instrument
 from portfolio.management.commands.bench_dashboard import PAGES, PREFIX, USERNAME
 from portfolio.models import AccountSnapshot, AccountStatus, PerformanceMetrics, Position
 from tests.factories import AccountFactory, InstrumentFactory
-from trading.models import Account, CashFlow, Execution, SyncRun
+from trading.models import Account, CashFlow, Execution
 
 pytestmark = pytest.mark.django_db
 

@@ -619,7 +619,7 @@ def test_bench_metrics_command_runs_and_cleans_up():
 
 @pytest.mark.django_db
 def test_metrics_task_computes_every_active_account_and_is_single_flight():
-    from marketdata.locks import single_flight
+    from core.locks import single_flight
     from portfolio.models import PerformanceMetrics
     from portfolio.tasks import metrics_compute_task
 

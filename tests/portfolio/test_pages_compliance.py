@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from core.brokers.simulated import SimulatedBroker
 from portfolio.models import AccountStatus
 from portfolio.views import compliance as compliance_views
 from tests.factories import AccountFactory, AccountRowFactory, CashFlowRowFactory, ExecutionRowFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import Account, CashViolation, DayTradeRule, ViolationKind
 from trading.services.executions import executions_ingest
 

@@ -8,12 +8,12 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from marketdata.tasks import HEARTBEAT_COUNT_KEY, HEARTBEAT_LAST_KEY
+from core.brokers.simulated import SimulatedBroker
+from core.heartbeat import HEARTBEAT_COUNT_KEY, HEARTBEAT_LAST_KEY
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.services.sync import positions_sync
 from portfolio.views.health import PAGE_SIZE
 from tests.factories import AccountFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
-from trading.models import SyncKind, SyncReason, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 

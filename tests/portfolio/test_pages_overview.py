@@ -10,6 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
@@ -22,9 +24,8 @@ from portfolio.selectors import broker_unreachable_since
 from portfolio.services.sync import positions_sync
 from portfolio.templatetags.money import clock
 from tests.factories import AccountFactory, InstrumentFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.calendars import trade_date_of
-from trading.models import Execution, Side, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.models import Execution, Side
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def _sync(settings, account):
     return positions_sync(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
 
 
-def _run(account, status, *, minutes_ago: float, message: str = "") -> SyncRun:
+def _run(account, status, *, minutes_ago: float, message: str = "", skip_reason: str = "") -> SyncRun:
     started = timezone.now() - timedelta(minutes=minutes_ago)
     return SyncRun.objects.create(
         kind=SyncKind.POSITIONS,
@@ -50,6 +51,7 @@ def _run(account, status, *, minutes_ago: float, message: str = "") -> SyncRun:
         started_at=started,
         finished_at=None if status == SyncStatus.RUNNING else started + timedelta(seconds=1),
         message=message,
+        skip_reason=skip_reason,
     )
 
 
@@ -180,11 +182,35 @@ def test_broker_down_and_stale_shows_banner_with_exchange_time_and_last_known_po
 
 def test_outage_starts_at_the_first_skip_after_the_last_success():
     account = AccountFactory()
-    _run(account, SyncStatus.SKIPPED, minutes_ago=90, message="broker unreachable: earlier outage")
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=90,
+        message="broker unreachable: earlier outage",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
     _run(account, SyncStatus.SUCCESS, minutes_ago=60)
-    first = _run(account, SyncStatus.SKIPPED, minutes_ago=40, message="broker unreachable: connection refused")
-    _run(account, SyncStatus.SKIPPED, minutes_ago=35, message="another sync is running")
-    _run(account, SyncStatus.SKIPPED, minutes_ago=30, message="broker request failed: timeout")
+    first = _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=40,
+        message="broker unreachable: connection refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=35,
+        message="another sync is running",
+        skip_reason=SkipReason.ANOTHER_RUNNING,
+    )
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=30,
+        message="broker request failed: timeout",
+        skip_reason=SkipReason.REQUEST_FAILED,
+    )
 
     assert broker_unreachable_since(account=account) == first.started_at
 
@@ -194,8 +220,20 @@ def test_outage_starts_at_the_first_skip_after_the_last_success():
 
 def test_broker_never_reached_counts_from_the_first_skip():
     account = AccountFactory()
-    first = _run(account, SyncStatus.SKIPPED, minutes_ago=20, message="broker unreachable: refused")
-    _run(account, SyncStatus.SKIPPED, minutes_ago=10, message="broker unreachable: refused")
+    first = _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=20,
+        message="broker unreachable: refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=10,
+        message="broker unreachable: refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
     assert broker_unreachable_since(account=account) == first.started_at
 
 
@@ -288,7 +326,13 @@ def _overview_data(size: int):
         _position(account)
         _fill(account)
         _run(account, SyncStatus.SUCCESS, minutes_ago=30)
-    _run(account, SyncStatus.SKIPPED, minutes_ago=20, message="broker unreachable: refused")
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=20,
+        message="broker unreachable: refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
     PerformanceMetrics.objects.create(account=account, as_of=timezone.now().date(), win_rate=Decimal("0.5"))
     now = timezone.now()
     AccountStatus.objects.create(account=account, net_liquidation=Decimal("100000"), total_cash=Decimal(5), read_at=now)

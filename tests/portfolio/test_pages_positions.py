@@ -9,11 +9,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.brokers.simulated import SimulatedBroker
 from portfolio.models import Position, PositionEvent, PositionEventKind, PositionStatus
 from portfolio.services.sync import positions_sync
 from portfolio.views.positions import PAGE_SIZE
 from tests.factories import AccountFactory, InstrumentFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.calendars import trade_date_of
 from trading.models import Execution, Side
 

@@ -8,9 +8,9 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.test import Client
 
+from core.brokers.simulated import SimulatedBroker
 from portfolio.views import trades as trades_views
 from tests.factories import AccountFactory, AccountRowFactory, ExecutionRowFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import Account
 from trading.services.executions import executions_ingest
 

@@ -7,10 +7,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.brokers.simulated import SimulatedBroker
 from portfolio.models import AccountSnapshot, MetricsWindow, PerformanceMetrics, SnapshotKind
 from portfolio.services.sync import positions_sync
 from tests.factories import AccountFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.calendars import trade_date_of
 from trading.models import CashFlow
 

@@ -4,11 +4,12 @@ from decimal import Decimal
 
 import pytest
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import AccountStatus, Position, PositionEvent, PositionEventKind, PositionStatus
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory, StockPositionRowFactory
-from trading.brokers.simulated import SimulatedBroker
-from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.models import Account
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "DU1234567"
@@ -425,10 +426,10 @@ def test_sync_accounts_with_broker_down_skips_every_account(settings, broker_sta
 def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(settings):
     """Accounts of one call share the instruments they meet. When an account's transaction rolls back,
     the instruments it created are gone: the next account must create them again, not point at them."""
+    from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+    from core.brokers.contracts import InstrumentSpec
+    from core.brokers.memory import MemoryBroker
     from marketdata.models import Instrument
-    from marketdata.types import InstrumentSpec
-    from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
-    from trading.brokers.memory import MemoryBroker
 
     first, second = AccountFactory(account_id="DU0000001"), AccountFactory(account_id="DU0000002")
     spec = InstrumentSpec(symbol="NEWCO", con_id=987654)

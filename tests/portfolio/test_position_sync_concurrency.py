@@ -5,11 +5,11 @@ import threading
 import pytest
 from django.db import connection, connections
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SyncRun, SyncStatus
 from portfolio.models import Position, PositionEvent
 from portfolio.services.sync import positions_sync
 from tests.factories import AccountFactory
-from trading.brokers.simulated import SimulatedBroker
-from trading.models import SyncRun, SyncStatus
 
 
 class GatedBroker(SimulatedBroker):

@@ -7,10 +7,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from marketdata.types import InstrumentSpec
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
+from core.brokers.contracts import InstrumentSpec
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory
-from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
 
 pytestmark = pytest.mark.django_db
 

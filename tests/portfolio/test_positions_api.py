@@ -4,11 +4,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SyncKind, SyncRun, SyncStatus
 from portfolio.models import PositionStatus
 from portfolio.services.sync import positions_sync
 from tests.factories import AccountFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
-from trading.models import SyncKind, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "DU1234567"

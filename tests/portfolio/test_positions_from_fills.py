@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from core.brokers.simulated import SimulatedBroker
 from portfolio.models import Position, PositionEventKind, PositionStatus
 from portfolio.services.sync import positions_sync
 from tests.factories import AccountFactory, ExecutionRowFactory, StockPositionRowFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import Execution
 from trading.services.executions import executions_ingest
 

@@ -8,9 +8,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from marketdata.locks import single_flight
-from marketdata.scheduling import periodic_tasks_ensure
-from marketdata.types import InstrumentSpec
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
+from core.brokers.contracts import InstrumentSpec
+from core.brokers.simulated import SimulatedBroker
+from core.locks import single_flight
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
+from core.scheduling import periodic_tasks_ensure
 from portfolio.models import AccountSnapshot, PositionSnapshot, SnapshotKind, SnapshotSource
 from portfolio.services.snapshots import (
     close_snapshot_due,
@@ -21,9 +24,6 @@ from portfolio.services.snapshots import (
 from portfolio.services.sync import positions_sync
 from portfolio.tasks import close_snapshot_task, portfolio_snapshot_task
 from tests.factories import AccountFactory, AccountRowFactory, InstrumentFactory, StockPositionRowFactory
-from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
-from trading.brokers.simulated import SimulatedBroker
-from trading.models import SyncKind, SyncReason, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "DU1234567"
@@ -365,7 +365,7 @@ def test_computed_snapshot_queries_are_fixed(django_assert_num_queries, size):
 
     class Away(MemoryBroker):
         def accounts(self):
-            from trading.brokers import BrokerUnavailable
+            from core.brokers import BrokerUnavailable
 
             raise BrokerUnavailable("gateway restarting")
 

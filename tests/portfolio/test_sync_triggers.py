@@ -7,12 +7,12 @@ from django.core.management import call_command
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
-from marketdata.locks import single_flight
-from marketdata.scheduling import periodic_tasks_ensure
+from core.locks import single_flight
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
+from core.scheduling import periodic_tasks_ensure
 from portfolio.models import Position
 from portfolio.tasks import positions_sync_run_task, positions_sync_task
 from tests.factories import AccountFactory, UserFactory
-from trading.models import SyncKind, SyncReason, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "DU1234567"
@@ -104,7 +104,7 @@ def test_admin_sync_now_action(account, broker_state, django_capture_on_commit_c
         "/admin/portfolio/position/",
         "/admin/portfolio/positionevent/",
         "/admin/portfolio/accountstatus/",
-        "/admin/trading/syncrun/",
+        "/admin/core/syncrun/",
         "/admin/trading/account/",
         "/admin/marketdata/instrument/",
         "/admin/django_celery_beat/periodictask/",

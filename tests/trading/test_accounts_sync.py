@@ -7,10 +7,10 @@ import pytest
 from celery.exceptions import Retry
 from django.utils import timezone
 
-from marketdata.locks import lock_acquire
-from marketdata.models import TaskLock
+from core.brokers import BrokerUnavailable
+from core.locks import lock_acquire
+from core.models import TaskLock
 from tests.factories import EXAMPLE_ACCOUNT_ID, AccountFactory, AccountRowFactory, BrokerStateFactory, UserFactory
-from trading.brokers import BrokerUnavailable
 from trading.models import Account, AccountType, DayTradeRule
 from trading.services.accounts import accounts_sync
 from trading.tasks import accounts_sync_task
@@ -105,8 +105,8 @@ class TestAccountsSync:
     def test_a_type_the_broker_does_not_state_never_overwrites_staffs(self):
         """IBKR's summary rarely says margin or cash (AccountType is INDIVIDUAL, IRA...): a new account
         is created as MARGIN with a warning, and an existing one keeps the type staff set."""
-        from trading.brokers.base import AccountValues, BrokerAccount
-        from trading.brokers.memory import MemoryBroker
+        from core.brokers.base import AccountValues, BrokerAccount
+        from core.brokers.memory import MemoryBroker
 
         existing = AccountFactory(account_id="U1", account_type=AccountType.CASH)
         broker = MemoryBroker(

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
-from trading.brokers.simulated import SimulatedBroker
+from core.brokers.simulated import SimulatedBroker
 from trading.calendars import is_nyse_session, session_close
 from trading.demo import (
     CASH_ACCOUNT_ID,

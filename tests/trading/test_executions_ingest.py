@@ -5,8 +5,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SyncStatus
 from tests.factories import AccountFactory, ExecutionRowFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import (
     CashFlow,
     DayTrade,
@@ -16,7 +17,6 @@ from trading.models import (
     RoundTrip,
     SettlementStatus,
     SettlementTracking,
-    SyncStatus,
     TradeFrequencyTracking,
 )
 from trading.services.corrections import execution_correct

@@ -14,21 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from ibflex import parser
 
+from core.brokers.simulated import SimulatedBroker
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.models import Instrument
 from tests.factories import AccountFactory, ExecutionRowFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.calendars import settlement_date
-from trading.models import (
-    CashFlow,
-    CashFlowKind,
-    Execution,
-    ExecutionSource,
-    Lot,
-    SyncKind,
-    SyncReason,
-    SyncRun,
-    SyncStatus,
-)
+from trading.models import CashFlow, CashFlowKind, Execution, ExecutionSource, Lot
 from trading.services import flex
 from trading.services.executions import executions_ingest
 from trading.services.flex import FlexImportBusy, FlexImportError, flex_import, flex_parse

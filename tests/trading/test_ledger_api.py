@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 from django.test import Client
 
+from core.brokers.simulated import SimulatedBroker
 from tests.factories import AccountFactory, ExecutionRowFactory, UserFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import AccountType
 from trading.services.executions import executions_ingest
 

@@ -4,8 +4,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 
+from core.brokers.simulated import SimulatedBroker
 from tests.factories import AccountFactory, ExecutionRowFactory
-from trading.brokers.simulated import SimulatedBroker
 from trading.models import DayTrade, Execution, Lot, LotMatch, RoundTrip, SettlementTracking
 from trading.services.executions import executions_ingest
 

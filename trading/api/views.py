@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.brokers import BrokerError, BrokerUnavailable, get_broker
 from trading.api.filters import DayTradeFilter, ExecutionFilter, RoundTripFilter, SettlementFilter
 from trading.api.serializers import (
     AccountDateQuerySerializer,
@@ -17,7 +18,6 @@ from trading.api.serializers import (
     RoundTripSerializer,
     SettlementSerializer,
 )
-from trading.brokers import BrokerError, BrokerUnavailable, get_broker
 from trading.calendars import trade_date_of
 from trading.models import Account
 from trading.selectors import cash_state_get, day_trade_list, execution_list, round_trip_list, settlement_list

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from marketdata.fields import quantize_money
+from core.fields import quantize_money
 from trading.calendars import trade_date_of
 from trading.ledger.types import LedgerFill, fill_order
 

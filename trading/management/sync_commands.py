@@ -5,7 +5,8 @@ from collections.abc import Iterable
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trading.models import Account, SyncRun, SyncStatus
+from core.models import SyncRun, SyncStatus
+from trading.models import Account
 
 
 def account_ids_argument(account: str | None) -> list[str] | None:

@@ -15,7 +15,6 @@ from trading.models.compliance import (
 )
 from trading.models.executions import CashFlow, CashFlowKind, Execution, ExecutionSource, Side
 from trading.models.ledger import Lot, LotMatch, RoundTrip, RoundTripDirection, RoundTripOutcome
-from trading.models.sync import SyncKind, SyncReason, SyncRun, SyncStatus
 
 __all__ = [
     "Account",
@@ -42,10 +41,6 @@ __all__ = [
     "SettlementStatus",
     "SettlementTracking",
     "Side",
-    "SyncKind",
-    "SyncReason",
-    "SyncRun",
-    "SyncStatus",
     "TradeFrequencyTracking",
     "ViolationKind",
 ]

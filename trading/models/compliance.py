@@ -3,7 +3,7 @@
 from django.db import models
 from django.db.models import Q
 
-from marketdata.fields import MoneyField, QuantityField
+from core.fields import MoneyField, QuantityField
 from marketdata.models import Instrument
 from trading.models.accounts import Account
 from trading.models.executions import Execution

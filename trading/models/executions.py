@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from marketdata.fields import MoneyField, PriceField, QuantityField
+from core.fields import MoneyField, PriceField, QuantityField
 from marketdata.models import Instrument
 from trading.models.accounts import Account
 

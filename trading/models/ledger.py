@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from marketdata.fields import MoneyField, PriceField, QuantityField
+from core.fields import MoneyField, PriceField, QuantityField
 from marketdata.models import Instrument
 from trading.models.accounts import Account
 from trading.models.executions import Execution

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from trading.brokers import Broker
+from core.brokers import Broker
 from trading.models import Account, AccountType
 
 logger = logging.getLogger(__name__)

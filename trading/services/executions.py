@@ -20,24 +20,16 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert, reserve_ids
-from marketdata.fields import quantize_money, quantize_price, quantize_quantity
+from core.brokers import Broker, BrokerError, BrokerUnavailable
+from core.brokers.base import BrokerCashFlow, BrokerExecution
+from core.bulk import bulk_insert, reserve_ids
+from core.fields import quantize_money, quantize_price, quantize_quantity
+from core.journal import sync_run_fail, sync_run_finish, sync_run_skip_broker, sync_run_start
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.services import instruments_resolve
-from trading.brokers import Broker, BrokerError, BrokerUnavailable
-from trading.brokers.base import BrokerCashFlow, BrokerExecution
 from trading.calendars import settlement_date, trade_date_of
-from trading.models import (
-    Account,
-    CashFlow,
-    Execution,
-    ExecutionSource,
-    SyncKind,
-    SyncReason,
-    SyncRun,
-    SyncStatus,
-)
+from trading.models import Account, CashFlow, Execution, ExecutionSource
 from trading.services.ledger import ledger_recompute
-from trading.services.sync_runs import sync_run_finish, sync_run_start
 
 logger = logging.getLogger(__name__)
 
@@ -401,10 +393,8 @@ def executions_ingest(
     try:
         fetched = broker.executions(account.account_id, since=since)
         flows = broker.cash_flows(account.account_id)
-    except BrokerUnavailable as exc:
-        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker unreachable: {exc}")
-    except BrokerError as exc:
-        return sync_run_finish(run=run, status=SyncStatus.SKIPPED, message=f"broker request failed: {exc}")
+    except (BrokerUnavailable, BrokerError) as exc:
+        return sync_run_skip_broker(run=run, exc=exc)
     warnings = [*fetched.warnings, *flows.warnings]
     try:
         with _cyclic_gc_paused(), transaction.atomic():
@@ -428,10 +418,7 @@ def executions_ingest(
             )
     except Exception as exc:
         logger.exception("execution ingest of %s failed", account.account_id)
-        run.status = SyncStatus.RUNNING
-        return sync_run_finish(
-            run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=warnings
-        )
+        return sync_run_fail(run=run, exc=exc, warnings=warnings)
     for warning in warnings:
         logger.warning("execution ingest %s: %s", account.account_id, warning)
     return run

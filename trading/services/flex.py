@@ -38,13 +38,13 @@ from django.db import transaction
 from ibflex import Types, enums, parser
 from tqdm import tqdm
 
-from marketdata.models import OptionRight, SecType
-from marketdata.types import InstrumentSpec
-from trading.brokers.base import BrokerCashFlow, BrokerExecution
-from trading.models import Account, CashFlowKind, ExecutionSource, Side, SyncKind, SyncReason, SyncRun, SyncStatus
+from core.brokers.base import BrokerCashFlow, BrokerExecution
+from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
+from core.journal import sync_run_finish, sync_run_start
+from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.models import Account, CashFlowKind, ExecutionSource, Side
 from trading.services.executions import IngestResult, cash_flows_upsert, executions_upsert
 from trading.services.ledger import ledger_recompute
-from trading.services.sync_runs import sync_run_finish, sync_run_start
 
 logger = logging.getLogger(__name__)
 
@@ -509,6 +509,7 @@ def _runs_start(accounts: dict[str, Account], source: str) -> dict[str, SyncRun]
                 sync_run_finish(
                     run=other,
                     status=SyncStatus.SKIPPED,
+                    skip_reason=SkipReason.ANOTHER_RUNNING,
                     message=f"flex import of {source} not run: another execution sync of {account_id} is running",
                 )
             raise FlexImportBusy(

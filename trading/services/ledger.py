@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert, bulk_update_values
-from marketdata.fields import quantize_money, quantize_price
+from core.bulk import bulk_insert, bulk_update_values
+from core.fields import quantize_money, quantize_price
 from trading.calendars import trade_date_of
 from trading.ledger.cash import CashFill, CashMovement, cash_account_replay
 from trading.ledger.daytrades import DayTradeResult, day_trades_find, trade_frequency

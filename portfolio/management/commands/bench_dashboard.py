@@ -18,9 +18,10 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert
+from core.brokers.contracts import InstrumentSpec
+from core.bulk import bulk_insert
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.models import Instrument
-from marketdata.types import InstrumentSpec
 from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
@@ -33,18 +34,7 @@ from portfolio.models import (
     SnapshotKind,
     SnapshotSource,
 )
-from trading.models import (
-    Account,
-    CashFlow,
-    CashFlowKind,
-    Execution,
-    ExecutionSource,
-    Side,
-    SyncKind,
-    SyncReason,
-    SyncRun,
-    SyncStatus,
-)
+from trading.models import Account, CashFlow, CashFlowKind, Execution, ExecutionSource, Side
 
 PREFIX = "BENCHD"  # accounts and instruments
 USERNAME = "benchd-trader"

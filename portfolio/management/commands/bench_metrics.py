@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.utils import timezone
 
-from marketdata.bulk import bulk_insert
+from core.brokers.contracts import InstrumentSpec
+from core.bulk import bulk_insert
 from marketdata.models import Instrument
-from marketdata.types import InstrumentSpec
 from portfolio.models import AccountSnapshot, PerformanceMetrics, SnapshotKind, SnapshotSource
 from portfolio.services.metrics import metrics_compute, metrics_compute_series
 from trading.calendars import nyse_sessions, session_close, trade_date_of

@@ -8,13 +8,14 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+from core.brokers.contracts import InstrumentSpec
+from core.brokers.memory import MemoryBroker
+from core.models import SyncRun, SyncStatus
 from marketdata.models import Instrument
-from marketdata.types import InstrumentSpec
 from portfolio.models import AccountStatus, Position, PositionEvent
 from portfolio.services.sync import positions_sync_accounts
-from trading.brokers.base import AccountValues, BrokerAccount, BrokerPosition
-from trading.brokers.memory import MemoryBroker
-from trading.models import Account, SyncRun, SyncStatus
+from trading.models import Account
 
 PREFIX = "BSYNC"  # distinct from the other benchmarks' BENCH... data
 

@@ -6,11 +6,12 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from core.brokers import get_broker
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import AccountSnapshot, SnapshotKind
 from portfolio.services.snapshots import snapshot_time, snapshots_take_all
-from trading.brokers import get_broker
 from trading.calendars import is_nyse_session, previous_sessions, session_close, trade_date_of
-from trading.models import Account, SyncKind, SyncReason, SyncRun, SyncStatus
+from trading.models import Account
 
 
 def _parse_time(text: str) -> datetime:

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand
 
+from core.brokers import get_broker
+from core.models import SyncReason
 from portfolio.services.sync import positions_sync_accounts
-from trading.brokers import get_broker
 from trading.management.sync_commands import account_ids_argument, runs_report
-from trading.models import SyncReason
 
 
 class Command(BaseCommand):

@@ -8,10 +8,11 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from core.brokers.base import AccountValues, BrokerAccount, BrokerExecution
+from core.brokers.contracts import InstrumentSpec
+from core.brokers.memory import MemoryBroker
+from core.models import SyncRun, SyncStatus
 from marketdata.models import Instrument
-from marketdata.types import InstrumentSpec
-from trading.brokers.base import AccountValues, BrokerAccount, BrokerExecution
-from trading.brokers.memory import MemoryBroker
 from trading.models import (
     Account,
     CashAccountState,
@@ -23,8 +24,6 @@ from trading.models import (
     LotMatch,
     RoundTrip,
     SettlementTracking,
-    SyncRun,
-    SyncStatus,
     TradeFrequencyTracking,
 )
 from trading.services.executions import executions_ingest

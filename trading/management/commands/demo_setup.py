@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from marketdata.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
-from trading.brokers import get_broker
+from core.brokers import get_broker
+from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from trading.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
 from trading.models import Account
 from trading.services.accounts import accounts_sync

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from trading.brokers import get_broker
+from core.brokers import get_broker
+from core.models import SyncReason
 from trading.management.sync_commands import account_ids_argument, runs_report
-from trading.models import SyncReason
 from trading.services.executions import executions_ingest_accounts
 
 

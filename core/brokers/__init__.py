@@ -1,0 +1,53 @@
+"""The only package that talks to a broker. ``get_broker()`` picks the adapter from settings."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+
+from core.brokers.base import Broker, BrokerError, BrokerUnavailable
+
+__all__ = ["Broker", "BrokerError", "BrokerUnavailable", "client_id_lease", "get_broker"]
+
+
+@contextmanager
+def client_id_lease(pool: list[int]) -> Iterator[int]:
+    """Borrow a client id no other process is using right now (a database lock per id, so it holds
+    across web, workers and machines); BrokerUnavailable when all are taken."""
+    from core.locks import lock_acquire, lock_release
+
+    for client_id in pool:
+        name = f"ibkr.client_id.{client_id}"
+        token = lock_acquire(name=name)
+        if token is None:
+            continue
+        try:
+            yield client_id
+        finally:
+            lock_release(name=name, token=token)
+        return
+    raise BrokerUnavailable(
+        f"every IBKR client id in IBKR_CLIENT_IDS ({', '.join(map(str, pool))}) is in use by another process; "
+        "allow more ids than there are worker processes"
+    )
+
+
+def get_broker(name: str | None = None) -> Broker:
+    name = (name or settings.BROKER).lower()
+    if name == "simulated":
+        from core.brokers.simulated import SimulatedBroker
+
+        return SimulatedBroker(settings.BROKER_STATE_FILE)
+    if name == "ibkr":
+        from core.brokers.ibkr import IBKRBroker
+
+        return IBKRBroker(
+            host=settings.IBKR_HOST,
+            port=settings.IBKR_PORT,
+            client_id=settings.IBKR_CLIENT_ID,
+            account=settings.IBKR_ACCOUNT or None,
+            timeout=settings.IBKR_TIMEOUT,
+            readonly=settings.IBKR_READONLY,
+            client_id_lease=lambda: client_id_lease(settings.IBKR_CLIENT_IDS),
+        )
+    raise ValueError(f"BROKER={name!r} is not one of: simulated, ibkr")

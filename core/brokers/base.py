@@ -1,0 +1,155 @@
+"""What crosses the broker boundary: a protocol and frozen, already-normalised dataclasses.
+
+Everything here is clean: ``Decimal`` numbers, timezone-aware UTC datetimes, sides ``BUY``/``SELL``,
+per-unit average prices. No broker quirk (avgCost x multiplier, BOT/SLD, string account values,
+NaN or 1.797e308 sentinels) survives past an adapter.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from core.brokers.contracts import InstrumentSpec
+
+T = TypeVar("T")
+
+
+class BrokerUnavailable(Exception):  # noqa: N818 - the name the architecture gives it
+    """The broker cannot be reached (gateway down, file missing, connection lost, timeout).
+
+    Callers must treat this as "unknown", never as "the account is empty".
+    """
+
+
+class BrokerError(Exception):
+    """The broker answered, but with an error for this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[T]):
+    """Rows from one broker call plus a warning for each row that was skipped as malformed."""
+
+    items: tuple[T, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountValues:
+    net_liquidation: Decimal | None = None
+    total_cash: Decimal | None = None
+    settled_cash: Decimal | None = None
+    buying_power: Decimal | None = None
+    excess_liquidity: Decimal | None = None
+    maint_margin_req: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    day_trades_remaining: int | None = None  # -1 means unlimited, as IBKR reports it
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAccount:
+    account_id: str
+    account_type: str | None  # MARGIN or CASH; None when the broker does not say (staff decide)
+    base_currency: str
+    values: AccountValues = field(default_factory=AccountValues)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    account_id: str
+    instrument: InstrumentSpec
+    quantity: Decimal  # signed: negative is short; 0 is a position closed today
+    average_price: Decimal  # per unit (IBKR's avgCost divided by the multiplier)
+    market_price: Decimal | None = None  # per unit
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerExecution:
+    account_id: str
+    exec_id: str
+    instrument: InstrumentSpec
+    side: str  # BUY or SELL
+    quantity: Decimal  # positive
+    price: Decimal
+    executed_at: datetime
+    commission: Decimal | None = None  # None until the commission report arrives
+    commission_currency: str = "USD"
+    order_id: int | None = None
+    perm_id: int | None = None
+    exchange: str = ""
+    settlement_date: str | None = None  # ISO date when the broker supplies one
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCashFlow:
+    account_id: str
+    flow_id: str
+    kind: str  # DEPOSIT or WITHDRAWAL
+    amount: Decimal  # positive
+    at: datetime
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    symbol: str
+    bar_size: str  # 1m, 5m, 1h, 1d
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    account_id: str
+    instrument: InstrumentSpec
+    side: str
+    quantity: Decimal
+    order_type: str = "MKT"
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    order_id: int
+    status: str
+    message: str = ""
+
+
+BAR_SIZES = ("1m", "5m", "1h", "1d")
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """The calls every adapter answers. Each raises BrokerUnavailable or BrokerError on failure."""
+
+    name: str
+
+    def accounts(self) -> Fetched[BrokerAccount]: ...
+
+    def positions(self, account_id: str) -> Fetched[BrokerPosition]: ...
+
+    def executions(self, account_id: str, since: datetime | None = None) -> Fetched[BrokerExecution]: ...
+
+    def cash_flows(self, account_id: str) -> Fetched[BrokerCashFlow]: ...
+
+    def bars(
+        self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Fetched[Bar]: ...
+
+    def quote(self, symbol: str) -> Quote | None: ...

@@ -1,0 +1,858 @@
+"""Interactive Brokers through ib_async 2.1.0 (docs: ib-async-notes.md, architecture.md "The broker boundary").
+
+Every public call is one short session, the shape that is safe in a Celery worker: ``asyncio.run()`` of a
+coroutine that creates the ``IB`` object, connects, asks, and disconnects in ``finally``. Nothing is
+shared between calls, threads or processes. Calling from inside a running event loop (an async view,
+ASGI) raises BrokerError instead of blocking that loop.
+
+Failures never come back as empty results, since an empty position list reads as "the account is
+flat": ``RaiseRequestErrors`` is on, every request has a deadline, an unreachable gateway, a timeout or
+a lost connection raises BrokerUnavailable, and an error answer raises BrokerError.
+
+IBKR quirks are normalised here and nowhere else:
+
+- avgCost is per share for stocks but price x multiplier for OPT/FUT/FOP: divided by the multiplier
+  (an empty multiplier means 1);
+- sides BOT/SLD become BUY/SELL;
+- account values are strings; "", NaN, infinity and 1.797e308 (max double, "unset") become None;
+- floats become ``Decimal(str(x))``, quantized with the project's precision (core.fields);
+- times become aware UTC datetimes; a daily bar's date becomes midnight UTC of that date;
+- an expiry given as a contract month (YYYYMM) becomes the last day of that month.
+
+A row that cannot be normalised (no symbol, a security type the project does not model, an option
+without strike) is skipped with a warning that names it, as the simulated adapter does.
+"""
+
+import asyncio
+import calendar
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from ib_async import IB, ExecutionFilter, RequestError, Stock
+
+from core.brokers.base import (
+    BAR_SIZES,
+    AccountValues,
+    Bar,
+    BrokerAccount,
+    BrokerCashFlow,
+    BrokerError,
+    BrokerExecution,
+    BrokerPosition,
+    BrokerUnavailable,
+    Fetched,
+    Quote,
+)
+from core.brokers.contracts import InstrumentSpec, SecType
+from core.fields import (
+    MONEY_PLACES,
+    PRICE_PLACES,
+    QUANTITY_PLACES,
+    quantize_money,
+    quantize_price,
+    quantize_quantity,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# IBKR's "unset" double is sys.float_info.max (1.7976931348623157e308); anything this large is unset.
+UNSET_THRESHOLD = 1.79e308
+UNSET_INTEGER = 2**31 - 1
+
+# Account-summary tags and the AccountValues field each fills (DayTradesRemaining is an int, apart).
+VALUE_TAGS = {
+    "NetLiquidation": "net_liquidation",
+    "TotalCashValue": "total_cash",
+    "SettledCash": "settled_cash",
+    "BuyingPower": "buying_power",
+    "ExcessLiquidity": "excess_liquidity",
+    "MaintMarginReq": "maint_margin_req",
+    "UnrealizedPnL": "unrealized_pnl",
+    "RealizedPnL": "realized_pnl",
+}
+# Summary tags IBKR reports once per account, in the account's base currency (never "BASE").
+BASE_CURRENCY_TAGS = (
+    "NetLiquidation",
+    "TotalCashValue",
+    "BuyingPower",
+    "ExcessLiquidity",
+    "MaintMarginReq",
+    "SettledCash",
+    "EquityWithLoanValue",
+    "AvailableFunds",
+)
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+# avgCost is price x multiplier for these (per share for everything else), and they have an expiry.
+DERIVATIVES = {SecType.OPTION, SecType.FUTURE, SecType.FUTURE_OPTION}
+OPTIONS = {SecType.OPTION, SecType.FUTURE_OPTION}
+RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
+SIDES = {"BOT": "BUY", "SLD": "SELL", "BUY": "BUY", "SELL": "SELL"}
+
+BAR_SETTINGS = {"1m": "1 min", "5m": "5 mins", "1h": "1 hour", "1d": "1 day"}
+# Duration asked for when bars() gets no start: enough bars to be useful, within IBKR's limits.
+DEFAULT_DURATIONS = {"1m": "1 D", "5m": "1 W", "1h": "1 M", "1d": "1 Y"}
+# Historical requests are slow at IBKR; they get at least ib_async's own default deadline.
+HISTORICAL_MIN_TIMEOUT = 60.0
+# reqExecutions' time filter is read in the gateway's local zone when no zone is given, so the filter
+# is widened by a day (more than any UTC offset) and the exact cut is made here, on aware UTC times.
+EXECUTION_FILTER_MARGIN = timedelta(days=1)
+
+# Error codes (tied to a request) that mean the gateway has no connection to IBKR.
+UNAVAILABLE_CODES = {502, 504, 1100, 1300, 2110, 10182}
+CLIENT_ID_IN_USE = 326
+CONNECTIVITY_LOST = 1100
+
+
+class UnusableRowError(ValueError):
+    pass
+
+
+# --- numbers and times ---------------------------------------------------------------------------
+def _float(value: Any) -> Decimal | None:
+    """A float from ib_async as a Decimal, or None for NaN, infinity and IBKR's max-double "unset"."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() and abs(value) < UNSET_THRESHOLD else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number) or math.isinf(number) or abs(number) >= UNSET_THRESHOLD:
+        return None
+    return Decimal(str(value)) if isinstance(value, int) else Decimal(repr(number))
+
+
+def _text_number(value: str) -> Decimal | None:
+    """An account value (a string) as a Decimal; None when unset. Raises ValueError when not a number."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not number.is_finite() or abs(number) >= UNSET_THRESHOLD:
+        return None
+    return number
+
+
+def _fit(value: Decimal | None, places: int, quantize: Callable[[Decimal], Decimal]) -> Decimal | None:
+    """Round to the project's precision only when there are more places than it keeps (100.0 stays 100.0)."""
+    if value is None or value.as_tuple().exponent >= -places:
+        return value
+    return quantize(value)
+
+
+def _price(value: Decimal | None) -> Decimal | None:
+    return _fit(value, PRICE_PLACES, quantize_price)
+
+
+def _quantity(value: Decimal | None) -> Decimal | None:
+    return _fit(value, QUANTITY_PLACES, quantize_quantity)
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    return _fit(value, MONEY_PLACES, quantize_money)
+
+
+def _text_or_none(number: Decimal | None) -> str | None:
+    return None if number is None else str(number)
+
+
+def _utc(moment: datetime | date) -> datetime:
+    """Aware UTC; a naive datetime is taken as UTC (ib_async's default zone), a date as its midnight UTC."""
+    if not isinstance(moment, datetime):
+        return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _optional_id(value: Any) -> int | None:
+    """Order and perm ids: 0 and IBKR's unset integer (manual TWS orders) mean "none"."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number in (0, UNSET_INTEGER) else number
+
+
+def _expiry(raw: str) -> date:
+    """lastTradeDateOrContractMonth: YYYYMMDD is that day; YYYYMM (a contract month) its last day."""
+    text = (raw or "").strip().split(" ")[0].replace("-", "")
+    try:
+        if len(text) == 8 and text.isdigit():
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        if len(text) == 6 and text.isdigit():
+            year, month = int(text[:4]), int(text[4:])
+            return date(year, month, calendar.monthrange(year, month)[1])
+    except ValueError:
+        pass
+    raise UnusableRowError(f"expiry: not YYYYMMDD or YYYYMM: {raw!r}")
+
+
+def _instrument(contract: Any) -> InstrumentSpec:
+    if contract is None:
+        raise UnusableRowError("no contract")
+    symbol = (getattr(contract, "symbol", "") or "").strip().upper()
+    if not symbol:
+        raise UnusableRowError("missing symbol")
+    sec_type = (getattr(contract, "secType", "") or "").strip().upper()
+    if sec_type not in SecType.values:
+        raise UnusableRowError(f"security type {sec_type!r} is not one the ledger models")
+    raw_multiplier = str(getattr(contract, "multiplier", "") or "").strip()
+    try:
+        multiplier = Decimal(raw_multiplier) if raw_multiplier else Decimal(1)
+    except InvalidOperation:
+        raise UnusableRowError(f"multiplier: not a number: {raw_multiplier!r}") from None
+    if not multiplier.is_finite() or multiplier <= 0:
+        raise UnusableRowError(f"multiplier: must be positive, got {raw_multiplier!r}")
+    expiry = None
+    strike = None
+    right = ""
+    if sec_type in DERIVATIVES:
+        expiry = _expiry(getattr(contract, "lastTradeDateOrContractMonth", ""))
+    if sec_type in OPTIONS:
+        strike = _float(getattr(contract, "strike", None))
+        if strike is None or strike <= 0:
+            raise UnusableRowError(f"strike: must be positive, got {getattr(contract, 'strike', None)!r}")
+        raw_right = (getattr(contract, "right", "") or "").strip().upper()
+        if raw_right not in RIGHTS:
+            raise UnusableRowError(f"right: expected C or P, got {raw_right!r}")
+        right = RIGHTS[raw_right]
+    con_id = getattr(contract, "conId", 0) or None
+    return InstrumentSpec(
+        symbol=symbol,
+        sec_type=sec_type,
+        currency=(getattr(contract, "currency", "") or "USD").strip().upper(),
+        con_id=int(con_id) if con_id else None,
+        exchange=(getattr(contract, "primaryExchange", "") or getattr(contract, "exchange", "") or "SMART").strip(),
+        multiplier=multiplier,
+        expiry=expiry,
+        strike=strike,
+        right=right,
+    )
+
+
+def _contract_label(contract: Any) -> str:
+    symbol = (getattr(contract, "symbol", "") or "").strip() or "?"
+    sec_type = (getattr(contract, "secType", "") or "").strip() or "?"
+    con_id = getattr(contract, "conId", 0) or "?"
+    return f"{sec_type} {symbol} (conId {con_id})"
+
+
+def _duration(start: datetime, end: datetime) -> str:
+    """IBKR durationStr covering [start, end]: seconds up to a day, then days, then years."""
+    seconds = max((end - start).total_seconds(), 60.0)
+    if seconds <= 86_400:
+        return f"{math.ceil(seconds)} S"
+    days = math.ceil(seconds / 86_400)
+    if days <= 365:
+        return f"{days} D"
+    return f"{math.ceil(days / 365)} Y"
+
+
+# --- one connection ------------------------------------------------------------------------------
+def _is_status_message(code: int) -> bool:
+    """Farm status notices (21xx) and connectivity notices that say nothing about one request."""
+    return 2100 <= code < 2200 or code in (1100, 1101, 1102, 1300)
+
+
+class _Session:
+    """One connected IB object and the errors the gateway reported while it was open."""
+
+    def __init__(self, ib: Any, broker: "IBKRBroker") -> None:
+        self.ib = ib
+        self.broker = broker
+        self.error_codes: list[int] = []
+        self.error_messages: list[str] = []
+
+    def on_error(self, req_id: int, code: int, message: str, *_args: Any) -> None:
+        self.error_codes.append(int(code))
+        self.error_messages.append(f"error {code}: {message}")
+
+    async def call(self, what: str, awaitable: Awaitable[T], *, timeout: float | None = None) -> T:
+        """Await one request with a deadline (ib_async's RequestTimeout does not apply to *Async calls)."""
+        limit = timeout or self.broker.timeout
+        first_error = len(self.error_codes)
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except TimeoutError:
+            codes = self.error_codes[first_error:]
+            reported = [
+                m for c, m in zip(codes, self.error_messages[first_error:], strict=True) if not _is_status_message(c)
+            ]
+            message = f"{self.broker.where}: no answer to {what} within {limit:g}s"
+            if CONNECTIVITY_LOST in self.error_codes or not reported:
+                lost = (
+                    " (the gateway reported error 1100: connectivity to IBKR lost)"
+                    if CONNECTIVITY_LOST in self.error_codes
+                    else ""
+                )
+                raise BrokerUnavailable(message + lost) from None
+            # ib_async treats some rejections (321 and others) as warnings: the request then never ends.
+            raise BrokerError(f"{message}; the gateway reported {'; '.join(reported)}") from None
+        except RequestError as exc:
+            raise self.broker.request_failure(what, exc) from exc
+        except ConnectionError as exc:
+            raise BrokerUnavailable(f"{self.broker.where}: connection lost during {what}: {exc}") from exc
+
+    def require_account(self, account_id: str) -> None:
+        managed = list(self.ib.managedAccounts())
+        if account_id not in managed:
+            raise BrokerError(
+                f"{self.broker.where}: account {account_id} is not managed by this login "
+                f"(managed: {', '.join(managed) or 'none'})"
+            )
+
+
+class IBKRBroker:
+    """The Broker protocol answered by IB Gateway / TWS through ib_async."""
+
+    name = "ibkr"
+    # Commission reports can trail the executions; wait this long for missing ones before answering.
+    commission_grace_seconds = 0.5
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str | None = None,
+        timeout: float = 15.0,
+        readonly: bool = True,
+        ib_factory: Callable[[], Any] | None = None,
+        client_id_lease: Callable[[], AbstractContextManager[int]] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.client_id = int(client_id)
+        self.account = account or None
+        self.timeout = float(timeout)
+        self.readonly = readonly
+        self.ib_factory = ib_factory or IB
+        # Each live connection needs its own client id: with a lease, every call borrows a free one from
+        # a pool shared by all processes (web, every worker), instead of all using the same id (error 326).
+        self.client_id_lease = client_id_lease
+
+    def __repr__(self) -> str:
+        return f"IBKRBroker({self.host}:{self.port}, client_id={self.client_id}, account={self.account!r})"
+
+    @property
+    def where(self) -> str:
+        return f"IBKR {self.host}:{self.port} (client id {self.client_id})"
+
+    # --- the session shape ------------------------------------------------------------------------
+    def _run(self, what: str, job: Callable[[_Session], Awaitable[T]]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise BrokerError(
+                f"IBKRBroker.{what}() was called inside a running event loop (async view or ASGI); it blocks, "
+                "so call it from a worker or a synchronous thread (e.g. asgiref's sync_to_async)"
+            )
+        if self.client_id_lease is None:
+            return asyncio.run(self._session(what, job))
+        with self.client_id_lease() as client_id:
+            self.client_id = client_id  # one instance serves one thread (get_broker() makes a new one)
+            return asyncio.run(self._session(what, job))
+
+    async def _session(self, what: str, job: Callable[[_Session], Awaitable[T]]) -> T:
+        ib = self.ib_factory()
+        session = _Session(ib, self)
+        ib.RaiseRequestErrors = True
+        ib.RequestTimeout = self.timeout
+        error_event = getattr(ib, "errorEvent", None)
+        if error_event is not None:
+            error_event += session.on_error
+        try:
+            try:
+                await ib.connectAsync(
+                    self.host,
+                    self.port,
+                    clientId=self.client_id,
+                    timeout=self.timeout,
+                    readonly=self.readonly,
+                    account=self.account or "",
+                )
+            except (OSError, ConnectionError, RequestError) as exc:  # TimeoutError is an OSError
+                raise self._connect_failure(exc, session) from exc
+            return await job(session)
+        except (BrokerError, BrokerUnavailable):
+            raise
+        except RequestError as exc:
+            raise self.request_failure(what, exc) from exc
+        except (OSError, ConnectionError) as exc:
+            raise BrokerUnavailable(f"{self.where}: connection failed during {what}: {exc!r}") from exc
+        finally:
+            try:
+                ib.disconnect()
+            except Exception:  # disconnecting must never hide the real outcome
+                logger.exception("%s: disconnect failed", self.where)
+
+    def _connect_failure(self, exc: BaseException, session: _Session) -> BrokerUnavailable:
+        if CLIENT_ID_IN_USE in session.error_codes or "already in use" in str(exc):
+            return BrokerUnavailable(
+                f"{self.where}: client id {self.client_id} is already in use by another connection "
+                f"(error 326); give every process its own IBKR_CLIENT_ID"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused (is IB Gateway/TWS running with the API enabled on this port?)"
+        elif isinstance(exc, TimeoutError):
+            reason = (
+                f"no API handshake within {self.timeout:g}s (the gateway also drops a second "
+                "connection with a client id that is in use)"
+            )
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        if CONNECTIVITY_LOST in session.error_codes:
+            reason += "; the gateway reported error 1100 (connectivity to IBKR lost)"
+        return BrokerUnavailable(
+            f"cannot connect to IBKR at {self.host}:{self.port} (client id {self.client_id}): {reason}"
+        )
+
+    def request_failure(self, what: str, exc: RequestError) -> Exception:
+        code = getattr(exc, "code", None)
+        message = getattr(exc, "message", str(exc))
+        if code in UNAVAILABLE_CODES:
+            return BrokerUnavailable(f"{self.where}: {what} failed, gateway not connected (error {code}: {message})")
+        if code == 200:
+            return BrokerError(f"{self.where}: {what}: no such security at IBKR (error 200: {message})")
+        if code == 162:
+            return BrokerError(
+                f"{self.where}: {what} refused (error 162, historical data pacing limit or an "
+                f"invalid request): {message}"
+            )
+        if code == 354:
+            return BrokerError(f"{self.where}: {what}: no market data subscription (error 354: {message})")
+        return BrokerError(f"{self.where}: {what} failed (error {code}: {message})")
+
+    # --- accounts -----------------------------------------------------------------------------------
+    def accounts(self) -> Fetched[BrokerAccount]:
+        """Managed accounts (only the configured one when ``account`` is set) with their summary values.
+
+        Account type: IBKR has no reliable margin/cash flag in the account summary. The ``AccountType``
+        tag naming CASH or MARGIN is taken; anything else (INDIVIDUAL, IRA...) is None: unknown, so
+        the accounts sync never overwrites the type staff set in the admin.
+        """
+
+        async def job(session: _Session) -> tuple[list[str], list[Any]]:
+            managed = list(session.ib.managedAccounts())
+            rows = await session.call("account summary", session.ib.accountSummaryAsync())
+            return managed, list(rows)
+
+        managed, rows = self._run("accounts", job)
+        if not managed:
+            raise BrokerError(f"{self.where}: the gateway reported no managed accounts")
+        if self.account:
+            if self.account not in managed:
+                raise BrokerError(
+                    f"{self.where}: configured account {self.account} is not managed by this login "
+                    f"(managed: {', '.join(managed)})"
+                )
+            managed = [self.account]
+        warnings: list[str] = []
+        items = []
+        for account_id in managed:
+            account_rows = [r for r in rows if r.account == account_id and not getattr(r, "modelCode", "")]
+            if not account_rows:
+                warnings.append(f"account {account_id}: the account summary has no values for it")
+            items.append(self._account(account_id, account_rows, warnings))
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    @staticmethod
+    def _base_currency(rows: list[Any]) -> str:
+        for tag in BASE_CURRENCY_TAGS:
+            for row in rows:
+                currency = (row.currency or "").upper()
+                if row.tag == tag and CURRENCY_CODE.match(currency) and currency != "BASE":
+                    return currency
+        for row in rows:  # a ledger row whose exchange rate to the base currency is 1
+            currency = (row.currency or "").upper()
+            if row.tag == "ExchangeRate" and currency != "BASE" and CURRENCY_CODE.match(currency):
+                try:
+                    if _text_number(row.value) == 1:
+                        return currency
+                except ValueError:
+                    continue
+        return "USD"
+
+    @classmethod
+    def _account(cls, account_id: str, rows: list[Any], warnings: list[str]) -> BrokerAccount:
+        base = cls._base_currency(rows)
+
+        def pick(tag: str) -> Any | None:
+            # The BASE row first: with $LEDGER:ALL a row in a real currency holds only that currency's
+            # slice (UnrealizedPnL of the EUR positions), while BASE is the whole account in base currency.
+            by_currency = {(r.currency or "").upper(): r for r in rows if r.tag == tag}
+            for currency in ("BASE", base, ""):
+                if currency in by_currency:
+                    return by_currency[currency]
+            return None
+
+        parsed: dict[str, Any] = {}
+        for tag, attr in VALUE_TAGS.items():
+            row = pick(tag)
+            if row is None:
+                continue
+            try:
+                parsed[attr] = _text_number(row.value)
+            except ValueError as exc:
+                warnings.append(f"account {account_id}: {tag}: {exc}; value ignored")
+        row = pick("DayTradesRemaining")
+        if row is not None:
+            try:
+                number = _text_number(row.value)
+                if number is not None:
+                    if number != number.to_integral_value():
+                        raise ValueError(f"not a whole number: {row.value!r}")
+                    parsed["day_trades_remaining"] = int(number)
+            except ValueError as exc:
+                warnings.append(f"account {account_id}: DayTradesRemaining: {exc}; value ignored")
+        type_row = pick("AccountType")
+        type_tag = (type_row.value or "").upper() if type_row is not None else ""
+        account_type = "CASH" if "CASH" in type_tag else "MARGIN" if "MARGIN" in type_tag else None
+        return BrokerAccount(
+            account_id=account_id,
+            account_type=account_type,
+            base_currency=base,
+            values=AccountValues(currency=base, **parsed),
+        )
+
+    # --- positions ----------------------------------------------------------------------------------
+    def positions(self, account_id: str) -> Fetched[BrokerPosition]:
+        """Positions from reqPositions (which also lists positions closed today, with quantity 0),
+        market prices from the portfolio (account updates)."""
+
+        async def job(session: _Session) -> tuple[list[Any], dict[int, Any], list[str]]:
+            session.require_account(account_id)
+            rows = [
+                p for p in await session.call("positions", session.ib.reqPositionsAsync()) if p.account == account_id
+            ]
+            notes: list[str] = []
+            portfolio = list(session.ib.portfolio(account_id))
+            if not portfolio and any(p.position for p in rows):
+                # portfolio() is filled only for the account given at connect (or the only one).
+                try:
+                    await session.call(
+                        f"account updates for {account_id}", session.ib.reqAccountUpdatesAsync(account_id)
+                    )
+                    portfolio = list(session.ib.portfolio(account_id))
+                except (BrokerError, BrokerUnavailable) as exc:
+                    notes.append(f"account {account_id}: market prices unavailable: {exc}")
+            prices = {item.contract.conId: item for item in portfolio if item.contract is not None}
+            return rows, prices, notes
+
+        rows, portfolio, warnings = self._run("positions", job)
+        items: dict[tuple, BrokerPosition] = {}
+        for row in rows:
+            try:
+                position = self._position(account_id, row, portfolio.get(getattr(row.contract, "conId", 0)))
+            except UnusableRowError as exc:
+                message = f"account {account_id} position {_contract_label(row.contract)}: {exc}; row skipped"
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
+            items[(position.instrument.con_id, position.instrument.key)] = position
+        return Fetched(items=tuple(items.values()), warnings=tuple(warnings))
+
+    @staticmethod
+    def _position(account_id: str, row: Any, item: Any | None) -> BrokerPosition:
+        instrument = _instrument(row.contract)
+        quantity = _float(row.position)
+        if quantity is None:
+            raise UnusableRowError(f"quantity: not a number: {row.position!r}")
+        avg_cost = _float(row.avgCost)
+        if avg_cost is None:
+            raise UnusableRowError(f"avgCost: not a number: {row.avgCost!r}")
+        if avg_cost < 0:
+            raise UnusableRowError(f"avgCost: must not be negative, got {row.avgCost!r}")
+        if instrument.sec_type in DERIVATIVES:
+            avg_cost = avg_cost / instrument.multiplier
+        market_price = _float(item.marketPrice) if item is not None else None
+        if market_price is not None and market_price < 0:
+            market_price = None
+        return BrokerPosition(
+            account_id=account_id,
+            instrument=instrument,
+            quantity=_quantity(quantity),
+            average_price=_price(avg_cost),
+            market_price=_price(market_price),
+        )
+
+    # --- executions ---------------------------------------------------------------------------------
+    def executions(self, account_id: str, since: datetime | None = None) -> Fetched[BrokerExecution]:
+        """Fills from reqExecutions (recent days only; older ones come from Flex imports).
+
+        The commission is None until IBKR's commission report for the fill has arrived.
+        """
+        since_utc = _utc(since) if since is not None else None
+        filter_time = (since_utc - EXECUTION_FILTER_MARGIN).strftime("%Y%m%d %H:%M:%S") if since_utc else ""
+
+        async def job(session: _Session) -> list[Any]:
+            session.require_account(account_id)
+            fills = await session.call(
+                "executions",
+                session.ib.reqExecutionsAsync(ExecutionFilter(acctCode=account_id, time=filter_time)),
+            )
+            fills = list(fills)
+            # Reports are merged in place into the fill ib_async keeps in ib.fills(), so a short wait
+            # catches late ones.
+            waited = 0.0
+            while waited < self.commission_grace_seconds and not all(
+                _has_commission(f) for f in _with_known_reports(session.ib, fills)
+            ):
+                await asyncio.sleep(0.05)
+                waited += 0.05
+            return _with_known_reports(session.ib, fills)
+
+        fills = self._run("executions", job)
+        warnings: list[str] = []
+        items: dict[str, BrokerExecution] = {}
+        for fill in fills:
+            execution = fill.execution
+            if (execution.acctNumber or account_id) != account_id:
+                continue
+            try:
+                parsed = self._execution(account_id, fill)
+            except UnusableRowError as exc:
+                message = (
+                    f"account {account_id} execution {execution.execId or '?'} "
+                    f"{_contract_label(fill.contract)}: {exc}; row skipped"
+                )
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
+            if since_utc is not None and parsed.executed_at < since_utc:
+                continue
+            items[parsed.exec_id] = parsed
+        ordered = sorted(items.values(), key=lambda e: (e.executed_at, e.exec_id))
+        return Fetched(items=tuple(ordered), warnings=tuple(warnings))
+
+    @staticmethod
+    def _execution(account_id: str, fill: Any) -> BrokerExecution:
+        execution = fill.execution
+        exec_id = (execution.execId or "").strip()
+        if not exec_id:
+            raise UnusableRowError("missing execId")
+        side = SIDES.get((execution.side or "").strip().upper())
+        if side is None:
+            raise UnusableRowError(f"side: expected BOT or SLD, got {execution.side!r}")
+        instrument = _instrument(fill.contract)
+        quantity = _float(execution.shares)
+        if quantity is None or quantity <= 0:
+            raise UnusableRowError(f"shares: must be positive, got {execution.shares!r}")
+        price = _float(execution.price)
+        if price is None or price < 0:
+            raise UnusableRowError(f"price: must not be negative, got {execution.price!r}")
+        when = execution.time if isinstance(execution.time, datetime) else getattr(fill, "time", None)
+        if not isinstance(when, datetime):
+            raise UnusableRowError(f"time: not a datetime: {execution.time!r}")
+        commission = None
+        commission_currency = instrument.currency
+        report = fill.commissionReport
+        if _has_commission(fill):
+            commission = _money(_float(report.commission))
+            commission_currency = (report.currency or instrument.currency).upper()
+        raw = {
+            "execId": exec_id,
+            "time": _utc(when).isoformat(),
+            "acctNumber": execution.acctNumber,
+            "exchange": execution.exchange,
+            "side": execution.side,
+            "shares": str(quantity),
+            "price": str(price),
+            "permId": execution.permId,
+            "clientId": execution.clientId,
+            "orderId": execution.orderId,
+            "cumQty": _text_or_none(_float(execution.cumQty)),
+            "avgPrice": _text_or_none(_float(execution.avgPrice)),
+            "orderRef": execution.orderRef,
+            "conId": instrument.con_id,
+            "symbol": instrument.symbol,
+            "secType": str(instrument.sec_type),
+            "commission": str(commission) if commission is not None else None,
+            "commissionCurrency": commission_currency if commission is not None else None,
+        }
+        return BrokerExecution(
+            account_id=account_id,
+            exec_id=exec_id,
+            instrument=instrument,
+            side=side,
+            quantity=_quantity(quantity),
+            price=_price(price),
+            executed_at=_utc(when),
+            commission=commission,
+            commission_currency=commission_currency,
+            order_id=_optional_id(execution.orderId),
+            perm_id=_optional_id(execution.permId),
+            exchange=execution.exchange or "",
+            raw=raw,
+        )
+
+    # --- cash flows ---------------------------------------------------------------------------------
+    def cash_flows(self, account_id: str) -> Fetched[BrokerCashFlow]:
+        """The TWS API does not report deposits or withdrawals; they come from Flex imports."""
+        return Fetched(
+            items=(),
+            warnings=(
+                f"account {account_id}: IBKR's TWS API does not report deposits or withdrawals; cash flows for "
+                "IBKR accounts come from Flex imports",
+            ),
+        )
+
+    # --- market data --------------------------------------------------------------------------------
+    @staticmethod
+    async def _stock(session: _Session, symbol: str) -> Any:
+        contract = Stock(symbol, "SMART", "USD")
+        qualified = await session.call(f"contract lookup for {symbol}", session.ib.qualifyContractsAsync(contract))
+        found = qualified[0] if qualified else None
+        if found is None or isinstance(found, list):
+            raise BrokerError(
+                f"{session.broker.where}: symbol {symbol} is unknown or ambiguous at IBKR "
+                "(looked up as a SMART-routed USD stock)"
+            )
+        return found
+
+    def bars(
+        self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Fetched[Bar]:
+        """TRADES bars, regular trading hours, times in UTC; bars in [start, end) by start time."""
+        if bar_size not in BAR_SIZES:
+            raise BrokerError(f"bar size {bar_size!r} is not one of {', '.join(BAR_SIZES)}")
+        symbol = (symbol or "").strip().upper()
+        if not symbol:
+            raise BrokerError("bars: no symbol given")
+        start_utc = _utc(start) if start is not None else None
+        end_utc = _utc(end) if end is not None else None
+        if start_utc and end_utc and end_utc <= start_utc:
+            return Fetched(items=())
+        duration = _duration(start_utc, end_utc or datetime.now(UTC)) if start_utc else DEFAULT_DURATIONS[bar_size]
+        no_data: list[str] = []
+
+        async def job(session: _Session) -> list[Any]:
+            contract = await self._stock(session, symbol)
+            try:
+                return list(
+                    await session.call(
+                        f"historical {bar_size} bars for {symbol}",
+                        session.ib.reqHistoricalDataAsync(
+                            contract,
+                            endDateTime=end_utc or "",
+                            durationStr=duration,
+                            barSizeSetting=BAR_SETTINGS[bar_size],
+                            whatToShow="TRADES",
+                            useRTH=True,
+                            formatDate=2,
+                            timeout=0,  # ib_async's own timeout returns an empty list; ours raises
+                        ),
+                        timeout=max(self.timeout, HISTORICAL_MIN_TIMEOUT),
+                    )
+                )
+            except BrokerError as exc:
+                # 162 also says "HMDS query returned no data" for a range without bars: not a failure.
+                cause = exc.__cause__
+                if getattr(cause, "code", None) == 162 and "no data" in str(getattr(cause, "message", "")).lower():
+                    no_data.append(
+                        f"bars.{symbol}.{bar_size}: IBKR has no data for {duration} up to "
+                        f"{end_utc.isoformat() if end_utc else 'now'}"
+                    )
+                    return []
+                raise
+
+        rows = self._run("bars", job)
+        warnings = list(no_data)
+        items: dict[datetime, Bar] = {}
+        for index, row in enumerate(rows):
+            try:
+                bar = self._bar(symbol, bar_size, row)
+            except UnusableRowError as exc:
+                message = f"bars.{symbol}.{bar_size}[{index}] ({getattr(row, 'date', '?')}): {exc}; row skipped"
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
+            if (start_utc is None or bar.start >= start_utc) and (end_utc is None or bar.start < end_utc):
+                items[bar.start] = bar
+        return Fetched(items=tuple(items[k] for k in sorted(items)), warnings=tuple(warnings))
+
+    @staticmethod
+    def _bar(symbol: str, bar_size: str, row: Any) -> Bar:
+        if not isinstance(row.date, date):
+            raise UnusableRowError(f"date: not a date or datetime: {row.date!r}")
+        prices = {}
+        for name in ("open", "high", "low", "close"):
+            value = _float(getattr(row, name))
+            if value is None or value < 0:
+                raise UnusableRowError(f"{name}: not a price: {getattr(row, name)!r}")
+            prices[name] = _price(value)
+        if prices["high"] < prices["low"]:
+            raise UnusableRowError(f"high {prices['high']} is below low {prices['low']}")
+        volume = _float(row.volume)
+        # IBKR sends -1 when it has no volume for the bar.
+        volume = _quantity(volume) if volume is not None and volume >= 0 else Decimal(0)
+        return Bar(symbol=symbol, bar_size=bar_size, start=_utc(row.date), volume=volume, **prices)
+
+    def quote(self, symbol: str) -> Quote | None:
+        """A snapshot of the SMART-routed USD stock; None when IBKR has no bid, ask or last for it.
+
+        Live data only: without a market-data subscription IBKR answers error 354 (BrokerError).
+        """
+        symbol = (symbol or "").strip().upper()
+        if not symbol:
+            raise BrokerError("quote: no symbol given")
+
+        async def job(session: _Session) -> Any | None:
+            contract = await self._stock(session, symbol)
+            tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            return tickers[0] if tickers else None
+
+        ticker = self._run("quote", job)
+        if ticker is None:
+            return None
+
+        def price(value: Any) -> Decimal | None:
+            number = _float(value)
+            return _price(number) if number is not None and number >= 0 else None
+
+        bid, ask, last = price(ticker.bid), price(ticker.ask), price(ticker.last)
+        if bid is None and ask is None and last is None:
+            return None
+        at = ticker.time if isinstance(ticker.time, datetime) else None
+        return Quote(symbol=symbol, bid=bid, ask=ask, last=last, at=_utc(at) if at else None)
+
+
+def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:
+    """The fills with the commission report ib_async holds for each execId.
+
+    ib_async keeps one Fill per execId in ``ib.fills()`` and merges commission reports into that one.
+    When the execution was already known (connect itself requests all executions), reqExecutions
+    returns a fresh Fill whose CommissionReport stays empty forever, even though the report arrived.
+    """
+    known = {f.execution.execId: f for f in ib.fills()}
+    merged = []
+    for fill in fills:
+        canonical = known.get(fill.execution.execId)
+        if canonical is not None and not _has_commission(fill) and _has_commission(canonical):
+            fill = fill._replace(commissionReport=canonical.commissionReport)
+        merged.append(fill)
+    return merged
+
+
+def _has_commission(fill: Any) -> bool:
+    """A commission report has arrived: it carries the execId and a real (not max-double) commission."""
+    report = getattr(fill, "commissionReport", None)
+    return bool(report is not None and getattr(report, "execId", "") and _float(report.commission) is not None)

@@ -1,0 +1,373 @@
+"""The simulated broker: every call answered from one JSON state file (docs: broker-state.md).
+
+The file is read afresh on every call, so whoever rewrites it (a test, the demo, a person) changes
+what "the broker" says for the next call. A file that is missing, unreadable or not JSON makes
+every call raise BrokerUnavailable naming the file and the problem; a malformed row is skipped
+with a warning that names it, and the rest of the file is used.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.brokers.base import (
+    BAR_SIZES,
+    AccountValues,
+    Bar,
+    BrokerAccount,
+    BrokerCashFlow,
+    BrokerError,
+    BrokerExecution,
+    BrokerPosition,
+    BrokerUnavailable,
+    Fetched,
+    Quote,
+)
+from core.brokers.contracts import InstrumentSpec, SecType
+from core.fields import parse_decimal
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACCOUNT_TYPES = {"MARGIN", "CASH"}
+# IBKR account-summary tags and the AccountValues field each fills.
+VALUE_TAGS = {
+    "NetLiquidation": "net_liquidation",
+    "TotalCashValue": "total_cash",
+    "SettledCash": "settled_cash",
+    "BuyingPower": "buying_power",
+    "ExcessLiquidity": "excess_liquidity",
+    "MaintMarginReq": "maint_margin_req",
+    "UnrealizedPnL": "unrealized_pnl",
+    "RealizedPnL": "realized_pnl",
+}
+DERIVATIVES = {SecType.OPTION, SecType.FUTURE_OPTION}
+
+
+class MalformedRow(ValueError):  # noqa: N818 - reads as "this row is malformed"
+    pass
+
+
+def _text(row: dict, key: str, *, required: bool = True) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise MalformedRow(f"missing {key}")
+        return ""
+    if not isinstance(value, str):
+        raise MalformedRow(f"{key}: expected a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def _decimal(
+    row: dict, key: str, *, required: bool = True, minimum: Decimal | None = None, strictly_positive: bool = False
+) -> Decimal | None:
+    if row.get(key) is None:
+        if required:
+            raise MalformedRow(f"missing {key}")
+        return None
+    try:
+        value = parse_decimal(row[key], field=key)
+    except ValueError as exc:
+        raise MalformedRow(str(exc)) from None
+    if strictly_positive and value <= 0:
+        raise MalformedRow(f"{key}: must be positive, got {value}")
+    if minimum is not None and value < minimum:
+        raise MalformedRow(f"{key}: must not be negative, got {value}")
+    return value
+
+
+def _int(row: dict, key: str) -> int | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MalformedRow(f"{key}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise MalformedRow(f"{key}: expected an integer, got {value!r}") from None
+
+
+def _time(row: dict, key: str) -> datetime:
+    value = _text(row, key)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedRow(f"{key}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise MalformedRow(f"{key}: time has no zone: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _instrument(row: dict) -> InstrumentSpec:
+    symbol = _text(row, "symbol").upper()
+    sec_type = (_text(row, "sec_type", required=False) or SecType.STOCK).upper()
+    if sec_type not in SecType.values:
+        raise MalformedRow(f"sec_type: unknown {sec_type!r}")
+    default_multiplier = "100" if sec_type in DERIVATIVES else "1"
+    multiplier = _decimal(
+        {"multiplier": row.get("multiplier", default_multiplier)}, "multiplier", strictly_positive=True
+    )
+    expiry = None
+    strike = None
+    right = ""
+    if sec_type in DERIVATIVES or sec_type == SecType.FUTURE:
+        raw_expiry = _text(row, "expiry")
+        try:
+            expiry = date.fromisoformat(raw_expiry)
+        except ValueError:
+            raise MalformedRow(f"expiry: not an ISO date: {raw_expiry!r}") from None
+    if sec_type in DERIVATIVES:
+        strike = _decimal(row, "strike", strictly_positive=True)
+        right = _text(row, "right").upper()
+        if right not in {"C", "P"}:
+            raise MalformedRow(f"right: expected C or P, got {right!r}")
+    return InstrumentSpec(
+        symbol=symbol,
+        sec_type=sec_type,
+        currency=(_text(row, "currency", required=False) or "USD").upper(),
+        con_id=_int(row, "con_id"),
+        exchange=_text(row, "exchange", required=False) or "SMART",
+        multiplier=multiplier,
+        expiry=expiry,
+        strike=strike,
+        right=right,
+    )
+
+
+def _label(where: str, index: int, row: Any) -> str:
+    if isinstance(row, dict):
+        name = row.get("exec_id") or row.get("id") or row.get("symbol") or row.get("account_id")
+        if name:
+            return f"{where}[{index}] ({name})"
+    return f"{where}[{index}]"
+
+
+def _parse_rows(rows: Any, where: str, parse: Callable[[dict], T], warnings: list[str]) -> list[T]:
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        warnings.append(f"{where}: expected a list, got {type(rows).__name__}; ignored")
+        return []
+    parsed: list[T] = []
+    for index, row in enumerate(rows):
+        label = _label(where, index, row)
+        try:
+            if not isinstance(row, dict):
+                raise MalformedRow(f"expected an object, got {type(row).__name__}")
+            parsed.append(parse(row))
+        except MalformedRow as exc:
+            message = f"{label}: {exc}; row skipped"
+            logger.warning("simulated broker: %s", message)
+            warnings.append(message)
+    return parsed
+
+
+class SimulatedBroker:
+    """Answers the Broker protocol from the state file at ``path``."""
+
+    name = "simulated"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # --- the file -----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BrokerUnavailable(f"broker state file {self.path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BrokerUnavailable(f"broker state file {self.path} is unreadable: {exc}") from None
+        try:
+            state = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BrokerUnavailable(f"broker state file {self.path} is not valid JSON: {exc}") from None
+        if not isinstance(state, dict):
+            raise BrokerUnavailable(f"broker state file {self.path}: top level must be an object")
+        if state.get("connected", True) is not True:
+            raise BrokerUnavailable(f"broker is disconnected (connected is false in {self.path})")
+        return state
+
+    def _account_row(self, account_id: str) -> dict:
+        for row in self._state().get("accounts") or []:
+            if isinstance(row, dict) and row.get("account_id") == account_id:
+                return row
+        raise BrokerError(f"account {account_id} is not known to the broker")
+
+    # --- accounts -----------------------------------------------------------------------------
+    @staticmethod
+    def _values(raw: Any, where: str, warnings: list[str]) -> AccountValues:
+        if not isinstance(raw, dict):
+            return AccountValues()
+        parsed: dict[str, Any] = {}
+        for tag, attr in VALUE_TAGS.items():
+            if raw.get(tag) is None:
+                continue
+            try:
+                parsed[attr] = parse_decimal(raw[tag], field=tag)
+            except ValueError as exc:
+                warnings.append(f"{where}.values.{tag}: {exc}; value ignored")
+        if raw.get("DayTradesRemaining") is not None:
+            try:
+                parsed["day_trades_remaining"] = int(
+                    parse_decimal(raw["DayTradesRemaining"], field="DayTradesRemaining")
+                )
+            except ValueError as exc:
+                warnings.append(f"{where}.values.DayTradesRemaining: {exc}; value ignored")
+        return AccountValues(**parsed)
+
+    def accounts(self) -> Fetched[BrokerAccount]:
+        warnings: list[str] = []
+
+        def parse(row: dict) -> BrokerAccount:
+            account_id = _text(row, "account_id")
+            account_type = (_text(row, "account_type", required=False) or "MARGIN").upper()
+            if account_type not in ACCOUNT_TYPES:
+                raise MalformedRow(f"account_type: expected MARGIN or CASH, got {account_type!r}")
+            base_currency = (_text(row, "base_currency", required=False) or "USD").upper()
+            values = self._values(row.get("values"), f"accounts ({account_id})", warnings)
+            return BrokerAccount(
+                account_id=account_id, account_type=account_type, base_currency=base_currency, values=values
+            )
+
+        items = _parse_rows(self._state().get("accounts"), "accounts", parse, warnings)
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    # --- positions ----------------------------------------------------------------------------
+    def positions(self, account_id: str) -> Fetched[BrokerPosition]:
+        warnings: list[str] = []
+
+        def parse(row: dict) -> BrokerPosition:
+            instrument = _instrument(row)
+            quantity = _decimal(row, "quantity")
+            avg_cost = _decimal(row, "avg_cost", minimum=Decimal(0))
+            market_price = _decimal(row, "market_price", required=False, minimum=Decimal(0))
+            return BrokerPosition(
+                account_id=account_id,
+                instrument=instrument,
+                quantity=quantity,
+                average_price=avg_cost / instrument.multiplier,
+                market_price=market_price,
+            )
+
+        rows = self._account_row(account_id).get("positions")
+        items = _parse_rows(rows, f"accounts ({account_id}).positions", parse, warnings)
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    # --- executions ---------------------------------------------------------------------------
+    def executions(self, account_id: str, since: datetime | None = None) -> Fetched[BrokerExecution]:
+        warnings: list[str] = []
+
+        def parse(row: dict) -> BrokerExecution:
+            exec_id = _text(row, "exec_id")
+            side = _text(row, "side").upper()
+            if side not in {"BUY", "SELL"}:
+                raise MalformedRow(f"side: expected BUY or SELL, got {side!r}")
+            settle = row.get("settlement_date")
+            return BrokerExecution(
+                account_id=account_id,
+                exec_id=exec_id,
+                instrument=_instrument(row),
+                side=side,
+                quantity=_decimal(row, "quantity", strictly_positive=True),
+                price=_decimal(row, "price", minimum=Decimal(0)),
+                executed_at=_time(row, "time"),
+                commission=_decimal(row, "commission", required=False),
+                commission_currency=(_text(row, "commission_currency", required=False) or "USD"),
+                order_id=_int(row, "order_id"),
+                perm_id=_int(row, "perm_id"),
+                exchange=_text(row, "exchange", required=False),
+                settlement_date=settle if isinstance(settle, str) else None,
+                raw=dict(row),
+            )
+
+        rows = self._account_row(account_id).get("executions")
+        items = _parse_rows(rows, f"accounts ({account_id}).executions", parse, warnings)
+        if since is not None:
+            items = [e for e in items if e.executed_at >= since]
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    # --- cash flows ---------------------------------------------------------------------------
+    def cash_flows(self, account_id: str) -> Fetched[BrokerCashFlow]:
+        warnings: list[str] = []
+
+        def parse(row: dict) -> BrokerCashFlow:
+            kind = _text(row, "kind").upper()
+            if kind not in {"DEPOSIT", "WITHDRAWAL"}:
+                raise MalformedRow(f"kind: expected DEPOSIT or WITHDRAWAL, got {kind!r}")
+            return BrokerCashFlow(
+                account_id=account_id,
+                flow_id=_text(row, "id"),
+                kind=kind,
+                amount=_decimal(row, "amount", strictly_positive=True),
+                at=_time(row, "time"),
+                currency=(_text(row, "currency", required=False) or "USD").upper(),
+            )
+
+        rows = self._account_row(account_id).get("cash_flows")
+        items = _parse_rows(rows, f"accounts ({account_id}).cash_flows", parse, warnings)
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    # --- market data --------------------------------------------------------------------------
+    def bars(
+        self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Fetched[Bar]:
+        if bar_size not in BAR_SIZES:
+            raise BrokerError(f"bar size {bar_size!r} is not one of {', '.join(BAR_SIZES)}")
+        warnings: list[str] = []
+        symbol = symbol.upper()
+
+        def parse(row: dict) -> Bar:
+            low = _decimal(row, "low", minimum=Decimal(0))
+            high = _decimal(row, "high", minimum=Decimal(0))
+            if high < low:
+                raise MalformedRow(f"high {high} is below low {low}")
+            return Bar(
+                symbol=symbol,
+                bar_size=bar_size,
+                start=_time(row, "time"),
+                open=_decimal(row, "open", minimum=Decimal(0)),
+                high=high,
+                low=low,
+                close=_decimal(row, "close", minimum=Decimal(0)),
+                volume=_decimal(row, "volume", minimum=Decimal(0)),
+            )
+
+        all_bars = self._state().get("bars") or {}
+        if not isinstance(all_bars, dict):
+            warnings.append(f"bars: expected an object keyed by symbol, got {type(all_bars).__name__}; ignored")
+            all_bars = {}
+        rows = all_bars.get(symbol, {}).get(bar_size) if isinstance(all_bars.get(symbol), dict) else None
+        items = _parse_rows(rows, f"bars.{symbol}.{bar_size}", parse, warnings)
+        items = [b for b in items if (start is None or b.start >= start) and (end is None or b.start < end)]
+        items.sort(key=lambda b: b.start)
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    def quote(self, symbol: str) -> Quote | None:
+        symbol = symbol.upper()
+        quotes = self._state().get("quotes") or {}
+        if not isinstance(quotes, dict):
+            logger.warning("simulated broker: quotes: expected an object keyed by symbol; ignored")
+            return None
+        row = quotes.get(symbol)
+        if row is None:
+            return None
+        try:
+            if not isinstance(row, dict):
+                raise MalformedRow("expected an object")
+            return Quote(
+                symbol=symbol,
+                bid=_decimal(row, "bid", required=False, minimum=Decimal(0)),
+                ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
+                last=_decimal(row, "last", required=False, minimum=Decimal(0)),
+                at=_time(row, "time") if row.get("time") else None,
+            )
+        except MalformedRow as exc:
+            logger.warning("simulated broker: quotes.%s: %s; quote skipped", symbol, exc)
+            return None

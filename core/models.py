@@ -1,0 +1,115 @@
+"""Infrastructure tables: single-flight locks and the run journal."""
+
+from django.conf import settings
+from django.db import models
+
+
+class TaskLock(models.Model):
+    """A named single-flight lock held in the database, so it works on SQLite and PostgreSQL alike.
+
+    Acquired by inserting the row (the primary key makes a second insert fail) and skipped, not
+    waited for, when held. ``expires_at`` lets a lock left behind by a killed worker lapse.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    owner = models.CharField(max_length=64)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "marketdata_tasklock"  # created by marketdata before core existed; no row moved
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- the run journal ---------------------------------------------------------------------------
+class SyncKind(models.TextChoices):
+    ACCOUNTS = "ACCOUNTS", "Accounts"
+    POSITIONS = "POSITIONS", "Positions"
+    EXECUTIONS = "EXECUTIONS", "Executions"
+    SNAPSHOTS = "SNAPSHOTS", "Snapshots"
+    MARKET_DATA = "MARKET_DATA", "Market data"
+
+
+class SyncReason(models.TextChoices):
+    SCHEDULE = "SCHEDULE", "Schedule"
+    MANUAL = "MANUAL", "Manual (command or admin)"
+    API = "API", "API"
+    AFTER_TRADE = "AFTER_TRADE", "After a trade"
+    BROKER_EVENT = "BROKER_EVENT", "Broker event"
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "RUNNING", "Running"
+    SUCCESS = "SUCCESS", "Success"
+    SKIPPED = "SKIPPED", "Skipped"
+    FAILED = "FAILED", "Failed"
+
+
+class SkipReason(models.TextChoices):
+    """Why a run was SKIPPED, as data: pages, the API and scripts read this, never the message text."""
+
+    NONE = "", "-"
+    BROKER_UNREACHABLE = "BROKER_UNREACHABLE", "Broker unreachable"
+    REQUEST_FAILED = "REQUEST_FAILED", "Broker request failed"
+    ANOTHER_RUNNING = "ANOTHER_RUNNING", "Another run in progress"
+    DISABLED = "DISABLED", "Disabled in settings"
+    NOTHING_KNOWN = "NOTHING_KNOWN", "Broker away and nothing stored yet"
+
+    @classmethod
+    def broker_down(cls) -> tuple[str, str]:
+        """The reasons that mean "the broker could not be asked or did not answer right"."""
+        return (cls.BROKER_UNREACHABLE, cls.REQUEST_FAILED)
+
+
+class SyncRun(models.Model):
+    """One run of work against an outside system: what, for which account, why, and how it ended.
+
+    The journal sits in the lowest package because everything that fetches from outside records
+    here (accounts, positions, executions, snapshots, market data, sentiment). Its account is the
+    model named by ``RUN_JOURNAL_ACCOUNT_MODEL`` (``trading.Account``), the way Django's admin log
+    names ``AUTH_USER_MODEL``: core refers to it without importing the app above it. A RUNNING row
+    is also the single-flight lock: at most one RUNNING run per account and kind, enforced by the
+    database.
+    """
+
+    kind = models.CharField(max_length=16, choices=SyncKind.choices)
+    account = models.ForeignKey(
+        settings.RUN_JOURNAL_ACCOUNT_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sync_runs",
+        null=True,
+        blank=True,
+    )
+    reason = models.CharField(max_length=16, choices=SyncReason.choices, default=SyncReason.SCHEDULE)
+    status = models.CharField(max_length=8, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    skip_reason = models.CharField(max_length=24, choices=SkipReason.choices, blank=True, default=SkipReason.NONE)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    closed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "trading_syncrun"  # created by trading before core existed; no row moved
+        verbose_name = "sync run"
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "kind", "-started_at"], name="syncrun_account_kind_started"),
+            models.Index(fields=["status", "-started_at"], name="syncrun_status_started"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"],
+                condition=models.Q(status="RUNNING"),
+                name="syncrun_one_running_per_account_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.account_id or '-'} {self.status} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
