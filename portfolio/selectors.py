@@ -152,25 +152,41 @@ def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
 
 def _daily_pnl(account: Account, value: Decimal | None) -> Decimal | None:
     """The change in value since the last snapshot of an earlier trade date (the previous close), less
-    the deposits and withdrawals since then: a deposit is not a gain."""
+    the deposits and withdrawals since then: a deposit is not a gain.
+
+    One query whether or not there is such a snapshot: the flows since it are subqueries of the query
+    that finds it. (A second query for them, run only when it is found, made the page's query count
+    depend on how far back the account's snapshots go.)
+    """
     if value is None:
         return None
     today = trade_date_of(timezone.now())
     previous = (
         AccountSnapshot.objects.filter(account=account, trade_date__lt=today, net_liquidation__isnull=False)
         .order_by("-taken_at")
-        .values_list("taken_at", "net_liquidation")
+        .annotate(
+            deposits=_flows_since_snapshot(CashFlowKind.DEPOSIT),
+            withdrawals=_flows_since_snapshot(CashFlowKind.WITHDRAWAL),
+        )
+        .values_list("net_liquidation", "deposits", "withdrawals")
         .first()
     )
     if previous is None:
         return None
-    since, previous_value = previous
-    flows = CashFlow.objects.filter(account=account, at__gt=since).aggregate(
-        deposits=Sum("amount", filter=Q(kind=CashFlowKind.DEPOSIT)),
-        withdrawals=Sum("amount", filter=Q(kind=CashFlowKind.WITHDRAWAL)),
+    previous_value, deposits, withdrawals = previous
+    return value - previous_value - ((deposits or Decimal(0)) - (withdrawals or Decimal(0)))
+
+
+def _flows_since_snapshot(kind: CashFlowKind) -> Subquery:
+    """The sum of the account's cash flows of ``kind`` after the outer snapshot was taken (None if none)."""
+    flows = (
+        CashFlow.objects.filter(account=OuterRef("account"), kind=kind, at__gt=OuterRef("taken_at"))
+        .order_by()
+        .values("account")
+        .annotate(total=Sum("amount"))
+        .values("total")
     )
-    net_flow = (flows["deposits"] or Decimal(0)) - (flows["withdrawals"] or Decimal(0))
-    return value - previous_value - net_flow
+    return Subquery(flows)
 
 
 def metrics_history(*, account: Account, window: str = MetricsWindow.ALL, since=None) -> QuerySet:

@@ -22,10 +22,11 @@ from portfolio.models import (
 )
 from portfolio.selectors import broker_unreachable_since
 from portfolio.services.sync import positions_sync
+from portfolio.templatetags.ledger_format import EMPTY
 from portfolio.templatetags.money import clock
 from tests.factories import AccountFactory, InstrumentFactory, UserFactory
 from trading.calendars import trade_date_of
-from trading.models import Execution, Side
+from trading.models import CashFlow, CashFlowKind, Execution, Side
 
 pytestmark = pytest.mark.django_db
 
@@ -318,6 +319,11 @@ def test_sync_now_enforces_csrf():
 
 
 # --- queries ------------------------------------------------------------------------------------
+# session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
+# (with the flows since it); outage, latest run, positions, fills. The same with or without a previous close.
+OVERVIEW_QUERIES = 13
+
+
 def _overview_data(size: int):
     trader = UserFactory()
     account = AccountFactory(users=[trader])
@@ -347,8 +353,56 @@ def _overview_data(size: int):
 def test_overview_queries_do_not_grow_with_data(size, django_assert_num_queries):
     client = _client(_overview_data(size))
     client.get("/")  # the first visit also stores the selected account in the session
-    # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous
-    # close, flows since; outage, latest run, positions, fills
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(OVERVIEW_QUERIES):
         response = client.get("/")
     assert response.content.decode().count('data-cell="market_value"') == size
+
+
+def _daily_pnl_shown(response) -> str:
+    return re.search(r'data-kpi="daily_pnl" data-signed>([^<]*)<', response.content.decode()).group(1)
+
+
+def test_overview_queries_stay_the_same_once_the_history_reaches_an_earlier_trade_date(django_assert_num_queries):
+    """The data doubles as in ``manage.py bench_dashboard``, and the snapshots start to reach back to an
+    earlier trade date (a previous close, with deposits and withdrawals since): the daily P&L appears,
+    the query count does not move. Dates are explicit, so the test holds at any time of day."""
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    now = timezone.now()
+    today = trade_date_of(now)
+    AccountStatus.objects.create(account=account, net_liquidation=Decimal("100000"), total_cash=Decimal(5), read_at=now)
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            _position(account)
+            _fill(account)
+            _run(account, SyncStatus.SUCCESS, minutes_ago=30)
+
+    add(3)
+    for k in range(3):  # today's snapshots only: no previous close yet
+        AccountSnapshot.objects.create(
+            account=account, taken_at=now - timedelta(seconds=k + 1), trade_date=today, net_liquidation=Decimal(99500)
+        )
+    client = _client(trader)
+    client.get("/")  # the first visit also stores the selected account in the session
+    with django_assert_num_queries(OVERVIEW_QUERIES):
+        response = client.get("/")
+    assert _daily_pnl_shown(response) == EMPTY  # no previous close, no daily P&L
+
+    add(3)
+    for days in (3, 2, 1):
+        taken_at = now - timedelta(days=days)
+        AccountSnapshot.objects.create(
+            account=account, taken_at=taken_at, trade_date=trade_date_of(taken_at), net_liquidation=Decimal(99000)
+        )
+    before_close = now - timedelta(days=1, minutes=1)  # before the previous close: not in today's P&L
+    for flow_id, kind, amount, at in [
+        ("old", CashFlowKind.DEPOSIT, Decimal(7000), before_close),
+        ("dep", CashFlowKind.DEPOSIT, Decimal(2000), now - timedelta(minutes=5)),
+        ("wd", CashFlowKind.WITHDRAWAL, Decimal(500), now - timedelta(minutes=4)),
+    ]:
+        CashFlow.objects.create(account=account, flow_id=flow_id, kind=kind, amount=amount, at=at)
+    with django_assert_num_queries(OVERVIEW_QUERIES):
+        response = client.get("/")
+    assert _daily_pnl_shown(response) == "-$500.00"  # 100,000 - 99,000 - (2,000 deposited - 500 withdrawn)
+    assert response.content.decode().count('data-cell="market_value"') == 6
