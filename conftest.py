@@ -10,7 +10,7 @@ def _test_settings(settings, tmp_path):
     # Tasks run inline in unit tests; the integration test starts real processes instead.
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
-    # send_task() by name ignores eager mode: keep such messages in memory, not in var/celery/queue.
+    # Nothing a test sends may land in var/celery/queue (e.g. a task sent while eager mode is off).
     celery_app.conf.broker_url = "memory://"
     settings.BROKER = "simulated"
     settings.BROKER_STATE_FILE = str(tmp_path / "broker_state.json")

@@ -1,5 +1,20 @@
 from django.apps import AppConfig
 
 
+def _positions_after_fills(account_ids: list[str]) -> None:
+    """New fills: positions pick up the real realized P&L (and sync, with POSITION_SYNC_ON_TRADE)."""
+    from django.conf import settings
+
+    from portfolio.tasks import positions_after_fills_task
+
+    positions_after_fills_task.delay(account_ids=account_ids, sync=settings.POSITION_SYNC_ON_TRADE)
+
+
 class PortfolioConfig(AppConfig):
     name = "portfolio"
+
+    def ready(self) -> None:
+        from trading.hooks import after_fills_register
+
+        # Trading announces new fills through its hook; it never names portfolio.
+        after_fills_register(_positions_after_fills)

@@ -2,13 +2,14 @@
 
 import logging
 
-from celery import current_app, shared_task
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from core.brokers import BrokerUnavailable, get_broker
 from core.locks import single_flight
 from core.models import SyncReason, SyncStatus
+from trading.hooks import after_fills_notify
 from trading.services.accounts import accounts_sync
 from trading.services.executions import executions_ingest_accounts
 from trading.services.ledger import settlements_mark_settled
@@ -40,17 +41,13 @@ def accounts_sync_task(self) -> dict:
 def executions_ingest_task(account_ids: list[str] | None = None, reason: str = SyncReason.SCHEDULE) -> dict:
     """Ingest fills and cash flows of every active account (or the ones named); a run per account.
 
-    Accounts that got new or changed fills are handed to portfolio (by task name: trading does not
-    import portfolio) so positions pick up the real realized P&L at once.
+    Accounts that got new or changed fills are announced through ``trading.hooks`` after commit (the
+    position sync registers there) so positions pick up the real realized P&L at once.
     """
     runs = executions_ingest_accounts(broker=get_broker(), reason=SyncReason(reason), account_ids=account_ids)
     changed = [r.account.account_id for r in runs if r.status == SyncStatus.SUCCESS and (r.created or r.updated)]
     if changed:
-        transaction.on_commit(
-            lambda: current_app.send_task(
-                "portfolio.after_fills", kwargs={"account_ids": changed, "sync": settings.POSITION_SYNC_ON_TRADE}
-            )
-        )
+        transaction.on_commit(lambda: after_fills_notify(account_ids=changed))
     return {
         "status": "DONE",
         "runs": [

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -579,10 +578,9 @@ def positions_sync_execute(
 
 
 def _enqueue_ingest(account_id: str) -> None:
-    # By name: the task lives in trading, which must not know about portfolio.
-    current_app.send_task(
-        "trading.ingest_executions", kwargs={"account_ids": [account_id], "reason": SyncReason.AFTER_TRADE}
-    )
+    from trading.tasks import executions_ingest_task  # tasks import services: import late
+
+    executions_ingest_task.delay(account_ids=[account_id], reason=SyncReason.AFTER_TRADE)
 
 
 def positions_sync(

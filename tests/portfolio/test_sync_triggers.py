@@ -94,8 +94,16 @@ def test_admin_sync_now_action(account, broker_state, django_capture_on_commit_c
         )
     assert response.status_code == 200
     assert "Position sync enqueued" in response.content.decode()
-    run = SyncRun.objects.get()
-    assert run.reason == SyncReason.MANUAL and run.status == SyncStatus.SUCCESS
+    run = SyncRun.objects.get(reason=SyncReason.MANUAL)
+    assert run.status == SyncStatus.SUCCESS
+    # The new positions sent for the fills (a direct task call from portfolio to trading); the new
+    # fills came back through trading's after-fills hook as one more position sync, and it stops there.
+    chain = list(SyncRun.objects.order_by("pk").values_list("kind", "reason", "status"))
+    assert chain == [
+        (SyncKind.POSITIONS, SyncReason.MANUAL, SyncStatus.SUCCESS),
+        (SyncKind.EXECUTIONS, SyncReason.AFTER_TRADE, SyncStatus.SUCCESS),
+        (SyncKind.POSITIONS, SyncReason.AFTER_TRADE, SyncStatus.SUCCESS),
+    ]
 
 
 @pytest.mark.parametrize(

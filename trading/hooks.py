@@ -1,0 +1,23 @@
+"""Hooks that trading offers to the apps above it.
+
+Trading must not import those apps, nor reach them by a task name. An app above registers a
+callable here from its ``AppConfig.ready()``; trading calls every registered callable, after the
+transaction that wrote the fills has committed.
+"""
+
+from collections.abc import Callable
+
+AfterFills = Callable[[list[str]], None]
+
+_after_fills: list[AfterFills] = []
+
+
+def after_fills_register(callback: AfterFills) -> None:
+    """Call ``callback(account_ids)`` whenever an ingest stored new or changed fills of those accounts."""
+    if callback not in _after_fills:
+        _after_fills.append(callback)
+
+
+def after_fills_notify(*, account_ids: list[str]) -> None:
+    for callback in list(_after_fills):
+        callback(account_ids)
