@@ -61,6 +61,10 @@ INSTALLED_APPS = [
     "portfolio",
     "sentiment",
 ]
+# Demo data and benchmarks write made-up users and data: offered only when developing or asked for.
+DEVTOOLS = env.bool("DEVTOOLS", default=DEBUG)
+if DEVTOOLS:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -72,11 +72,16 @@ def _checked(day: date) -> _Nyse:
     return nyse
 
 
+def exchange_zone() -> ZoneInfo:
+    """The exchange's time zone (``EXCHANGE_TIME_ZONE``): trade dates and session times are read in it."""
+    return ZoneInfo(settings.EXCHANGE_TIME_ZONE)
+
+
 def trade_date_of(executed_at: datetime) -> date:
     """The trade date of an execution: its date in the exchange's time zone."""
     if executed_at.tzinfo is None or executed_at.utcoffset() is None:
         raise ValueError(f"executed_at must be timezone-aware, got naive {executed_at.isoformat()}")
-    return executed_at.astimezone(ZoneInfo(settings.EXCHANGE_TIME_ZONE)).date()
+    return executed_at.astimezone(exchange_zone()).date()
 
 
 def is_nyse_session(day: date) -> bool:

@@ -3,7 +3,6 @@
 import logging
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 
 from core.brokers import BrokerUnavailable, get_broker
@@ -71,16 +70,3 @@ def settlements_update_task() -> dict:
         if not acquired:
             return {"status": "SKIPPED", "message": "another settlement update is running"}
         return {"status": "SUCCESS", "settled": settlements_mark_settled()}
-
-
-@shared_task(name="trading.demo_tick")
-def demo_tick_task() -> dict:
-    """Move the demo broker's state forward (prices walk, now and then a fill). Demo mode only."""
-    from trading.demo import demo_state_advance
-
-    if not settings.DEMO_MODE or settings.BROKER != "simulated":
-        return {"status": "SKIPPED", "message": "not in demo mode"}
-    with single_flight("trading.demo_tick", ttl_seconds=120) as acquired:
-        if not acquired:
-            return {"status": "SKIPPED", "message": "another demo tick is running"}
-        return demo_state_advance(path=settings.BROKER_STATE_FILE)

@@ -16,14 +16,14 @@ from django.utils import timezone
 
 from core.brokers.simulated import SimulatedBroker
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
-from portfolio.demo_history import demo_history_build
+from devtools.demo import demo_state_build
+from devtools.demo_history import demo_history_build
 from portfolio.models import MetricsWindow, PerformanceMetrics, Position, PositionStatus
 from portfolio.services.metrics import metrics_compute_series
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.factories import TEST_PASSWORD, AccountFactory, InstrumentFactory, StockPositionRowFactory, UserFactory
 from trading.calendars import trade_date_of
-from trading.demo import demo_state_build
 from trading.models import Account, Execution, Side
 from trading.services.accounts import accounts_sync
 from trading.services.executions import executions_ingest

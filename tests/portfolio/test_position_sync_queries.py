@@ -7,29 +7,22 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
 from core.brokers.contracts import InstrumentSpec
+from core.brokers.memory import MemoryBroker
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
 
 
-class MemoryBroker:
+def memory_broker(account_ids: list[str], n: int) -> MemoryBroker:
     """A broker answering from memory, so only the sync's own queries are counted."""
-
-    name = "memory"
-
-    def __init__(self, account_id: str, positions: list[BrokerPosition]) -> None:
-        self.account_id = account_id
-        self.rows = positions
-
-    def accounts(self):
-        values = AccountValues(net_liquidation=Decimal("1000"))
-        return Fetched(items=(BrokerAccount(self.account_id, "MARGIN", "USD", values),))
-
-    def positions(self, account_id):
-        return Fetched(items=tuple(self.rows))
+    values = AccountValues(net_liquidation=Decimal("1000"))
+    return MemoryBroker(
+        accounts=[BrokerAccount(a, "MARGIN", "USD", values) for a in account_ids],
+        positions={a: rows(a, n) for a in account_ids},
+    )
 
 
 def rows(account_id: str, n: int, *, price: str = "10", qty_bump: int = 0, start: int = 0) -> list[BrokerPosition]:
@@ -62,24 +55,24 @@ def test_queries_per_account_do_not_grow_with_positions(phase):
     counts = []
     for size in (5, 40):  # SQLite splits an INSERT above 999 parameters: stay below for both sizes
         account = AccountFactory()
-        broker = MemoryBroker(account.account_id, rows(account.account_id, size))
+        broker = memory_broker([account.account_id], size)
         first = count_queries(account, broker)
         if phase == "first":
             counts.append(first)
             continue
         if phase == "prices_moved":
-            broker.rows = rows(account.account_id, size, price="11")
+            broker.position_rows[account.account_id] = rows(account.account_id, size, price="11")
         elif phase == "quantities_changed":
-            broker.rows = rows(account.account_id, size, qty_bump=5)
+            broker.position_rows[account.account_id] = rows(account.account_id, size, qty_bump=5)
         elif phase == "all_missing":
-            broker.rows = []
+            broker.position_rows[account.account_id] = []
         counts.append(count_queries(account, broker))
     assert counts[0] == counts[1], f"{phase}: {counts[0]} queries for 5 positions, {counts[1]} for 60"
 
 
 def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
     account = AccountFactory()
-    broker = MemoryBroker(account.account_id, rows(account.account_id, 40))
+    broker = memory_broker([account.account_id], 40)
     positions_sync(account=account, broker=broker)
     # Run insert (+ savepoint pair), then inside the transaction (+ savepoint pair): open positions
     # FOR UPDATE, their instruments, instruments with fills since the last sync, one sync-time refresh,
@@ -88,22 +81,10 @@ def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
         positions_sync(account=account, broker=broker)
 
 
-class ManyAccountsBroker(MemoryBroker):
-    def __init__(self, account_ids: list[str], n: int) -> None:
-        self.by_account = {a: rows(a, n) for a in account_ids}
-
-    def accounts(self):
-        values = AccountValues(net_liquidation=Decimal("1000"))
-        return Fetched(items=tuple(BrokerAccount(a, "MARGIN", "USD", values) for a in self.by_account))
-
-    def positions(self, account_id):
-        return Fetched(items=tuple(self.by_account[account_id]))
-
-
 def test_accounts_holding_the_same_instruments_read_them_once(django_assert_num_queries):
     """A sync of many accounts meets each instrument once: per account one query fewer than alone."""
     accounts = AccountFactory.create_batch(4)
-    broker = ManyAccountsBroker([a.account_id for a in accounts], 20)
+    broker = memory_broker([a.account_id for a in accounts], 20)
     ids = [a.account_id for a in accounts]
     positions_sync_accounts(broker=broker, account_ids=ids)
     # The accounts, the instruments once, then 10 per account.

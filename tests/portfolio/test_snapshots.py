@@ -8,8 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition, Fetched
+from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
 from core.brokers.contracts import InstrumentSpec
+from core.brokers.memory import MemoryBroker
 from core.brokers.simulated import SimulatedBroker
 from core.locks import single_flight
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
@@ -312,20 +313,10 @@ def test_close_snapshot_during_an_outage_is_computed_and_flagged(account, broker
 
 
 # --- queries do not grow with the number of positions ------------------------------------------
-class MemoryBroker:
+def memory(account_id: str, rows: list[BrokerPosition]) -> MemoryBroker:
     """Answers from memory, so only the snapshot's own queries are counted."""
-
-    name = "memory"
-
-    def __init__(self, account_id: str, rows: list[BrokerPosition]) -> None:
-        self.account_id, self.rows = account_id, rows
-
-    def accounts(self):
-        values = AccountValues(net_liquidation=Decimal("1000"), total_cash=Decimal("10"))
-        return Fetched(items=(BrokerAccount(self.account_id, "MARGIN", "USD", values),))
-
-    def positions(self, account_id):
-        return Fetched(items=tuple(self.rows))
+    values = AccountValues(net_liquidation=Decimal("1000"), total_cash=Decimal("10"))
+    return MemoryBroker(accounts=[BrokerAccount(account_id, "MARGIN", "USD", values)], positions={account_id: rows})
 
 
 def memory_broker(account, size: int) -> MemoryBroker:
@@ -334,7 +325,7 @@ def memory_broker(account, size: int) -> MemoryBroker:
         BrokerPosition(account.account_id, InstrumentFactory.spec(i), Decimal(10), Decimal("9.5"), Decimal(10))
         for i in instruments
     ]
-    return MemoryBroker(account.account_id, rows)
+    return memory(account.account_id, rows)
 
 
 # SAVEPOINT/INSERT/RELEASE of the RUNNING run, the instruments, then in one transaction (SAVEPOINT):
@@ -370,7 +361,7 @@ def test_computed_snapshot_queries_are_fixed(django_assert_num_queries, size):
             raise BrokerUnavailable("gateway restarting")
 
     with django_assert_num_queries(COMPUTED_QUERIES):
-        snapshot = snapshot_take(account=account, broker=Away(account.account_id, []), at=AT)
+        snapshot = snapshot_take(account=account, broker=Away(accounts=[]), at=AT)
     assert snapshot.source == SnapshotSource.COMPUTED and snapshot.positions_count == size
 
 
@@ -486,6 +477,6 @@ def test_command_exits_1_when_a_snapshot_failed(account, broker_state, monkeypat
 
 def test_instruments_unknown_so_far_are_created(account):
     spec = InstrumentSpec(symbol="NEWCO", con_id=99_999_001)
-    broker = MemoryBroker(ACCOUNT, [BrokerPosition(ACCOUNT, spec, Decimal(5), Decimal(20), Decimal(21))])
+    broker = memory(ACCOUNT, [BrokerPosition(ACCOUNT, spec, Decimal(5), Decimal(20), Decimal(21))])
     snapshot = snapshot_take(account=account, broker=broker, at=AT)
     assert PositionSnapshot.objects.get(snapshot=snapshot).instrument.symbol == "NEWCO"

@@ -60,6 +60,24 @@ FILL_FIELDS = (
     "realized_pnl",
 )
 
+# The columns of a round trip as the ledger writes them (tuples in this order).
+ROUND_TRIP_COLUMNS = (
+    "account_id",
+    "instrument_id",
+    "direction",
+    "opened_at",
+    "closed_at",
+    "quantity",
+    "average_entry",
+    "average_exit",
+    "realized_pnl",
+    "commissions",
+    "outcome",
+    "holding_seconds",
+    "opening_execution_id",
+    "closing_execution_id",
+)
+
 
 class UnwrittenFills(Protocol):
     """New fills not stored yet (``trading.services.executions.UnwrittenFills``): their ids are reserved."""
@@ -229,22 +247,7 @@ def _instrument_refresh(
     RoundTrip.objects.filter(**pair, closed_at__gte=since).delete()
     bulk_insert(
         RoundTrip,
-        (
-            "account_id",
-            "instrument_id",
-            "direction",
-            "opened_at",
-            "closed_at",
-            "quantity",
-            "average_entry",
-            "average_exit",
-            "realized_pnl",
-            "commissions",
-            "outcome",
-            "holding_seconds",
-            "opening_execution_id",
-            "closing_execution_id",
-        ),
+        ROUND_TRIP_COLUMNS,
         [
             (
                 *ids,

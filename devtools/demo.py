@@ -7,7 +7,7 @@ values are never kept apart from the fills: they are recomputed by replaying eac
 executions and cash flows, so however many ticks run they cannot drift from what the fills say.
 
 Sessions are the NYSE's (``trading.calendars``: holidays skipped, early closes kept), from 09:30
-New York time; settlement follows the same calendar as the ledger.
+New York time (``EXCHANGE_TIME_ZONE``); settlement follows the same calendar as the ledger.
 """
 
 import json
@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from trading.calendars import is_nyse_session, previous_sessions, session_close, settlement_date
+from trading.calendars import exchange_zone, is_nyse_session, previous_sessions, session_close, settlement_date
 
 DEFAULT_SEED = 7
 MARGIN_ACCOUNT_ID = "DU1234567"
 CASH_ACCOUNT_ID = "U7654321"
 
-EXCHANGE_TZ = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
 BAR_SESSIONS = 60  # daily bars: about three months of history for charts
 TRADING_SESSIONS = 30  # fills: about six weeks before now
@@ -66,7 +64,7 @@ MARGIN_GROSS_CAP = Decimal("180000")  # keeps the margin account's borrowing bel
 TICK_SERIAL_BASE = 0x40000000
 
 
-# --- contracts and the average-cost ledger ---------------------------------------------------------
+# --- contracts and the average-cost book ---------------------------------------------------------
 @dataclass(frozen=True)
 class Contract:
     symbol: str
@@ -116,7 +114,7 @@ class Holding:
 
 
 @dataclass
-class Ledger:
+class AverageCostBook:
     """An account rebuilt from its fills and cash flows, the way IBKR's average cost sees it."""
 
     account_id: str
@@ -182,14 +180,14 @@ class Ledger:
         return realized
 
 
-def _ledger_replay(account: dict) -> Ledger:
+def _book_replay(account: dict) -> AverageCostBook:
     """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill."""
-    ledger = Ledger(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
+    book = AverageCostBook(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
     events = [(_parse_time(f["time"]), 0, f) for f in account.get("cash_flows", [])]
     events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
     for at, is_fill, row in sorted(events, key=lambda event: (event[0], event[1])):
         if is_fill:
-            ledger.fill(
+            book.fill(
                 _contract_from_row(row),
                 row["side"],
                 Decimal(row["quantity"]),
@@ -198,8 +196,8 @@ def _ledger_replay(account: dict) -> Ledger:
                 at,
             )
         else:
-            ledger.cash_flow(row["kind"], Decimal(row["amount"]))
-    return ledger
+            book.cash_flow(row["kind"], Decimal(row["amount"]))
+    return book
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -227,11 +225,11 @@ def _parse_time(text: str) -> datetime:
 
 
 def _exchange_date(moment: datetime) -> date:
-    return moment.astimezone(EXCHANGE_TZ).date()
+    return moment.astimezone(exchange_zone()).date()
 
 
 def _exchange_time(day: date, at: time) -> datetime:
-    return datetime.combine(day, at, tzinfo=EXCHANGE_TZ).astimezone(UTC)
+    return datetime.combine(day, at, tzinfo=exchange_zone()).astimezone(UTC)
 
 
 def _session_before(day: date) -> date:
@@ -244,13 +242,13 @@ def _settlement_date(trade_date: date) -> date:
 
 
 def _in_session(moment: datetime) -> bool:
-    day = moment.astimezone(EXCHANGE_TZ).date()
+    day = moment.astimezone(exchange_zone()).date()
     return is_nyse_session(day) and _exchange_time(day, SESSION_OPEN) <= moment < session_close(day)
 
 
 def _latest_session(now: datetime) -> date:
     """The session whose daily bar is the newest at ``now``: today once the market has opened."""
-    local = now.astimezone(EXCHANGE_TZ)
+    local = now.astimezone(exchange_zone())
     if is_nyse_session(local.date()) and local.time() >= SESSION_OPEN:
         return local.date()
     return _session_before(local.date())
@@ -364,10 +362,10 @@ def _bars_touch(state: dict, prices: dict[str, Decimal], day: date, rng: random.
         )
 
 
-def _marks(ledger: Ledger, prices: dict[str, Decimal], today: date) -> dict[Contract, Decimal]:
+def _marks(book: AverageCostBook, prices: dict[str, Decimal], today: date) -> dict[Contract, Decimal]:
     """Per-unit mark for each open holding; options are priced off their underlying."""
     marks: dict[Contract, Decimal] = {}
-    for contract, holding in ledger.holdings.items():
+    for contract, holding in book.holdings.items():
         if holding.quantity == 0:
             continue
         if contract.sec_type == "OPT" and contract.symbol in prices:
@@ -380,9 +378,9 @@ def _marks(ledger: Ledger, prices: dict[str, Decimal], today: date) -> dict[Cont
 
 
 # --- derived rows: positions, values, quotes ------------------------------------------------------
-def _positions_rows(ledger: Ledger, marks: dict[Contract, Decimal]) -> list[dict]:
+def _positions_rows(book: AverageCostBook, marks: dict[Contract, Decimal]) -> list[dict]:
     rows = []
-    open_holdings = [(c, h) for c, h in ledger.holdings.items() if h.quantity != 0]
+    open_holdings = [(c, h) for c, h in book.holdings.items() if h.quantity != 0]
     for contract, holding in sorted(open_holdings, key=lambda item: (item[0].sec_type, item[0].symbol)):
         rows.append(
             {
@@ -409,33 +407,33 @@ def _maintenance_margin(contract: Contract, quantity: Decimal, mark: Decimal, pr
 
 
 def _account_values(
-    ledger: Ledger, marks: dict[Contract, Decimal], prices: dict[str, Decimal], today: date
+    book: AverageCostBook, marks: dict[Contract, Decimal], prices: dict[str, Decimal], today: date
 ) -> dict[str, str]:
     market_value = unrealized = maintenance = ZERO
     for contract, mark in marks.items():
-        holding = ledger.holdings[contract]
+        holding = book.holdings[contract]
         value = holding.quantity * mark * contract.multiplier  # signed: a short is a liability
         market_value += value
         # A long gains what its value exceeds its cost; a short gains what its proceeds exceed its liability.
         unrealized += value - holding.basis if holding.quantity > 0 else value + holding.basis
         maintenance += _maintenance_margin(contract, holding.quantity, mark, prices)
-    net_liquidation = ledger.cash + market_value
-    settled = ledger.cash - ledger.unsettled(today)
-    if ledger.account_type == "CASH":
-        maintenance, excess, buying_power = ZERO, ledger.cash, max(settled, ZERO)
+    net_liquidation = book.cash + market_value
+    settled = book.cash - book.unsettled(today)
+    if book.account_type == "CASH":
+        maintenance, excess, buying_power = ZERO, book.cash, max(settled, ZERO)
     else:
         excess = net_liquidation - maintenance
         buying_power = max(4 * excess, ZERO)  # IBKR's intraday leverage for a margin account
     return {
         "NetLiquidation": _text(_cents(net_liquidation)),
-        "TotalCashValue": _text(_cents(ledger.cash)),
+        "TotalCashValue": _text(_cents(book.cash)),
         "SettledCash": _text(_cents(settled)),
         "BuyingPower": _text(_cents(buying_power)),
         "ExcessLiquidity": _text(_cents(excess)),
         "MaintMarginReq": _text(_cents(maintenance)),
         "UnrealizedPnL": _text(_cents(unrealized)),
         # As IBKR's account summary shows it: realized today (exchange date), not since inception.
-        "RealizedPnL": _text(_cents(ledger.realized.get(today, ZERO))),
+        "RealizedPnL": _text(_cents(book.realized.get(today, ZERO))),
         # -1 (unlimited): the margin account's equity is far above $25,000, and the legacy pattern-day-trader
         # limit does not apply to a cash account.
         "DayTradesRemaining": "-1",
@@ -453,10 +451,10 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
     """Recompute everything that follows from fills and prices: positions, values and quotes."""
     today = _exchange_date(now)
     for account in state.get("accounts", []):
-        ledger = _ledger_replay(account)
-        marks = _marks(ledger, prices, today)
-        account["positions"] = _positions_rows(ledger, marks)
-        account["values"] = _account_values(ledger, marks, prices, today)
+        book = _book_replay(account)
+        marks = _marks(book, prices, today)
+        account["positions"] = _positions_rows(book, marks)
+        account["values"] = _account_values(book, marks, prices, today)
     state["quotes"] = _quotes(prices, now)
 
 
@@ -500,7 +498,9 @@ class _History:
             MARGIN_ACCOUNT_ID: self._account_row(MARGIN_ACCOUNT_ID, "MARGIN"),
             CASH_ACCOUNT_ID: self._account_row(CASH_ACCOUNT_ID, "CASH"),
         }
-        self.ledgers = {a: Ledger(account_id=a, account_type=row["account_type"]) for a, row in self.accounts.items()}
+        self.books = {
+            a: AverageCostBook(account_id=a, account_type=row["account_type"]) for a, row in self.accounts.items()
+        }
         self.slots: list[datetime] = []
         self.used: set[str] = set()  # symbols already traded this session (so swings are not day trades)
 
@@ -545,7 +545,7 @@ class _History:
             exchange=exchange,
         )
         self.accounts[account_id]["executions"].append(row)
-        self.ledgers[account_id].fill(contract, side, Decimal(quantity), price, Decimal(row["commission"]), at)
+        self.books[account_id].fill(contract, side, Decimal(quantity), price, Decimal(row["commission"]), at)
 
     def _cash_flows(self, index: int, day: date) -> None:
         for flow_index, (session, account_id, kind, amount) in enumerate(CASH_FLOW_PLAN, start=1):
@@ -563,7 +563,7 @@ class _History:
                     "amount": _text(amount),
                 }
             )
-            self.ledgers[account_id].cash_flow(kind, amount)
+            self.books[account_id].cash_flow(kind, amount)
 
     def _shares_for(self, notional: int, price: Decimal, lot: int = 5) -> int:
         shares = int((Decimal(notional) / price).to_integral_value(ROUND_FLOOR))
@@ -585,8 +585,8 @@ class _History:
             action(day, argument)
 
     def _day_trade(self, day: date, kind: str) -> None:
-        ledger = self.ledgers[MARGIN_ACCOUNT_ID]
-        flat = [s for s in STOCKS if s not in self.used and ledger.quantity(_stock(s)) == 0]
+        book = self.books[MARGIN_ACCOUNT_ID]
+        flat = [s for s in STOCKS if s not in self.used and book.quantity(_stock(s)) == 0]
         if not flat:
             return
         symbol = self.rng.choice(flat)
@@ -604,14 +604,14 @@ class _History:
             self._fill(MARGIN_ACCOUNT_ID, _stock(symbol), side, quantity, bar.price_inside(self.rng))
 
     def _swing(self, day: date, _argument: None) -> None:
-        ledger = self.ledgers[MARGIN_ACCOUNT_ID]
+        book = self.books[MARGIN_ACCOUNT_ID]
         free = [s for s in STOCKS if s not in self.used]
         if not free:
             return
-        longs = [s for s in free if ledger.quantity(_stock(s)) > 0]
-        shorts = [s for s in free if ledger.quantity(_stock(s)) < 0]
-        flat = [s for s in free if ledger.quantity(_stock(s)) == 0]
-        gross = sum(abs(ledger.quantity(_stock(s))) * self.bars[s][day].close for s in STOCKS)
+        longs = [s for s in free if book.quantity(_stock(s)) > 0]
+        shorts = [s for s in free if book.quantity(_stock(s)) < 0]
+        flat = [s for s in free if book.quantity(_stock(s)) == 0]
+        gross = sum(abs(book.quantity(_stock(s))) * self.bars[s][day].close for s in STOCKS)
         room = gross < MARGIN_GROSS_CAP
         choices = [
             ("open_long", flat and room, 5),
@@ -629,7 +629,7 @@ class _History:
         symbol = self.rng.choice(pool[move])
         self.used.add(symbol)
         bar = self.bars[symbol][day]
-        held = abs(ledger.quantity(_stock(symbol)))
+        held = abs(book.quantity(_stock(symbol)))
         side, quantity = {
             "open_long": (BUY, self._shares_for(self.rng.randint(10000, 20000), bar.close)),
             "add": (BUY, self._shares_for(self.rng.randint(3000, 8000), bar.close)),
@@ -658,10 +658,10 @@ class _History:
                 second(day, bought)
 
     def _cash_buy(self, day: date, bought: set[str]) -> bool:
-        ledger = self.ledgers[CASH_ACCOUNT_ID]
+        book = self.books[CASH_ACCOUNT_ID]
         symbol = self.rng.choice(sorted(STOCKS))
         price = self.bars[symbol][day].price_inside(self.rng)
-        settled = ledger.cash - ledger.unsettled(day)
+        settled = book.cash - book.unsettled(day)
         budget = min(settled * self.rng.randint(10, 30) / 100, Decimal(8000))
         shares = int((budget / price).to_integral_value(ROUND_FLOOR))
         if shares < 1 or shares * price + _commission(_stock(symbol), Decimal(shares), price) > settled:
@@ -671,13 +671,13 @@ class _History:
         return True
 
     def _cash_sell(self, day: date, bought: set[str]) -> bool:
-        ledger = self.ledgers[CASH_ACCOUNT_ID]
+        book = self.books[CASH_ACCOUNT_ID]
         # Only positions carried from an earlier session: no same-day round trips in the cash account.
-        held = [s for s in sorted(STOCKS) if s not in bought and ledger.quantity(_stock(s)) > 0]
+        held = [s for s in sorted(STOCKS) if s not in bought and book.quantity(_stock(s)) > 0]
         if not held:
             return False
         symbol = self.rng.choice(held)
-        quantity = int(ledger.quantity(_stock(symbol)))
+        quantity = int(book.quantity(_stock(symbol)))
         shares = quantity if quantity < 4 or self.rng.randrange(2) else quantity // 2
         self._fill(CASH_ACCOUNT_ID, _stock(symbol), SELL, shares, self.bars[symbol][day].price_inside(self.rng))
         bought.add(symbol)  # and not sold twice in one session
@@ -777,17 +777,17 @@ def _tick_fill(
     state: dict, account: dict, prices: dict[str, Decimal], now: datetime, rng: random.Random, *, seed: int, tick: int
 ) -> int:
     """A small fill in the margin account: take part of a position off, or open or add to one."""
-    ledger = _ledger_replay(account)
+    book = _book_replay(account)
     symbol = rng.choice(sorted(STOCKS))
     contract, price = _stock(symbol), prices[symbol]
-    held = ledger.quantity(contract)
+    held = book.quantity(contract)
     quantity = max(int((Decimal(rng.randint(1000, 4000)) / price).to_integral_value(ROUND_FLOOR)), 1)
     if held and rng.randrange(2) == 0:
         side, quantity = (SELL if held > 0 else BUY), min(quantity, int(abs(held)))
     else:
         side = SELL if held < 0 else BUY  # open long, or add in the direction already held
-        marks = _marks(ledger, prices, _exchange_date(now))
-        buying_power = Decimal(_account_values(ledger, marks, prices, _exchange_date(now))["BuyingPower"])
+        marks = _marks(book, prices, _exchange_date(now))
+        buying_power = Decimal(_account_values(book, marks, prices, _exchange_date(now))["BuyingPower"])
         if quantity * price > buying_power:
             return 0
     serial = (

@@ -11,10 +11,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
-from trading.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
+from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
 from trading.models import Account
 from trading.services.accounts import accounts_sync
 
@@ -23,7 +24,7 @@ TRADER = ("demo", "demo-password")
 STAFF = ("admin", "admin-password")
 DEMO_TICK = PeriodicTaskSpec(
     name="Demo broker tick",
-    task="trading.demo_tick",
+    task="devtools.demo_tick",
     description="Walk the demo broker's prices forward and now and then add a fill (demo mode only).",
     every_seconds=30,
     expire_seconds=25,
@@ -52,6 +53,8 @@ class Command(BaseCommand):
             for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
                 account.users.add(trader)
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
+        # The tick was once trading's task: point a demo database made then at where it lives now.
+        PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
         self.stdout.write(f"Periodic task {DEMO_TICK.name!r}: {'created' if created else 'exists, left unchanged'}")
         if not settings.DEMO_MODE:
             self.stdout.write(self.style.WARNING("DEMO_MODE is off: the demo tick will skip until DEMO_MODE=true"))

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from portfolio.demo_history import demo_history_build
-from trading.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID
+from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID
+from devtools.demo_history import demo_history_build
 from trading.models import Account
 
 DEMO_ACCOUNTS = (MARGIN_ACCOUNT_ID, CASH_ACCOUNT_ID)

@@ -9,8 +9,8 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
 from core.models import SyncRun
+from devtools.management.commands.bench_dashboard import PAGES, PREFIX, USERNAME
 from marketdata.models import Instrument
-from portfolio.management.commands.bench_dashboard import PAGES, PREFIX, USERNAME
 from portfolio.models import AccountSnapshot, AccountStatus, PerformanceMetrics, Position
 from tests.factories import AccountFactory, InstrumentFactory
 from trading.models import Account, CashFlow, Execution

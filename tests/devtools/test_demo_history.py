@@ -8,11 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from portfolio.demo_history import NOTE, demo_history_build
+from devtools.demo import CASH_ACCOUNT_ID, MARGIN_ACCOUNT_ID
+from devtools.demo_history import NOTE, demo_history_build
 from portfolio.models import AccountSnapshot, AccountStatus, PositionSnapshot, SnapshotKind, SnapshotSource
 from tests.factories import AccountFactory
 from trading.calendars import nyse_sessions, session_close
-from trading.demo import CASH_ACCOUNT_ID, MARGIN_ACCOUNT_ID
 from trading.models import CashFlow, CashFlowKind
 
 pytestmark = pytest.mark.django_db

@@ -29,6 +29,7 @@ from trading.models import (
     RoundTripOutcome,
     Side,
 )
+from trading.services.ledger import ROUND_TRIP_COLUMNS
 
 ACCOUNT = "BENCHMETRICS"
 SYMBOL = "BENCHMETRICS"
@@ -211,25 +212,9 @@ class Command(BaseCommand):
                     closing.pk,
                 )
 
-        fields = [
-            "account_id",
-            "instrument_id",
-            "direction",
-            "opened_at",
-            "closed_at",
-            "quantity",
-            "average_entry",
-            "average_exit",
-            "realized_pnl",
-            "commissions",
-            "outcome",
-            "holding_seconds",
-            "opening_execution_id",
-            "closing_execution_id",
-        ]
         source = rows()
         while chunk := list(islice(source, CHUNK)):
-            bulk_insert(RoundTrip, fields, chunk)
+            bulk_insert(RoundTrip, ROUND_TRIP_COLUMNS, chunk)
 
     @staticmethod
     def _cleanup() -> None:

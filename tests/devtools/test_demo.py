@@ -16,8 +16,7 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers.simulated import SimulatedBroker
-from trading.calendars import is_nyse_session, session_close
-from trading.demo import (
+from devtools.demo import (
     CASH_ACCOUNT_ID,
     MARGIN_ACCOUNT_ID,
     STOCKS,
@@ -25,6 +24,7 @@ from trading.demo import (
     demo_state_build,
     demo_state_write,
 )
+from trading.calendars import is_nyse_session, session_close
 from trading.models import Account
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -415,7 +415,7 @@ def test_demo_setup_twice_creates_everything_once(settings):
         (CASH_ACCOUNT_ID, "Cash demo"),
     }
     tick = PeriodicTask.objects.get(name="Demo broker tick")
-    assert (tick.task, tick.interval.every, tick.expire_seconds) == ("trading.demo_tick", 30, 25)
+    assert (tick.task, tick.interval.every, tick.expire_seconds) == ("devtools.demo_tick", 30, 25)
 
 
 @pytest.mark.django_db
@@ -453,7 +453,7 @@ def test_demo_setup_refuses_outside_debug_and_demo_mode(settings):
 
 @pytest.mark.django_db
 def test_the_demo_tick_task_advances_the_state_in_demo_mode(settings):
-    from trading.tasks import demo_tick_task
+    from devtools.tasks import demo_tick_task
 
     settings.DEMO_MODE = True
     assert demo_tick_task.delay().get()["status"] == "SUCCESS"
