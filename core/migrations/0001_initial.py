@@ -1,4 +1,4 @@
-# Moves TaskLock (from marketdata) and SyncRun (from trading) into core without moving a row: the
+# Moves TaskLock (out of marketdata) and SyncRun (out of trading) into core without moving a row: the
 # tables keep their names (db_table) and only Django's model state changes hands here. On a fresh
 # database the tables are created by marketdata 0001 and trading 0002, as before.
 

@@ -1,86 +1,37 @@
-"""Flex import: history from IBKR Flex reports, one row per fill with the API, nothing written from a bad file."""
+"""Flex import: history from IBKR Flex reports, one row per fill with the API, nothing written from a bad file.
+
+The parser (IBKR's Flex quirks) is tested in tests/core/test_flex_parser.py.
+"""
 
 import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from ibflex import parser
 
 from core.brokers.simulated import SimulatedBroker
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.models import Instrument
 from tests.factories import AccountFactory, ExecutionRowFactory
+from tests.flex_reports import ACCOUNT, ACTIVITY, BUY_1, CALL, FIXTURES, PUT_EXPIRY, SELL, flex_xml, trade_row
 from trading.calendars import settlement_date
 from trading.models import CashFlow, CashFlowKind, Execution, ExecutionSource, Lot
 from trading.services import flex
 from trading.services.executions import executions_ingest
-from trading.services.flex import FlexImportBusy, FlexImportError, flex_import, flex_parse
+from trading.services.flex import FlexImportBusy, FlexImportError, flex_import
 
 pytestmark = pytest.mark.django_db
-
-FIXTURES = Path(__file__).parent / "fixtures"
-ACTIVITY = FIXTURES / "flex_activity.xml"
-ACCOUNT = "DU1234567"  # the account of the fixtures, and of the simulated broker's example state
-BUY_1, BUY_2, SELL, CALL, PUT_SALE = (
-    "0000e1a7.68e5f3c2.01.01",
-    "0000e1a7.68e74a10.01.01",
-    "0000e1a7.68e8b7d4.01.01",
-    "0000e1a7.68e89c01.01.01",
-    "0000e1a7.68e60a11.01.01",
-)
-PUT_EXPIRY = "flex-expiry-7012345690"  # a book entry without ibExecID: keyed by its tradeID
 
 
 @pytest.fixture
 def account():
     return AccountFactory(account_id=ACCOUNT)
-
-
-def trade_row(**attrs) -> str:
-    values = {
-        "accountId": ACCOUNT,
-        "currency": "USD",
-        "assetCategory": "STK",
-        "symbol": "SOFI",
-        "conid": "443286233",
-        "listingExchange": "NASDAQ",
-        "multiplier": "1",
-        "tradeID": "7000000001",
-        "dateTime": "20251008;101500",
-        "tradeDate": "20251008",
-        "transactionType": "ExchTrade",
-        "exchange": "NASDAQ",
-        "quantity": "10",
-        "tradePrice": "20",
-        "ibCommission": "-0.35",
-        "ibCommissionCurrency": "USD",
-        "transactionID": "31000000001",
-        "buySell": "BUY",
-        "ibOrderID": "4100000001",
-        "ibExecID": "0000e1a7.00000001.01.01",
-        "levelOfDetail": "EXECUTION",
-    } | attrs
-    return "<Trade " + " ".join(f'{k}="{v}"' for k, v in values.items() if v is not None) + " />"
-
-
-def flex_xml(*trades: str, cash: str = "", account: str = ACCOUNT, statements: int = 1) -> bytes:
-    statement = (
-        f'<FlexStatement accountId="{account}" fromDate="20250101" toDate="20251017" period="Custom" '
-        f'whenGenerated="20251018;083015"><Trades>{"".join(trades)}</Trades>'
-        f"<CashTransactions>{cash}</CashTransactions></FlexStatement>"
-    )
-    return (
-        f'<FlexQueryResponse queryName="q" type="AF"><FlexStatements count="{statements}">'
-        f"{statement * statements}</FlexStatements></FlexQueryResponse>"
-    ).encode()
 
 
 def nothing_written() -> bool:
@@ -90,114 +41,6 @@ def nothing_written() -> bool:
         or SyncRun.objects.exists()
         or Instrument.objects.exists()
     )
-
-
-# --- parsing ------------------------------------------------------------------------------------
-def test_parse_converts_trades_to_the_api_conventions():
-    data = flex_parse(path_or_bytes=ACTIVITY)
-    rows = data.accounts[ACCOUNT]
-    by_id = {e.exec_id: e for e in rows.executions}
-    assert [e.exec_id for e in rows.executions] == [BUY_1, PUT_SALE, BUY_2, CALL, SELL, PUT_EXPIRY]  # time order
-
-    sell = by_id[SELL]
-    assert (sell.side, sell.quantity, sell.price) == ("SELL", Decimal("80"), Decimal("25"))
-    assert sell.commission == Decimal("1")  # Flex says -1: money paid; the API's convention is positive
-    assert sell.executed_at == datetime(2025, 10, 10, 18, 45, 12, tzinfo=UTC)  # 14:45:12 New York (EDT)
-    assert sell.settlement_date == "2025-10-15"
-    assert sell.perm_id == 4102345603 and sell.order_id is None  # ibOrderID is the API's permId
-    assert sell.instrument.con_id == 443286233 and sell.instrument.key == "STK:SOFI:USD"
-    assert sell.raw["tradeID"] == "7012345603" and sell.raw["quantity"] == "-80" and sell.raw["buySell"] == "SELL"
-    json.dumps(sell.raw)  # stored in a JSONField as it is
-
-    call = by_id[CALL].instrument
-    assert (call.symbol, call.sec_type, call.multiplier) == ("SPY", "OPT", Decimal("100"))
-    assert (call.expiry, call.strike, call.right) == (date(2025, 12, 19), Decimal("670"), "C")
-    assert by_id[CALL].settlement_date is None  # no settleDateTarget: the calendar decides
-
-
-def test_parse_skips_what_is_not_a_fill_and_counts_it():
-    rows = flex_parse(path_or_bytes=ACTIVITY).accounts[ACCOUNT]
-    assert rows.skipped_trades == 0 and rows.warnings == []
-    assert rows.summary_rows == 1  # the <Order> row
-    assert rows.ignored_cash_transactions == {"Dividends": 1, "Withholding Tax": 1}
-    assert [(f.flow_id, f.kind, f.amount) for f in rows.cash_flows] == [
-        ("flex-29876543201", CashFlowKind.DEPOSIT, Decimal("10000")),
-        ("flex-29876543202", CashFlowKind.WITHDRAWAL, Decimal("2500")),
-    ]
-
-
-def test_an_expired_option_is_a_fill_at_zero_that_closes_the_position(account):
-    """IBKR reports an expiry only as a Flex book entry (no ibExecID, notes "Ep"); the API never does.
-    It closes the short put the statement sold: the premium less the commission is realized."""
-    flex_import(path=ACTIVITY)
-    expiry = Execution.objects.get(exec_id=PUT_EXPIRY)
-    assert (expiry.side, expiry.quantity, expiry.price, expiry.commission) == ("BUY", Decimal(1), Decimal(0), 0)
-    assert expiry.executed_at == datetime(2025, 10, 17, 20, 20, tzinfo=UTC)  # 16:20 New York
-    assert expiry.realized_pnl == Decimal("95.00")  # sold at 0.96 x 100, 1.00 commission, bought back at 0
-    assert not Lot.objects.filter(instrument=expiry.instrument).exists()
-    flex_import(path=ACTIVITY)  # the same key on the next import: still one row
-    assert Execution.objects.filter(instrument=expiry.instrument).count() == 2
-
-
-def test_assignments_and_other_book_entries_without_exec_id_are_skipped_with_a_reason():
-    assignment = trade_row(ibExecID="", transactionType="BookTrade", notes="A", tradeID="7000000002")
-    other = trade_row(ibExecID="", transactionType="BookTrade", notes="", tradeID="7000000003")
-    expiry_without_id = trade_row(ibExecID="", notes="Ep", tradeID="", transactionID="")
-    rows = flex_parse(path_or_bytes=flex_xml(assignment, other, expiry_without_id)).accounts[ACCOUNT]
-    assert rows.executions == [] and rows.skipped_trades == 3
-    assert "assignment or exercise" in rows.warnings[0] and "enter it in the admin" in rows.warnings[0]
-    assert "no ibExecID" in rows.warnings[1]
-    assert "an expiry without tradeID" in rows.warnings[2]
-
-
-def test_option_without_multiplier_is_100_and_cancellations_are_not_applied():
-    option = trade_row(
-        assetCategory="OPT",
-        symbol="SPY   251219P00600000",
-        underlyingSymbol="SPY",
-        conid="812345600",
-        multiplier="",
-        strike="600",
-        expiry="20251219",
-        putCall="P",
-    )
-    cancel = trade_row(buySell="BUY (Ca.)", transactionType="TradeCancel", ibExecID="0000e1a7.00000009.01.01")
-    rows = flex_parse(path_or_bytes=flex_xml(option, cancel)).accounts[ACCOUNT]
-    (execution,) = rows.executions
-    assert execution.instrument.multiplier == Decimal(100) and execution.instrument.right == "P"
-    assert rows.skipped_trades == 1
-    assert "cancels execution 0000e1a7.00000009.01.01; not applied" in rows.warnings[0]
-
-
-@pytest.mark.parametrize(
-    ("when", "expected"),
-    [
-        ("20250115;093000", datetime(2025, 1, 15, 14, 30, tzinfo=UTC)),  # EST, UTC-5
-        ("20250715;093000", datetime(2025, 7, 15, 13, 30, tzinfo=UTC)),  # EDT, UTC-4
-    ],
-)
-def test_naive_flex_times_are_read_in_the_exchange_time_zone(when, expected):
-    (execution,) = flex_parse(path_or_bytes=flex_xml(trade_row(dateTime=when))).executions
-    assert execution.executed_at == expected
-
-
-def test_overlapping_statements_give_each_fill_once():
-    data = flex_parse(path_or_bytes=flex_xml(trade_row(), statements=2))
-    assert len(data.executions) == 1 and data.accounts[ACCOUNT].warnings == []
-
-
-def test_attributes_ibflex_does_not_know_are_reported_once():
-    data = flex_parse(path_or_bytes=flex_xml(trade_row(), trade_row(ibExecID="x.2", someNewField="1")))
-    assert data.warnings == ["ibflex: Trade has no attribute 'someNewField'; skipping"]
-    assert len(data.executions) == 2
-
-
-def test_a_section_the_import_does_not_use_cannot_fail_it():
-    position = b'<OpenPositions><OpenPosition accountId="DU1234567" currency="ZZZ" markPrice="n/a" /></OpenPositions>'
-    xml = flex_xml(trade_row()).replace(b"<Trades>", position + b"<Trades>")
-    with pytest.raises(parser.FlexParserError):
-        parser.parse(xml)  # ibflex alone refuses the whole file
-    assert len(flex_parse(path_or_bytes=xml).executions) == 1
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -223,6 +66,19 @@ def test_import_stores_fills_cash_flows_and_a_sync_run(account):
     )
     assert run.message.startswith(f"flex import of {ACTIVITY}") and run.created == 6
     assert not any("skipped" in w for w in run.warnings)
+
+
+def test_an_expired_option_is_a_fill_at_zero_that_closes_the_position(account):
+    """IBKR reports an expiry only as a Flex book entry (no ibExecID, notes "Ep"); the API never does.
+    It closes the short put the statement sold: the premium less the commission is realized."""
+    flex_import(path=ACTIVITY)
+    expiry = Execution.objects.get(exec_id=PUT_EXPIRY)
+    assert (expiry.side, expiry.quantity, expiry.price, expiry.commission) == ("BUY", Decimal(1), Decimal(0), 0)
+    assert expiry.executed_at == datetime(2025, 10, 17, 20, 20, tzinfo=UTC)  # 16:20 New York
+    assert expiry.realized_pnl == Decimal("95.00")  # sold at 0.96 x 100, 1.00 commission, bought back at 0
+    assert not Lot.objects.filter(instrument=expiry.instrument).exists()
+    flex_import(path=ACTIVITY)  # the same key on the next import: still one row
+    assert Execution.objects.filter(instrument=expiry.instrument).count() == 2
 
 
 def test_broker_settlement_date_is_stored_and_preferred(account):
