@@ -35,6 +35,8 @@ print(json.dumps({
     "USE_TZ": s.USE_TZ,
     "TIME_ZONE": s.TIME_ZONE,
     "POSITION_SYNC_MARK_MISSING_AS_CLOSED": s.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
+    "INSTALLED_APPS": s.INSTALLED_APPS,
+    "COMMANDS": sorted(__import__("django.core.management", fromlist=["x"]).get_commands()),
 }))
 """
 
@@ -134,6 +136,28 @@ class TestProductionRefusesToStartHalfConfigured:
         loaded = _loaded(_run_settings(tmp_path, DJANGO_ENV_FILE=str(env_file)))
 
         assert loaded["DB_NAME"] == str(tmp_path / "elsewhere" / "db.sqlite3")
+
+
+class TestDevelopmentToolsAreNotInProduction:
+    """The demo and bench commands write made-up users and data: a production start must not offer them."""
+
+    PRODUCTION = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "s3cret-" * 8, "DJANGO_ALLOWED_HOSTS": "x.example"}
+    TOOLS = {"demo_setup", "demo_history", "bench_sync", "bench_ledger", "bench_metrics", "bench_dashboard"}
+
+    def test_production_has_no_devtools_and_no_demo_or_bench_command(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), **self.PRODUCTION))
+        assert "devtools" not in loaded["INSTALLED_APPS"]
+        assert self.TOOLS.isdisjoint(loaded["COMMANDS"])
+        assert {"sync_positions", "ingest_executions", "import_flex"} <= set(loaded["COMMANDS"])
+
+    def test_devtools_true_installs_them_in_production(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), DEVTOOLS="true", **self.PRODUCTION))
+        assert "devtools" in loaded["INSTALLED_APPS"]
+        assert set(loaded["COMMANDS"]) >= self.TOOLS
+
+    def test_development_has_them(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var")))
+        assert set(loaded["COMMANDS"]) >= self.TOOLS
 
 
 class TestDefaults:
