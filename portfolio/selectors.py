@@ -300,6 +300,7 @@ class AccountOverview:
     summary: PortfolioSummary
     unreachable_since: datetime | None
     latest_run: SyncRun | None  # the latest position sync, whatever its status
+    running_since: datetime | None  # the start of the position sync running now, if one is
     positions: list[Position]
     fills: list[Execution]
 
@@ -313,11 +314,16 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
         .order_by("instrument__symbol", "-opened_at", "-id")  # as the positions API orders one account
     )
     recent = Execution.objects.filter(account=account).select_related("instrument").order_by("-executed_at", "-id")
-    runs = SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS).order_by("-started_at", "-id")
+    runs = SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS)
+    # While a sync runs, the latest run can be a SKIPPED "another sync is running" one: the running one's
+    # start comes along in the same query.
+    running = runs.filter(status=SyncStatus.RUNNING).order_by("started_at").values("started_at")[:1]
+    latest_run = runs.annotate(running_since=Subquery(running)).order_by("-started_at", "-id").first()
     return AccountOverview(
         summary=portfolio_summary_get(account=account),
         unreachable_since=broker_unreachable_since(account=account),
-        latest_run=runs.first(),
+        latest_run=latest_run,
+        running_since=latest_run.running_since if latest_run else None,
         positions=list(open_positions[:positions]),  # the rest are one click away, on the positions page
         fills=list(recent[:fills]),
     )

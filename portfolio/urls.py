@@ -4,6 +4,7 @@ from portfolio.views import compliance, health, overview, performance, positions
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
+    path("overview/fragments", overview.overview_fragments, name="overview-fragments"),
     path("sync-now", overview.sync_now, name="sync-now"),
     path("positions/", positions.positions, name="positions"),
     path("positions/<int:pk>/", positions.position_detail, name="position-detail"),

@@ -1,8 +1,8 @@
 """Dashboard formats that ``ledger_format`` (money, P&L, prices, quantities) does not cover: how long ago,
 clock times in the exchange's zone, and run durations.
 
-``ago`` and ``clock`` write exactly what static/js/overview.js writes when it refreshes the same text
-(``Live.ago`` and its ``clock``), so the first poll after a page load repaints nothing.
+These are the only place those texts are written: the overview's live updates are the same templates
+rendered again on the server (portfolio/views/overview.py, ``overview_fragments``), never JavaScript.
 """
 
 from datetime import datetime
@@ -18,13 +18,13 @@ EMPTY = "\u2013"  # an en dash, as ledger_format writes an unknown value
 
 
 def _round(number: float) -> int:
-    """JavaScript's Math.round (halves go up), which Live.ago uses."""
+    """Halves go up (Python's round would take 2.5 minutes to 2)."""
     return int(number + 0.5) if number >= 0 else -int(-number + 0.5)
 
 
 @register.filter
 def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """``3 minutes ago``, ``2 hours ago``, ``just now``, ``never``: the words of Live.ago."""
+    """``3 minutes ago``, ``2 hours ago``, ``just now``, ``never``."""
     if value is None:
         return "never"
     minutes = _round(((now or timezone.now()) - value).total_seconds() / 60)

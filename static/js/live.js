@@ -1,8 +1,13 @@
-/* Small helpers every page shares: polling the database-backed API and formatting.
+/* Small helpers every page shares: polling, JSON requests, and swapping in HTML the server rendered.
+ *
+ * Nothing here formats a number, an amount or a time. The template filters (portfolio/templatetags/)
+ * are the only formatter: a page that refreshes itself asks the server for its parts already rendered.
  *
  * Live.poll(url, render, {every: 5000}) fetches JSON now and every few seconds (paused while the tab is
- * hidden) and calls render(data). Live.setText(el, text) touches the DOM only when the text changed, so
- * a poll that brings nothing new repaints nothing.
+ * hidden) and calls render(data). Live.setText(el, text) touches the DOM only when the text changed.
+ * Live.swap(scope, {name: html}) brings each element marked data-fragment="name" under scope in line
+ * with the server's HTML for it, changing only the nodes that differ, so an unchanged part repaints
+ * nothing (and a table keeps its scroll position when one cell changes).
  */
 (function () {
   "use strict";
@@ -55,35 +60,47 @@
     if (element && element.textContent !== text) element.textContent = text;
   }
 
-  const moneyFormats = {};
-  function money(value, currency) {
-    if (value === null || value === undefined || value === "") return "–";
-    const key = currency || "USD";
-    moneyFormats[key] = moneyFormats[key] || new Intl.NumberFormat(undefined, { style: "currency", currency: key });
-    return moneyFormats[key].format(Number(value));
+  // Make the live node `from` equal to the parsed node `to`, reusing what already matches.
+  function morph(from, to) {
+    if (from.isEqualNode(to)) return;
+    if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName) {
+      from.replaceWith(to);
+      return;
+    }
+    if (from.nodeType !== Node.ELEMENT_NODE) {
+      from.nodeValue = to.nodeValue; // text or comment
+      return;
+    }
+    for (const { name } of Array.from(from.attributes)) {
+      if (!to.hasAttribute(name)) from.removeAttribute(name);
+    }
+    for (const { name, value } of Array.from(to.attributes)) {
+      if (from.getAttribute(name) !== value) from.setAttribute(name, value);
+    }
+    const current = Array.from(from.childNodes);
+    const wanted = Array.from(to.childNodes);
+    wanted.forEach((child, index) => {
+      if (index < current.length) morph(current[index], child);
+      else from.appendChild(child);
+    });
+    current.slice(wanted.length).forEach((child) => child.remove());
   }
 
-  function percent(value, digits) {
-    if (value === null || value === undefined || value === "") return "–";
-    return (Number(value) * 100).toFixed(digits === undefined ? 2 : digits) + "%";
+  // Returns the names of the parts that changed.
+  function swap(scope, fragments) {
+    const changed = [];
+    for (const [name, html] of Object.entries(fragments)) {
+      const live = scope.querySelector('[data-fragment="' + name + '"]');
+      if (!live || typeof html !== "string") continue;
+      const template = document.createElement("template");
+      template.innerHTML = html;
+      const next = template.content.firstElementChild;
+      if (!next || live.isEqualNode(next)) continue;
+      morph(live, next);
+      changed.push(name);
+    }
+    return changed;
   }
 
-  const exchangeTime = new Intl.DateTimeFormat(undefined, {
-    timeZone: document.documentElement.dataset.exchangeTz || "America/New_York",
-    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-  });
-  function when(iso) {
-    return iso ? exchangeTime.format(new Date(iso)) + " ET" : "–";
-  }
-
-  function ago(iso) {
-    if (!iso) return "never";
-    const minutes = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
-    if (minutes < 1) return "just now";
-    if (minutes < 60) return minutes + (minutes === 1 ? " minute ago" : " minutes ago");
-    const hours = Math.round(minutes / 60);
-    return hours < 48 ? hours + (hours === 1 ? " hour ago" : " hours ago") : Math.round(hours / 24) + " days ago";
-  }
-
-  window.Live = { getJSON, postJSON, poll, setText, money, percent, when, ago, csrfToken };
+  window.Live = { getJSON, postJSON, poll, setText, swap, csrfToken };
 })();

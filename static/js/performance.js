@@ -1,7 +1,8 @@
 /* The Performance page's charts: equity curve (TWR index), drawdown and monthly P&L, with Plotly.
  *
  * The data is embedded in the page (json_script "performance-data"), numbers as strings: they are
- * turned into numbers here, for drawing only.
+ * turned into numbers here, for drawing only. The hover labels that show an amount or a percentage come
+ * already written by the server's template filters (twr_text, pnl_text); nothing is formatted here.
  */
 (function () {
   "use strict";
@@ -51,7 +52,7 @@
       {
         x: dates,
         y: points.map((p) => num(p.twr_index)),
-        customdata: points.map((p) => (p.twr === null ? "–" : Live.percent(p.twr))),
+        customdata: points.map((p) => p.twr_text),
         type: "scatter",
         mode: points.length > 1 ? "lines" : "markers",
         line: { color: accent, width: 2 },
@@ -87,7 +88,7 @@
       {
         x: months.map((m) => m.month + "-01"),
         y: pnl,
-        customdata: months.map((m) => Live.money(m.pnl, data.currency)),
+        customdata: months.map((m) => m.pnl_text),
         type: "bar",
         marker: { color: pnl.map((v) => (v < 0 ? neg : pos)) },
         hovertemplate: "%{x|%b %Y}: %{customdata}<extra></extra>",

@@ -1,5 +1,6 @@
 """The dashboard in a real browser: logging in, "Sync now" to its finished state, the broker-down banner,
-the charts, one trader not seeing another's data, and every page at desktop and phone sizes.
+live updates (server-rendered parts swapped in; nothing repainted when nothing changed), the charts, one
+trader not seeing another's data, and every page at desktop and phone sizes.
 
 The live server runs in a thread of this process and Celery is eager (root conftest), so a "Sync now"
 click runs the whole position sync inside the request, against this test's broker state file.
@@ -10,6 +11,7 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -18,7 +20,7 @@ from core.brokers.simulated import SimulatedBroker
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from devtools.demo import demo_state_build
 from devtools.demo_history import demo_history_build
-from portfolio.models import MetricsWindow, PerformanceMetrics, Position, PositionStatus
+from portfolio.models import AccountStatus, MetricsWindow, PerformanceMetrics, Position, PositionStatus
 from portfolio.services.metrics import metrics_compute_series
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.browser.conftest import DESKTOP, PHONE
@@ -176,8 +178,8 @@ def test_broker_down_shows_the_banner_and_the_last_known_positions(page, login, 
     skipped = positions_sync(account=account, broker=_broker(settings))  # the next scheduled sync
     assert skipped.status == SyncStatus.SKIPPED and skipped.message.startswith("broker unreachable")
 
-    with page.expect_response(lambda response: "/api/sync/status" in response.url):
-        login(page, trader)  # the status poll answers once the page has loaded
+    with page.expect_response(lambda response: "/overview/fragments" in response.url):
+        login(page, trader)  # the fragments poll answers once the page has loaded
 
     outage = page.locator('[data-banner="outage"]')
     expect(outage).to_be_visible()
@@ -196,6 +198,79 @@ def test_broker_down_shows_the_banner_and_the_last_known_positions(page, login, 
     expect(outage).to_be_visible()
     expect(table).to_contain_text("AAPL")
     assert Position.objects.filter(account=account, status=PositionStatus.OPEN).count() == 2  # nothing closed
+    assert page.js_errors == []
+
+
+# --- live updates -------------------------------------------------------------------------------
+def _wait_for_fragments(page, times: int = 1) -> None:
+    for _ in range(times):
+        with page.expect_response(lambda response: "/overview/fragments" in response.url):
+            pass
+
+
+def test_a_poll_swaps_in_what_changed_rendered_by_the_server(page, login, settings, broker_state):
+    trader, account = _trader_with_account()
+    positions_sync(account=account, broker=_broker(settings))
+    login(page, trader)
+    _wait_for_fragments(page)
+    kpi = page.locator('[data-kpi="portfolio_value"]')
+    expect(kpi).to_have_text("$100,000.00")
+    outage = page.locator('[data-banner="outage"]')
+    expect(outage).to_be_hidden()
+
+    # Behind the page's back: new figures, a new fill, and the broker stops answering.
+    AccountStatus.objects.filter(account=account).update(net_liquidation=Decimal("123456.785"))
+    Position.objects.filter(account=account, instrument__symbol="AAPL").update(quantity=Decimal("150.5"))
+    at = timezone.now() - timedelta(minutes=5)
+    Execution.objects.create(
+        exec_id="live-1",
+        account=account,
+        instrument=InstrumentFactory(symbol="LIVEX"),
+        side=Side.SELL,
+        quantity=Decimal("2.50"),
+        price=Decimal("12.3456"),
+        commission=Decimal("1"),
+        realized_pnl=Decimal("-7.005"),
+        executed_at=at,
+        trade_date=trade_date_of(at),
+    )
+    with broker_state.edit() as state:
+        state["connected"] = False
+    positions_sync(account=account, broker=_broker(settings))
+
+    # The texts are the server's template filters' (half-up rounding, signs, exchange time), not the script's.
+    expect(kpi).to_have_text("$123,456.79")
+    aapl = page.locator("#positions-table tbody tr", has_text="AAPL")
+    expect(aapl.locator('[data-cell="quantity"]')).to_have_text("150.5")
+    fill = page.locator("#fills-table tbody tr", has_text="LIVEX")
+    expect(fill.locator('[data-cell="realized_pnl"]')).to_have_text("-$7.01")
+    expect(fill.locator('[data-cell="realized_pnl"]')).to_have_class(re.compile(r"\bneg\b"))
+    expect(fill.locator('[data-cell="price"]')).to_have_text("12.3456")
+    expect(fill.locator('[data-cell="executed_at"]')).to_have_text(
+        timezone.localtime(at, ZoneInfo(settings.EXCHANGE_TIME_ZONE)).strftime("%b %-d, %H:%M:%S")
+    )
+    expect(outage).to_be_visible()  # the server decided the broker is down
+    expect(outage).to_contain_text("Broker unreachable since")
+    assert page.js_errors == []
+
+
+def test_a_poll_that_brings_nothing_new_changes_nothing(page, login, settings, broker_state):
+    trader, account = _trader_with_account()
+    positions_sync(account=account, broker=_broker(settings))
+    login(page, trader)
+    _wait_for_fragments(page)
+    page.evaluate(
+        """() => {
+            window.fragmentMutations = 0;
+            const observer = new MutationObserver((records) => { window.fragmentMutations += records.length; });
+            document.querySelectorAll("[data-fragment]").forEach((element) =>
+                observer.observe(element, { subtree: true, childList: true, attributes: true, characterData: true }));
+        }"""
+    )
+    _wait_for_fragments(page, times=2)
+    page.wait_for_timeout(200)  # let the second answer be applied
+    assert page.evaluate("window.fragmentMutations") == 0
+    assert page.evaluate("document.querySelectorAll('[data-fragment]').length") == 6
     assert page.js_errors == []
 
 

@@ -1,5 +1,6 @@
 """The overview page and its "Sync now" form: access, figures, the broker-down and stale banners,
-the no-JavaScript sync request, and a query count that does not grow with the data."""
+the no-JavaScript sync request, the live fragments (the same access rule, the same HTML as the page,
+the banner and the sync outcome decided on the server), and query counts that do not grow with the data."""
 
 import re
 from datetime import timedelta
@@ -359,7 +360,7 @@ def test_overview_queries_do_not_grow_with_data(size, django_assert_num_queries)
 
 
 def _daily_pnl_shown(response) -> str:
-    return re.search(r'data-kpi="daily_pnl" data-signed>([^<]*)<', response.content.decode()).group(1)
+    return re.search(r'data-kpi="daily_pnl">([^<]*)<', response.content.decode()).group(1)
 
 
 def test_overview_queries_stay_the_same_once_the_history_reaches_an_earlier_trade_date(django_assert_num_queries):
@@ -406,3 +407,177 @@ def test_overview_queries_stay_the_same_once_the_history_reaches_an_earlier_trad
         response = client.get("/")
     assert _daily_pnl_shown(response) == "-$500.00"  # 100,000 - 99,000 - (2,000 deposited - 500 withdrawn)
     assert response.content.decode().count('data-cell="market_value"') == 6
+
+
+# --- live fragments (GET /overview/fragments) -----------------------------------------------------
+FRAGMENT_NAMES = {"last_synced", "progress", "banners", "cards", "positions", "fills", "outcome"}
+
+
+def _fragments(client, account_id: str, **extra):
+    return client.get("/overview/fragments", {"account": account_id}, **extra)
+
+
+def test_fragments_need_a_login_and_do_not_redirect_to_the_form():
+    AccountFactory(account_id="DU1234567")
+    response = Client().get("/overview/fragments", {"account": "DU1234567"})
+    assert response.status_code == 403 and "DU1234567" not in response.content.decode()
+
+
+def test_fragments_follow_the_pages_access_rule(settings, broker_state):
+    trader = UserFactory()
+    mine = AccountFactory(account_id="DU1234567", users=[trader])
+    theirs = AccountFactory(account_id="DU9999999", users=[UserFactory()])
+    _position(theirs, instrument=InstrumentFactory(symbol="ZZZT"))
+    client = _client(trader)
+
+    for account_id in ("DU9999999", "DU0000000"):  # another trader's, and one that does not exist
+        response = _fragments(client, account_id)
+        assert response.status_code == 404, account_id
+        assert "ZZZT" not in response.content.decode()
+    assert client.get("/overview/fragments").status_code == 400
+    assert client.post("/overview/fragments?account=DU1234567").status_code == 405
+
+    response = _fragments(client, mine.account_id)
+    assert response.status_code == 200 and response.json()["account"] == "DU1234567"
+    assert "no-store" in response["Cache-Control"]
+    assert "selected_account" not in client.session  # asking does not switch the page's account
+
+    staff = _fragments(_client(UserFactory(staff=True)), "DU9999999")
+    assert staff.status_code == 200 and "ZZZT" in staff.json()["fragments"]["positions"]
+
+
+def _busy_account(settings, broker_state):
+    """An account with everything the fragments show: synced figures, positions (one missing at the broker),
+    fills with signed P&L, the broker down since a skipped run, and a sync running now."""
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+    _sync(settings, account)
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    SyncRun.objects.filter(account=account).update(started_at=ten_minutes_ago, finished_at=ten_minutes_ago)
+    PerformanceMetrics.objects.create(
+        account=account, as_of=timezone.now().date(), window=MetricsWindow.ALL, win_rate=Decimal("0.625")
+    )
+    _position(
+        account,
+        instrument=InstrumentFactory(symbol="GONE"),
+        quantity=Decimal("12.50000000"),
+        average_price=Decimal("505.04533333"),
+        unrealized_pnl=Decimal("-1234.565"),
+        unrealized_pnl_pct=Decimal("-0.031371"),
+        missing_since=timezone.now(),
+    )
+    _fill(account, instrument=InstrumentFactory(symbol="FILLD"), side=Side.SELL, realized_pnl=Decimal("-12.505"))
+    _fill(account, instrument=InstrumentFactory(symbol="FILLE"), realized_pnl=Decimal("7.5"))
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=3,
+        message="broker unreachable: connection refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
+    running = _run(account, SyncStatus.RUNNING, minutes_ago=1)
+    return trader, account, running
+
+
+def test_every_fragment_is_exactly_what_the_page_shows_for_the_same_data(settings, broker_state):
+    trader, account, running = _busy_account(settings, broker_state)
+    client = _client(trader)
+
+    page = client.get("/", {"account": account.account_id}).content.decode()
+    body = _fragments(client, account.account_id).json()
+
+    assert set(body["fragments"]) == FRAGMENT_NAMES and body["in_progress"] is True
+    for name, html in body["fragments"].items():
+        if name == "outcome":
+            continue  # worded for the end of a followed sync: not on a freshly loaded page
+        root = html.strip()
+        assert root.startswith("<") and f'data-fragment="{name}"' in root.split(">", 1)[0], name
+        assert root in page, f"the {name} fragment differs from the page"
+    fragments = body["fragments"]
+    # The formats are the template filters' (half-up, signs, exchange time), whatever the data.
+    assert "$100,000.00" in fragments["cards"] and "62.5%" in fragments["cards"]
+    assert all(text in fragments["positions"] for text in ("GONE", "12.5", "505.04533333", "-$1,234.57", "-3.14%"))
+    assert "missing at broker" in fragments["positions"]
+    assert "-$12.51" in fragments["fills"] and "+$7.50" in fragments["fills"]
+    assert f"Syncing… (running since {clock(running.started_at)})" in fragments["progress"]
+    assert "Broker unreachable since" in fragments["banners"]
+
+
+def test_the_banner_is_decided_by_the_server(settings, broker_state):
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    client = _client(trader)
+    _run(account, SyncStatus.SUCCESS, minutes_ago=120)
+    _run(account, SyncStatus.FAILED, minutes_ago=5, message="ValueError: boom")
+
+    banners = _fragments(client, account.account_id).json()["fragments"]["banners"]
+    assert "Data is stale: last synced 2 hours ago." in banners and "Broker unreachable" not in banners
+
+    down = _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=2,
+        message="broker request failed: timeout",
+        skip_reason=SkipReason.REQUEST_FAILED,
+    )
+    banners = _fragments(client, account.account_id).json()["fragments"]["banners"]
+    assert f"Broker unreachable since {clock(down.started_at)} - showing last known positions." in banners
+    assert re.search(r'data-banner="stale"\s+hidden', banners)
+
+    _run(account, SyncStatus.SUCCESS, minutes_ago=1)
+    banners = _fragments(client, account.account_id).json()["fragments"]["banners"]
+    assert re.search(r'data-banner="outage"\s+hidden', banners) and "Broker unreachable" not in banners
+
+
+def test_the_outcome_words_how_the_latest_sync_ended():
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    client = _client(trader)
+
+    def outcome():
+        body = _fragments(client, account.account_id).json()
+        return body["in_progress"], body["fragments"]["outcome"]
+
+    in_progress, text = outcome()
+    assert not in_progress and text.strip().endswith('data-fragment="progress"></p>')  # never synced: nothing
+    done = _run(account, SyncStatus.SUCCESS, minutes_ago=1)
+    SyncRun.objects.filter(pk=done.pk).update(created=1, updated=2, closed=0, unchanged=3)
+    in_progress, text = outcome()
+    assert not in_progress
+    assert f"Synced at {clock(done.finished_at)}: 1 new, 2 updated, 0 closed, 3 unchanged." in text
+
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=0.5,
+        message="broker unreachable: refused",
+        skip_reason=SkipReason.BROKER_UNREACHABLE,
+    )
+    assert "Sync skipped: broker unreachable: refused." in outcome()[1]
+
+    # "Sync now" while a scheduled sync runs: the latest run is the skipped one, and the sync is in progress.
+    running = _run(account, SyncStatus.RUNNING, minutes_ago=0.3)
+    _run(
+        account,
+        SyncStatus.SKIPPED,
+        minutes_ago=0.1,
+        message="another sync is running",
+        skip_reason=SkipReason.ANOTHER_RUNNING,
+    )
+    in_progress, text = outcome()
+    assert in_progress and f"Syncing… (running since {clock(running.started_at)})" in text
+    SyncRun.objects.filter(pk=running.pk).update(status=SyncStatus.SUCCESS, finished_at=timezone.now())
+    in_progress, text = outcome()
+    assert not in_progress and "Sync finished." in text
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries):
+    trader = _overview_data(size)
+    client = _client(trader)
+    account_id = trader.accounts.order_by("id").first().account_id
+    # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
+    # close with the flows since; outage, latest run (with the running one), positions, fills
+    with django_assert_num_queries(13):
+        response = _fragments(client, account_id)
+    assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size

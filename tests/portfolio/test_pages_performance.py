@@ -142,9 +142,11 @@ def test_chart_data_and_monthly_pnl(trader, account):
     assert data["points"][0]["twr_index"] == "1.0010000000" and data["points"][1]["drawdown"] == "-0.0005000000"
     # October: 3 x +100, 3 x -40; November: 2 x +100, 2 x -40
     assert data["monthly_pnl"] == [
-        {"month": "2026-10", "pnl": "180.0000", "days": 6},
-        {"month": "2026-11", "pnl": "120.0000", "days": 4},
+        {"month": "2026-10", "pnl": "180.0000", "days": 6, "pnl_text": "+$180.00"},
+        {"month": "2026-11", "pnl": "120.0000", "days": 4, "pnl_text": "+$120.00"},
     ]
+    # The hover labels are written by the template filters, not by the page's script.
+    assert data["points"][0]["twr_text"] == "+0.10%" and data["points"][1]["twr_text"] == "+0.05%"
     assert "+$180.00" in page and "+$120.00" in page  # the table beside the chart
     assert "/static/vendor/plotly.min.js" in page and "/static/js/performance.js" in page
     assert "cdn." not in page.lower()
