@@ -4,11 +4,25 @@ The file is read afresh on every call, so whoever rewrites it (a test, the demo,
 what "the broker" says for the next call. A file that is missing, unreadable or not JSON makes
 every call raise BrokerUnavailable naming the file and the problem; a malformed row is skipped
 with a warning that names it, and the rest of the file is used.
+
+"Afresh" does not mean "parsed again": the parsed JSON is kept per file (module level, so it outlives
+the SimulatedBroker that ``get_broker()`` builds per call) and reused while the file's identity
+(device, inode, size, mtime and ctime in nanoseconds) is unchanged. A rewrite changes that identity
+(an atomic rename gives a new inode, an in-place write a new mtime or size), except a same-size
+rewrite within the file system's timestamp granularity: so while the file's mtime is too recent to
+trust, a cache hit also compares the file's bytes with the parsed ones. Only files that parsed are
+kept; the rows are validated on every call, so their warnings come with every answer.
 """
 
+import copy
 import json
 import logging
+import os
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,6 +60,123 @@ VALUE_TAGS = {
     "RealizedPnL": "realized_pnl",
 }
 DERIVATIVES = {SecType.OPTION, SecType.FUTURE_OPTION}
+
+
+# --- the parsed file, kept while the file is unchanged ------------------------------------------------
+# Files whose parse is kept (one entry per path, the last one parsed); tests use a file each.
+CACHE_PATHS = 8
+# How recent an mtime is not trusted to differ from that of a rewrite (same size, same timestamp tick):
+# file system timestamps are as coarse as a jiffy on Linux and 2 s on FAT.
+RACY_WINDOW_NS = 2_000_000_000
+
+FileIdentity = tuple[int, int, int, int, int]
+
+
+def _identity(stat: os.stat_result) -> FileIdentity:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _racy(identity: FileIdentity, now_ns: int) -> bool:
+    """Whether a rewrite could still leave the identity as it is (its last change is too recent)."""
+    return max(identity[3], identity[4]) >= now_ns - RACY_WINDOW_NS
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedFile:
+    """One parse of the state file. ``state`` and ``accounts`` are shared by every caller and must
+    never be mutated or handed out (executions copy their raw row)."""
+
+    identity: FileIdentity
+    state: dict
+    accounts: dict[str, dict]  # account_id -> its (first) row
+    content: bytes | None  # the bytes parsed, kept only while the identity is too recent to trust
+
+
+_cache: OrderedDict[str, _ParsedFile] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cache_clear() -> None:
+    """Forget every parsed file (the next call of each broker parses its file again)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached(key: str) -> _ParsedFile | None:
+    with _cache_lock:
+        entry = _cache.get(key)
+        if entry is not None:
+            _cache.move_to_end(key)
+        return entry
+
+
+def _remember(key: str, entry: _ParsedFile) -> None:
+    with _cache_lock:
+        _cache[key] = entry
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_PATHS:
+            _cache.popitem(last=False)
+
+
+def _parse_file(content: bytes, path: Path) -> dict:
+    """The state of a file's bytes; BrokerUnavailable when they are not UTF-8 JSON holding an object."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BrokerUnavailable(f"broker state file {path} is unreadable: {exc}") from None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BrokerUnavailable(f"broker state file {path} is not valid JSON: {exc}") from None
+    if not isinstance(state, dict):
+        raise BrokerUnavailable(f"broker state file {path}: top level must be an object")
+    return state
+
+
+def _accounts_index(state: dict) -> dict[str, dict]:
+    rows = state.get("accounts")
+    index: dict[str, dict] = {}
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, dict) and isinstance(row.get("account_id"), str):
+            index.setdefault(row["account_id"], row)
+    return index
+
+
+def _load(path: Path) -> _ParsedFile:
+    """The parsed state file at ``path``: the kept parse while the file is unchanged, else a new one."""
+    key = os.path.realpath(path)
+    try:
+        with open(path, "rb") as file:
+            now = time.time_ns()
+            identity = _identity(os.fstat(file.fileno()))
+            entry = _cached(key)
+            if entry is not None and entry.identity == identity:
+                if entry.content is None:
+                    return entry
+                content = file.read()
+                if content == entry.content:
+                    if not _racy(identity, now):
+                        # Old enough: any later write gets a newer mtime, the identity alone will tell.
+                        entry = replace(entry, content=None)
+                        _remember(key, entry)
+                    return entry
+            else:
+                content = file.read()
+            unchanged_while_read = _identity(os.fstat(file.fileno())) == identity
+    except FileNotFoundError:
+        raise BrokerUnavailable(f"broker state file {path} does not exist") from None
+    except OSError as exc:
+        raise BrokerUnavailable(f"broker state file {path} is unreadable: {exc}") from None
+    state = _parse_file(content, path)  # raises before anything is kept: a bad file is parsed every time
+    entry = _ParsedFile(
+        identity=identity,
+        state=state,
+        accounts=_accounts_index(state),
+        content=content if _racy(identity, now) else None,
+    )
+    if unchanged_while_read:
+        _remember(key, entry)
+    return entry
 
 
 class MalformedRow(ValueError):  # noqa: N818 - reads as "this row is malformed"
@@ -177,28 +308,21 @@ class SimulatedBroker:
         self.path = Path(path)
 
     # --- the file -----------------------------------------------------------------------------
-    def _state(self) -> dict:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise BrokerUnavailable(f"broker state file {self.path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BrokerUnavailable(f"broker state file {self.path} is unreadable: {exc}") from None
-        try:
-            state = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BrokerUnavailable(f"broker state file {self.path} is not valid JSON: {exc}") from None
-        if not isinstance(state, dict):
-            raise BrokerUnavailable(f"broker state file {self.path}: top level must be an object")
-        if state.get("connected", True) is not True:
+    # The parsed file is shared (see _load): read it, never change it or hand out its dicts and lists.
+    def _file(self) -> _ParsedFile:
+        parsed = _load(self.path)
+        if parsed.state.get("connected", True) is not True:
             raise BrokerUnavailable(f"broker is disconnected (connected is false in {self.path})")
-        return state
+        return parsed
+
+    def _state(self) -> dict:
+        return self._file().state
 
     def _account_row(self, account_id: str) -> dict:
-        for row in self._state().get("accounts") or []:
-            if isinstance(row, dict) and row.get("account_id") == account_id:
-                return row
-        raise BrokerError(f"account {account_id} is not known to the broker")
+        row = self._file().accounts.get(account_id)
+        if row is None:
+            raise BrokerError(f"account {account_id} is not known to the broker")
+        return row
 
     # --- accounts -----------------------------------------------------------------------------
     @staticmethod
@@ -284,7 +408,7 @@ class SimulatedBroker:
                 perm_id=_int(row, "perm_id"),
                 exchange=_text(row, "exchange", required=False),
                 settlement_date=settle if isinstance(settle, str) else None,
-                raw=dict(row),
+                raw=copy.deepcopy(row),  # the row belongs to the shared parsed file
             )
 
         rows = self._account_row(account_id).get("executions")

@@ -1,12 +1,15 @@
 """The simulated broker against every rule of docs/broker-state.md."""
 
+import json
 import logging
+import os
+import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from core.brokers import Broker, BrokerError, BrokerUnavailable, get_broker
+from core.brokers import Broker, BrokerError, BrokerUnavailable, get_broker, simulated
 from core.brokers.base import AccountValues
 from core.brokers.contracts import SecType
 from core.brokers.simulated import SimulatedBroker
@@ -143,6 +146,208 @@ class TestFileIsReadOnEveryCall:
 
         with pytest.raises(BrokerUnavailable):
             simulated_broker.accounts()
+
+
+# --- the parsed file is kept while the file is unchanged -------------------------------------------
+@pytest.fixture
+def parses(monkeypatch) -> list:
+    """The paths the simulated broker parsed, one entry per parse (starting from an empty cache)."""
+    simulated.cache_clear()
+    parsed = []
+    real_parse = simulated._parse_file
+
+    def counting(content, path):
+        parsed.append(path)
+        return real_parse(content, path)
+
+    monkeypatch.setattr(simulated, "_parse_file", counting)
+    yield parsed
+    simulated.cache_clear()
+
+
+def _age(path, seconds: int = 3600) -> None:
+    """Date the file back, past the window in which a same-size rewrite could keep its mtime."""
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - seconds * 10**9))
+
+
+def _many_accounts(count: int) -> dict:
+    return BrokerStateFactory(
+        accounts=[
+            AccountRowFactory(account_id=f"DU{n:07d}", positions=[StockPositionRowFactory(symbol=f"S{n}")])
+            for n in range(count)
+        ]
+    )
+
+
+class TestParsedFileIsKept:
+    def test_one_parse_for_many_accounts_and_brokers(self, broker_state, parses):
+        broker_state.write(_many_accounts(50))
+
+        account_ids = [a.account_id for a in get_broker().accounts().items]
+        positions = {account_id: get_broker().positions(account_id) for account_id in account_ids}
+
+        assert len(account_ids) == 50
+        assert [p.items[0].instrument.symbol for p in positions.values()] == [f"S{n}" for n in range(50)]
+        assert len(parses) == 1
+
+    def test_one_parse_for_an_old_file_too(self, broker_state, parses):
+        broker_state.write(_many_accounts(3))
+        _age(broker_state.path)
+
+        for _ in range(3):
+            for account in get_broker().accounts().items:
+                get_broker().positions(account.account_id)
+                get_broker().executions(account.account_id)
+                get_broker().cash_flows(account.account_id)
+
+        assert len(parses) == 1
+
+    def test_same_size_rewrite_in_place_with_a_new_mtime(self, broker_state, simulated_broker, parses):
+        _age(broker_state.path)
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("100")
+        before = os.stat(broker_state.path)
+
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)["positions"][0]["quantity"] = "250"
+        os.utime(broker_state.path, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+
+        after = os.stat(broker_state.path)
+        assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("250")
+        assert len(parses) == 2
+
+    def test_same_size_atomic_rename_with_the_same_mtime(self, broker_state, simulated_broker, parses):
+        _age(broker_state.path)
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("100")
+        before = os.stat(broker_state.path)
+
+        state = broker_state.read()
+        broker_state.account(state, EXAMPLE_ACCOUNT_ID)["positions"][0]["quantity"] = "250"
+        replacement = broker_state.path.with_name("state.json.new")
+        replacement.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(replacement, broker_state.path)
+
+        after = os.stat(broker_state.path)
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+        assert after.st_ino != before.st_ino
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("250")
+
+    def test_rewrite_the_identity_cannot_tell_is_seen_while_recent(
+        self, broker_state, simulated_broker, parses, monkeypatch
+    ):
+        # A coarse-timestamp file system: a same-size rewrite in the same tick keeps size, mtime and ctime.
+        monkeypatch.setattr(simulated, "_identity", lambda stat: (stat.st_dev, stat.st_ino, stat.st_size, 7, 7))
+        monkeypatch.setattr(simulated.time, "time_ns", lambda: 7)
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("100")
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("100")
+        assert len(parses) == 1
+
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)["positions"][0]["quantity"] = "250"
+
+        assert simulated_broker.positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("250")
+        assert len(parses) == 2
+
+    def test_broken_file_raises_every_time_and_a_repaired_one_is_read(self, broker_state, simulated_broker, parses):
+        good = broker_state.read()
+        broker_state.write_raw('{"connected": true, "accounts": [')
+
+        for _ in range(3):
+            with pytest.raises(BrokerUnavailable, match="not valid JSON"):
+                get_broker().positions(EXAMPLE_ACCOUNT_ID)
+        assert len(parses) == 3
+
+        broker_state.write(good)
+
+        assert get_broker().positions(EXAMPLE_ACCOUNT_ID).items[0].quantity == Decimal("100")
+
+    def test_broken_file_after_a_good_one_is_not_hidden_by_the_kept_parse(self, broker_state, simulated_broker):
+        assert simulated_broker.accounts().items
+        broker_state.write_raw("{" + " " * (broker_state.path.stat().st_size - 1))
+
+        for _ in range(2):
+            with pytest.raises(BrokerUnavailable, match="not valid JSON"):
+                simulated_broker.accounts()
+
+    def test_disconnected_file_raises_on_every_call(self, broker_state, simulated_broker, parses):
+        with broker_state.edit() as state:
+            state["connected"] = False
+
+        for call in CALLS.values():
+            with pytest.raises(BrokerUnavailable, match="disconnected"):
+                call(simulated_broker)
+        assert len(parses) == 1
+
+    def test_malformed_row_warns_on_every_call(self, broker_state, simulated_broker, parses, caplog):
+        broker_state.write(
+            _state_with(
+                positions=[
+                    StockPositionRowFactory(symbol="AAPL"),
+                    StockPositionRowFactory(symbol="BAD", quantity="ten"),
+                ]
+            )
+        )
+
+        with caplog.at_level(logging.WARNING, logger="trading.brokers.simulated"):
+            first = simulated_broker.positions(ACCOUNT)
+            caplog.clear()
+            second = get_broker().positions(ACCOUNT)
+
+        assert len(parses) == 1
+        assert [p.instrument.symbol for p in second.items] == ["AAPL"]
+        (warning,) = second.warnings
+        assert second.warnings == first.warnings
+        assert f"accounts ({ACCOUNT}).positions[1] (BAD)" in warning
+        assert warning in caplog.text
+
+    def test_callers_cannot_change_the_kept_state(self, broker_state, simulated_broker, parses):
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)["executions"][0]["note"] = {"tags": ["a"]}
+
+        (first,) = simulated_broker.executions(EXAMPLE_ACCOUNT_ID).items
+        first.raw["note"]["tags"].append("b")
+        first.raw["price"] = "1.00"
+        (second,) = simulated_broker.executions(EXAMPLE_ACCOUNT_ID).items
+
+        assert len(parses) == 1
+        assert second.raw["note"] == {"tags": ["a"]}
+        assert second.raw["price"] == "150.25"
+
+    def test_kept_files_are_bounded(self, tmp_path, parses):
+        paths = []
+        for n in range(simulated.CACHE_PATHS + 1):
+            path = tmp_path / f"state-{n}.json"
+            path.write_text(json.dumps(BrokerStateFactory()), encoding="utf-8")
+            paths.append(path)
+            SimulatedBroker(path).accounts()
+
+        assert len(simulated._cache) == simulated.CACHE_PATHS
+        SimulatedBroker(paths[-1]).accounts()
+        assert len(parses) == len(paths)
+        SimulatedBroker(paths[0]).accounts()  # the oldest was forgotten
+        assert len(parses) == len(paths) + 1
+
+    def test_concurrent_calls(self, broker_state, parses):
+        broker_state.write(_many_accounts(20))
+        errors = []
+
+        def sync() -> None:
+            try:
+                for account in get_broker().accounts().items:
+                    assert get_broker().positions(account.account_id).items
+            except Exception as exc:  # collected, and checked by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sync) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert 1 <= len(parses) <= len(threads)
 
 
 def test_unknown_keys_are_ignored(broker_state, simulated_broker):
