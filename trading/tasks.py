@@ -9,7 +9,7 @@ from core.brokers import BrokerUnavailable, get_broker
 from core.locks import single_flight
 from core.models import SyncReason, SyncStatus
 from trading.hooks import after_fills_notify
-from trading.services.accounts import accounts_sync
+from trading.services.accounts import ACCOUNTS_SYNC_LOCK, accounts_sync
 from trading.services.executions import executions_ingest_accounts
 from trading.services.ledger import settlements_mark_settled
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, name="trading.accounts_sync", max_retries=3)
 def accounts_sync_task(self) -> dict:
-    with single_flight("trading.accounts_sync") as acquired:
+    with single_flight(ACCOUNTS_SYNC_LOCK) as acquired:
         if not acquired:
             logger.info("accounts sync: another accounts sync is running, skipping")
             return {"status": "SKIPPED", "message": "another accounts sync is running"}

@@ -55,6 +55,7 @@ from portfolio.services.account_values import account_value_fields
 from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_detect
 from trading.models import Account
+from trading.services.accounts import AccountSelection, accounts_select
 from trading.services.executions import instruments_with_fills_since
 
 logger = logging.getLogger(__name__)
@@ -613,22 +614,26 @@ def positions_sync_accounts(
     reason: SyncReason = SyncReason.SCHEDULE,
     account_ids: Iterable[str] | None = None,
     instruments_with_fills: InstrumentsWithFills | None = None,
+    selection: AccountSelection | None = None,
 ) -> list[SyncRun]:
-    """Sync every active account (or the ones named), asking the broker for account values once."""
-    accounts = Account.objects.filter(is_active=True)
-    if account_ids is not None:
-        accounts = accounts.filter(account_id__in=list(account_ids))
-    accounts = list(accounts.order_by("account_id"))
-    try:
-        by_id = {a.account_id: a for a in broker.accounts().items}
-    except (BrokerUnavailable, BrokerError) as exc:
-        by_id = {}
-        unavailable = exc
-    else:
-        unavailable = None
+    """Sync every active account (or the ones named), asking the broker for its accounts once.
+
+    That one answer both creates the accounts the broker lists and the database lacks (see
+    ``accounts_select``; a caller that reports them passes its ``selection``, which then stands
+    for ``account_ids``) and gives every account its values.
+    """
+    if selection is None:
+        selection = accounts_select(broker=broker, account_ids=account_ids, ask_broker=True)
+    by_id, unavailable = selection.listed, selection.broker_error
+    if by_id is None and unavailable is None:  # a selection that did not ask the broker
+        try:
+            by_id = {a.account_id: a for a in broker.accounts().items}
+        except (BrokerUnavailable, BrokerError) as exc:
+            unavailable = exc
+    by_id = by_id or {}
     runs = []
     instruments = SyncInstruments()
-    for account in accounts:
+    for account in selection.accounts:
         if unavailable is not None:
             skip_reason, message = broker_skip(unavailable)
             runs.append(

@@ -91,3 +91,18 @@ def test_accounts_holding_the_same_instruments_read_them_once(django_assert_num_
     with django_assert_num_queries(1 + 1 + 10 * 4):
         runs = positions_sync_accounts(broker=broker, account_ids=ids)
     assert {r.status for r in runs} == {"SUCCESS"}
+
+
+def test_a_steady_sync_of_every_account_reads_the_accounts_once(django_assert_num_queries):
+    """Finding accounts the broker lists and the database lacks costs no query when there are none,
+    and the broker is asked for its accounts once."""
+    accounts = AccountFactory.create_batch(4)
+    broker = memory_broker([a.account_id for a in accounts], 20)
+    calls = []
+    answer = broker.accounts
+    broker.accounts = lambda: calls.append(1) or answer()
+    positions_sync_accounts(broker=broker)
+    with django_assert_num_queries(1 + 1 + 10 * 4):
+        runs = positions_sync_accounts(broker=broker)
+    assert {r.status for r in runs} == {"SUCCESS"} and len(runs) == 4
+    assert len(calls) == 2  # once per sync

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
@@ -65,7 +65,7 @@ def test_command_json_summary(account, broker_state, capsys):
 def test_command_text_summary_and_unknown_account(account, broker_state, capsys):
     call_command("sync_positions", "--account", ACCOUNT)
     assert f"{ACCOUNT}: SUCCESS created=2" in capsys.readouterr().out
-    with pytest.raises(Exception, match="unknown account"):
+    with pytest.raises(CommandError, match="account NOPE is not known to the database or the broker"):
         call_command("sync_positions", "--account", "NOPE")
 
 

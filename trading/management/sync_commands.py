@@ -5,23 +5,35 @@ from collections.abc import Iterable
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.brokers import Broker
 from core.models import SyncRun, SyncStatus
-from trading.models import Account
+from trading.services.accounts import AccountSelection, AccountUnknown, accounts_select
 
 
-def account_ids_argument(account: str | None) -> list[str] | None:
-    """``--account ID`` as the list a service takes (None: every active account); unknown -> error."""
-    if not account:
-        return None
-    if not Account.objects.filter(account_id=account).exists():
-        known = ", ".join(Account.objects.values_list("account_id", flat=True)) or "none"
-        raise CommandError(f"unknown account {account!r}; known: {known}")
-    return [account]
+def accounts_argument(broker: Broker, account: str | None, *, ask_broker: bool = False) -> AccountSelection:
+    """``--account ID`` (None: every active account) as the accounts a sync works through.
+
+    Accounts the broker lists and the database lacks are created first (the accounts sync's rules);
+    an account neither the database nor the broker knows -> error.
+    """
+    try:
+        return accounts_select(broker=broker, account_ids=[account] if account else None, ask_broker=ask_broker)
+    except AccountUnknown as exc:
+        raise CommandError(str(exc)) from exc
 
 
-def runs_report(command: BaseCommand, runs: Iterable[SyncRun], *, as_json: bool, counts: tuple[str, ...]) -> None:
-    """Print one line per run (or JSON); exit 1 when a run FAILED, 0 on SUCCESS or SKIPPED."""
+def runs_report(
+    command: BaseCommand,
+    runs: Iterable[SyncRun],
+    *,
+    as_json: bool,
+    counts: tuple[str, ...],
+    selection: AccountSelection | None = None,
+) -> None:
+    """Print the accounts created first and one line per run (or JSON); exit 1 when a run FAILED, or
+    when there was nothing to sync because the broker could not be asked; 0 on SUCCESS or SKIPPED."""
     runs = list(runs)
+    selection = selection or AccountSelection(accounts=[])
     summary = [
         {
             "account": run.account.account_id if run.account else None,
@@ -34,11 +46,19 @@ def runs_report(command: BaseCommand, runs: Iterable[SyncRun], *, as_json: bool,
         }
         for run in runs
     ]
+    problem = "" if summary else selection.problem
     if as_json:
-        command.stdout.write(json.dumps({"runs": summary}, indent=2, default=str))
-    elif not summary:
-        command.stdout.write("no active accounts")
+        report = {"accounts": {"created": selection.created, "warnings": selection.warnings}, "runs": summary}
+        if problem:
+            report["message"] = problem
+        command.stdout.write(json.dumps(report, indent=2, default=str))
     else:
+        if selection.created:
+            command.stdout.write(f"accounts created from the broker: {', '.join(selection.created)}")
+        for warning in selection.warnings:
+            command.stdout.write(f"warning: {warning}")
+        if not summary and not problem:
+            command.stdout.write("no active accounts")
         for item in summary:
             figures = " ".join(f"{name}={item[name]}" for name in counts)
             command.stdout.write(
@@ -46,5 +66,7 @@ def runs_report(command: BaseCommand, runs: Iterable[SyncRun], *, as_json: bool,
             )
             for warning in item["warnings"]:
                 command.stdout.write(f"  warning: {warning}")
+    if problem:
+        raise CommandError(problem)
     if any(run.status == SyncStatus.FAILED for run in runs):
         raise SystemExit(1)

@@ -29,6 +29,7 @@ from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.services import instruments_resolve
 from trading.calendars import settlement_date, trade_date_of
 from trading.models import Account, CashFlow, Execution, ExecutionSource
+from trading.services.accounts import AccountSelection, accounts_select
 from trading.services.ledger import ledger_recompute
 
 logger = logging.getLogger(__name__)
@@ -449,12 +450,20 @@ def _namespace(broker: Broker) -> str:
 
 
 def executions_ingest_accounts(
-    *, broker: Broker, reason: SyncReason = SyncReason.SCHEDULE, account_ids: Iterable[str] | None = None
+    *,
+    broker: Broker,
+    reason: SyncReason = SyncReason.SCHEDULE,
+    account_ids: Iterable[str] | None = None,
+    selection: AccountSelection | None = None,
 ) -> list[SyncRun]:
-    accounts = Account.objects.filter(is_active=True)
-    if account_ids is not None:
-        accounts = accounts.filter(account_id__in=list(account_ids))
-    return [executions_ingest(account=a, broker=broker, reason=reason) for a in accounts.order_by("account_id")]
+    """Ingest every active account (or the ones named), each its own run.
+
+    Accounts the broker lists and the database lacks are created first (``accounts_select``; a
+    caller that reports them passes its ``selection``, which then stands for ``account_ids``).
+    """
+    if selection is None:
+        selection = accounts_select(broker=broker, account_ids=account_ids)
+    return [executions_ingest(account=a, broker=broker, reason=reason) for a in selection.accounts]
 
 
 def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:

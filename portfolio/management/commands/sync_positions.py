@@ -3,17 +3,22 @@ from django.core.management.base import BaseCommand
 from core.brokers import get_broker
 from core.models import SyncReason
 from portfolio.services.sync import positions_sync_accounts
-from trading.management.sync_commands import account_ids_argument, runs_report
+from trading.management.sync_commands import accounts_argument, runs_report
 
 
 class Command(BaseCommand):
-    help = "Sync positions from the broker now. Exits 0 on SUCCESS or SKIPPED, 1 when a run FAILED."
+    help = (
+        "Sync positions from the broker now, first creating the accounts the broker lists and the database "
+        "lacks. Exits 0 on SUCCESS or SKIPPED, 1 when a run FAILED or nothing could be synced."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--account", help="Broker account id (default: every active account)")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
 
     def handle(self, *args, account: str | None = None, json: bool = False, **options) -> None:
-        account_ids = account_ids_argument(account)
-        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.MANUAL, account_ids=account_ids)
-        runs_report(self, runs, as_json=json, counts=("created", "updated", "closed", "unchanged"))
+        broker = get_broker()
+        # The broker's accounts are asked for once: to create the missing ones, and for account values.
+        selection = accounts_argument(broker, account, ask_broker=True)
+        runs = positions_sync_accounts(broker=broker, reason=SyncReason.MANUAL, selection=selection)
+        runs_report(self, runs, as_json=json, counts=("created", "updated", "closed", "unchanged"), selection=selection)
