@@ -20,8 +20,8 @@ from portfolio.models import (
     PositionStatus,
 )
 from trading.calendars import previous_sessions, trade_date_of
-from trading.ledger.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.models import Account, CashFlow, CashFlowKind, Execution
+from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.selectors import pdt_status_get, trade_frequency_by_session
 
 

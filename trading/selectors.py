@@ -1,5 +1,6 @@
 """Reads of the executions ledger, with the joins they need."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -9,7 +10,6 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 
 from trading.calendars import previous_sessions
-from trading.ledger.daytrades import PdtStatus, pdt_status
 from trading.models import (
     Account,
     AccountType,
@@ -23,6 +23,7 @@ from trading.models import (
     SettlementTracking,
     TradeFrequencyTracking,
 )
+from trading.rules.daytrades import PdtStatus, pdt_status
 
 
 def execution_list(*, user) -> QuerySet:
@@ -185,3 +186,45 @@ def trade_frequency_by_session(*, account: Account, sessions: list[date]) -> lis
         ).values_list("period_start", "trades", "day_trades")
     }
     return [(day, *counts.get(day, (0, 0))) for day in sessions]
+
+
+# --- fills, as the ledger and the position sync read them -------------------------------------
+# The columns of a fill the ledger replays (``fills_of`` rows).
+FILL_FIELDS = (
+    "id",
+    "exec_id",
+    "instrument_id",
+    "executed_at",
+    "trade_date",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "instrument__multiplier",
+    "perm_id",
+    "order_id",
+    "settlement_date",
+    "broker_settlement_date",
+    "realized_pnl",
+)
+
+
+def fills_of(
+    *, account: Account, instrument_ids: Iterable[int] | None = None, trade_date_from: date | None = None
+) -> list[dict]:
+    fills = Execution.objects.filter(account=account)
+    if instrument_ids is not None:
+        fills = fills.filter(instrument_id__in=list(instrument_ids))
+    if trade_date_from is not None:
+        fills = fills.filter(trade_date__gte=trade_date_from)
+    return list(fills.order_by("executed_at", "exec_id", "id").values(*FILL_FIELDS))
+
+
+def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:
+    """Instrument ids with fills after ``since`` (all with fills when None): the position sync's
+    split detector treats a quantity change with fills in between as trading, not a split."""
+    fills = Execution.objects.filter(account=account)
+    if since is not None:
+        fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
+    # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
+    return set(fills.order_by().values_list("instrument_id", flat=True).distinct())

@@ -1,7 +1,7 @@
 """Performance metrics per account and day (``PerformanceMetrics``) and the risk events their limits raise.
 
 The figures follow docs/domain-rules.md, "Performance metrics"; the arithmetic is in
-``portfolio.metrics``. What this module decides is which data go in:
+``portfolio.rules.metrics``. What this module decides is which data go in:
 
 - The value of a day is the account's net liquidation at that trade date's close: its CLOSE
   snapshot, else its last snapshot (snapshots without a net liquidation are skipped). Only NYSE
@@ -34,9 +34,9 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core.fields import quantize_money, quantize_ratio
-from portfolio import metrics
-from portfolio.metrics import RoundTripStats, RoundTripTally
 from portfolio.models import AccountSnapshot, MetricsWindow, PerformanceMetrics, SnapshotKind
+from portfolio.rules import metrics
+from portfolio.rules.metrics import RoundTripStats, RoundTripTally
 from trading.calendars import nyse_sessions, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, RiskEvent, RiskEventKind, RiskSeverity, RoundTrip
 
@@ -229,7 +229,7 @@ def _flows(account: Account, values: list[DailyValue]) -> list[Flow]:
 
 
 def _value_figures(values: list[DailyValue], flows: list[Flow]) -> ValueFigures | None:
-    """The figures of the last of ``values``, from the definitions in ``portfolio.metrics``."""
+    """The figures of the last of ``values``, from the definitions in ``portfolio.rules.metrics``."""
     if not values:
         return None
     changes = metrics.daily_changes([(v.day, v.value) for v in values], [(f.period_day, f.amount) for f in flows])

@@ -55,8 +55,8 @@ from portfolio.services.account_values import account_value_fields
 from portfolio.services.realize import positions_realize_from_fills
 from portfolio.services.splits import split_detect
 from trading.models import Account
+from trading.selectors import instruments_with_fills_since
 from trading.services.accounts import AccountSelection, accounts_select
-from trading.services.executions import instruments_with_fills_since
 
 logger = logging.getLogger(__name__)
 

@@ -1,63 +1,126 @@
-"""Dashboard formats that ``ledger_format`` (money, P&L, prices, quantities) does not cover: how long ago,
-clock times in the exchange's zone, and run durations.
+"""Display formats for the ledger pages: money with its currency, signed P&L, ratios, quantities, prices.
 
-These are the only place those texts are written: the overview's live updates are the same templates
-rendered again on the server (portfolio/views/overview.py, ``overview_fragments``), never JavaScript.
+Every filter takes a ``Decimal`` (or ``None``) and never converts to ``float``: what the trader reads
+is what the database holds, rounded half-up for display only. ``None`` shows as an en dash.
 """
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
-from django.conf import settings
-from django.utils import timezone
 
 register = template.Library()
 
-EMPTY = "\u2013"  # an en dash, as ledger_format writes an unknown value
+EMPTY = "\u2013"  # en dash
+# Prefix symbols for the currencies IBKR accounts are commonly based in; anything else gets its code.
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$", "HKD": "HK$", "CHF": "CHF "}
+ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "HUF"}
 
 
-def _round(number: float) -> int:
-    """Halves go up (Python's round would take 2.5 minutes to 2)."""
-    return int(number + 0.5) if number >= 0 else -int(-number + 0.5)
+def _decimal(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _fixed(number: Decimal, places: int) -> str:
+    """``number`` with thousands separators and exactly ``places`` decimals, never in exponent form."""
+    quantum = Decimal(1).scaleb(-places)
+    return f"{number.quantize(quantum, rounding=ROUND_HALF_UP):,.{places}f}"
 
 
 @register.filter
-def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """``3 minutes ago``, ``2 hours ago``, ``just now``, ``never``."""
-    if value is None:
-        return "never"
-    minutes = _round(((now or timezone.now()) - value).total_seconds() / 60)
-    if minutes < 1:
-        return "just now"
-    if minutes < 60:
-        return f"{minutes} minute{'' if minutes == 1 else 's'} ago"
-    hours = _round(minutes / 60)
-    if hours < 48:
-        return f"{hours} hour{'' if hours == 1 else 's'} ago"
-    return f"{_round(hours / 24)} days ago"
-
-
-@register.filter
-def clock(value: datetime | None, now: datetime | None = None) -> str:
-    """``14:05`` in the exchange's zone, with ``on Nov 19`` when that is not today there."""
-    if value is None:
+def money(value, currency: str = "USD") -> str:
+    """``-1234.5|money:"USD"`` -> ``-$1,234.50``; an unknown currency is written after the amount."""
+    number = _decimal(value)
+    if number is None:
         return EMPTY
-    zone = ZoneInfo(settings.EXCHANGE_TIME_ZONE)
-    local = value.astimezone(zone)
-    today = (now or timezone.now()).astimezone(zone).date()
-    text = f"{local:%H:%M}"
-    return text if local.date() == today else f"{text} on {local:%b} {local.day}"
+    code = (currency or "USD").upper()
+    places = 0 if code in ZERO_DECIMAL_CURRENCIES else 2
+    text = _fixed(abs(number), places)
+    sign = "-" if number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP) < 0 else ""
+    symbol = SYMBOLS.get(code)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {code}"
 
 
 @register.filter
-def run_duration(milliseconds: int | None) -> str:
-    """``340 ms``, ``1.2 s``, ``3m 05s``; an unfinished run has none."""
-    if milliseconds is None:
+def signed_money(value, currency: str = "USD") -> str:
+    """Like ``money`` with a ``+`` on gains, for P&L columns."""
+    text = money(value, currency)
+    number = _decimal(value)
+    return f"+{text}" if number is not None and text != EMPTY and not text.startswith("-") and number > 0 else text
+
+
+@register.filter
+def percent(value, places: int = 2) -> str:
+    """A fraction as a percentage: ``0.031371|percent`` -> ``3.14%``."""
+    number = _decimal(value)
+    if number is None:
         return EMPTY
-    if milliseconds < 1000:
-        return f"{milliseconds} ms"
-    if milliseconds < 60_000:
-        return f"{milliseconds / 1000:.1f} s"
-    minutes, seconds = divmod(milliseconds // 1000, 60)
-    return f"{minutes}m {seconds:02d}s"
+    return f"{_fixed(number * 100, int(places))}%"
+
+
+@register.filter
+def signed_percent(value, places: int = 2) -> str:
+    text = percent(value, places)
+    number = _decimal(value)
+    return f"+{text}" if number is not None and number > 0 and not text.startswith("-") else text
+
+
+@register.filter
+def ratio(value, places: int = 2) -> str:
+    """A plain number such as a profit factor or a Sharpe ratio, to ``places`` decimals."""
+    number = _decimal(value)
+    return EMPTY if number is None else _fixed(number, int(places))
+
+
+@register.filter
+def quantity(value) -> str:
+    """A quantity without trailing zeros: ``100.00000000`` -> ``100``, ``0.50000000`` -> ``0.5``."""
+    number = _decimal(value)
+    if number is None:
+        return EMPTY
+    places = max(0, -number.normalize().as_tuple().exponent)
+    return _fixed(number, places)
+
+
+@register.filter
+def price(value, max_places: int = 8) -> str:
+    """A per-unit price with at least 2 decimals and as many more as it really has, up to ``max_places``
+    (an average price is rounded to 4: ``505.04533333|price:4`` -> ``505.0453``)."""
+    number = _decimal(value)
+    if number is None:
+        return EMPTY
+    places = min(int(max_places), max(2, -number.normalize().as_tuple().exponent))
+    return _fixed(number, places)
+
+
+@register.filter
+def pnl_class(value) -> str:
+    """The CSS class for a signed figure: ``pos``, ``neg`` or nothing for zero and unknown."""
+    number = _decimal(value)
+    if number is None or number == 0:
+        return ""
+    return "pos" if number > 0 else "neg"
+
+
+@register.filter
+def duration(seconds) -> str:
+    """A holding time: ``45s``, ``12m 30s``, ``3h 05m``, ``2d 4h``."""
+    number = _decimal(seconds)
+    if number is None:
+        return EMPTY
+    total = int(number)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

@@ -12,8 +12,8 @@ from django.utils import timezone
 from portfolio.selectors import account_pdt_get
 from portfolio.views.common import account_choice
 from trading.calendars import trade_date_of
-from trading.ledger.daytrades import LEGACY, PDT_MIN_EQUITY
 from trading.models import AccountType, DayTradeRule
+from trading.rules.daytrades import LEGACY, PDT_MIN_EQUITY
 from trading.selectors import cash_state_get, day_trade_list, settlement_calendar_get
 
 DAY_TRADES_PER_PAGE = 25

@@ -6,7 +6,7 @@ from django.shortcuts import render
 
 from portfolio.models import MetricsWindow
 from portfolio.selectors import metrics_get, performance_series_get
-from portfolio.templatetags.ledger_format import signed_money, signed_percent
+from portfolio.templatetags.money import signed_money, signed_percent
 from portfolio.views.common import account_choice
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolio.metrics import (
+from portfolio.rules.metrics import (
     RoundTripTally,
     daily_changes,
     daily_returns,

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import CommandError, call_command
 
-from portfolio.metrics import round_trip_stats
 from portfolio.models import AccountSnapshot, MetricsWindow, PerformanceMetrics, SnapshotKind
+from portfolio.rules.metrics import round_trip_stats
 from portfolio.services.metrics import FIGURE_FIELDS, metrics_compute, metrics_compute_series
 from tests.factories import AccountFactory, InstrumentFactory
 from trading.calendars import session_close

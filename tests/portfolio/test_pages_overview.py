@@ -23,8 +23,8 @@ from portfolio.models import (
 )
 from portfolio.selectors import broker_unreachable_since
 from portfolio.services.sync import positions_sync
-from portfolio.templatetags.ledger_format import EMPTY
-from portfolio.templatetags.money import clock
+from portfolio.templatetags.money import EMPTY
+from portfolio.templatetags.times import clock
 from tests.factories import AccountFactory, InstrumentFactory, UserFactory
 from trading.calendars import trade_date_of
 from trading.models import CashFlow, CashFlowKind, Execution, Side

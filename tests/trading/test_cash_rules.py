@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from trading.calendars import settlement_date
-from trading.ledger.cash import FREE_RIDING, GOOD_FAITH, CashFill, CashMovement, cash_account_replay
-from trading.ledger.types import LedgerFill
+from trading.rules.cash import FREE_RIDING, GOOD_FAITH, CashFill, CashMovement, cash_account_replay
+from trading.rules.types import LedgerFill
 
 NY = ZoneInfo("America/New_York")
 D = Decimal

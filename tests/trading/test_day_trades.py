@@ -9,7 +9,7 @@ from decimal import Decimal
 import factory
 import pytest
 
-from trading.ledger.daytrades import (
+from trading.rules.daytrades import (
     LEGACY_RULE_END,
     DayTradeResult,
     FrequencyRow,
@@ -19,7 +19,7 @@ from trading.ledger.daytrades import (
     trade_frequency,
     trades_by_date,
 )
-from trading.ledger.types import LedgerFill
+from trading.rules.types import LedgerFill
 
 STOCK = 1
 OTHER_STOCK = 2

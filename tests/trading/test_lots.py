@@ -1,4 +1,4 @@
-"""Realized P&L by lots (trading/ledger/lots.py), from the rules of domain-rules.md "Realized P&L".
+"""Realized P&L by lots (trading/rules/lots.py), from the rules of domain-rules.md "Realized P&L".
 
 Worked examples first, then the rules one by one, then properties over seeded random sequences
 (``hypothesis`` is not a dependency of the project).
@@ -12,8 +12,8 @@ from decimal import Decimal
 import factory
 import pytest
 
-from trading.ledger.lots import LedgerResult, OpenLot, lots_match, realized_total
-from trading.ledger.types import LedgerFill
+from trading.rules.lots import LedgerResult, OpenLot, lots_match, realized_total
+from trading.rules.types import LedgerFill
 
 D = Decimal
 T0 = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)

@@ -62,7 +62,7 @@ class UnwrittenFills:
     """
 
     rows: list[tuple] = field(default_factory=list)  # ("id", *NEW_EXECUTION_FIELDS)
-    fills: list[dict] = field(default_factory=list)  # the same fills as trading.services.ledger.fills_of reads them
+    fills: list[dict] = field(default_factory=list)  # the same fills as trading.selectors.fills_of reads them
 
     def write(self, realized_pnl: Mapping[int, Decimal]) -> None:
         bulk_insert(
@@ -464,13 +464,3 @@ def executions_ingest_accounts(
     if selection is None:
         selection = accounts_select(broker=broker, account_ids=account_ids)
     return [executions_ingest(account=a, broker=broker, reason=reason) for a in selection.accounts]
-
-
-def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:
-    """Instrument ids with fills after ``since`` (all with fills when None): the position sync's
-    split detector treats a quantity change with fills in between as trading, not a split."""
-    fills = Execution.objects.filter(account=account)
-    if since is not None:
-        fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
-    # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
-    return set(fills.order_by().values_list("instrument_id", flat=True).distinct())

@@ -1,6 +1,6 @@
 """Recompute what derives from the fills, from the first affected fill on, deterministically.
 
-The pure functions in ``trading/ledger/`` replay every fill of an account and instrument in one
+The pure functions in ``trading/rules/`` replay every fill of an account and instrument in one
 order (``fill_order``), so a late or out-of-order fill gives exactly the result an in-order arrival
 would have. Only what can have changed is rewritten: matches, round trips, realized P&L and day
 trades at or after the first affected fill, the open lots, the settlement rows of changed fills,
@@ -8,7 +8,7 @@ trade frequency from that week on, and a CASH account's daily state and violatio
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -20,10 +20,6 @@ from django.utils import timezone
 from core.bulk import bulk_insert, bulk_update_values
 from core.fields import quantize_money, quantize_price
 from trading.calendars import trade_date_of
-from trading.ledger.cash import CashFill, CashMovement, cash_account_replay
-from trading.ledger.daytrades import DayTradeResult, day_trades_find, trade_frequency
-from trading.ledger.lots import LedgerResult, lots_match
-from trading.ledger.types import LedgerFill
 from trading.models import (
     Account,
     AccountType,
@@ -41,24 +37,11 @@ from trading.models import (
     Side,
     TradeFrequencyTracking,
 )
-
-FILL_FIELDS = (
-    "id",
-    "exec_id",
-    "instrument_id",
-    "executed_at",
-    "trade_date",
-    "side",
-    "quantity",
-    "price",
-    "commission",
-    "instrument__multiplier",
-    "perm_id",
-    "order_id",
-    "settlement_date",
-    "broker_settlement_date",
-    "realized_pnl",
-)
+from trading.rules.cash import CashFill, CashMovement, cash_account_replay
+from trading.rules.daytrades import DayTradeResult, day_trades_find, trade_frequency
+from trading.rules.lots import LedgerResult, lots_match
+from trading.rules.types import LedgerFill
+from trading.selectors import fills_of
 
 # The columns of a round trip as the ledger writes them (tuples in this order).
 ROUND_TRIP_COLUMNS = (
@@ -102,17 +85,6 @@ def _ledger_fill(row: dict) -> LedgerFill:
         multiplier=row["instrument__multiplier"],
         order_ref=str(order) if order else None,
     )
-
-
-def fills_of(
-    *, account: Account, instrument_ids: Iterable[int] | None = None, trade_date_from: date | None = None
-) -> list[dict]:
-    fills = Execution.objects.filter(account=account)
-    if instrument_ids is not None:
-        fills = fills.filter(instrument_id__in=list(instrument_ids))
-    if trade_date_from is not None:
-        fills = fills.filter(trade_date__gte=trade_date_from)
-    return list(fills.order_by("executed_at", "exec_id", "id").values(*FILL_FIELDS))
 
 
 def settlement_amount(

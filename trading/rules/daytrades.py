@@ -43,7 +43,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from trading.calendars import previous_sessions
-from trading.ledger.types import LedgerFill, fill_order
+from trading.rules.types import LedgerFill, fill_order
 
 # The values of trading.models.compliance.DayTradeCounting, kept here so this module needs no Django.
 OPENING = "opening"

@@ -46,7 +46,7 @@ from decimal import Decimal
 
 from core.fields import quantize_money
 from trading.calendars import trade_date_of
-from trading.ledger.types import LedgerFill, fill_order
+from trading.rules.types import LedgerFill, fill_order
 
 GOOD_FAITH = "GOOD_FAITH"
 FREE_RIDING = "FREE_RIDING"

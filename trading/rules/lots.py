@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from trading.ledger.types import LedgerFill, fill_order
+from trading.rules.types import LedgerFill, fill_order
 
 METHODS = ("fifo", "average")
 
