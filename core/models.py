@@ -84,7 +84,11 @@ class SyncRun(models.Model):
     )
     reason = models.CharField(max_length=16, choices=SyncReason.choices, default=SyncReason.SCHEDULE)
     status = models.CharField(max_length=8, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
-    skip_reason = models.CharField(max_length=24, choices=SkipReason.choices, blank=True, default=SkipReason.NONE)
+    # db_default: rows written without it (bulk COPY, a process still running the old code during a
+    # deploy) get "" from the database rather than failing NOT NULL.
+    skip_reason = models.CharField(
+        max_length=24, choices=SkipReason.choices, blank=True, default=SkipReason.NONE, db_default=SkipReason.NONE
+    )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

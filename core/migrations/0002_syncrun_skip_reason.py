@@ -50,6 +50,7 @@ class Migration(migrations.Migration):
                     ("DISABLED", "Disabled in settings"),
                     ("NOTHING_KNOWN", "Broker away and nothing stored yet"),
                 ],
+                db_default="",
                 default="",
                 max_length=24,
             ),

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from core.brokers.contracts import InstrumentSpec
 from core.bulk import bulk_insert
-from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
+from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.models import Instrument
 from portfolio.models import (
     AccountSnapshot,
@@ -434,6 +434,7 @@ class Command(BaseCommand):
             "unchanged",
             "warnings",
             "message",
+            "skip_reason",
         ]
         rows = []
         for account in account_pks:
@@ -455,6 +456,7 @@ class Command(BaseCommand):
                         97,
                         [],
                         "broker unreachable: bench" if down else "100 broker rows; 3 events",
+                        SkipReason.BROKER_UNREACHABLE if down else SkipReason.NONE,
                     )
                 )
         bulk_insert(SyncRun, fields, rows)
