@@ -90,6 +90,8 @@ def test_a_real_sync_and_an_unreachable_broker(settings, broker_state):
     assert "2 created" in page
     assert "broker unreachable" in page
     assert '<span class="badge status-skipped">Skipped</span>' in page
+    # Why, from the run's skip_reason (data, not the message text).
+    assert '<span class="muted small" data-skip-reason="BROKER_UNREACHABLE">Broker unreachable</span>' in page
 
 
 def test_filters_by_kind_status_and_account_and_ignores_unknown_values():
