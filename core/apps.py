@@ -24,8 +24,10 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core import lookups
+        from core.logcontext import celery_signals_connect
 
         lookups.register()
+        celery_signals_connect()
         # Like a data migration that re-runs: after every migrate the default periodic tasks
         # exist, created by name only when missing, so staff-edited intervals are never reset.
         post_migrate.connect(_ensure_periodic_tasks, sender=self, dispatch_uid="core.periodic_tasks")

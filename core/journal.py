@@ -12,6 +12,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from core.brokers.base import BrokerError, BrokerUnavailable
+from core.logcontext import log_bind
 from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ def sync_run_start(*, kind: SyncKind, account: models.Model | None, reason: Sync
     for attempt in range(2):
         try:
             with transaction.atomic():
-                return SyncRun.objects.create(kind=kind, account=account, reason=reason, started_at=now), True
+                run = SyncRun.objects.create(kind=kind, account=account, reason=reason, started_at=now)
+            # The run's lines (also those logged right after it finishes) name its account and id.
+            log_bind(account=_account_label(account), run_id=run.pk)
+            return run, True
         except IntegrityError:
             if attempt == 0 and _abandon_stale_runs(kind=kind, account=account, now=now):
                 continue
@@ -57,6 +61,11 @@ def sync_run_skip(
         duration_ms=0,
         message=message[:10_000],
     )
+
+
+def _account_label(account: models.Model | None) -> str | None:
+    """The account's broker id (``account_id`` on the journal's account model), for log lines."""
+    return None if account is None else str(getattr(account, "account_id", account.pk))
 
 
 def _abandon_stale_runs(*, kind: SyncKind, account: models.Model | None, now) -> int:

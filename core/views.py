@@ -1,8 +1,11 @@
-"""Operational health: the database answers, and beat plus a worker are alive (heartbeat age)."""
+"""Operational health: the database answers, beat plus a worker are alive (heartbeat age), no run is
+stuck, how many runs failed in the last hour, and how deep the Celery queue is."""
 
+from celery import current_app
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from core.health import queue_depth, run_health
 from core.heartbeat import heartbeat_status
 
 # Beat sends the heartbeat every 60 s by default; three missed ticks means beat or the workers are down.
@@ -18,6 +21,9 @@ def health(request: HttpRequest) -> JsonResponse:
         database = f"error: {type(exc).__name__}"
     beat = heartbeat_status()
     age = beat["age_seconds"]
+    runs = run_health() if database == "ok" else None
+    if runs and runs["oldest_running"]:
+        runs["oldest_running"]["started_at"] = runs["oldest_running"]["started_at"].isoformat()
     body = {
         "database": database,
         "beat": {
@@ -25,6 +31,8 @@ def health(request: HttpRequest) -> JsonResponse:
             "age_seconds": round(age, 1) if age is not None else None,
             "status": "ok" if age is not None and age <= HEARTBEAT_STALE_AFTER else "stale",
         },
+        "runs": runs,
+        "queue": {"name": current_app.conf.task_default_queue, "depth": queue_depth()},
     }
     # Only the database decides liveness of the web process; a stale beat is reported, not fatal.
     return JsonResponse(body, status=200 if database == "ok" else 503)

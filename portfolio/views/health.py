@@ -7,8 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
 
+from core.health import queue_depth, run_health
 from core.heartbeat import heartbeat_status
-from core.models import SyncKind, SyncStatus
+from core.models import SyncKind, SyncRun, SyncStatus
 from core.views import HEARTBEAT_STALE_AFTER
 from portfolio.selectors import sync_run_list, sync_status_list
 
@@ -41,5 +42,8 @@ def sync_health(request: HttpRequest) -> HttpResponse:
             "beat": beat,
             "beat_ok": beat["age_seconds"] is not None and beat["age_seconds"] <= HEARTBEAT_STALE_AFTER,
             "beat_stale_after": HEARTBEAT_STALE_AFTER,
+            # Runs of the accounts this user sees; the queue is everyone's (a count, nothing more).
+            "runs_health": run_health(runs=SyncRun.objects.filter(account__in=accounts)),
+            "queue_depth": queue_depth(),
         },
     )
