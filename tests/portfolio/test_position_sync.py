@@ -233,11 +233,15 @@ def test_quantity_change_with_cost_not_preserved_is_not_a_split(sync, broker_sta
     assert events_of("AAPL")[-1] == PositionEventKind.INCREASED
 
 
-def test_split_like_change_with_fills_in_between_is_a_trade(sync, broker_state):
+def test_split_like_change_with_fills_in_between_is_a_trade(sync, broker_state, monkeypatch):
     set_positions(broker_state, [aapl("100", avg_cost="150.00")])
     sync()
     set_positions(broker_state, [aapl("200", avg_cost="75.00")])
-    sync(instruments_with_fills=lambda account, since: set(Position.objects.values_list("instrument_id", flat=True)))
+    monkeypatch.setattr(
+        "portfolio.services.sync.instruments_with_fills_since",
+        lambda account, since: set(Position.objects.values_list("instrument_id", flat=True)),
+    )
+    sync()
     assert events_of("AAPL")[-1] == PositionEventKind.INCREASED
 
 
@@ -423,7 +427,7 @@ def test_sync_accounts_with_broker_down_skips_every_account(settings, broker_sta
     assert Account.objects.count() == 1
 
 
-def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(settings):
+def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(settings, monkeypatch):
     """Accounts of one call share the instruments they meet. When an account's transaction rolls back,
     the instruments it created are gone: the next account must create them again, not point at them."""
     from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
@@ -446,7 +450,8 @@ def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(s
             raise RuntimeError("ledger unavailable")
         return set()
 
-    runs = positions_sync_accounts(broker=broker, instruments_with_fills=fills)
+    monkeypatch.setattr("portfolio.services.sync.instruments_with_fills_since", fills)
+    runs = positions_sync_accounts(broker=broker)
     assert [r.status for r in runs] == [SyncStatus.FAILED, SyncStatus.SUCCESS]
     position = Position.objects.get(account=second)
     assert Instrument.objects.filter(pk=position.instrument_id, con_id=987654).exists()

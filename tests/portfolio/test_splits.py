@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from portfolio.services.splits import split_detect
+from portfolio.rules.splits import split_detect
 
 D = Decimal
 
