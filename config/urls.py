@@ -4,7 +4,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
-from portfolio.api.views import PdtStatusApi, PortfolioSummaryApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,10 +12,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # portfolio's API also answers two paths under /api/trading/ (pdt-status, portfolio/summary): see there.
     path("api/", include("portfolio.api.urls")),
-    # These two need portfolio's records (AccountStatus, positions, snapshots): their views live there.
-    path("api/trading/pdt-status", PdtStatusApi.as_view(), name="api-pdt-status"),
-    path("api/trading/portfolio/summary", PortfolioSummaryApi.as_view(), name="api-portfolio-summary"),
     path("api/trading/", include("trading.api.urls")),
     path("", include("portfolio.urls")),
 ]

@@ -1,11 +1,13 @@
 """Decimal precision for money, prices and quantities, set in one place.
 
-Every model that stores a price, an amount of money or a quantity uses these helpers, and every
-service rounds with the matching ``quantize_*`` function before it writes, so the database, the
-services and the API agree to the last digit.
+Every model that stores a price, an amount of money or a quantity uses these helpers, every
+service rounds with the matching ``quantize_*`` function before it writes, and every API field that
+is not a model field's takes ``decimal_kwargs(kind)``, so the database, the services and the API
+agree to the last digit.
 """
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Literal
 
 from django.db import models
 
@@ -13,6 +15,14 @@ PRICE_DIGITS, PRICE_PLACES = 24, 8
 MONEY_DIGITS, MONEY_PLACES = 24, 4
 QUANTITY_DIGITS, QUANTITY_PLACES = 24, 8
 RATIO_DIGITS, RATIO_PLACES = 24, 10
+
+DecimalKind = Literal["price", "money", "quantity", "ratio"]
+_PRECISION: dict[str, tuple[int, int]] = {
+    "price": (PRICE_DIGITS, PRICE_PLACES),
+    "money": (MONEY_DIGITS, MONEY_PLACES),
+    "quantity": (QUANTITY_DIGITS, QUANTITY_PLACES),
+    "ratio": (RATIO_DIGITS, RATIO_PLACES),
+}
 
 _PRICE_Q = Decimal(1).scaleb(-PRICE_PLACES)
 _MONEY_Q = Decimal(1).scaleb(-MONEY_PLACES)
@@ -24,20 +34,27 @@ _LARGEST = Decimal(10) ** min(
 )
 
 
+def decimal_kwargs(kind: DecimalKind) -> dict[str, int]:
+    """``max_digits`` and ``decimal_places`` of ``kind``, for any decimal field (model, form, serializer):
+    ``serializers.DecimalField(**decimal_kwargs("money"), allow_null=True)``."""
+    digits, places = _PRECISION[kind]
+    return {"max_digits": digits, "decimal_places": places}
+
+
 def PriceField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class
-    return models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, **kwargs)
+    return models.DecimalField(**decimal_kwargs("price"), **kwargs)
 
 
 def MoneyField(**kwargs) -> models.DecimalField:  # noqa: N802
-    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+    return models.DecimalField(**decimal_kwargs("money"), **kwargs)
 
 
 def QuantityField(**kwargs) -> models.DecimalField:  # noqa: N802
-    return models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, **kwargs)
+    return models.DecimalField(**decimal_kwargs("quantity"), **kwargs)
 
 
 def RatioField(**kwargs) -> models.DecimalField:  # noqa: N802
-    return models.DecimalField(max_digits=RATIO_DIGITS, decimal_places=RATIO_PLACES, **kwargs)
+    return models.DecimalField(**decimal_kwargs("ratio"), **kwargs)
 
 
 def quantize_price(value: Decimal | None) -> Decimal | None:

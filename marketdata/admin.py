@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-from core.brokers.contracts import InstrumentSpec
 from marketdata.models import Instrument
 
 
@@ -14,15 +13,5 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # The natural key follows the fields staff edit, exactly as the services compute it.
-        obj.key = InstrumentSpec(
-            symbol=obj.symbol,
-            sec_type=obj.sec_type,
-            currency=obj.currency,
-            con_id=obj.con_id,
-            exchange=obj.exchange,
-            multiplier=obj.multiplier,
-            expiry=obj.expiry,
-            strike=obj.strike,
-            right=obj.right,
-        ).key
+        obj.key = obj.spec.key
         super().save_model(request, obj, form, change)

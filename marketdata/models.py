@@ -1,7 +1,9 @@
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
-from core.brokers.contracts import OptionRight, SecType
+from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from core.fields import PriceField, QuantityField
 
 
@@ -29,6 +31,21 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def spec(self) -> InstrumentSpec:
+        """This contract as it crosses the broker boundary; ``spec.key`` is what ``key`` holds."""
+        return InstrumentSpec(
+            symbol=self.symbol,
+            sec_type=self.sec_type,
+            currency=self.currency,
+            con_id=self.con_id,
+            exchange=self.exchange,
+            multiplier=Decimal(self.multiplier),
+            expiry=self.expiry,
+            strike=None if self.strike is None else Decimal(self.strike),
+            right=self.right,
+        )
 
     @property
     def is_derivative(self) -> bool:

@@ -273,6 +273,7 @@ class PerformanceMetrics(models.Model):
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "performance metrics"
         ordering = ["-as_of"]
         constraints = [
             models.UniqueConstraint(fields=["account", "as_of", "window"], name="metrics_unique_account_day_window"),

@@ -1,6 +1,6 @@
 """Reads for positions and sync status, with the joins they need and a fixed number of queries."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -232,6 +232,24 @@ def account_pdt_get(*, account: Account, today: date) -> AccountPdt:
         equity=equity,
         sessions=trade_frequency_by_session(account=account, sessions=sessions),
     )
+
+
+def account_pdt_status_get(*, account: Account, as_of: date | None = None) -> dict:
+    """The PDT status of ``account`` on ``as_of`` (default: today, exchange time) as the API answers it:
+    ``account`` (its id), ``date`` and the fields of ``PdtStatus``. Only for today does it carry the
+    broker's DayTradesRemaining and equity: they are figures for now, not for a past date.
+
+    Raises ValueError for a date outside the exchange calendar's range.
+    """
+    today = trade_date_of(timezone.now())
+    as_of = as_of or today
+    broker_figure = equity = None
+    if as_of == today:
+        broker_figure, equity = AccountStatus.objects.filter(account=account).values_list(
+            "day_trades_remaining", "net_liquidation"
+        ).first() or (None, None)
+    status = pdt_status_get(account=account, as_of=as_of, broker_day_trades_remaining=broker_figure, equity=equity)
+    return {"account": account.account_id, "date": as_of, **asdict(status)}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ that document; ``BrokerStateFactory`` builds a whole file from rows.
 """
 
 import copy
+import dataclasses
 from datetime import date
 from decimal import Decimal
 
@@ -37,18 +38,9 @@ class UserFactory(DjangoModelFactory):
         superuser = factory.Trait(is_staff=True, is_superuser=True)
 
 
-def _spec_of(instrument) -> InstrumentSpec:
-    return InstrumentSpec(
-        symbol=instrument.symbol,
-        sec_type=instrument.sec_type,
-        currency=instrument.currency,
-        con_id=instrument.con_id,
-        exchange=instrument.exchange,
-        multiplier=Decimal(instrument.multiplier),
-        expiry=instrument.expiry,
-        strike=None if instrument.strike is None else Decimal(instrument.strike),
-        right=instrument.right,
-    )
+def _key_of(params) -> str:
+    """The key of the instrument the factory is about to make, computed as ``Instrument.spec`` does."""
+    return Instrument(**{f.name: getattr(params, f.name) for f in dataclasses.fields(InstrumentSpec)}).spec.key
 
 
 class InstrumentSpecFactory(factory.Factory):
@@ -92,7 +84,7 @@ class InstrumentFactory(DjangoModelFactory):
     expiry = None
     strike = None
     right = ""
-    key = factory.LazyAttribute(lambda o: _spec_of(o).key)
+    key = factory.LazyAttribute(_key_of)
 
     class Params:
         option = factory.Trait(
@@ -103,11 +95,6 @@ class InstrumentFactory(DjangoModelFactory):
             right=OptionRight.CALL,
         )
         future = factory.Trait(sec_type=SecType.FUTURE, multiplier=Decimal(50), expiry=date(2026, 12, 18))
-
-    @classmethod
-    def spec(cls, instrument: Instrument) -> InstrumentSpec:
-        """The spec a broker would send for ``instrument``."""
-        return _spec_of(instrument)
 
 
 class AccountFactory(DjangoModelFactory):

@@ -16,8 +16,7 @@ from trading.models import (
     SettlementTracking,
     TradeFrequencyTracking,
 )
-from trading.services.corrections import execution_correct, execution_delete, execution_enter
-from trading.services.ledger import ledger_recompute
+from trading.services.corrections import cash_flow_save, execution_correct, execution_delete, execution_enter
 
 
 @admin.register(Account)
@@ -143,8 +142,7 @@ class CashFlowAdmin(SimpleHistoryAdmin):
     date_hierarchy = "at"
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        ledger_recompute(account=obj.account, affected={}, cash_changed=True)
+        cash_flow_save(cash_flow=obj)
 
 
 class DerivedAdmin(admin.ModelAdmin):

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.fields import decimal_kwargs
 from core.models import SyncRun
 from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent
 from trading.models import Account
@@ -11,9 +12,7 @@ class PositionSerializer(serializers.ModelSerializer):
     sec_type = serializers.CharField(source="instrument.sec_type", read_only=True)
     currency = serializers.CharField(source="instrument.currency", read_only=True)
     description = serializers.CharField(source="instrument.display_name", read_only=True)
-    multiplier = serializers.DecimalField(
-        source="instrument.multiplier", max_digits=24, decimal_places=8, read_only=True
-    )
+    multiplier = serializers.DecimalField(source="instrument.multiplier", read_only=True, **decimal_kwargs("quantity"))
 
     class Meta:
         model = Position
@@ -183,13 +182,13 @@ class MetricsSerializer(serializers.ModelSerializer):
 class PortfolioSummarySerializer(serializers.Serializer):
     account = serializers.CharField(source="account.account_id")
     currency = serializers.CharField(source="account.base_currency")
-    portfolio_value = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
-    cash_balance = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    portfolio_value = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    cash_balance = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     positions_count = serializers.IntegerField()
-    daily_pnl = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
-    unrealized_pnl = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
-    realized_pnl = serializers.DecimalField(max_digits=24, decimal_places=4)
-    win_rate = serializers.DecimalField(max_digits=24, decimal_places=10, allow_null=True)
+    daily_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    unrealized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    realized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    win_rate = serializers.DecimalField(allow_null=True, **decimal_kwargs("ratio"))
     total_trades = serializers.IntegerField()
     last_synced_at = serializers.DateTimeField(allow_null=True)
     stale = serializers.BooleanField()

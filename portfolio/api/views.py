@@ -1,5 +1,4 @@
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -21,8 +20,9 @@ from portfolio.api.serializers import (
     SyncRequestResultSerializer,
     SyncRequestSerializer,
 )
-from portfolio.models import AccountStatus, Position
+from portfolio.models import Position
 from portfolio.selectors import (
+    account_pdt_status_get,
     metrics_get,
     metrics_history,
     portfolio_summary_get,
@@ -33,9 +33,7 @@ from portfolio.selectors import (
 )
 from portfolio.services.sync_requests import positions_sync_request
 from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
-from trading.calendars import trade_date_of
 from trading.models import Account
-from trading.selectors import pdt_status_get
 
 
 class PositionListApi(generics.ListAPIView):
@@ -100,35 +98,13 @@ class PdtStatusApi(APIView):
     def get(self, request: Request) -> Response:
         query = AccountDateQuerySerializer(data=request.query_params, user=request.user, account_required=True)
         query.is_valid(raise_exception=True)
-        account = query.validated_data["account"]
-        today = trade_date_of(timezone.now())
-        as_of = query.validated_data.get("date") or today
-        broker_figure = equity = None
-        if as_of == today:  # the broker's figures are for now, not for a past date
-            broker_figure, equity = AccountStatus.objects.filter(account=account).values_list(
-                "day_trades_remaining", "net_liquidation"
-            ).first() or (None, None)
         try:
-            pdt = pdt_status_get(account=account, as_of=as_of, broker_day_trades_remaining=broker_figure, equity=equity)
+            report = account_pdt_status_get(
+                account=query.validated_data["account"], as_of=query.validated_data.get("date")
+            )
         except ValueError as exc:  # a date outside the exchange calendar's range
             return Response({"date": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
-        body = {
-            "account": account.account_id,
-            "date": as_of,
-            **{
-                f: getattr(pdt, f)
-                for f in (
-                    "rule",
-                    "window_start",
-                    "window_end",
-                    "day_trades",
-                    "trades",
-                    "is_pattern_day_trader",
-                    "day_trades_remaining",
-                )
-            },
-        }
-        return Response(PdtStatusSerializer(body).data)
+        return Response(PdtStatusSerializer(report).data)
 
 
 class SnapshotListApi(generics.ListAPIView):

@@ -13,6 +13,7 @@ from core.fields import (
     PriceField,
     QuantityField,
     RatioField,
+    decimal_kwargs,
     parse_decimal,
     quantize_money,
     quantize_price,
@@ -126,6 +127,29 @@ class TestFieldFactories:
         assert field.decimal_places == places
         assert field.max_digits == 24
         assert field.null is True
+
+    @pytest.mark.parametrize(
+        ("kind", "factory"),
+        [("price", PriceField), ("money", MoneyField), ("quantity", QuantityField), ("ratio", RatioField)],
+    )
+    def test_decimal_kwargs_are_the_model_fields_precision(self, kind, factory):
+        field = factory()
+
+        assert decimal_kwargs(kind) == {"max_digits": field.max_digits, "decimal_places": field.decimal_places}
+
+    def test_api_fields_not_backed_by_a_model_field_use_the_shared_precision(self):
+        from portfolio.api.serializers import PortfolioSummarySerializer
+        from trading.api.serializers import CashStateSerializer, LivePositionSerializer
+
+        def precision(serializer, name) -> dict:
+            field = serializer().fields[name]
+            return {"max_digits": field.max_digits, "decimal_places": field.decimal_places}
+
+        assert precision(LivePositionSerializer, "average_price") == decimal_kwargs("price")
+        assert precision(LivePositionSerializer, "quantity") == decimal_kwargs("quantity")
+        assert precision(CashStateSerializer, "settled_cash") == decimal_kwargs("money")
+        assert precision(PortfolioSummarySerializer, "realized_pnl") == decimal_kwargs("money")
+        assert precision(PortfolioSummarySerializer, "win_rate") == decimal_kwargs("ratio")
 
 
 @pytest.mark.parametrize("text", ["1e30", "-1e16", "10000000000000000"])

@@ -58,8 +58,38 @@ class TestKey:
     def test_factory_key_is_the_service_key(self):
         instrument = InstrumentFactory(option=True, symbol="SPY")
 
-        assert instrument.key == InstrumentFactory.spec(instrument).key
-        assert instrument_get_or_create(spec=InstrumentFactory.spec(instrument)) == instrument
+        assert instrument.key == instrument.spec.key
+        assert instrument_get_or_create(spec=instrument.spec) == instrument
+
+    @pytest.mark.parametrize("option", [False, True], ids=["stock", "option"])
+    def test_spec_of_a_stored_instrument_has_its_key(self, option):
+        # As read back: multiplier and strike carry the columns' 8 places ("100.00000000").
+        made = instrument_get_or_create(spec=InstrumentSpecFactory(option=option, symbol="spy", right="c"))
+        instrument = Instrument.objects.get(pk=made.pk)
+
+        assert isinstance(instrument.spec, InstrumentSpec)
+        assert instrument.spec.key == instrument.key
+        assert instrument.spec.con_id == instrument.con_id
+
+    def test_admin_recomputes_the_key_from_the_edited_fields(self, admin_client):
+        instrument = InstrumentFactory(option=True, symbol="SPY")
+        data = {
+            "symbol": "SPY",
+            "sec_type": SecType.OPTION,
+            "con_id": instrument.con_id,
+            "currency": "USD",
+            "exchange": "SMART",
+            "multiplier": "100",
+            "expiry": "2026-12-18",
+            "strike": "605.00",
+            "right": OptionRight.CALL,
+        }
+
+        response = admin_client.post(f"/admin/marketdata/instrument/{instrument.pk}/change/", data)
+
+        assert response.status_code == 302, response.content
+        instrument.refresh_from_db()
+        assert instrument.key == "OPT:SPY:USD:20261218:605:C:100"
 
 
 class TestResolve:

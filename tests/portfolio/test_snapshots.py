@@ -321,10 +321,7 @@ def memory(account_id: str, rows: list[BrokerPosition]) -> MemoryBroker:
 
 def memory_broker(account, size: int) -> MemoryBroker:
     instruments = InstrumentFactory.create_batch(size)  # known instruments: the steady state
-    rows = [
-        BrokerPosition(account.account_id, InstrumentFactory.spec(i), Decimal(10), Decimal("9.5"), Decimal(10))
-        for i in instruments
-    ]
+    rows = [BrokerPosition(account.account_id, i.spec, Decimal(10), Decimal("9.5"), Decimal(10)) for i in instruments]
     return memory(account.account_id, rows)
 
 

@@ -1,8 +1,7 @@
 from rest_framework import serializers
 
+from core.fields import decimal_kwargs
 from trading.models import Account, CashViolation, DayTrade, Execution, RoundTrip, SettlementTracking
-
-DECIMAL = {"max_digits": 24, "decimal_places": 8}
 
 
 class LivePositionSerializer(serializers.Serializer):
@@ -11,13 +10,13 @@ class LivePositionSerializer(serializers.Serializer):
     sec_type = serializers.CharField(source="instrument.sec_type")
     con_id = serializers.IntegerField(source="instrument.con_id", allow_null=True)
     currency = serializers.CharField(source="instrument.currency")
-    multiplier = serializers.DecimalField(source="instrument.multiplier", **DECIMAL)
+    multiplier = serializers.DecimalField(source="instrument.multiplier", **decimal_kwargs("quantity"))
     expiry = serializers.DateField(source="instrument.expiry", allow_null=True)
-    strike = serializers.DecimalField(source="instrument.strike", allow_null=True, **DECIMAL)
+    strike = serializers.DecimalField(source="instrument.strike", allow_null=True, **decimal_kwargs("price"))
     right = serializers.CharField(source="instrument.right", allow_blank=True)
-    quantity = serializers.DecimalField(**DECIMAL)
-    average_price = serializers.DecimalField(**DECIMAL)
-    market_price = serializers.DecimalField(allow_null=True, **DECIMAL)
+    quantity = serializers.DecimalField(**decimal_kwargs("quantity"))
+    average_price = serializers.DecimalField(**decimal_kwargs("price"))
+    market_price = serializers.DecimalField(allow_null=True, **decimal_kwargs("price"))
 
 
 class LivePositionsSerializer(serializers.Serializer):
@@ -168,7 +167,7 @@ class CashStateSerializer(serializers.Serializer):
     account = serializers.CharField()
     date = serializers.DateField()
     state_date = serializers.DateField(allow_null=True, help_text="The day the figures are for (last known).")
-    settled_cash = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
-    unsettled_cash = serializers.DecimalField(max_digits=24, decimal_places=4, allow_null=True)
+    settled_cash = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    unsettled_cash = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     violations_12m = serializers.IntegerField()
     violations = CashViolationSerializer(many=True)

@@ -29,6 +29,7 @@ class SettlementTracking(models.Model):
     from_broker = models.BooleanField(default=False, help_text="The settlement date came from the broker.")
 
     class Meta:
+        verbose_name_plural = "settlement tracking"
         ordering = ["settlement_date", "id"]
         indexes = [models.Index(fields=["account", "status", "settlement_date"], name="settle_acct_status_date")]
 
@@ -73,6 +74,7 @@ class TradeFrequencyTracking(models.Model):
     day_trades = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name_plural = "trade frequency tracking"
         ordering = ["-period_start"]
         constraints = [
             models.UniqueConstraint(fields=["account", "period", "period_start"], name="tradefreq_unique_period"),

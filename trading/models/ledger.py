@@ -63,6 +63,7 @@ class LotMatch(models.Model):
     method = models.CharField(max_length=8, default="fifo")
 
     class Meta:
+        verbose_name_plural = "lot matches"
         ordering = ["closing_execution__executed_at", "id"]
         indexes = [models.Index(fields=["account", "instrument"], name="lotmatch_account_instrument")]
 

@@ -1,11 +1,11 @@
-"""Staff corrections of fills: kept with who, when and why, and the ledger recomputed."""
+"""Staff corrections of fills and cash flows: kept with who, when and why, and the ledger recomputed."""
 
 from datetime import datetime
 
 from django.db import transaction
 
 from trading.calendars import settlement_date, trade_date_of
-from trading.models import Execution, ExecutionSource
+from trading.models import CashFlow, Execution, ExecutionSource
 from trading.services.executions import BROKER_FIELDS
 from trading.services.ledger import ledger_recompute
 
@@ -75,3 +75,12 @@ def execution_delete(*, execution: Execution, reason: str) -> None:
         execution._change_reason = reason
         execution.delete()
         ledger_recompute(account=account, affected={instrument_id: since})
+
+
+def cash_flow_save(*, cash_flow: CashFlow) -> CashFlow:
+    """Save a deposit or withdrawal entered or edited by staff, and the account's cash ledger with it:
+    both or neither (a failed recompute leaves the cash flow as it was)."""
+    with transaction.atomic():
+        cash_flow.save()
+        ledger_recompute(account=cash_flow.account, affected={}, cash_changed=True)
+    return cash_flow
