@@ -5,6 +5,7 @@ production configuration (``DJANGO_DEBUG=false``) refuses to start without a sec
 allowed hosts, so a misconfigured deploy fails loudly at start rather than running insecurely.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -210,6 +211,54 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Logins: brute-force lockout (django-axes) --------------------------------------------------
+# Kept in one block, apart from the security settings above. Every password check goes through
+# django.contrib.auth.authenticate() with the request (the login page, the admin's, DRF's
+# BasicAuthentication if it is ever enabled): AxesStandaloneBackend, first, refuses a locked-out
+# client before any password is checked, every failure is recorded (AccessAttempt), and the middleware,
+# last, answers a refused login with the lockout page. API tokens and existing sessions are not
+# passwords and are not affected. Tests log in with force_login (client.login() passes no request,
+# which the backend refuses).
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+_lockout_minutes = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or _lockout_minutes < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1")
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes)
+# Username OR address, each counted on its own over the cool-off window: a username is locked after
+# LOGIN_FAILURE_LIMIT failures from any mix of addresses (one account guessed from many addresses),
+# and an address after LOGIN_FAILURE_LIMIT failures over any mix of usernames (password spraying
+# from one address). The combination [["username", "ip_address"]] would stop neither of these, only
+# one address guessing one account. The price: whoever knows a username can keep it locked out, and
+# the people behind one address (an office, or everyone when the proxy setting below is wrong) share
+# one count. Staff lift a lock in the admin (Access attempts, "Unlock") or with manage.py axes_reset_*.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a successful login deletes the failures of its username and address
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# A permanent record of every failed login (AccessAttempt rows go at unlock, success or cool-off).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# axes' admin pages are registered by core/admin.py, with the "Unlock" action and real lock status.
+AXES_ENABLE_ADMIN = False
+# The client's address. Only REMOTE_ADDR unless the app is told it sits behind a reverse proxy:
+# X-Forwarded-For is written by the client too, so trusting it otherwise would let an attacker pick a
+# fresh address per attempt. Behind one proxy that appends the address it saw (nginx's
+# $proxy_add_x_forwarded_for, Caddy, Traefik, most load balancers), the right-most entry is the
+# only one the client cannot forge: proxy count 0 means "no further proxy listed after the client",
+# i.e. take the last entry, and non-strict keeps that rule when the client sent entries of its own.
+if env.bool("DJANGO_BEHIND_PROXY", default=False):
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = 0
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+    AXES_IPWARE_PROXY_COUNT = None
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")

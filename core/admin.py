@@ -1,4 +1,10 @@
-from django.contrib import admin
+from axes import admin as axes_admin
+from axes.conf import settings as axes_settings
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core.models import SyncRun, TaskLock
 
@@ -41,3 +47,76 @@ class TaskLockAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "acquired_at", "expires_at"]
     search_fields = ["name"]
     readonly_fields = ["name", "owner", "acquired_at", "expires_at"]
+
+
+# --- Failed logins (django-axes; settings.AXES_ENABLE_ADMIN is off so that these replace axes' own) ---
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    """Failed logins still counting towards a lockout, one row per username, address and browser.
+
+    A username is locked when its rows add up to the limit within the cool-off, and so is an address
+    (settings.AXES_LOCKOUT_PARAMETERS): one row rarely tells, so the list shows both sums. To unlock a
+    username, search for it, select all its rows and run "Unlock"; the same for an address.
+    """
+
+    list_display = [
+        "attempt_time",
+        "username",
+        "ip_address",
+        "user_agent",
+        "path_info",
+        "failures_since_start",
+        "username_failures",
+        "address_failures",
+        "locked_out",
+    ]
+    list_filter = ["attempt_time", "path_info"]
+    actions = ["unlock", *axes_admin.AccessAttemptAdmin.actions]
+
+    def get_queryset(self, request):
+        recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - axes_settings.AXES_COOLOFF_TIME)
+
+        def failures_by(field: str) -> Coalesce:
+            same = recent.filter(**{field: OuterRef(field)}).values(field).annotate(total=Sum("failures_since_start"))
+            return Coalesce(Subquery(same.values("total")), 0)
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                username_total=failures_by("username"),
+                address_total=failures_by("ip_address"),
+            )
+        )
+
+    @admin.display(description="failures of the username", ordering="username_total")
+    def username_failures(self, obj: AccessAttempt) -> int:
+        return obj.username_total
+
+    @admin.display(description="failures from the address", ordering="address_total")
+    def address_failures(self, obj: AccessAttempt) -> int:
+        return obj.address_total
+
+    @admin.display(description="locked out", boolean=True)
+    def locked_out(self, obj: AccessAttempt) -> bool:
+        return max(obj.username_total, obj.address_total) >= axes_settings.AXES_FAILURE_LIMIT
+
+    @admin.action(description="Unlock: delete the selected failed logins", permissions=["delete"])
+    def unlock(self, request, queryset) -> None:
+        rows = list(queryset.values_list("username", "ip_address"))
+        deleted, _ = AccessAttempt.objects.filter(pk__in=queryset.values("pk")).delete()
+        usernames = sorted({username for username, _ in rows if username})
+        addresses = sorted({address for _, address in rows if address})
+        self.message_user(
+            request,
+            f"Deleted {deleted} failed login record(s) (usernames: {', '.join(usernames) or '-'}; "
+            f"addresses: {', '.join(addresses) or '-'}). A username or address stays locked while its "
+            "other rows still reach the limit.",
+            messages.SUCCESS,
+        )
+
+
+admin.site.register(AccessLog, axes_admin.AccessLogAdmin)
+admin.site.register(AccessFailureLog, axes_admin.AccessFailureLogAdmin)
