@@ -1,0 +1,309 @@
+"""Issue #16 at the broker boundary: what the adapters hand out fits where it is written, or is refused there.
+
+- A section of the wrong type (a string, a number or an object where a list belongs) is a failed
+  request (BrokerError), never "nothing": read as empty, it would close every open position.
+- A row that cannot be parsed at all (a time that overflows, ...) or whose values would not fit the
+  column they are written to is skipped with a warning naming the row and the field; the rest of the
+  answer is used.
+
+The simulated adapter goes through core/brokers/validation.py.
+What the services then write is tested in tests/trading/test_bad_broker_rows.py and
+tests/portfolio/test_position_sync_bad_rows.py.
+"""
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from core.brokers.base import BrokerError
+from tests.factories import (
+    EXAMPLE_ACCOUNT_ID,
+    AccountRowFactory,
+    BarRowFactory,
+    BrokerStateFactory,
+    CashFlowRowFactory,
+    ExecutionRowFactory,
+    QuoteRowFactory,
+    StockPositionRowFactory,
+)
+
+ACCOUNT = "DU7654321"
+WRONG_TYPES = {"string": "oops", "object": {"symbol": "AAPL", "quantity": "100"}, "number": 7}
+
+
+def _state_with(**account_fields) -> dict:
+    return BrokerStateFactory(accounts=[AccountRowFactory(account_id=ACCOUNT, **account_fields)])
+
+
+# --- sections of the wrong type: a failed request -------------------------------------------------
+SECTION_CALLS = {
+    "positions": lambda broker: broker.positions(EXAMPLE_ACCOUNT_ID),
+    "executions": lambda broker: broker.executions(EXAMPLE_ACCOUNT_ID),
+    "cash_flows": lambda broker: broker.cash_flows(EXAMPLE_ACCOUNT_ID),
+}
+
+
+class TestSimulatedSectionsOfTheWrongType:
+    @pytest.mark.parametrize("value", list(WRONG_TYPES.values()), ids=list(WRONG_TYPES))
+    @pytest.mark.parametrize("section", list(SECTION_CALLS))
+    def test_an_account_section_of_the_wrong_type_is_a_failed_request(
+        self, broker_state, simulated_broker, section, value
+    ):
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)[section] = value
+
+        with pytest.raises(BrokerError) as caught:
+            SECTION_CALLS[section](simulated_broker)
+
+        message = str(caught.value)
+        assert f"accounts ({EXAMPLE_ACCOUNT_ID}).{section}" in message
+        assert f"a {type(value).__name__}, not a list" in message
+        assert str(simulated_broker.path) in message
+
+    @pytest.mark.parametrize("section", list(SECTION_CALLS))
+    def test_an_absent_or_null_section_is_still_empty(self, broker_state, simulated_broker, section):
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)[section] = None
+
+        fetched = SECTION_CALLS[section](simulated_broker)
+
+        assert fetched.items == () and fetched.warnings == ()
+
+    @pytest.mark.parametrize("value", list(WRONG_TYPES.values()), ids=list(WRONG_TYPES))
+    def test_accounts_of_the_wrong_type_fail_every_account_call(self, broker_state, simulated_broker, value):
+        with broker_state.edit() as state:
+            state["accounts"] = value
+
+        for call in (lambda b: b.accounts(), *SECTION_CALLS.values()):
+            with pytest.raises(BrokerError, match=rf"accounts: a {type(value).__name__}, not a list"):
+                call(simulated_broker)
+
+    @pytest.mark.parametrize("value", ["oops", ["NetLiquidation", "100000.00"], 7], ids=["string", "list", "number"])
+    def test_values_of_the_wrong_type_are_a_failed_request(self, broker_state, simulated_broker, value):
+        # Read as "no values", they would overwrite the account's figures with nothing.
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)["values"] = value
+
+        with pytest.raises(BrokerError, match=rf"accounts \({EXAMPLE_ACCOUNT_ID}\)\.values: a {type(value).__name__}"):
+            simulated_broker.accounts()
+
+    @pytest.mark.parametrize(
+        ("bars", "where"),
+        [
+            (["AAPL"], "bars: a list, not an object"),
+            ({"AAPL": "oops"}, "bars.AAPL: a str, not an object"),
+            ({"AAPL": {"1d": {"time": "2026-11-19T00:00:00Z"}}}, "bars.AAPL.1d: a dict, not a list"),
+        ],
+        ids=["bars", "symbol", "bar-size"],
+    )
+    def test_bars_of_the_wrong_type_are_a_failed_request(self, broker_state, simulated_broker, bars, where):
+        with broker_state.edit() as state:
+            state["bars"] = bars
+
+        with pytest.raises(BrokerError, match=where.replace(".", r"\.")):
+            simulated_broker.bars("AAPL", "1d")
+
+    @pytest.mark.parametrize("value", ["oops", [{"symbol": "AAPL"}]], ids=["string", "list"])
+    def test_quotes_of_the_wrong_type_are_a_failed_request(self, broker_state, simulated_broker, value):
+        with broker_state.edit() as state:
+            state["quotes"] = value
+
+        with pytest.raises(BrokerError, match=rf"quotes: a {type(value).__name__}, not an object"):
+            simulated_broker.quote("AAPL")
+
+
+# --- rows that do not fit: skipped with a warning naming the row and the field ----------------------
+# One bad value each, with the field the warning must name.
+BAD_EXECUTIONS = {
+    "time-overflows-utc": ({"time": "0001-01-01T00:00:00+14:00"}, "time"),
+    "time-overflows-year-9999": ({"time": "9999-12-31T23:00:00-10:00"}, "time"),
+    "time-before-the-nyse-calendar": ({"time": "1980-01-02T15:00:00Z"}, "executed_at"),
+    "time-in-the-future": ({"time": "2099-01-02T15:00:00Z"}, "executed_at"),
+    "symbol-of-10000-characters": ({"symbol": "A" * 10_000}, "symbol"),
+    "symbol-with-nul": ({"symbol": "AA\x00PL"}, "symbol"),
+    "symbol-with-lone-surrogate": ({"symbol": "AA\ud800"}, "symbol"),
+    "con-id-beyond-64-bit": ({"con_id": 2**63}, "con_id"),
+    "perm-id-beyond-64-bit": ({"perm_id": 2**64}, "perm_id"),
+    "order-id-beyond-64-bit": ({"order_id": "99999999999999999999"}, "order_id"),
+    "currency-too-long": ({"currency": "USDT"}, "currency"),
+    "commission-currency-too-long": ({"commission_currency": "DOLLARS"}, "commission_currency"),
+    "exchange-too-long": ({"exchange": "E" * 17}, "exchange"),
+    "exec-id-too-long": ({"exec_id": "x" * 65}, "exec_id"),
+    "quantity-x-price-beyond-money": ({"quantity": "9999999999999", "price": "9999999999999"}, "quantity x price"),
+    "multiplier-rounds-to-zero": ({"multiplier": "1e-9"}, "multiplier"),
+    "quantity-rounds-to-zero": ({"quantity": "0.000000001"}, "quantity"),
+    "instrument-key-too-long": (  # 28 significant digits twice, after the point: a key of 127 characters
+        {
+            "symbol": "S" * 32,
+            "sec_type": "OPT",
+            "expiry": "2026-12-18",
+            "right": "C",
+            **dict.fromkeys(("strike", "multiplier"), "0.00000001234567890123456789012345678"),
+        },
+        "key",
+    ),
+    "nul-in-an-unknown-key": ({"note": "a\x00b"}, "note"),
+}
+
+
+class TestSimulatedRowsThatDoNotFit:
+    @pytest.mark.parametrize(("overrides", "field"), list(BAD_EXECUTIONS.values()), ids=list(BAD_EXECUTIONS))
+    def test_execution(self, broker_state, simulated_broker, caplog, overrides, field):
+        rows = [
+            ExecutionRowFactory(exec_id="good-1"),
+            ExecutionRowFactory(**{"exec_id": "bad", **overrides}),
+            ExecutionRowFactory(exec_id="good-2"),
+        ]
+        broker_state.write(_state_with(executions=rows))
+
+        with caplog.at_level(logging.WARNING, logger="core.brokers.simulated"):
+            fetched = simulated_broker.executions(ACCOUNT)
+
+        assert [e.exec_id for e in fetched.items] == ["good-1", "good-2"]
+        (warning,) = fetched.warnings
+        assert f"accounts ({ACCOUNT}).executions[1]" in warning
+        assert f"{field}" in warning and "row skipped" in warning
+        assert warning[:200] in caplog.text
+
+    @pytest.mark.parametrize(
+        ("overrides", "field"),
+        [
+            ({"symbol": "S" * 33}, "symbol"),
+            ({"symbol": "AA\x00PL"}, "symbol"),
+            ({"con_id": 2**64}, "con_id"),
+            ({"exchange": "E" * 17}, "exchange"),
+            ({"currency": "EURO"}, "currency"),
+            ({"multiplier": "1e-9"}, "multiplier"),
+            ({"quantity": "9999999999999", "avg_cost": "9999999999999"}, "quantity x price"),
+            ({"quantity": "9999999999999", "avg_cost": "1", "market_price": "9999999999999"}, "quantity x price"),
+        ],
+        ids=[
+            "symbol-too-long",
+            "symbol-with-nul",
+            "con-id-beyond-64-bit",
+            "exchange-too-long",
+            "currency-too-long",
+            "multiplier-rounds-to-zero",
+            "cost-beyond-money",
+            "market-value-beyond-money",
+        ],
+    )
+    def test_position(self, broker_state, simulated_broker, overrides, field):
+        rows = [StockPositionRowFactory(symbol="GOOD"), StockPositionRowFactory(**{"symbol": "BAD", **overrides})]
+        broker_state.write(_state_with(positions=rows))
+
+        fetched = simulated_broker.positions(ACCOUNT)
+
+        assert [p.instrument.symbol for p in fetched.items] == ["GOOD"]
+        (warning,) = fetched.warnings
+        assert f"accounts ({ACCOUNT}).positions[1]" in warning and field in warning
+
+    def test_a_position_quantity_that_rounds_to_zero_is_zero_with_a_warning(self, broker_state, simulated_broker):
+        """0.000000001 is 0 in an 8-place column: a position the broker reports as closed, never an
+        OPEN position of 0E-8."""
+        broker_state.write(_state_with(positions=[StockPositionRowFactory(symbol="DUST", quantity="0.000000001")]))
+
+        fetched = simulated_broker.positions(ACCOUNT)
+
+        (position,) = fetched.items
+        assert position.quantity == 0
+        (warning,) = fetched.warnings
+        assert f"accounts ({ACCOUNT}).positions[0] (DUST)" in warning
+        assert "quantity 0.000000001 rounds to 0" in warning
+
+    @pytest.mark.parametrize("multiplier", ["0.00000001", "1e-8", "0.000000006"])
+    def test_the_smallest_multiplier_the_column_holds_is_kept(self, broker_state, simulated_broker, multiplier):
+        """8 places: 1e-8 is stored as it is (0.000000006 as 1e-8); only what rounds to 0 is refused."""
+        broker_state.write(_state_with(executions=[ExecutionRowFactory(multiplier=multiplier)]))
+
+        fetched = simulated_broker.executions(ACCOUNT)
+
+        assert fetched.warnings == ()
+        assert fetched.items[0].instrument.multiplier == Decimal(multiplier)
+
+    def test_a_quantity_is_given_at_the_precision_it_is_stored_with(self, broker_state, simulated_broker):
+        broker_state.write(_state_with(positions=[StockPositionRowFactory(quantity="10.000000006")]))
+
+        (position,) = simulated_broker.positions(ACCOUNT).items
+
+        assert position.quantity == Decimal("10.00000001")
+
+    @pytest.mark.parametrize(
+        ("overrides", "field"),
+        [
+            ({"id": "x" * 65}, "flow_id"),
+            ({"id": "cf\x00"}, "flow_id"),
+            ({"amount": "0.00001"}, "amount"),
+            ({"time": "0001-01-01T00:00:00+14:00"}, "time"),
+            ({"time": "1969-07-20T20:17:00Z"}, "at"),
+            ({"currency": "DOLLARS"}, "currency"),
+        ],
+        ids=["id-too-long", "id-with-nul", "amount-rounds-to-zero", "time-overflows", "time-too-early", "currency"],
+    )
+    def test_cash_flow(self, broker_state, simulated_broker, overrides, field):
+        broker_state.write(_state_with(cash_flows=[CashFlowRowFactory(**overrides), CashFlowRowFactory(id="good")]))
+
+        fetched = simulated_broker.cash_flows(ACCOUNT)
+
+        assert [c.flow_id for c in fetched.items] == ["good"]
+        (warning,) = fetched.warnings
+        assert f"accounts ({ACCOUNT}).cash_flows[0]" in warning and field in warning
+
+    @pytest.mark.parametrize(
+        ("account_id", "field"),
+        [("D" * 100, "account_id"), ("DU\x001", "account_id")],
+        ids=["100-characters", "nul"],
+    )
+    def test_account_whose_id_does_not_fit(self, broker_state, simulated_broker, account_id, field):
+        broker_state.write(
+            BrokerStateFactory(accounts=[AccountRowFactory(account_id="DU1"), AccountRowFactory(account_id=account_id)])
+        )
+
+        fetched = simulated_broker.accounts()
+
+        assert [a.account_id for a in fetched.items] == ["DU1"]
+        (warning,) = fetched.warnings
+        assert "accounts[1]" in warning and field in warning
+
+    def test_account_whose_base_currency_does_not_fit(self, broker_state, simulated_broker):
+        broker_state.write(BrokerStateFactory(accounts=[AccountRowFactory(account_id="DU1", base_currency="DOLLAR")]))
+
+        fetched = simulated_broker.accounts()
+
+        assert fetched.items == ()
+        assert "base_currency" in fetched.warnings[0]
+
+    @pytest.mark.parametrize("value", ["99999999999", "-2147483649", "2.5"], ids=["too-big", "too-small", "fraction"])
+    def test_day_trades_remaining_that_does_not_fit_is_ignored_with_a_warning(
+        self, broker_state, simulated_broker, value
+    ):
+        with broker_state.edit() as state:
+            broker_state.account(state, EXAMPLE_ACCOUNT_ID)["values"]["DayTradesRemaining"] = value
+
+        fetched = simulated_broker.accounts()
+
+        (account,) = fetched.items
+        assert account.values.day_trades_remaining is None
+        assert account.values.net_liquidation == Decimal("100000.00")  # the other values are kept
+        (warning,) = fetched.warnings
+        assert f"accounts ({EXAMPLE_ACCOUNT_ID}).values.DayTradesRemaining" in warning
+
+    def test_bar_whose_time_overflows(self, broker_state, simulated_broker):
+        bars = [BarRowFactory(time="0001-01-01T00:00:00+14:00"), BarRowFactory(time="2026-11-19T00:00:00Z")]
+        broker_state.write(BrokerStateFactory(bars={"AAPL": {"1d": bars}}))
+
+        fetched = simulated_broker.bars("AAPL", "1d")
+
+        assert [b.start for b in fetched.items] == [datetime(2026, 11, 19, tzinfo=UTC)]
+        (warning,) = fetched.warnings
+        assert "bars.AAPL.1d[0]" in warning and "time" in warning
+
+    def test_quote_whose_time_overflows(self, broker_state, simulated_broker, caplog):
+        broker_state.write(BrokerStateFactory(quotes={"AAPL": QuoteRowFactory(time="0001-01-01T00:00:00+14:00")}))
+
+        with caplog.at_level(logging.WARNING, logger="core.brokers.simulated"):
+            assert simulated_broker.quote("AAPL") is None
+
+        assert "quotes.AAPL" in caplog.text and "time" in caplog.text
