@@ -6,18 +6,20 @@
   column they are written to is skipped with a warning naming the row and the field; the rest of the
   answer is used.
 
-The simulated adapter goes through core/brokers/validation.py.
+The simulated and the IBKR adapters go through core/brokers/validation.py.
 What the services then write is tested in tests/trading/test_bad_broker_rows.py and
 tests/portfolio/test_position_sync_bad_rows.py.
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from ib_async import AccountValue, Position, Stock
 
 from core.brokers.base import BrokerError
+from tests.core.test_ibkr_broker import FakeIB, aapl, fill, make_broker, spy_call
 from tests.factories import (
     EXAMPLE_ACCOUNT_ID,
     AccountRowFactory,
@@ -307,3 +309,116 @@ class TestSimulatedRowsThatDoNotFit:
             assert simulated_broker.quote("AAPL") is None
 
         assert "quotes.AAPL" in caplog.text and "time" in caplog.text
+
+
+# --- the IBKR adapter --------------------------------------------------------------------------------
+def av(tag, value, account="DU1", currency="USD"):
+    return AccountValue(account, tag, value, currency, "")
+
+
+IBKR_REQUESTS = {
+    "positions": ("reqPositionsAsync", lambda b: b.positions("DU1"), "positions"),
+    "account-summary": ("accountSummaryAsync", lambda b: b.accounts(), "account summary"),
+    "executions": ("reqExecutionsAsync", lambda b: b.executions("DU1"), "executions"),
+    "bars": ("reqHistoricalDataAsync", lambda b: b.bars("AAPL", "1d"), "historical 1d bars for AAPL"),
+}
+
+
+class TestIBKRAnswersOfTheWrongType:
+    @pytest.mark.parametrize("request_name", list(IBKR_REQUESTS))
+    @pytest.mark.parametrize("answer", [None, "oops", {"DU1": []}], ids=["none", "string", "object"])
+    def test_an_answer_that_is_not_a_list_is_a_failed_request(self, request_name, answer):
+        method, call, what = IBKR_REQUESTS[request_name]
+        fake = FakeIB()
+
+        async def answers(*args, **kwargs):
+            return answer
+
+        setattr(fake, method, answers)
+        with pytest.raises(BrokerError, match=rf"{what}: a {type(answer).__name__}, not a list"):
+            call(make_broker(fake))
+        assert fake.disconnects == 1
+
+    def test_managed_accounts_that_are_not_a_list_are_a_failed_request(self):
+        fake = FakeIB()
+        fake.managedAccounts = lambda: None
+        with pytest.raises(BrokerError, match=r"managed accounts: a NoneType, not a list"):
+            make_broker(fake).positions("DU1")
+
+
+class TestIBKRRowsThatDoNotFit:
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            ({"time": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}, "time"),
+            ({"time": datetime(1985, 1, 2, 15, tzinfo=UTC)}, "executed_at"),
+            ({"perm_id": 2**64}, "perm_id"),
+            ({"order_id": 2**63}, "order_id"),
+            ({"shares": 1e13, "price": 1e13}, "quantity x price"),
+            ({"shares": 1e-9}, "quantity"),
+            ({"contract": Stock("A" * 300, "SMART", "USD", conId=1)}, "symbol"),
+            ({"contract": Stock("AA\x00PL", "SMART", "USD", conId=1)}, "symbol"),
+            ({"contract": Stock("AAPL", "SMART", "USD", conId=2**64)}, "con_id"),
+        ],
+        ids=[
+            "time-overflows",
+            "time-before-the-nyse-calendar",
+            "perm-id-beyond-64-bit",
+            "order-id-beyond-64-bit",
+            "quantity-x-price-beyond-money",
+            "quantity-rounds-to-zero",
+            "symbol-of-300-characters",
+            "symbol-with-nul",
+            "con-id-beyond-64-bit",
+        ],
+    )
+    def test_execution(self, changes, field):
+        fake = FakeIB(fills=[fill("good"), fill("bad", **changes)])
+
+        fetched = make_broker(fake).executions("DU1")
+
+        assert [e.exec_id for e in fetched.items] == ["good"]
+        (warning,) = fetched.warnings
+        assert "execution bad" in warning and field in warning and "row skipped" in warning
+
+    def test_position_quantity_that_rounds_to_zero_is_zero_with_a_warning(self):
+        fake = FakeIB(positions=[Position("DU1", aapl(), 1e-9, 150.25)])
+
+        fetched = make_broker(fake).positions("DU1")
+
+        (position,) = fetched.items
+        assert position.quantity == 0
+        assert "AAPL" in fetched.warnings[0] and "rounds to 0" in fetched.warnings[0]
+
+    def test_position_beyond_the_money_columns_is_skipped(self):
+        fake = FakeIB(positions=[Position("DU1", aapl(), 1e13, 1e13), Position("DU1", spy_call(), -2.0, 512.4)])
+
+        fetched = make_broker(fake).positions("DU1")
+
+        assert [p.instrument.symbol for p in fetched.items] == ["SPY"]
+        assert "AAPL" in fetched.warnings[0] and "quantity x price" in fetched.warnings[0]
+
+    @pytest.mark.parametrize(
+        ("tag", "value"),
+        [("DayTradesRemaining", "99999999999"), ("NetLiquidation", "1e30"), ("BuyingPower", "-1e21")],
+        ids=["day-trades-beyond-integer", "net-liquidation-beyond-money", "buying-power-beyond-money"],
+    )
+    def test_account_value_that_does_not_fit_is_ignored_with_a_warning(self, tag, value):
+        fake = FakeIB(summary=[av("TotalCashValue", "25000.00"), av(tag, value)])
+
+        fetched = make_broker(fake).accounts()
+
+        (account,) = fetched.items
+        assert account.values.total_cash == Decimal("25000.00")
+        attribute = {"DayTradesRemaining": "day_trades_remaining", "NetLiquidation": "net_liquidation"}
+        assert getattr(account.values, attribute.get(tag, "buying_power")) is None
+        assert any(f"account DU1: {tag}" in w for w in fetched.warnings)
+
+    def test_managed_account_whose_id_does_not_fit_is_skipped(self):
+        long_id = "U" * 100
+        fake = FakeIB(accounts=["DU1", long_id], summary=[av("NetLiquidation", "1.00")])
+
+        fetched = make_broker(fake).accounts()
+
+        assert [a.account_id for a in fetched.items] == ["DU1"]
+        assert any("account_id" in w and "100 characters" in w for w in fetched.warnings)
