@@ -6,7 +6,7 @@
   column they are written to is skipped with a warning naming the row and the field; the rest of the
   answer is used.
 
-The simulated and the IBKR adapters go through core/brokers/validation.py.
+The simulated adapter, the IBKR adapter and the Flex parser all go through core/brokers/validation.py.
 What the services then write is tested in tests/trading/test_bad_broker_rows.py and
 tests/portfolio/test_position_sync_bad_rows.py.
 """
@@ -30,6 +30,8 @@ from tests.factories import (
     QuoteRowFactory,
     StockPositionRowFactory,
 )
+from tests.flex_reports import ACCOUNT as FLEX_ACCOUNT
+from tests.flex_reports import flex_xml, trade_row
 
 ACCOUNT = "DU7654321"
 WRONG_TYPES = {"string": "oops", "object": {"symbol": "AAPL", "quantity": "100"}, "number": 7}
@@ -422,3 +424,74 @@ class TestIBKRRowsThatDoNotFit:
 
         assert [a.account_id for a in fetched.items] == ["DU1"]
         assert any("account_id" in w and "100 characters" in w for w in fetched.warnings)
+
+
+# --- the Flex parser ---------------------------------------------------------------------------------
+BAD_FLEX_TRADES = {
+    "symbol-of-300-characters": ({"symbol": "S" * 300}, "symbol"),
+    "exec-id-of-300-characters": ({"ibExecID": "E" * 300}, "exec_id"),
+    "quantity-beyond-the-columns": ({"quantity": "99999999999999999999"}, "quantity"),
+    "quantity-x-price-beyond-money": ({"quantity": "9999999999999", "tradePrice": "9999999999999"}, "quantity x price"),
+    "commission-beyond-money": ({"ibCommission": "-123456789012345678901"}, "commission"),
+    "con-id-beyond-64-bit": ({"conid": "99999999999999999999"}, "con_id"),
+    "order-id-beyond-64-bit": ({"ibOrderID": "99999999999999999999"}, "perm_id"),
+    "time-overflows": ({"dateTime": "99991231;230000"}, "dateTime"),
+    "time-before-the-nyse-calendar": ({"dateTime": "19850102;100000", "tradeDate": "19850102"}, "executed_at"),
+    "exchange-too-long": ({"exchange": "E" * 17}, "exchange"),
+    "multiplier-rounds-to-zero": ({"multiplier": "0.000000001"}, "multiplier"),
+}
+
+
+class TestFlexRowsThatDoNotFit:
+    """(ibflex itself refuses a currency it does not know: the whole file, as FlexReportError.)"""
+
+    @pytest.mark.parametrize(("attrs", "field"), list(BAD_FLEX_TRADES.values()), ids=list(BAD_FLEX_TRADES))
+    def test_trade(self, attrs, field):
+        good = trade_row(tradeID="1", ibExecID="good.1")
+        bad = trade_row(**{"tradeID": "2", "ibExecID": "bad.2", "transactionID": "32", **attrs})
+
+        rows = flex_parse_rows(good, bad)
+
+        assert [e.exec_id for e in rows.executions] == ["good.1"]
+        assert rows.skipped_trades == 1
+        (warning,) = rows.warnings
+        assert warning.startswith("trade 2 ") and field in warning and warning.endswith("skipped")
+
+    @pytest.mark.parametrize(
+        ("attrs", "field"),
+        [
+            ({"transactionID": "9" * 60}, "flow_id"),
+            ({"amount": "0.00001"}, "amount"),
+            ({"amount": "123456789012345678901"}, "amount"),
+            ({"dateTime": "99991231;230000"}, "dateTime"),
+        ],
+        ids=["id-too-long", "amount-rounds-to-zero", "amount-beyond-money", "time-overflows"],
+    )
+    def test_cash_transaction(self, attrs, field):
+        cash = cash_row(transactionID="1") + cash_row(**{"transactionID": "2", **attrs})
+
+        rows = flex_parse_rows(cash=cash)
+
+        assert [f.flow_id for f in rows.cash_flows] == ["flex-1"]
+        (warning,) = rows.warnings
+        assert "cash transaction " in warning and field in warning and warning.endswith("skipped")
+
+
+def flex_parse_rows(*trades: str, cash: str = ""):
+    from core.brokers.flex import flex_parse
+
+    return flex_parse(path_or_bytes=flex_xml(*trades, cash=cash)).accounts[FLEX_ACCOUNT]
+
+
+def cash_row(**attrs) -> str:
+    values = {
+        "accountId": FLEX_ACCOUNT,
+        "currency": "USD",
+        "dateTime": "20251002;120000",
+        "amount": "1000",
+        "type": "Deposits/Withdrawals",
+        "transactionID": "1",
+        "description": "CASH RECEIPTS",
+        "levelOfDetail": "DETAIL",
+    } | attrs
+    return "<CashTransaction " + " ".join(f'{k}="{v}"' for k, v in values.items()) + " />"

@@ -1,18 +1,25 @@
-"""Execution ingest and accounts sync against broker data that is wrong (issue #16).
+"""Execution ingest, accounts sync and Flex import against broker data that is wrong (issue #16).
 
 A structurally wrong answer skips the run and writes nothing; one bad row is that row's warning
 (naming the row and the field), never the whole account's failure on every run.
 The boundary's side is tested in tests/core/test_broker_validation.py.
 """
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import DataError
 
 from core.brokers.simulated import SimulatedBroker
 from core.models import SkipReason, SyncKind, SyncRun, SyncStatus
 from marketdata.models import Instrument
 from tests.core.test_broker_validation import BAD_EXECUTIONS
 from tests.factories import AccountFactory, AccountRowFactory, BrokerStateFactory, ExecutionRowFactory
+from tests.flex_reports import ACCOUNT as FLEX_ACCOUNT
+from tests.flex_reports import flex_xml, trade_row
 from trading.models import Account, CashFlow, Execution, SettlementTracking
+from trading.services import flex
 from trading.services.accounts import accounts_sync
 from trading.services.executions import executions_ingest, executions_ingest_accounts
 
@@ -134,3 +141,48 @@ def test_an_ingest_creates_the_accounts_that_fit(broker_state, broker):
     assert [(r.account.account_id, r.status, r.kind) for r in runs] == [
         ("DU2", SyncStatus.SUCCESS, SyncKind.EXECUTIONS)
     ]
+
+
+# --- the Flex import command --------------------------------------------------------------------------
+def test_import_flex_skips_oversized_rows_with_a_reason_and_imports_the_rest(tmp_path):
+    """It printed a raw traceback (InvalidOperation) and imported nothing."""
+    AccountFactory(account_id=FLEX_ACCOUNT)
+    rows = [
+        trade_row(tradeID="1", ibExecID="good.1"),
+        trade_row(tradeID="2", ibExecID="bad.2", symbol="S" * 300),
+        trade_row(tradeID="3", ibExecID="E" * 300),
+        trade_row(tradeID="4", ibExecID="bad.4", quantity="99999999999999999999"),
+    ]
+    path = tmp_path / "oversized.xml"
+    path.write_bytes(flex_xml(*rows))
+    out = StringIO()
+
+    call_command("import_flex", str(path), stdout=out)
+
+    text = out.getvalue()
+    assert "fills created=1 " in text and "trades skipped=3" in text
+    assert list(Execution.objects.values_list("exec_id", flat=True)) == ["good.1"]
+    warnings = [line.strip() for line in text.splitlines() if line.strip().startswith("warning:")]
+    assert len(warnings) == 3
+    for trade_id, field in (("2", "symbol"), ("3", "exec_id"), ("4", "quantity")):
+        assert any(w.startswith(f"warning: trade {trade_id} ") and field in w for w in warnings), trade_id
+    assert SyncRun.objects.get().status == SyncStatus.SUCCESS
+
+
+def test_import_flex_reports_a_data_error_without_a_traceback(monkeypatch, tmp_path):
+    """Whatever still fails at the database is a CommandError (its message, exit 1), not a traceback."""
+    AccountFactory(account_id=FLEX_ACCOUNT)
+    path = tmp_path / "report.xml"
+    path.write_bytes(flex_xml(trade_row()))
+
+    def rejected(**kwargs):
+        raise DataError("value too long for type character varying(32)")
+
+    monkeypatch.setattr(flex, "executions_upsert", rejected)
+
+    with pytest.raises(CommandError, match=r"nothing imported: DataError: value too long") as error:
+        call_command("import_flex", str(path))
+
+    assert error.value.returncode == 1
+    assert not Execution.objects.exists()
+    assert SyncRun.objects.get().status == SyncStatus.FAILED
