@@ -1,10 +1,12 @@
 """Execution ingest, accounts sync and Flex import against broker data that is wrong (issue #16).
 
 A structurally wrong answer skips the run and writes nothing; one bad row is that row's warning
-(naming the row and the field), never the whole account's failure on every run.
+(naming the row and the field), never the whole account's failure on every run; an impossible
+settlement date from the broker is refused with a warning and the calendar's date used instead.
 The boundary's side is tested in tests/core/test_broker_validation.py.
 """
 
+from datetime import date
 from io import StringIO
 
 import pytest
@@ -18,7 +20,7 @@ from tests.core.test_broker_validation import BAD_EXECUTIONS
 from tests.factories import AccountFactory, AccountRowFactory, BrokerStateFactory, ExecutionRowFactory
 from tests.flex_reports import ACCOUNT as FLEX_ACCOUNT
 from tests.flex_reports import flex_xml, trade_row
-from trading.models import Account, CashFlow, Execution, SettlementTracking
+from trading.models import Account, CashFlow, Execution, SettlementStatus, SettlementTracking
 from trading.services import flex
 from trading.services.accounts import accounts_sync
 from trading.services.executions import executions_ingest, executions_ingest_accounts
@@ -110,6 +112,41 @@ def test_every_bad_row_is_skipped_with_a_warning_and_the_good_rows_land(broker_s
     assert executions_ingest(account=account, broker=broker).status == SyncStatus.SUCCESS  # and on every run
 
 
+# --- settlement dates from the broker -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("broker_date", "problem"),
+    [("2020-01-01", "before the trade date"), ("2029-11-23", "after the trade date")],
+    ids=["years-before", "years-after"],
+)
+def test_an_impossible_broker_settlement_date_is_refused_for_the_calendars(
+    broker_state, broker, account, broker_date, problem
+):
+    """A date years before the trade date was stored, and the fill counted as settled since then."""
+    set_section(broker_state, "executions", [ExecutionRowFactory(exec_id="e1", settlement_date=broker_date)])
+
+    run = executions_ingest(account=account, broker=broker)
+
+    assert run.status == SyncStatus.SUCCESS
+    execution = Execution.objects.get()
+    assert execution.trade_date == date(2026, 11, 20)
+    assert execution.broker_settlement_date is None
+    assert execution.settlement_date == date(2026, 11, 23)  # Friday + 1 settlement day
+    (warning,) = run.warnings
+    assert "execution e1" in warning and broker_date in warning and problem in warning
+    assert "computed from the calendar" in warning
+    assert SettlementTracking.objects.get().status == SettlementStatus.SETTLED  # by the calendar's date
+
+
+def test_a_plausible_broker_settlement_date_is_kept(broker_state, broker, account):
+    set_section(broker_state, "executions", [ExecutionRowFactory(exec_id="e1", settlement_date="2026-11-24")])
+
+    run = executions_ingest(account=account, broker=broker)
+
+    assert run.warnings == []
+    execution = Execution.objects.get()
+    assert execution.broker_settlement_date == execution.settlement_date == date(2026, 11, 24)
+
+
 # --- accounts -------------------------------------------------------------------------------------
 def test_an_account_id_that_does_not_fit_is_skipped_and_the_other_accounts_sync(broker_state, broker):
     """It failed the accounts sync (one transaction) for every account, on every run."""
@@ -186,3 +223,25 @@ def test_import_flex_reports_a_data_error_without_a_traceback(monkeypatch, tmp_p
     assert error.value.returncode == 1
     assert not Execution.objects.exists()
     assert SyncRun.objects.get().status == SyncStatus.FAILED
+
+
+def test_an_adapter_that_raises_fails_its_run_and_the_next_account_is_ingested(broker_state, broker):
+    """Defence behind the boundary: whatever an adapter raises besides BrokerError/BrokerUnavailable
+    finishes the run FAILED with the reason, instead of leaving it RUNNING and stopping the loop."""
+    AccountFactory(account_id="DU0000001")
+    AccountFactory(account_id=ACCOUNT)
+
+    class Broken(SimulatedBroker):
+        def executions(self, account_id, since=None):
+            if account_id == "DU0000001":
+                raise OverflowError("date value out of range")
+            return super().executions(account_id, since=since)
+
+    runs = executions_ingest_accounts(broker=Broken(broker.path), account_ids=["DU0000001", ACCOUNT])
+
+    assert [(r.account.account_id, r.status) for r in runs] == [
+        ("DU0000001", SyncStatus.FAILED),
+        (ACCOUNT, SyncStatus.SUCCESS),
+    ]
+    assert runs[0].message == "OverflowError: date value out of range"
+    assert not SyncRun.objects.filter(status=SyncStatus.RUNNING).exists()
