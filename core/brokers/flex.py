@@ -6,8 +6,11 @@ Cash Transactions sections reaches the whole history. Flex ``Trade.ibExecID`` is
 ``execId``, so a fill seen by both is one fill (namespace ``ibkr``), and Flex adds what the API
 lacks: the broker's settlement date (``settleDateTarget``), which the ledger prefers.
 
-Parsing is all or nothing: a file that is missing, not XML, not a Flex report, or has a trade or
-deposit ibflex cannot convert raises ``FlexReportError``.
+Reading the file is all or nothing: a file that is missing, not XML, not a Flex report, or has a trade
+or deposit ibflex cannot convert raises ``FlexReportError``. A row ibflex did convert but that cannot be
+used (a book entry, a time that overflows) or would not fit where it is stored (a 300-character symbol,
+a quantity beyond the columns: core/brokers/validation.py) is skipped with a warning naming the row and
+the field; the rest of the file is used.
 
 What IBKR writes, and what crosses the broker boundary instead:
 
@@ -42,8 +45,10 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from ibflex import Types, enums, parser
 
+from core.brokers import validation
 from core.brokers.base import BrokerCashFlow, BrokerExecution
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
+from core.brokers.validation import ROW_ERRORS, RowRejected, shown
 
 EXPIRY_PREFIX = "flex-expiry-"  # the key of an option expiry, which has no ibExecID
 IMPORTED_SECTIONS = frozenset({"Trades", "CashTransactions"})
@@ -74,7 +79,7 @@ class FlexReportError(ValueError):
     """The file is not a Flex report this parser can read (unreadable, not XML, not a Flex report, a bad field)."""
 
 
-class _SkipRow(Exception):  # noqa: N818 - control flow: the row is skipped with this warning
+class _SkipRow(RowRejected):  # control flow: the row is skipped with this warning
     pass
 
 
@@ -231,10 +236,10 @@ def _rows_of(data: FlexStatementData, account_id: str) -> FlexAccountRows:
 def _add_trade(data: FlexStatementData, trade: Types.Trade, statement_account: str, zone: ZoneInfo) -> None:
     rows = _rows_of(data, trade.accountId or statement_account)
     try:
-        execution = _execution(trade, rows.account_id, zone)
-    except _SkipRow as exc:
+        execution = validation.checked_execution(_execution(trade, rows.account_id, zone))
+    except ROW_ERRORS as exc:
         rows.skipped_trades += 1
-        rows.warnings.append(f"{_trade_label(trade)}: {exc}; skipped")
+        rows.warnings.append(f"{_trade_label(trade)}: {validation.problem(exc)}; skipped")
         return
     known = rows.exec_ids.get(execution.exec_id)
     if known is None:
@@ -251,7 +256,7 @@ def _add_trade(data: FlexStatementData, trade: Types.Trade, statement_account: s
 def _trade_label(trade: Types.Trade) -> str:
     when = trade.dateTime or trade.tradeDate
     parts = [f"trade {trade.tradeID or '(no tradeID)'}", trade.symbol or "", when.isoformat() if when else ""]
-    return " ".join(" ".join(p.split()) for p in parts if p)
+    return " ".join(" ".join(shown(p).split()) for p in parts if p)
 
 
 def _exec_id(trade: Types.Trade) -> str:
@@ -283,7 +288,7 @@ def _execution(trade: Types.Trade, account_id: str, zone: ZoneInfo) -> BrokerExe
     if trade.tradePrice is None or trade.tradePrice < 0:
         raise _SkipRow(f"tradePrice is {_text(trade.tradePrice)!r}")
     day = trade.tradeDate if trade.tradeTime is not None else None  # a date alone cannot order fills
-    executed_at = _aware_utc(trade.dateTime, day, trade.tradeTime, zone)
+    executed_at = _aware_utc(trade.dateTime, day, trade.tradeTime, zone, field="dateTime")
     if executed_at is None:
         raise _SkipRow("no dateTime (nor tradeDate and tradeTime)")
     return BrokerExecution(
@@ -343,33 +348,41 @@ def _add_cash_transaction(
     data: FlexStatementData, cash: Types.CashTransaction, statement_account: str, zone: ZoneInfo
 ) -> None:
     rows = _rows_of(data, cash.accountId or statement_account)
-    label = (
-        f"cash transaction {cash.transactionID or '(no transactionID)'} ({cash.description or 'deposit/withdrawal'})"
+    label = " ".join(
+        f"cash transaction {cash.transactionID or '(no transactionID)'} "
+        f"({cash.description or 'deposit/withdrawal'})".split()
     )
+    try:
+        flow = validation.checked_cash_flow(_cash_flow(cash, rows.account_id, zone))
+    except ROW_ERRORS as exc:
+        rows.warnings.append(f"{shown(label, 120)}: {validation.problem(exc)}; skipped")
+        return
+    if flow.flow_id not in rows.flow_ids:
+        rows.flow_ids.add(flow.flow_id)
+        rows.cash_flows.append(flow)
+
+
+def _cash_flow(cash: Types.CashTransaction, account_id: str, zone: ZoneInfo) -> BrokerCashFlow:
     if not cash.transactionID:
-        rows.warnings.append(f"{label}: no transactionID to recognise it by on the next import; skipped")
-        return
+        raise _SkipRow("no transactionID to recognise it by on the next import")
     if not cash.amount:
-        rows.warnings.append(f"{label}: amount is {_text(cash.amount)!r}; skipped")
-        return
-    at = _aware_utc(cash.dateTime, cash.reportDate or cash.settleDate, None, zone)
+        raise _SkipRow(f"amount is {_text(cash.amount)!r}")
+    at = _aware_utc(cash.dateTime, cash.reportDate or cash.settleDate, None, zone, field="dateTime")
     if at is None:
-        rows.warnings.append(f"{label}: no dateTime; skipped")
-        return
-    flow = BrokerCashFlow(
-        account_id=rows.account_id,
+        raise _SkipRow("no dateTime")
+    return BrokerCashFlow(
+        account_id=account_id,
         flow_id=f"flex-{cash.transactionID}",
         kind="DEPOSIT" if cash.amount > 0 else "WITHDRAWAL",
         amount=abs(cash.amount),
         at=at,
         currency=(cash.currency or "USD").upper(),
     )
-    if flow.flow_id not in rows.flow_ids:
-        rows.flow_ids.add(flow.flow_id)
-        rows.cash_flows.append(flow)
 
 
-def _aware_utc(when: datetime | None, day: date | None, at: time | None, zone: ZoneInfo) -> datetime | None:
+def _aware_utc(
+    when: datetime | None, day: date | None, at: time | None, zone: ZoneInfo, *, field: str
+) -> datetime | None:
     """Flex times carry no zone: read a naive one in the report's zone (see the module docstring)."""
     if when is None and day is not None:
         when = datetime.combine(day, at or time(0))
@@ -377,7 +390,10 @@ def _aware_utc(when: datetime | None, day: date | None, at: time | None, zone: Z
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 23:00 New York is after year 9999 in UTC
+        raise _SkipRow(f"{field}: {when.isoformat()} is out of range once in UTC") from None
 
 
 def _int(value: str | None) -> int | None:

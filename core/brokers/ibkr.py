@@ -20,7 +20,9 @@ IBKR quirks are normalised here and nowhere else:
 - an expiry given as a contract month (YYYYMM) becomes the last day of that month.
 
 A row that cannot be normalised (no symbol, a security type the project does not model, an option
-without strike) is skipped with a warning that names it, as the simulated adapter does.
+without strike, a time that overflows) or that would not fit where it is stored (a 300-character
+symbol, an id beyond 64 bits: core/brokers/validation.py) is skipped with a warning that names it, as the
+simulated adapter does. An answer that is not a list of rows is a failed request (BrokerError).
 """
 
 import asyncio
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 
 from ib_async import IB, ExecutionFilter, RequestError, Stock
 
+from core.brokers import limits, validation
 from core.brokers.base import (
     BAR_SIZES,
     AccountValues,
@@ -50,6 +53,7 @@ from core.brokers.base import (
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
+from core.brokers.validation import ROW_ERRORS, RowRejected, shown
 from core.fields import (
     MONEY_PLACES,
     PRICE_PLACES,
@@ -111,8 +115,15 @@ CLIENT_ID_IN_USE = 326
 CONNECTIVITY_LOST = 1100
 
 
-class UnusableRowError(ValueError):
+class UnusableRowError(RowRejected):
     pass
+
+
+def _listed(where: str, what: str, answer: Any) -> list:
+    """The rows of an answer; anything but a list is a failed request, never "no rows"."""
+    if not isinstance(answer, list | tuple):
+        raise BrokerError(f"{where}: {what}: a {type(answer).__name__}, not a list")
+    return list(answer)
 
 
 # --- numbers and times ---------------------------------------------------------------------------
@@ -132,14 +143,14 @@ def _float(value: Any) -> Decimal | None:
 
 
 def _text_number(value: str) -> Decimal | None:
-    """An account value (a string) as a Decimal; None when unset. Raises ValueError when not a number."""
+    """An account value (a string) as a Decimal; None when unset. Raises UnusableRowError when not a number."""
     text = (value or "").strip()
     if not text:
         return None
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
+        raise UnusableRowError(f"not a number: {shown(value)!r}") from None
     if not number.is_finite() or abs(number) >= UNSET_THRESHOLD:
         return None
     return number
@@ -246,10 +257,10 @@ def _instrument(contract: Any) -> InstrumentSpec:
 
 
 def _contract_label(contract: Any) -> str:
-    symbol = (getattr(contract, "symbol", "") or "").strip() or "?"
-    sec_type = (getattr(contract, "secType", "") or "").strip() or "?"
+    symbol = shown(getattr(contract, "symbol", "") or "").strip() or "?"
+    sec_type = shown(getattr(contract, "secType", "") or "").strip() or "?"
     con_id = getattr(contract, "conId", 0) or "?"
-    return f"{sec_type} {symbol} (conId {con_id})"
+    return f"{sec_type} {symbol} (conId {shown(con_id)})"
 
 
 def _duration(start: datetime, end: datetime) -> str:
@@ -309,7 +320,7 @@ class _Session:
             raise BrokerUnavailable(f"{self.broker.where}: connection lost during {what}: {exc}") from exc
 
     def require_account(self, account_id: str) -> None:
-        managed = list(self.ib.managedAccounts())
+        managed = _listed(self.broker.where, "managed accounts", self.ib.managedAccounts())
         if account_id not in managed:
             raise BrokerError(
                 f"{self.broker.where}: account {account_id} is not managed by this login "
@@ -451,9 +462,9 @@ class IBKRBroker:
         """
 
         async def job(session: _Session) -> tuple[list[str], list[Any]]:
-            managed = list(session.ib.managedAccounts())
+            managed = _listed(self.where, "managed accounts", session.ib.managedAccounts())
             rows = await session.call("account summary", session.ib.accountSummaryAsync())
-            return managed, list(rows)
+            return managed, _listed(self.where, "account summary", rows)
 
         managed, rows = self._run("accounts", job)
         if not managed:
@@ -468,10 +479,18 @@ class IBKRBroker:
         warnings: list[str] = []
         items = []
         for account_id in managed:
-            account_rows = [r for r in rows if r.account == account_id and not getattr(r, "modelCode", "")]
+            try:
+                validation.text(account_id, field="account_id", max_length=limits.ACCOUNT_ID_LENGTH)
+                account_rows = [r for r in rows if r.account == account_id and not getattr(r, "modelCode", "")]
+                account = validation.checked_account(self._account(account_id, account_rows, warnings))
+            except ROW_ERRORS as exc:
+                message = f"account {shown(account_id)}: {validation.problem(exc)}; account skipped"
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
             if not account_rows:
                 warnings.append(f"account {account_id}: the account summary has no values for it")
-            items.append(self._account(account_id, account_rows, warnings))
+            items.append(account)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     @staticmethod
@@ -510,19 +529,17 @@ class IBKRBroker:
             if row is None:
                 continue
             try:
-                parsed[attr] = _text_number(row.value)
-            except ValueError as exc:
-                warnings.append(f"account {account_id}: {tag}: {exc}; value ignored")
+                parsed[attr] = validation.money(_text_number(row.value), field=tag)
+            except ROW_ERRORS as exc:
+                warnings.append(f"account {account_id}: {tag}: {validation.problem(exc)}; value ignored")
         row = pick("DayTradesRemaining")
         if row is not None:
             try:
                 number = _text_number(row.value)
                 if number is not None:
-                    if number != number.to_integral_value():
-                        raise ValueError(f"not a whole number: {row.value!r}")
-                    parsed["day_trades_remaining"] = int(number)
-            except ValueError as exc:
-                warnings.append(f"account {account_id}: DayTradesRemaining: {exc}; value ignored")
+                    parsed["day_trades_remaining"] = validation.integer(number, field="DayTradesRemaining")
+            except ROW_ERRORS as exc:
+                warnings.append(f"account {account_id}: DayTradesRemaining: {validation.problem(exc)}; value ignored")
         type_row = pick("AccountType")
         type_tag = (type_row.value or "").upper() if type_row is not None else ""
         account_type = "CASH" if "CASH" in type_tag else "MARGIN" if "MARGIN" in type_tag else None
@@ -540,18 +557,17 @@ class IBKRBroker:
 
         async def job(session: _Session) -> tuple[list[Any], dict[int, Any], list[str]]:
             session.require_account(account_id)
-            rows = [
-                p for p in await session.call("positions", session.ib.reqPositionsAsync()) if p.account == account_id
-            ]
+            answer = _listed(self.where, "positions", await session.call("positions", session.ib.reqPositionsAsync()))
+            rows = [p for p in answer if p.account == account_id]
             notes: list[str] = []
-            portfolio = list(session.ib.portfolio(account_id))
+            portfolio = _listed(self.where, "portfolio", session.ib.portfolio(account_id))
             if not portfolio and any(p.position for p in rows):
                 # portfolio() is filled only for the account given at connect (or the only one).
                 try:
                     await session.call(
                         f"account updates for {account_id}", session.ib.reqAccountUpdatesAsync(account_id)
                     )
-                    portfolio = list(session.ib.portfolio(account_id))
+                    portfolio = _listed(self.where, "portfolio", session.ib.portfolio(account_id))
                 except (BrokerError, BrokerUnavailable) as exc:
                     notes.append(f"account {account_id}: market prices unavailable: {exc}")
             prices = {item.contract.conId: item for item in portfolio if item.contract is not None}
@@ -560,18 +576,23 @@ class IBKRBroker:
         rows, portfolio, warnings = self._run("positions", job)
         items: dict[tuple, BrokerPosition] = {}
         for row in rows:
+            label = f"account {account_id} position {_contract_label(getattr(row, 'contract', None))}"
+            notes: list[str] = []
             try:
-                position = self._position(account_id, row, portfolio.get(getattr(row.contract, "conId", 0)))
-            except UnusableRowError as exc:
-                message = f"account {account_id} position {_contract_label(row.contract)}: {exc}; row skipped"
+                position = self._position(account_id, row, portfolio.get(getattr(row.contract, "conId", 0)), notes)
+            except ROW_ERRORS as exc:
+                message = f"{label}: {validation.problem(exc)}; row skipped"
                 logger.warning("ibkr broker: %s", message)
                 warnings.append(message)
                 continue
+            for note in notes:
+                logger.warning("ibkr broker: %s: %s", label, note)
+                warnings.append(f"{label}: {note}")
             items[(position.instrument.con_id, position.instrument.key)] = position
         return Fetched(items=tuple(items.values()), warnings=tuple(warnings))
 
     @staticmethod
-    def _position(account_id: str, row: Any, item: Any | None) -> BrokerPosition:
+    def _position(account_id: str, row: Any, item: Any | None, notes: list[str]) -> BrokerPosition:
         instrument = _instrument(row.contract)
         quantity = _float(row.position)
         if quantity is None:
@@ -586,12 +607,15 @@ class IBKRBroker:
         market_price = _float(item.marketPrice) if item is not None else None
         if market_price is not None and market_price < 0:
             market_price = None
-        return BrokerPosition(
-            account_id=account_id,
-            instrument=instrument,
-            quantity=_quantity(quantity),
-            average_price=_price(avg_cost),
-            market_price=_price(market_price),
+        return validation.checked_position(
+            BrokerPosition(
+                account_id=account_id,
+                instrument=instrument,
+                quantity=quantity,  # rounded to the column's places there, a quantity that rounds to 0 noted
+                average_price=_price(avg_cost),
+                market_price=_price(market_price),
+            ),
+            notes,
         )
 
     # --- executions ---------------------------------------------------------------------------------
@@ -609,7 +633,7 @@ class IBKRBroker:
                 "executions",
                 session.ib.reqExecutionsAsync(ExecutionFilter(acctCode=account_id, time=filter_time)),
             )
-            fills = list(fills)
+            fills = _listed(self.where, "executions", fills)
             # Reports are merged in place into the fill ib_async keeps in ib.fills(), so a short wait
             # catches late ones.
             waited = 0.0
@@ -629,10 +653,10 @@ class IBKRBroker:
                 continue
             try:
                 parsed = self._execution(account_id, fill)
-            except UnusableRowError as exc:
+            except ROW_ERRORS as exc:
                 message = (
-                    f"account {account_id} execution {execution.execId or '?'} "
-                    f"{_contract_label(fill.contract)}: {exc}; row skipped"
+                    f"account {account_id} execution {shown(execution.execId or '?')} "
+                    f"{_contract_label(fill.contract)}: {validation.problem(exc)}; row skipped"
                 )
                 logger.warning("ibkr broker: %s", message)
                 warnings.append(message)
@@ -662,6 +686,10 @@ class IBKRBroker:
         when = execution.time if isinstance(execution.time, datetime) else getattr(fill, "time", None)
         if not isinstance(when, datetime):
             raise UnusableRowError(f"time: not a datetime: {execution.time!r}")
+        try:
+            when = _utc(when)
+        except OverflowError:  # 0001-01-01 00:00+14:00 is before year 1 in UTC
+            raise UnusableRowError(f"time: {execution.time!r} is out of range once in UTC") from None
         commission = None
         commission_currency = instrument.currency
         report = fill.commissionReport
@@ -670,7 +698,7 @@ class IBKRBroker:
             commission_currency = (report.currency or instrument.currency).upper()
         raw = {
             "execId": exec_id,
-            "time": _utc(when).isoformat(),
+            "time": when.isoformat(),
             "acctNumber": execution.acctNumber,
             "exchange": execution.exchange,
             "side": execution.side,
@@ -688,20 +716,22 @@ class IBKRBroker:
             "commission": str(commission) if commission is not None else None,
             "commissionCurrency": commission_currency if commission is not None else None,
         }
-        return BrokerExecution(
-            account_id=account_id,
-            exec_id=exec_id,
-            instrument=instrument,
-            side=side,
-            quantity=_quantity(quantity),
-            price=_price(price),
-            executed_at=_utc(when),
-            commission=commission,
-            commission_currency=commission_currency,
-            order_id=_optional_id(execution.orderId),
-            perm_id=_optional_id(execution.permId),
-            exchange=execution.exchange or "",
-            raw=raw,
+        return validation.checked_execution(
+            BrokerExecution(
+                account_id=account_id,
+                exec_id=exec_id,
+                instrument=instrument,
+                side=side,
+                quantity=_quantity(quantity),
+                price=_price(price),
+                executed_at=when,
+                commission=commission,
+                commission_currency=commission_currency,
+                order_id=_optional_id(execution.orderId),
+                perm_id=_optional_id(execution.permId),
+                exchange=execution.exchange or "",
+                raw=raw,
+            )
         )
 
     # --- cash flows ---------------------------------------------------------------------------------
@@ -719,7 +749,10 @@ class IBKRBroker:
     @staticmethod
     async def _stock(session: _Session, symbol: str) -> Any:
         contract = Stock(symbol, "SMART", "USD")
-        qualified = await session.call(f"contract lookup for {symbol}", session.ib.qualifyContractsAsync(contract))
+        what = f"contract lookup for {symbol}"
+        qualified = _listed(
+            session.broker.where, what, await session.call(what, session.ib.qualifyContractsAsync(contract))
+        )
         found = qualified[0] if qualified else None
         if found is None or isinstance(found, list):
             raise BrokerError(
@@ -746,10 +779,13 @@ class IBKRBroker:
 
         async def job(session: _Session) -> list[Any]:
             contract = await self._stock(session, symbol)
+            what = f"historical {bar_size} bars for {symbol}"
             try:
-                return list(
+                return _listed(
+                    self.where,
+                    what,
                     await session.call(
-                        f"historical {bar_size} bars for {symbol}",
+                        what,
                         session.ib.reqHistoricalDataAsync(
                             contract,
                             endDateTime=end_utc or "",
@@ -761,7 +797,7 @@ class IBKRBroker:
                             timeout=0,  # ib_async's own timeout returns an empty list; ours raises
                         ),
                         timeout=max(self.timeout, HISTORICAL_MIN_TIMEOUT),
-                    )
+                    ),
                 )
             except BrokerError as exc:
                 # 162 also says "HMDS query returned no data" for a range without bars: not a failure.
@@ -780,8 +816,11 @@ class IBKRBroker:
         for index, row in enumerate(rows):
             try:
                 bar = self._bar(symbol, bar_size, row)
-            except UnusableRowError as exc:
-                message = f"bars.{symbol}.{bar_size}[{index}] ({getattr(row, 'date', '?')}): {exc}; row skipped"
+            except ROW_ERRORS as exc:
+                message = (
+                    f"bars.{symbol}.{bar_size}[{index}] ({shown(getattr(row, 'date', '?'))}): "
+                    f"{validation.problem(exc)}; row skipped"
+                )
                 logger.warning("ibkr broker: %s", message)
                 warnings.append(message)
                 continue
@@ -804,7 +843,11 @@ class IBKRBroker:
         volume = _float(row.volume)
         # IBKR sends -1 when it has no volume for the bar.
         volume = _quantity(volume) if volume is not None and volume >= 0 else Decimal(0)
-        return Bar(symbol=symbol, bar_size=bar_size, start=_utc(row.date), volume=volume, **prices)
+        try:
+            start = _utc(row.date)
+        except OverflowError:
+            raise UnusableRowError(f"date: {row.date!r} is out of range once in UTC") from None
+        return validation.checked_bar(Bar(symbol=symbol, bar_size=bar_size, start=start, volume=volume, **prices))
 
     def quote(self, symbol: str) -> Quote | None:
         """A snapshot of the SMART-routed USD stock; None when IBKR has no bid, ask or last for it.
@@ -818,6 +861,7 @@ class IBKRBroker:
         async def job(session: _Session) -> Any | None:
             contract = await self._stock(session, symbol)
             tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            tickers = _listed(self.where, f"quote for {symbol}", tickers)
             return tickers[0] if tickers else None
 
         ticker = self._run("quote", job)
@@ -828,11 +872,17 @@ class IBKRBroker:
             number = _float(value)
             return _price(number) if number is not None and number >= 0 else None
 
-        bid, ask, last = price(ticker.bid), price(ticker.ask), price(ticker.last)
-        if bid is None and ask is None and last is None:
+        try:
+            bid, ask, last = price(ticker.bid), price(ticker.ask), price(ticker.last)
+            if bid is None and ask is None and last is None:
+                return None
+            at = ticker.time if isinstance(ticker.time, datetime) else None
+            return validation.checked_quote(
+                Quote(symbol=symbol, bid=bid, ask=ask, last=last, at=_utc(at) if at else None)
+            )
+        except ROW_ERRORS as exc:
+            logger.warning("ibkr broker: quote for %s: %s; quote skipped", symbol, validation.problem(exc))
             return None
-        at = ticker.time if isinstance(ticker.time, datetime) else None
-        return Quote(symbol=symbol, bid=bid, ask=ask, last=last, at=_utc(at) if at else None)
 
 
 def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:

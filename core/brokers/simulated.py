@@ -2,8 +2,11 @@
 
 The file is read afresh on every call, so whoever rewrites it (a test, the demo, a person) changes
 what "the broker" says for the next call. A file that is missing, unreadable or not JSON makes
-every call raise BrokerUnavailable naming the file and the problem; a malformed row is skipped
-with a warning that names it, and the rest of the file is used.
+every call raise BrokerUnavailable naming the file and the problem. A section of the wrong type (a
+string or an object where the positions list belongs) makes the calls that read it raise BrokerError:
+a failed request, never "no positions", which would close every open position. A malformed row, or
+one that would not fit the columns it is written to (core/brokers/validation.py), is skipped with a
+warning that names it and the field, and the rest of the file is used. Absent sections are empty.
 
 "Afresh" does not mean "parsed again": the parsed JSON is kept per file (module level, so it outlives
 the SimulatedBroker that ``get_broker()`` builds per call) and reused while the file's identity
@@ -28,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.brokers import validation
 from core.brokers.base import (
     BAR_SIZES,
     AccountValues,
@@ -42,6 +46,7 @@ from core.brokers.base import (
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
+from core.brokers.validation import ROW_ERRORS, RowRejected, shown
 from core.fields import parse_decimal
 
 logger = logging.getLogger(__name__)
@@ -179,7 +184,7 @@ def _load(path: Path) -> _ParsedFile:
     return entry
 
 
-class MalformedRow(ValueError):  # noqa: N818 - reads as "this row is malformed"
+class MalformedRow(RowRejected):
     pass
 
 
@@ -229,10 +234,13 @@ def _time(row: dict, key: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise MalformedRow(f"{key}: not an ISO 8601 time: {value!r}") from None
+        raise MalformedRow(f"{key}: not an ISO 8601 time: {shown(value)!r}") from None
     if parsed.tzinfo is None:
-        raise MalformedRow(f"{key}: time has no zone: {value!r}")
-    return parsed.astimezone(UTC)
+        raise MalformedRow(f"{key}: time has no zone: {shown(value)!r}")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is a time before year 1 in UTC
+        raise MalformedRow(f"{key}: {value!r} is out of range once in UTC") from None
 
 
 def _instrument(row: dict) -> InstrumentSpec:
@@ -275,16 +283,15 @@ def _label(where: str, index: int, row: Any) -> str:
     if isinstance(row, dict):
         name = row.get("exec_id") or row.get("id") or row.get("symbol") or row.get("account_id")
         if name:
-            return f"{where}[{index}] ({name})"
+            return f"{where}[{index}] ({shown(name)})"
     return f"{where}[{index}]"
 
 
-def _parse_rows(rows: Any, where: str, parse: Callable[[dict], T], warnings: list[str]) -> list[T]:
-    if rows is None:
-        return []
-    if not isinstance(rows, list):
-        warnings.append(f"{where}: expected a list, got {type(rows).__name__}; ignored")
-        return []
+def _parse_rows(
+    rows: list, where: str, parse: Callable[[dict], T], warnings: list[str], notes: list[str] | None = None
+) -> list[T]:
+    """Each row parsed, or skipped with a warning that names it and the field. ``notes`` is where
+    ``parse`` leaves remarks about a row it kept; they become warnings naming the row."""
     parsed: list[T] = []
     for index, row in enumerate(rows):
         label = _label(where, index, row)
@@ -292,10 +299,16 @@ def _parse_rows(rows: Any, where: str, parse: Callable[[dict], T], warnings: lis
             if not isinstance(row, dict):
                 raise MalformedRow(f"expected an object, got {type(row).__name__}")
             parsed.append(parse(row))
-        except MalformedRow as exc:
-            message = f"{label}: {exc}; row skipped"
+        except ROW_ERRORS as exc:
+            message = f"{label}: {validation.problem(exc)}; row skipped"
             logger.warning("simulated broker: %s", message)
             warnings.append(message)
+        for note in notes or ():
+            message = f"{label}: {note}"
+            logger.warning("simulated broker: %s", message)
+            warnings.append(message)
+        if notes:
+            notes.clear()
     return parsed
 
 
@@ -319,28 +332,47 @@ class SimulatedBroker:
         return self._file().state
 
     def _account_row(self, account_id: str) -> dict:
-        row = self._file().accounts.get(account_id)
+        parsed = self._file()
+        self._list(parsed.state.get("accounts"), "accounts")
+        row = parsed.accounts.get(account_id)
         if row is None:
             raise BrokerError(f"account {account_id} is not known to the broker")
         return row
 
+    # A section of the wrong type is a failed request, never "nothing": read as "no positions", a
+    # positions section that is a string would close every open position. Absent (or null) is empty.
+    def _wrong_type(self, where: str, value: Any, expected: str) -> BrokerError:
+        return BrokerError(f"broker state file {self.path}: {where}: a {type(value).__name__}, not {expected}")
+
+    def _list(self, value: Any, where: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._wrong_type(where, value, "a list")
+        return value
+
+    def _object(self, value: Any, where: str, expected: str = "an object") -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self._wrong_type(where, value, expected)
+        return value
+
     # --- accounts -----------------------------------------------------------------------------
-    @staticmethod
-    def _values(raw: Any, where: str, warnings: list[str]) -> AccountValues:
-        if not isinstance(raw, dict):
-            return AccountValues()
+    def _values(self, raw: Any, where: str, warnings: list[str]) -> AccountValues:
+        raw = self._object(raw, f"{where}.values")
         parsed: dict[str, Any] = {}
         for tag, attr in VALUE_TAGS.items():
             if raw.get(tag) is None:
                 continue
             try:
-                parsed[attr] = parse_decimal(raw[tag], field=tag)
+                parsed[attr] = parse_decimal(raw[tag], field=tag)  # within every money column
             except ValueError as exc:
                 warnings.append(f"{where}.values.{tag}: {exc}; value ignored")
         if raw.get("DayTradesRemaining") is not None:
             try:
-                parsed["day_trades_remaining"] = int(
-                    parse_decimal(raw["DayTradesRemaining"], field="DayTradesRemaining")
+                parsed["day_trades_remaining"] = validation.integer(
+                    parse_decimal(raw["DayTradesRemaining"], field="DayTradesRemaining"), field="DayTradesRemaining"
                 )
             except ValueError as exc:
                 warnings.append(f"{where}.values.DayTradesRemaining: {exc}; value ignored")
@@ -353,66 +385,75 @@ class SimulatedBroker:
             account_id = _text(row, "account_id")
             account_type = (_text(row, "account_type", required=False) or "MARGIN").upper()
             if account_type not in ACCOUNT_TYPES:
-                raise MalformedRow(f"account_type: expected MARGIN or CASH, got {account_type!r}")
+                raise MalformedRow(f"account_type: expected MARGIN or CASH, got {shown(account_type)!r}")
             base_currency = (_text(row, "base_currency", required=False) or "USD").upper()
+            account = BrokerAccount(account_id=account_id, account_type=account_type, base_currency=base_currency)
+            validation.checked_account(account)  # before its values: their warnings name it
             values = self._values(row.get("values"), f"accounts ({account_id})", warnings)
-            return BrokerAccount(
-                account_id=account_id, account_type=account_type, base_currency=base_currency, values=values
-            )
+            return replace(account, values=values)
 
-        items = _parse_rows(self._state().get("accounts"), "accounts", parse, warnings)
+        rows = self._list(self._state().get("accounts"), "accounts")
+        items = _parse_rows(rows, "accounts", parse, warnings)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     # --- positions ----------------------------------------------------------------------------
     def positions(self, account_id: str) -> Fetched[BrokerPosition]:
         warnings: list[str] = []
+        where = f"accounts ({account_id}).positions"
 
         def parse(row: dict) -> BrokerPosition:
             instrument = _instrument(row)
             quantity = _decimal(row, "quantity")
             avg_cost = _decimal(row, "avg_cost", minimum=Decimal(0))
             market_price = _decimal(row, "market_price", required=False, minimum=Decimal(0))
-            return BrokerPosition(
-                account_id=account_id,
-                instrument=instrument,
-                quantity=quantity,
-                average_price=avg_cost / instrument.multiplier,
-                market_price=market_price,
+            return validation.checked_position(
+                BrokerPosition(
+                    account_id=account_id,
+                    instrument=instrument,
+                    quantity=quantity,
+                    average_price=avg_cost / instrument.multiplier,
+                    market_price=market_price,
+                ),
+                notes,
             )
 
-        rows = self._account_row(account_id).get("positions")
-        items = _parse_rows(rows, f"accounts ({account_id}).positions", parse, warnings)
+        notes: list[str] = []
+        rows = self._list(self._account_row(account_id).get("positions"), where)
+        items = _parse_rows(rows, where, parse, warnings, notes)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     # --- executions ---------------------------------------------------------------------------
     def executions(self, account_id: str, since: datetime | None = None) -> Fetched[BrokerExecution]:
         warnings: list[str] = []
+        where = f"accounts ({account_id}).executions"
 
         def parse(row: dict) -> BrokerExecution:
             exec_id = _text(row, "exec_id")
             side = _text(row, "side").upper()
             if side not in {"BUY", "SELL"}:
-                raise MalformedRow(f"side: expected BUY or SELL, got {side!r}")
+                raise MalformedRow(f"side: expected BUY or SELL, got {shown(side)!r}")
             settle = row.get("settlement_date")
-            return BrokerExecution(
-                account_id=account_id,
-                exec_id=exec_id,
-                instrument=_instrument(row),
-                side=side,
-                quantity=_decimal(row, "quantity", strictly_positive=True),
-                price=_decimal(row, "price", minimum=Decimal(0)),
-                executed_at=_time(row, "time"),
-                commission=_decimal(row, "commission", required=False),
-                commission_currency=(_text(row, "commission_currency", required=False) or "USD"),
-                order_id=_int(row, "order_id"),
-                perm_id=_int(row, "perm_id"),
-                exchange=_text(row, "exchange", required=False),
-                settlement_date=settle if isinstance(settle, str) else None,
-                raw=copy.deepcopy(row),  # the row belongs to the shared parsed file
+            return validation.checked_execution(
+                BrokerExecution(
+                    account_id=account_id,
+                    exec_id=exec_id,
+                    instrument=_instrument(row),
+                    side=side,
+                    quantity=_decimal(row, "quantity", strictly_positive=True),
+                    price=_decimal(row, "price", minimum=Decimal(0)),
+                    executed_at=_time(row, "time"),
+                    commission=_decimal(row, "commission", required=False),
+                    commission_currency=(_text(row, "commission_currency", required=False) or "USD"),
+                    order_id=_int(row, "order_id"),
+                    perm_id=_int(row, "perm_id"),
+                    exchange=_text(row, "exchange", required=False),
+                    settlement_date=settle if isinstance(settle, str) else None,
+                    raw=copy.deepcopy(row),  # the row belongs to the shared parsed file
+                )
             )
 
-        rows = self._account_row(account_id).get("executions")
-        items = _parse_rows(rows, f"accounts ({account_id}).executions", parse, warnings)
+        rows = self._list(self._account_row(account_id).get("executions"), where)
+        items = _parse_rows(rows, where, parse, warnings)
         if since is not None:
             items = [e for e in items if e.executed_at >= since]
         return Fetched(items=tuple(items), warnings=tuple(warnings))
@@ -420,22 +461,25 @@ class SimulatedBroker:
     # --- cash flows ---------------------------------------------------------------------------
     def cash_flows(self, account_id: str) -> Fetched[BrokerCashFlow]:
         warnings: list[str] = []
+        where = f"accounts ({account_id}).cash_flows"
 
         def parse(row: dict) -> BrokerCashFlow:
             kind = _text(row, "kind").upper()
             if kind not in {"DEPOSIT", "WITHDRAWAL"}:
-                raise MalformedRow(f"kind: expected DEPOSIT or WITHDRAWAL, got {kind!r}")
-            return BrokerCashFlow(
-                account_id=account_id,
-                flow_id=_text(row, "id"),
-                kind=kind,
-                amount=_decimal(row, "amount", strictly_positive=True),
-                at=_time(row, "time"),
-                currency=(_text(row, "currency", required=False) or "USD").upper(),
+                raise MalformedRow(f"kind: expected DEPOSIT or WITHDRAWAL, got {shown(kind)!r}")
+            return validation.checked_cash_flow(
+                BrokerCashFlow(
+                    account_id=account_id,
+                    flow_id=_text(row, "id"),
+                    kind=kind,
+                    amount=_decimal(row, "amount", strictly_positive=True),
+                    at=_time(row, "time"),
+                    currency=(_text(row, "currency", required=False) or "USD").upper(),
+                )
             )
 
-        rows = self._account_row(account_id).get("cash_flows")
-        items = _parse_rows(rows, f"accounts ({account_id}).cash_flows", parse, warnings)
+        rows = self._list(self._account_row(account_id).get("cash_flows"), where)
+        items = _parse_rows(rows, where, parse, warnings)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     # --- market data --------------------------------------------------------------------------
@@ -452,46 +496,44 @@ class SimulatedBroker:
             high = _decimal(row, "high", minimum=Decimal(0))
             if high < low:
                 raise MalformedRow(f"high {high} is below low {low}")
-            return Bar(
-                symbol=symbol,
-                bar_size=bar_size,
-                start=_time(row, "time"),
-                open=_decimal(row, "open", minimum=Decimal(0)),
-                high=high,
-                low=low,
-                close=_decimal(row, "close", minimum=Decimal(0)),
-                volume=_decimal(row, "volume", minimum=Decimal(0)),
+            return validation.checked_bar(
+                Bar(
+                    symbol=symbol,
+                    bar_size=bar_size,
+                    start=_time(row, "time"),
+                    open=_decimal(row, "open", minimum=Decimal(0)),
+                    high=high,
+                    low=low,
+                    close=_decimal(row, "close", minimum=Decimal(0)),
+                    volume=_decimal(row, "volume", minimum=Decimal(0)),
+                )
             )
 
-        all_bars = self._state().get("bars") or {}
-        if not isinstance(all_bars, dict):
-            warnings.append(f"bars: expected an object keyed by symbol, got {type(all_bars).__name__}; ignored")
-            all_bars = {}
-        rows = all_bars.get(symbol, {}).get(bar_size) if isinstance(all_bars.get(symbol), dict) else None
-        items = _parse_rows(rows, f"bars.{symbol}.{bar_size}", parse, warnings)
+        all_bars = self._object(self._state().get("bars"), "bars", "an object keyed by symbol")
+        by_size = self._object(all_bars.get(symbol), f"bars.{symbol}", "an object keyed by bar size")
+        where = f"bars.{symbol}.{bar_size}"
+        items = _parse_rows(self._list(by_size.get(bar_size), where), where, parse, warnings)
         items = [b for b in items if (start is None or b.start >= start) and (end is None or b.start < end)]
         items.sort(key=lambda b: b.start)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
     def quote(self, symbol: str) -> Quote | None:
         symbol = symbol.upper()
-        quotes = self._state().get("quotes") or {}
-        if not isinstance(quotes, dict):
-            logger.warning("simulated broker: quotes: expected an object keyed by symbol; ignored")
-            return None
-        row = quotes.get(symbol)
+        row = self._object(self._state().get("quotes"), "quotes", "an object keyed by symbol").get(symbol)
         if row is None:
             return None
         try:
             if not isinstance(row, dict):
                 raise MalformedRow("expected an object")
-            return Quote(
-                symbol=symbol,
-                bid=_decimal(row, "bid", required=False, minimum=Decimal(0)),
-                ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
-                last=_decimal(row, "last", required=False, minimum=Decimal(0)),
-                at=_time(row, "time") if row.get("time") else None,
+            return validation.checked_quote(
+                Quote(
+                    symbol=symbol,
+                    bid=_decimal(row, "bid", required=False, minimum=Decimal(0)),
+                    ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
+                    last=_decimal(row, "last", required=False, minimum=Decimal(0)),
+                    at=_time(row, "time") if row.get("time") else None,
+                )
             )
-        except MalformedRow as exc:
-            logger.warning("simulated broker: quotes.%s: %s; quote skipped", symbol, exc)
+        except ROW_ERRORS as exc:
+            logger.warning("simulated broker: quotes.%s: %s; quote skipped", symbol, validation.problem(exc))
             return None

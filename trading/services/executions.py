@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from core.brokers import Broker, BrokerError, BrokerUnavailable
 from core.brokers.base import BrokerCashFlow, BrokerExecution
+from core.brokers.validation import shown
 from core.bulk import bulk_insert, reserve_ids
 from core.fields import quantize_money, quantize_price, quantize_quantity
 from core.journal import sync_run_fail, sync_run_finish, sync_run_skip_broker, sync_run_start
@@ -48,6 +49,9 @@ BROKER_FIELDS = (
     "broker_settlement_date",
 )
 LOOKUP_CHUNK = 5000
+# A broker's settlement date this long after the trade date is a mistake, not a settlement cycle (US
+# T+1/T+2, extended settlement by agreement: days, not months); one before the trade date is impossible.
+BROKER_SETTLEMENT_MAX_DAYS = 31
 _broker_tuple = itemgetter(*BROKER_FIELDS)  # a values dict as a tuple in BROKER_FIELDS order
 
 
@@ -106,16 +110,30 @@ def _broker_values(row: BrokerExecution, broker_settle: date | None) -> dict:
 
 
 def _parse_broker_settlement(row: BrokerExecution, warnings: list[str]) -> date | None:
+    """The broker's settlement date when it is a possible one for the fill's trade date (domain rules:
+    stored and preferred); otherwise None, with a warning, so that the calendar's date is used."""
     if not row.settlement_date:
         return None
     try:
-        return date.fromisoformat(row.settlement_date)
+        broker_date = date.fromisoformat(row.settlement_date)
     except ValueError:
         warnings.append(
-            f"execution {row.exec_id}: settlement date {row.settlement_date!r} is not an ISO date; "
+            f"execution {row.exec_id}: settlement date {shown(row.settlement_date)!r} is not an ISO date; "
             "computed from the calendar instead"
         )
         return None
+    trade_date = trade_date_of(row.executed_at)
+    if broker_date < trade_date:
+        problem = f"before the trade date {trade_date}"
+    elif (broker_date - trade_date).days > BROKER_SETTLEMENT_MAX_DAYS:
+        problem = f"more than {BROKER_SETTLEMENT_MAX_DAYS} days after the trade date {trade_date}"
+    else:
+        return broker_date
+    warnings.append(
+        f"execution {row.exec_id}: the broker's settlement date {broker_date} is {problem}; "
+        "computed from the calendar instead"
+    )
+    return None
 
 
 # Fields a source may simply not know (the API has no settlement date, Flex no API order id, a fill
@@ -396,6 +414,11 @@ def executions_ingest(
         flows = broker.cash_flows(account.account_id)
     except (BrokerUnavailable, BrokerError) as exc:
         return sync_run_skip_broker(run=run, exc=exc)
+    except Exception as exc:
+        # An adapter's bug must not leave the run RUNNING (it would hold the account's single-flight
+        # slot) nor stop the accounts after this one: the run fails, with the reason.
+        logger.exception("execution ingest of %s: the broker's answer could not be read", account.account_id)
+        return sync_run_fail(run=run, exc=exc)
     warnings = [*fetched.warnings, *flows.warnings]
     try:
         with _cyclic_gc_paused(), transaction.atomic():

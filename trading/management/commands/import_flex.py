@@ -2,8 +2,12 @@ import dataclasses
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from trading.services.flex import FlexImportBusy, FlexImportError, FlexImportResult, flex_import
+
+# What bad data raises where it is not caught row by row (the parser skips such rows with a warning).
+DATA_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 
 class Command(BaseCommand):
@@ -24,6 +28,10 @@ class Command(BaseCommand):
             result = flex_import(path=file, progress=progress or self.stdout.isatty())
         except (FlexImportError, FlexImportBusy) as exc:
             raise CommandError(str(exc)) from exc
+        except (DatabaseError, *DATA_ERRORS) as exc:
+            # A row the parser let through and the database refused: the import is one transaction, so
+            # nothing was written; the account's sync run says FAILED. --traceback shows the cause.
+            raise CommandError(f"{file}: nothing imported: {type(exc).__name__}: {exc}") from exc
         if json:
             self.stdout.write(_dumps(dataclasses.asdict(result)))
             return
