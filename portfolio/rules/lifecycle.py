@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.brokers.base import BrokerPosition
-from core.fields import quantize_money, quantize_price, quantize_quantity, quantize_ratio
+from core.fields import RATIO_DIGITS, RATIO_PLACES, quantize_money, quantize_price, quantize_quantity, quantize_ratio
 from marketdata.models import Instrument
 from portfolio.models import Position, PositionEventKind, PositionStatus
 from portfolio.rules.splits import split_detect
@@ -99,6 +99,9 @@ def _realized_estimate(
     return quantize_money((price - average) * closed_quantity * multiplier)
 
 
+RATIO_LIMIT = Decimal(10) ** (RATIO_DIGITS - RATIO_PLACES)
+
+
 def _mark(position: Position, price: Decimal | None) -> None:
     """Refresh the price-derived fields of an open position."""
     if price is not None:
@@ -112,7 +115,9 @@ def _mark(position: Position, price: Decimal | None) -> None:
         (position.current_price - position.average_price) * position.quantity * multiplier
     )
     basis = abs(position.quantity * position.average_price * multiplier)
-    position.unrealized_pnl_pct = quantize_ratio(position.unrealized_pnl / basis) if basis else None
+    ratio = position.unrealized_pnl / basis if basis else None
+    # A near-zero cost basis (average 0.00000001) makes a ratio no column holds: unknown, not an error.
+    position.unrealized_pnl_pct = quantize_ratio(ratio) if ratio is not None and abs(ratio) < RATIO_LIMIT else None
 
 
 def _price_fields(position: Position) -> tuple:

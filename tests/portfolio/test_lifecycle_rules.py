@@ -138,6 +138,14 @@ def test_an_unchanged_position_only_has_its_prices_refreshed():
     assert position.current_price == D("156.00") and position.last_synced_at == NOW
 
 
+def test_a_return_no_column_can_hold_is_left_unknown():
+    """Bought for 0.00000001, now 9,999,999: the P&L is stored, its ratio to a near-zero basis is not."""
+    position = held(AAPL, "100", average="0.00000001")
+    reconcile([(row(AAPL, "100", average="0.00000001", price="9999999"), AAPL)], [position])
+    assert position.unrealized_pnl == D("999999900.0000")  # 999,999,899.999999 to the cent column
+    assert position.unrealized_pnl_pct is None
+
+
 def test_a_second_row_for_the_same_instrument_is_ignored_with_a_warning():
     changes = reconcile([(row(AAPL, "100"), AAPL), (row(AAPL, "5"), AAPL)], [])
 
