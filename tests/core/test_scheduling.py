@@ -168,6 +168,36 @@ class TestPeriodicTasksEnsure:
         assert PeriodicTask.objects.get(name="Six-hourly").crontab == existing
         assert CrontabSchedule.objects.count() == 1
 
+    def test_crontab_in_another_zone(self):
+        CrontabSchedule.objects.all().delete()
+        crontab = dict(minute="30", hour="16", day_of_week="1-5", day_of_month="*", month_of_year="*")
+        in_utc = CrontabSchedule.objects.create(timezone="UTC", **crontab)  # same fields, other zone: not reused
+        spec = PeriodicTaskSpec(
+            name="After the close",
+            task="x.y",
+            description="",
+            crontab={"minute": "30", "hour": "16", "day_of_week": "1-5"},
+            crontab_timezone="America/New_York",
+            expire_seconds=60,
+        )
+
+        periodic_tasks_ensure(specs=[spec])
+
+        task = PeriodicTask.objects.get(name="After the close")
+        assert task.crontab != in_utc
+        assert str(task.crontab.timezone) == "America/New_York"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"crontab": {"minute": "0"}, "crontab_timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
+            ({"every_seconds": 60, "crontab_timezone": "America/New_York"}, "applies to a crontab only"),
+        ],
+    )
+    def test_crontab_timezone_is_checked(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            PeriodicTaskSpec(name="x", task="x", description="x", **kwargs)
+
 
 def _interval_spec(name: str, every: int) -> PeriodicTaskSpec:
     return PeriodicTaskSpec(name=name, task="x.y", description="", every_seconds=every, expire_seconds=every // 2)
