@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,37 @@ class TestPeriodicTasksEnsure:
     def test_crontab_timezone_is_checked(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
             PeriodicTaskSpec(name="x", task="x", description="x", **kwargs)
+
+
+class TestBackupSchedule:
+    """The "Backup" task: 16:30 in New York, Monday to Friday, half an hour after the NYSE close all year."""
+
+    @pytest.mark.parametrize(
+        ("last_run", "next_run"),
+        [
+            # Winter (EST, UTC-5): 21:30 UTC the same day.
+            ("2026-01-14T12:00:00+00:00", "2026-01-14T21:30:00+00:00"),
+            # Summer (EDT, UTC-4): 20:30 UTC.
+            ("2026-07-14T12:00:00+00:00", "2026-07-14T20:30:00+00:00"),
+            # After Friday's run (EST), across the weekend when clocks change: Monday at 16:30 EDT.
+            ("2026-03-06T22:00:00+00:00", "2026-03-09T20:30:00+00:00"),
+        ],
+    )
+    def test_runs_after_the_close_on_weekdays(self, last_run, next_run):
+        periodic_tasks_ensure()
+        schedule = PeriodicTask.objects.get(name="Backup").crontab.schedule
+
+        local_last, delta, _ = schedule.remaining_delta(datetime.fromisoformat(last_run))
+
+        assert (local_last + delta).astimezone(UTC) == datetime.fromisoformat(next_run)
+
+    def test_spec(self):
+        periodic_tasks_ensure()
+
+        task = PeriodicTask.objects.get(name="Backup")
+        assert task.task == "core.backup"
+        assert str(task.crontab.timezone) == "America/New_York"
+        assert task.expire_seconds == 6 * 3600
 
 
 def _interval_spec(name: str, every: int) -> PeriodicTaskSpec:
