@@ -336,6 +336,8 @@ def _sqlite_restore(stream: BinaryIO, target: Path, *, database: dict) -> None:
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{target.name}.restore-", suffix=".part")
     scratch = Path(name)
     try:
+        if target.exists():
+            os.chmod(scratch, target.stat().st_mode & 0o777)  # the database keeps its permissions
         with os.fdopen(fd, "wb") as out:
             try:
                 with gzip.GzipFile(fileobj=stream, mode="rb") as compressed:

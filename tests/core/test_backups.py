@@ -233,6 +233,15 @@ class TestSqliteBackup:
         assert before["locks"] == [("core.backup",)]
         assert after["locks"] == []
 
+    def test_the_database_file_keeps_its_permissions(self, database, backup_dir):
+        path = Path(database["NAME"])
+        path.chmod(0o640)
+        backup = backup_create(database=database, now=NOW)
+
+        backup_restore(path=backup.path, database=database)
+
+        assert path.stat().st_mode & 0o777 == 0o640
+
     def test_restore_into_a_deleted_database(self, database, backup_dir):
         path = Path(database["NAME"])
         before = contents(path)
