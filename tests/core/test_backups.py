@@ -521,6 +521,12 @@ class TestBackupCommand:
             call_command("backup")
         assert sorted(backup_dir.iterdir()) == older
 
+    def test_a_folder_that_cannot_be_written(self, file_database, backup_dir, tmp_path):
+        not_a_folder = touch(tmp_path, "a-file")
+
+        with pytest.raises(CommandError, match="backup failed, nothing written"):
+            call_command("backup", "--to", str(not_a_folder / "backups"))
+
 
 @pytest.mark.django_db
 class TestRestoreCommand:

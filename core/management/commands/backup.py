@@ -26,7 +26,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             try:
                 backup = backup_create(directory=to)
-            except BackupError as exc:
+            except (BackupError, OSError) as exc:  # OSError: a folder that cannot be written, a full disk
                 raise CommandError(f"backup failed, nothing written: {exc}") from exc
             seconds = time.monotonic() - started
             deleted = [] if no_rotate else backups_rotate(directory=backup.path.parent)

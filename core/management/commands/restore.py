@@ -39,7 +39,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             backup_restore(path=path)
-        except BackupError as exc:
+        except (BackupError, OSError) as exc:
             raise CommandError(f"restore failed, the database is unchanged: {exc}") from exc
         self.stdout.write(f"restore: {path} into {target} in {time.monotonic() - started:.1f} s")
         self._migrations_note(connection)
