@@ -12,6 +12,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# pg_dump and pg_restore for `manage.py backup` / `restore` and the "Backup" periodic task (the
+# worker runs it). They must be at least the server's major version.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+
 # Every pinned dependency ships a manylinux wheel (psycopg[binary] included): no compiler needed.
 # Requirements first, so a code change does not reinstall them.
 COPY requirements/base.txt requirements/base.txt
@@ -30,10 +36,10 @@ RUN DJANGO_ENV_FILE=/nonexistent DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectsta
         python manage.py collectstatic --noinput \
     && rm -rf /tmp/build-var
 
-# The code stays root-owned (read-only for the app). var/ is the app's only writable folder, and
-# var/broker the mount point of the shared broker-state volume: a new named volume copies this
-# folder's ownership, so it starts out writable by the app user.
-RUN mkdir -p /app/var/broker \
+# The code stays root-owned (read-only for the app). var/ is the app's only writable folder;
+# var/broker and var/backups are the mount points of the broker-state and backups volumes: a new
+# named volume copies its folder's ownership, so it starts out writable by the app user.
+RUN mkdir -p /app/var/broker /app/var/backups \
     && chown -R app:app /app/var \
     && chmod 0755 /app/docker/entrypoint.sh
 

@@ -5,6 +5,7 @@ production configuration (``DJANGO_DEBUG=false``) refuses to start without a sec
 allowed hosts, so a misconfigured deploy fails loudly at start rather than running insecurely.
 """
 
+import base64
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -298,6 +299,31 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A single-flight lock must outlive the longest run of the task that holds it.
 SINGLE_FLIGHT_LOCK_TTL = env.int("SINGLE_FLIGHT_LOCK_TTL", default=CELERY_TASK_TIME_LIMIT + 60)
+
+# --- Backups ------------------------------------------------------------------------------------
+# `manage.py backup` and the "Backup" periodic task write here; rotation deletes only files it made.
+BACKUP_DIR = BASE_DIR / env.str("BACKUP_DIR", default=str(VAR_DIR / "backups"))  # relative: from the project root
+# Fernet keys, comma-separated: the first encrypts new backups, every one is tried to decrypt (so a
+# key can be rotated). Empty: backups are not encrypted. A lost key makes its backups unreadable.
+BACKUP_ENCRYPTION_KEY = env.str("BACKUP_ENCRYPTION_KEY", default="")
+for _key in filter(None, (k.strip() for k in BACKUP_ENCRYPTION_KEY.split(","))):
+    # The shape of a Fernet key (32 bytes, url-safe base64), checked here so a bad one stops the start.
+    try:
+        _valid = len(base64.urlsafe_b64decode(_key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        _valid = False
+    if not _valid:
+        raise ImproperlyConfigured(
+            "BACKUP_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64-encoded bytes), comma-separated; "
+            'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        )
+# Grandfather-father-son rotation after each backup: the newest backup of each of the last N days,
+# weeks and months that have one (UTC) is kept, everything older goes.
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
+BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", default=12)
+if min(BACKUP_KEEP_DAILY, BACKUP_KEEP_WEEKLY, BACKUP_KEEP_MONTHLY) < 0:
+    raise ImproperlyConfigured("BACKUP_KEEP_DAILY, BACKUP_KEEP_WEEKLY and BACKUP_KEEP_MONTHLY cannot be negative")
 
 # --- Broker -------------------------------------------------------------------------------------
 BROKER = env.str("BROKER", default="simulated")

@@ -13,3 +13,19 @@ PERIODIC_TASKS = [
         expire_seconds=55,
     ),
 ]
+
+PERIODIC_TASKS += [
+    PeriodicTaskSpec(
+        name="Backup",
+        task="core.backup",
+        description=(
+            "Back up the database into BACKUP_DIR after the NYSE close (16:30 New York, Monday to Friday), "
+            "then rotate: BACKUP_KEEP_DAILY/WEEKLY/MONTHLY."
+        ),
+        # In New York time, so it stays half an hour after the 16:00 close through daylight saving.
+        crontab={"minute": "30", "hour": "16", "day_of_week": "1-5"},
+        crontab_timezone="America/New_York",
+        # Late (a busy or stopped worker) is still worth doing, up to the evening.
+        expire_seconds=6 * 3600,
+    ),
+]

@@ -10,6 +10,7 @@ changed in the admin survives every deploy and every beat start. Nothing is decl
 import importlib
 import json
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.apps import apps
 from django.db import transaction
@@ -23,6 +24,9 @@ class PeriodicTaskSpec:
     description: str
     every_seconds: int | None = None
     crontab: dict[str, str] | None = None  # minute, hour, day_of_week, day_of_month, month_of_year
+    # The zone the crontab's fields are read in: "America/New_York" for a time after the NYSE close
+    # that follows daylight saving time. Beat evaluates the crontab in this zone.
+    crontab_timezone: str = "UTC"
     expire_seconds: int | None = None  # a tick not started by then is dropped
     kwargs: dict = field(default_factory=dict)
     enabled: bool = True
@@ -30,6 +34,12 @@ class PeriodicTaskSpec:
     def __post_init__(self) -> None:
         if (self.every_seconds is None) == (self.crontab is None):
             raise ValueError(f"{self.name}: give exactly one of every_seconds or crontab")
+        if self.crontab is None and self.crontab_timezone != "UTC":
+            raise ValueError(f"{self.name}: crontab_timezone applies to a crontab only")
+        try:
+            ZoneInfo(self.crontab_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{self.name}: unknown time zone {self.crontab_timezone!r}") from exc
 
 
 def default_periodic_tasks() -> list[PeriodicTaskSpec]:
@@ -60,9 +70,10 @@ def _schedule_for(spec: PeriodicTaskSpec, *, using: str = "default") -> dict:
         "month_of_year": "*",
         **(spec.crontab or {}),
     }
-    crontab = CrontabSchedule.objects.using(using).filter(timezone="UTC", **fields).order_by("pk").first()
+    zone = spec.crontab_timezone
+    crontab = CrontabSchedule.objects.using(using).filter(timezone=zone, **fields).order_by("pk").first()
     if crontab is None:
-        crontab = CrontabSchedule.objects.using(using).create(timezone="UTC", **fields)
+        crontab = CrontabSchedule.objects.using(using).create(timezone=zone, **fields)
     return {"crontab": crontab}
 
 

@@ -188,3 +188,15 @@ class TestDefaults:
 
         assert loaded["DB_ENGINE"] == "django.db.backends.postgresql"
         assert loaded["DB_NAME"] == "ledger"
+
+
+class TestBackupEncryptionKey:
+    def test_a_key_that_is_not_a_fernet_key_stops_the_start(self, tmp_path):
+        result = _run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), BACKUP_ENCRYPTION_KEY="correct horse battery")
+
+        assert "BACKUP_ENCRYPTION_KEY must be Fernet keys" in _refusal(result)
+
+    def test_several_keys_load(self, tmp_path):
+        keys = "7Nf0RZ0bXmXj4uE4mXWkR0l1fW8yVZVbq5c3yB1j0lU=, ZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmQ="
+
+        _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), BACKUP_ENCRYPTION_KEY=keys))

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,67 @@ class TestPeriodicTasksEnsure:
 
         assert PeriodicTask.objects.get(name="Six-hourly").crontab == existing
         assert CrontabSchedule.objects.count() == 1
+
+    def test_crontab_in_another_zone(self):
+        CrontabSchedule.objects.all().delete()
+        crontab = dict(minute="30", hour="16", day_of_week="1-5", day_of_month="*", month_of_year="*")
+        in_utc = CrontabSchedule.objects.create(timezone="UTC", **crontab)  # same fields, other zone: not reused
+        spec = PeriodicTaskSpec(
+            name="After the close",
+            task="x.y",
+            description="",
+            crontab={"minute": "30", "hour": "16", "day_of_week": "1-5"},
+            crontab_timezone="America/New_York",
+            expire_seconds=60,
+        )
+
+        periodic_tasks_ensure(specs=[spec])
+
+        task = PeriodicTask.objects.get(name="After the close")
+        assert task.crontab != in_utc
+        assert str(task.crontab.timezone) == "America/New_York"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"crontab": {"minute": "0"}, "crontab_timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
+            ({"every_seconds": 60, "crontab_timezone": "America/New_York"}, "applies to a crontab only"),
+        ],
+    )
+    def test_crontab_timezone_is_checked(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            PeriodicTaskSpec(name="x", task="x", description="x", **kwargs)
+
+
+class TestBackupSchedule:
+    """The "Backup" task: 16:30 in New York, Monday to Friday, half an hour after the NYSE close all year."""
+
+    @pytest.mark.parametrize(
+        ("last_run", "next_run"),
+        [
+            # Winter (EST, UTC-5): 21:30 UTC the same day.
+            ("2026-01-14T12:00:00+00:00", "2026-01-14T21:30:00+00:00"),
+            # Summer (EDT, UTC-4): 20:30 UTC.
+            ("2026-07-14T12:00:00+00:00", "2026-07-14T20:30:00+00:00"),
+            # After Friday's run (EST), across the weekend when clocks change: Monday at 16:30 EDT.
+            ("2026-03-06T22:00:00+00:00", "2026-03-09T20:30:00+00:00"),
+        ],
+    )
+    def test_runs_after_the_close_on_weekdays(self, last_run, next_run):
+        periodic_tasks_ensure()
+        schedule = PeriodicTask.objects.get(name="Backup").crontab.schedule
+
+        local_last, delta, _ = schedule.remaining_delta(datetime.fromisoformat(last_run))
+
+        assert (local_last + delta).astimezone(UTC) == datetime.fromisoformat(next_run)
+
+    def test_spec(self):
+        periodic_tasks_ensure()
+
+        task = PeriodicTask.objects.get(name="Backup")
+        assert task.task == "core.backup"
+        assert str(task.crontab.timezone) == "America/New_York"
+        assert task.expire_seconds == 6 * 3600
 
 
 def _interval_spec(name: str, every: int) -> PeriodicTaskSpec:
