@@ -247,6 +247,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # axes' admin pages are registered by core/admin.py, with the "Unlock" action and real lock status.
 AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no "AXES: BEGIN" banner on every manage.py command; lockouts are still logged
 # The client's address. Only REMOTE_ADDR unless the app is told it sits behind a reverse proxy:
 # X-Forwarded-For is written by the client too, so trusting it otherwise would let an attacker pick a
 # fresh address per attempt. Behind one proxy that appends the address it saw (nginx's
