@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.inputs import DateField
 from core.models import SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
@@ -203,7 +204,7 @@ class PortfolioSummaryApi(APIView):
 
 
 class MetricsHistoryQuerySerializer(AccountDateQuerySerializer):
-    since = serializers.DateField(required=False, help_text="First day (ISO date); default: all")
+    since = DateField(required=False, help_text="First day (ISO date); default: all")
 
 
 class MetricsHistoryApi(APIView):

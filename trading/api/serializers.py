@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.inputs import DateField
 from trading.models import Account, CashViolation, DayTrade, Execution, RoundTrip, SettlementTracking
 
 DECIMAL = {"max_digits": 24, "decimal_places": 8}
@@ -42,7 +43,7 @@ class AccountQuerySerializer(serializers.Serializer):
 
 
 class AccountDateQuerySerializer(AccountQuerySerializer):
-    date = serializers.DateField(required=False, help_text="ISO date; default today (exchange time)")
+    date = DateField(required=False, help_text="ISO date; default today (exchange time)")
 
 
 class ExecutionSerializer(serializers.ModelSerializer):
