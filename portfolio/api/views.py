@@ -5,7 +5,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.inputs import DateField
@@ -33,6 +32,7 @@ from portfolio.selectors import (
     sync_status_list,
 )
 from portfolio.services.sync_requests import positions_sync_request
+from portfolio.throttles import SyncRequestThrottle
 from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
 from trading.calendars import trade_date_of
 from trading.models import Account
@@ -63,8 +63,7 @@ class PositionEventListApi(generics.ListAPIView):
 class PositionSyncRequestApi(APIView):
     """Enqueue a position sync of one account (or all of yours); answers 202 with the run ids."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "sync"
+    throttle_classes = [SyncRequestThrottle]  # shared with the dashboard's "Sync now" form
 
     @extend_schema(request=SyncRequestSerializer, responses={202: SyncRequestResultSerializer})
     def post(self, request: Request) -> Response:
