@@ -11,7 +11,6 @@ from core.inputs import DateField
 from core.models import SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
-    AccountSyncStatusSerializer,
     MetricsHistorySerializer,
     MetricsSerializer,
     PortfolioSummarySerializer,
@@ -20,6 +19,7 @@ from portfolio.api.serializers import (
     SnapshotSerializer,
     SyncRequestResultSerializer,
     SyncRequestSerializer,
+    SyncStatusSerializer,
 )
 from portfolio.models import AccountStatus, Position
 from portfolio.selectors import (
@@ -78,10 +78,10 @@ class PositionSyncRequestApi(APIView):
 class SyncStatusApi(APIView):
     """Per account: the latest position-sync run, the last success, whether one runs, and staleness."""
 
-    @extend_schema(responses={200: AccountSyncStatusSerializer(many=True)})
+    @extend_schema(responses={200: SyncStatusSerializer})
     def get(self, request: Request) -> Response:
         statuses = sync_status_list(user=request.user)
-        return Response({"results": AccountSyncStatusSerializer(statuses, many=True).data})
+        return Response(SyncStatusSerializer({"results": statuses}).data)
 
 
 class PdtStatusApi(APIView):
