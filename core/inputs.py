@@ -4,14 +4,15 @@ Python's dates end at the years 1 and 9999, and the code shifts what it is given
 ``until``, twelve months before ``date``, the start of a trade date in the exchange's zone, a time
 with an offset written in UTC. At the edges those shifts overflow (``OverflowError``: a 500). A date
 outside ``EARLIEST_DATE``..``LATEST_DATE`` means nothing to a trading ledger, so the fields here
-refuse it as invalid input, naming the field, before any view, selector or query sees it.
+refuse it as invalid input, naming the field, before any view, selector or query sees it. A time
+comes out in UTC, whatever offset it was written with.
 
 The pages' filters and the API's filter sets use the django-filter classes, the API's query and
 body serializers the DRF fields. (Text holding a NUL character is refused for every field at once,
 by ``core.middleware`` and ``core.parsers``.)
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import django_filters
 from django import forms
@@ -39,6 +40,11 @@ class DateFormField(forms.DateField):
 
 class IsoDateTimeFormField(FilterIsoDateTimeField):
     default_validators = [validate_date_range]
+
+    def clean(self, value):
+        value = super().clean(value)
+        # ISO 8601 offsets reach +-23:59, PostgreSQL's only +-15:59 (a 500 there): sent in UTC, any fits.
+        return None if value is None else value.astimezone(UTC)
 
 
 class DateFilter(django_filters.DateFilter):

@@ -182,6 +182,14 @@ def test_every_date_filter_of_the_api_checks_the_range():
                 assert isinstance(field, DateFilter | IsoDateTimeFilter), f"{filterset.__name__}.{name}"
 
 
+@pytest.mark.postgres_too
+@pytest.mark.parametrize("offset", ["-18:54", "+23:59", "+15:59", "-00:01"])
+def test_a_time_with_any_valid_offset_is_answered(client, offset):
+    # PostgreSQL refuses offsets beyond +-15:59 (a 500 before): the filter sends times in UTC.
+    response = client.get("/api/portfolio/snapshots", {"since": f"2026-01-01T00:00:00{offset}"})
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize("tab", ["fills", "round-trips"])
 @pytest.mark.parametrize("params", [{"until": "9999-12-31"}, {"since": "0001-01-01"}])
 def test_trades_page_with_a_date_out_of_range_shows_the_form_error(client, tab, params):
