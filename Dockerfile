@@ -31,7 +31,7 @@ COPY . .
 # Static files are part of the image. DEBUG=false selects whitenoise's manifest storage, as at
 # run time; the secret and hosts are throwaway values that exist only for this command, and
 # VAR_DIR points away from /app so the build leaves no SQLite file or queue folders in the image.
-RUN DJANGO_ENV_FILE=/nonexistent DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-build-only \
+RUN DJANGO_ENV_FILE=/nonexistent DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-build-only-throwaway-key-that-signs-nothing-at-all \
         DJANGO_ALLOWED_HOSTS=localhost VAR_DIR=/tmp/build-var \
         python manage.py collectstatic --noinput \
     && rm -rf /tmp/build-var

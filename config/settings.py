@@ -25,8 +25,29 @@ VAR_DIR = BASE_DIR / env.str("VAR_DIR", default="var")  # a relative path is tak
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+# What Django's own check (security.W009) asks of a key, and words that mark a placeholder.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_DISTINCT_CHARACTERS = 5
+SECRET_KEY_PLACEHOLDER_WORDS = ("insecure", "change-me", "changeme")
+
+
+def _secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign production sessions, or None."""
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"is too short ({len(key)} characters; use at least {SECRET_KEY_MIN_LENGTH})"
+    if len(set(key)) < SECRET_KEY_MIN_DISTINCT_CHARACTERS:
+        return f"has fewer than {SECRET_KEY_MIN_DISTINCT_CHARACTERS} different characters"
+    if key == DEVELOPMENT_SECRET_KEY:
+        return "is the development key"
+    placeholder = next((word for word in SECRET_KEY_PLACEHOLDER_WORDS if word in key.lower()), None)
+    if placeholder:
+        return f"contains {placeholder!r}: it looks like a placeholder"
+    return None
+
+
 if DEBUG:
-    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 else:
     # No defaults in production: a missing value must stop the process at start.
@@ -39,6 +60,11 @@ else:
         ) from exc
     if not SECRET_KEY or not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_DEBUG=false requires non-empty DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS")
+    if weakness := _secret_key_weakness(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"DJANGO_DEBUG=false refuses this DJANGO_SECRET_KEY: it {weakness}. Make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
 
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -74,6 +100,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "core.middleware.RejectNulCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -183,10 +210,28 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-if not DEBUG:
+# --- Security -----------------------------------------------------------------------------------
+# A proxy that terminates TLS forwards plain http and says what the client used in X-Forwarded-Proto.
+# Only such a proxy (one that sets or strips the header) makes it true: trusted only when told.
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+# Production is HTTPS only: plain http is redirected, and browsers are told (HSTS, sent over HTTPS
+# only) to use nothing else for a year, subdomains included. Preloading into browsers is a decision
+# that is hard to undo, so it is asked for (DJANGO_HSTS_PRELOAD), not assumed; while it is off,
+# `check --deploy` is told not to suggest it. Health checks come over plain http from inside.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# The schema (/api/schema/) and its docs (/api/docs/) describe every endpoint: for logged-in users
+# unless opened to anyone.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -195,6 +240,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's JSON parser with a nesting limit and no NUL characters (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=100),
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -254,7 +305,7 @@ AXES_VERBOSE = False  # no "AXES: BEGIN" banner on every manage.py command; lock
 # $proxy_add_x_forwarded_for, Caddy, Traefik, most load balancers), the right-most entry is the
 # only one the client cannot forge: proxy count 0 means "no further proxy listed after the client",
 # i.e. take the last entry, and non-strict keeps that rule when the client sent entries of its own.
-if env.bool("DJANGO_BEHIND_PROXY", default=False):
+if BEHIND_PROXY:  # read once with the security settings above
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
     AXES_IPWARE_PROXY_COUNT = 0
     IPWARE_STRICT = False

@@ -1,4 +1,6 @@
-"""Web container healthcheck: the login page must come back 200 from Django, not just the port open.
+"""Web container healthcheck: /healthz must come back 200 from Django (the database answers), not just
+the port open. It is the one path production does not redirect to HTTPS (SECURE_REDIRECT_EXEMPT):
+this check speaks plain http from inside the container.
 
 The request carries a Host that DJANGO_ALLOWED_HOSTS accepts; a bare 127.0.0.1 would be refused
 with 400 (DisallowedHost) in production and the container would never turn healthy.
@@ -8,7 +10,7 @@ import os
 import sys
 import urllib.request
 
-URL = "http://127.0.0.1:8000/accounts/login/"
+URL = "http://127.0.0.1:8000/healthz"
 
 
 def allowed_host() -> str:

@@ -36,12 +36,20 @@ print(json.dumps({
     "TIME_ZONE": s.TIME_ZONE,
     "POSITION_SYNC_MARK_MISSING_AS_CLOSED": s.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
     "INSTALLED_APPS": s.INSTALLED_APPS,
+    "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
+    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
+    "SECURE_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": s.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "SECURE_HSTS_PRELOAD": s.SECURE_HSTS_PRELOAD,
+    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+    "API_DOCS_PUBLIC": s.API_DOCS_PUBLIC,
     "COMMANDS": sorted(__import__("django.core.management", fromlist=["x"]).get_commands()),
 }))
 """
 
 
-def _run_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def _run_settings(tmp_path: Path, *, command: list[str] | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Import the settings (or run ``manage.py`` with ``command``) in a fresh interpreter with ``env``."""
     clean_env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -49,7 +57,7 @@ def _run_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "manage.py", *command] if command else [sys.executable, "-c", PRINT_SETTINGS],
         cwd=BASE_DIR,
         env=clean_env,
         capture_output=True,
@@ -121,13 +129,15 @@ class TestProductionRefusesToStartHalfConfigured:
     def test_dot_env_file_is_read(self, tmp_path):
         env_file = tmp_path / "prod.env"
         env_file.write_text(
-            "DJANGO_DEBUG=false\nDJANGO_SECRET_KEY=from-the-env-file\nDJANGO_ALLOWED_HOSTS=ledger.example.com\n"
+            "DJANGO_DEBUG=false\n"
+            f"DJANGO_SECRET_KEY={'from-the-env-file-' * 3}\n"
+            "DJANGO_ALLOWED_HOSTS=ledger.example.com\n"
         )
 
         loaded = _loaded(_run_settings(tmp_path, DJANGO_ENV_FILE=str(env_file), VAR_DIR=str(tmp_path / "var")))
 
         assert loaded["DEBUG"] is False
-        assert loaded["SECRET_KEY"] == "from-the-env-file"
+        assert loaded["SECRET_KEY"] == "from-the-env-file-" * 3
 
     def test_var_dir_from_dot_env_file_is_used(self, tmp_path):
         env_file = tmp_path / "dev.env"
@@ -136,6 +146,108 @@ class TestProductionRefusesToStartHalfConfigured:
         loaded = _loaded(_run_settings(tmp_path, DJANGO_ENV_FILE=str(env_file)))
 
         assert loaded["DB_NAME"] == str(tmp_path / "elsewhere" / "db.sqlite3")
+
+
+class TestProductionRefusesAWeakSecretKey:
+    HOSTS = {"DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "ledger.example.com"}
+
+    def test_a_one_character_key_is_refused_and_the_problem_named(self, tmp_path):
+        result = _run_settings(tmp_path, DJANGO_SECRET_KEY="x", VAR_DIR=str(tmp_path / "var"), **self.HOSTS)
+
+        message = _refusal(result)
+        assert "refuses this DJANGO_SECRET_KEY: it is too short (1 characters; use at least 50)" in message
+
+    def test_a_placeholder_key_is_refused_without_printing_it(self, tmp_path):
+        key = "django-insecure-" + "0123456789abcdefghij" * 3
+        result = _run_settings(tmp_path, DJANGO_SECRET_KEY=key, VAR_DIR=str(tmp_path / "var"), **self.HOSTS)
+
+        message = _refusal(result)
+        assert "contains 'insecure': it looks like a placeholder" in message
+        assert key not in result.stderr  # a refused key may still be somebody's real secret
+
+    # What is refused, checked in this process (the two starts above show that it stops the process).
+    @pytest.mark.parametrize(
+        ("key", "problem"),
+        [
+            ("k" * 20 + "e" * 29, "is too short (49 characters; use at least 50)"),
+            ("abcd" * 20, "has fewer than 5 different characters"),
+            ("please-CHANGE-ME-" + "0123456789abcdefghij" * 3, "contains 'change-me'"),
+            ("changeme" + "0123456789abcdefghij" * 3, "contains 'changeme'"),
+            ("dev-only-insecure-secret-key-change-me", "is too short"),
+            ("dev-only-insecure-secret-key-change-me" * 2, "contains 'insecure'"),
+            ("Zq3-v9Lr_x" * 5, None),
+        ],
+    )
+    def test_what_makes_a_key_weak(self, key, problem):
+        from config.settings import _secret_key_weakness
+
+        weakness = _secret_key_weakness(key)
+        assert weakness == problem if problem is None else problem in weakness
+
+    def test_debugging_keeps_any_key(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, DJANGO_SECRET_KEY="short"))
+        assert loaded["SECRET_KEY"] == "short"
+
+
+class TestHttps:
+    PRODUCTION = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "s3cret-" * 8, "DJANGO_ALLOWED_HOSTS": "x.example"}
+
+    def test_production_defaults_are_https_only_and_trust_no_proxy(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), **self.PRODUCTION))
+
+        assert loaded["SECURE_PROXY_SSL_HEADER"] is None
+        assert loaded["SECURE_SSL_REDIRECT"] is True
+        assert loaded["SECURE_HSTS_SECONDS"] == 31_536_000
+        assert loaded["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+        assert loaded["SECURE_HSTS_PRELOAD"] is False
+        assert loaded["SESSION_COOKIE_SECURE"] is True
+        assert loaded["API_DOCS_PUBLIC"] is False
+
+    def test_each_can_be_set(self, tmp_path):
+        env = {
+            "DJANGO_SSL_REDIRECT": "false",
+            "DJANGO_HSTS_SECONDS": "3600",
+            "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "false",
+            "DJANGO_HSTS_PRELOAD": "true",
+            "API_DOCS_PUBLIC": "true",
+            "DJANGO_BEHIND_PROXY": "true",
+        }
+        loaded = _loaded(_run_settings(tmp_path, VAR_DIR=str(tmp_path / "var"), **env, **self.PRODUCTION))
+
+        assert loaded["SECURE_SSL_REDIRECT"] is False
+        assert loaded["SECURE_HSTS_SECONDS"] == 3600
+        assert loaded["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+        assert loaded["SECURE_HSTS_PRELOAD"] is True
+        assert loaded["API_DOCS_PUBLIC"] is True
+        assert loaded["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+    def test_development_neither_redirects_nor_sends_hsts(self, tmp_path):
+        loaded = _loaded(_run_settings(tmp_path))
+        assert loaded["SECURE_SSL_REDIRECT"] is False and loaded["SECURE_HSTS_SECONDS"] == 0
+
+    def test_check_deploy_is_clean_with_the_production_defaults(self, tmp_path):
+        result = _run_settings(
+            tmp_path,
+            command=["check", "--deploy", "--fail-level", "WARNING"],
+            VAR_DIR=str(tmp_path / "var"),
+            **{**self.PRODUCTION, "DJANGO_SECRET_KEY": "Zq3-v9Lr_x" * 5},
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert "System check identified no issues (1 silenced)." in result.stdout  # W021: preload is opt-in
+
+    def test_check_deploy_warns_when_https_is_turned_off(self, tmp_path):
+        result = _run_settings(
+            tmp_path,
+            command=["check", "--deploy", "--fail-level", "WARNING"],
+            VAR_DIR=str(tmp_path / "var"),
+            DJANGO_SSL_REDIRECT="false",
+            DJANGO_HSTS_SECONDS="0",
+            **{**self.PRODUCTION, "DJANGO_SECRET_KEY": "Zq3-v9Lr_x" * 5},
+        )
+
+        assert result.returncode != 0
+        assert "security.W004" in result.stderr and "security.W008" in result.stderr
 
 
 class TestDevelopmentToolsAreNotInProduction:

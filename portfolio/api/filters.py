@@ -1,5 +1,6 @@
 import django_filters as filters
 
+from core.inputs import IsoDateTimeFilter
 from portfolio.models import AccountSnapshot, Position, PositionStatus
 from trading.models import Account
 
@@ -45,8 +46,8 @@ class SnapshotFilter(filters.FilterSet):
     account = filters.ModelChoiceFilter(
         field_name="account", to_field_name="account_id", queryset=_visible_accounts, label="Broker account id"
     )
-    since = filters.IsoDateTimeFilter(field_name="taken_at", lookup_expr="gte", label="From (ISO 8601 time)")
-    until = filters.IsoDateTimeFilter(field_name="taken_at", lookup_expr="lte", label="To (ISO 8601 time)")
+    since = IsoDateTimeFilter(field_name="taken_at", lookup_expr="gte", label="From (ISO 8601 time)")
+    until = IsoDateTimeFilter(field_name="taken_at", lookup_expr="lte", label="To (ISO 8601 time)")
     interval = filters.ChoiceFilter(
         choices=[("hour", "hour"), ("day", "day")],
         method="filter_interval",

@@ -112,6 +112,10 @@ class AccountSyncStatusSerializer(serializers.Serializer):
     stale = serializers.BooleanField()
 
 
+class SyncStatusSerializer(serializers.Serializer):
+    results = AccountSyncStatusSerializer(many=True)
+
+
 class SnapshotSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id", read_only=True)
 

@@ -4,13 +4,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.inputs import DateField
 from core.models import SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
-    AccountSyncStatusSerializer,
     MetricsHistorySerializer,
     MetricsSerializer,
     PortfolioSummarySerializer,
@@ -19,6 +18,7 @@ from portfolio.api.serializers import (
     SnapshotSerializer,
     SyncRequestResultSerializer,
     SyncRequestSerializer,
+    SyncStatusSerializer,
 )
 from portfolio.models import Position
 from portfolio.selectors import (
@@ -32,6 +32,7 @@ from portfolio.selectors import (
     sync_status_list,
 )
 from portfolio.services.sync_requests import positions_sync_request
+from portfolio.throttles import SyncRequestThrottle
 from trading.api.serializers import AccountDateQuerySerializer, PdtStatusSerializer
 from trading.models import Account
 
@@ -60,8 +61,7 @@ class PositionEventListApi(generics.ListAPIView):
 class PositionSyncRequestApi(APIView):
     """Enqueue a position sync of one account (or all of yours); answers 202 with the run ids."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "sync"
+    throttle_classes = [SyncRequestThrottle]  # shared with the dashboard's "Sync now" form
 
     @extend_schema(request=SyncRequestSerializer, responses={202: SyncRequestResultSerializer})
     def post(self, request: Request) -> Response:
@@ -76,10 +76,10 @@ class PositionSyncRequestApi(APIView):
 class SyncStatusApi(APIView):
     """Per account: the latest position-sync run, the last success, whether one runs, and staleness."""
 
-    @extend_schema(responses={200: AccountSyncStatusSerializer(many=True)})
+    @extend_schema(responses={200: SyncStatusSerializer})
     def get(self, request: Request) -> Response:
         statuses = sync_status_list(user=request.user)
-        return Response({"results": AccountSyncStatusSerializer(statuses, many=True).data})
+        return Response(SyncStatusSerializer({"results": statuses}).data)
 
 
 class PdtStatusApi(APIView):
@@ -179,7 +179,7 @@ class PortfolioSummaryApi(APIView):
 
 
 class MetricsHistoryQuerySerializer(AccountDateQuerySerializer):
-    since = serializers.DateField(required=False, help_text="First day (ISO date); default: all")
+    since = DateField(required=False, help_text="First day (ISO date); default: all")
 
 
 class MetricsHistoryApi(APIView):

@@ -6,6 +6,8 @@ renders the page's parts (templates/portfolio/_overview_*.html) again with the s
 money and times are formatted in one place, the template filters, never in JavaScript.
 """
 
+from math import ceil
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.models import SyncReason, SyncStatus
 from portfolio.selectors import AccountOverview, account_overview_get
 from portfolio.services.sync_requests import positions_sync_request
+from portfolio.throttles import SyncRequestThrottle
 from portfolio.views.common import account_choice
 from trading.models import Account
 
@@ -92,12 +95,21 @@ def overview_fragments(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_POST
 def sync_now(request: HttpRequest) -> HttpResponse:
-    """The form behind "Sync now" (works without JavaScript): start a sync of one account, say so, go back."""
-    account_id = request.POST.get("account", "")
-    account = Account.objects.visible_to(request.user).filter(account_id=account_id, is_active=True).first()
+    """The form behind "Sync now" (works without JavaScript): start a sync of one account, say so, go back.
+
+    Limited as ``POST /api/sync/positions`` is, on the same counter: every post counts, as every API
+    request does.
+    """
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = reverse("overview")
+    throttle = SyncRequestThrottle()
+    if not throttle.allow_request(request, None):
+        wait = ceil(throttle.wait() or 1)
+        messages.warning(request, f"Too many sync requests (at most {throttle.rate} per user): try again in {wait} s.")
+        return redirect(back)
+    account_id = request.POST.get("account", "")
+    account = Account.objects.visible_to(request.user).filter(account_id=account_id, is_active=True).first()
     if account is None:
         messages.error(request, "That account cannot be synced (unknown, not yours, or inactive).")
         return redirect(back)

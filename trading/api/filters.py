@@ -1,5 +1,6 @@
 import django_filters as filters
 
+from core.inputs import DateFilter
 from trading.models import Account, DayTrade, Execution, RoundTrip, SettlementStatus, SettlementTracking
 
 
@@ -16,8 +17,8 @@ def _account_filter() -> filters.ModelChoiceFilter:
 class ExecutionFilter(filters.FilterSet):
     account = _account_filter()
     symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
-    since = filters.DateFilter(field_name="trade_date", lookup_expr="gte", label="Trade date from (inclusive)")
-    until = filters.DateFilter(field_name="trade_date", lookup_expr="lte", label="Trade date to (inclusive)")
+    since = DateFilter(field_name="trade_date", lookup_expr="gte", label="Trade date from (inclusive)")
+    until = DateFilter(field_name="trade_date", lookup_expr="lte", label="Trade date to (inclusive)")
 
     class Meta:
         model = Execution
@@ -35,8 +36,8 @@ class RoundTripFilter(filters.FilterSet):
 
 class DayTradeFilter(filters.FilterSet):
     account = _account_filter()
-    since = filters.DateFilter(field_name="trade_date", lookup_expr="gte")
-    until = filters.DateFilter(field_name="trade_date", lookup_expr="lte")
+    since = DateFilter(field_name="trade_date", lookup_expr="gte")
+    until = DateFilter(field_name="trade_date", lookup_expr="lte")
 
     class Meta:
         model = DayTrade

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
+from core.inputs import DateField
 from trading.models import Account, CashViolation, DayTrade, Execution, RoundTrip, SettlementTracking
 
 
@@ -41,7 +42,7 @@ class AccountQuerySerializer(serializers.Serializer):
 
 
 class AccountDateQuerySerializer(AccountQuerySerializer):
-    date = serializers.DateField(required=False, help_text="ISO date; default today (exchange time)")
+    date = DateField(required=False, help_text="ISO date; default today (exchange time)")
 
 
 class ExecutionSerializer(serializers.ModelSerializer):
