@@ -117,10 +117,12 @@ class Fault:
         return cls(delay=delay, errors=tuple(errors), answer=answer, drop=raw.get("drop") is True)
 
 
-def fault_for(faults: dict, name: str) -> Fault:
+def fault_for(faults: dict, name: str, *, wildcard: bool = True) -> Fault:
+    """The fault for one request name; ``"*"`` stands for every request not named (not for the handshake
+    or the commission reports)."""
     if name in faults:
         return Fault.parse(faults[name], name)
-    if "*" in faults:
+    if wildcard and "*" in faults:
         return Fault.parse(faults["*"], "*")
     return Fault()
 
@@ -291,7 +293,7 @@ class _Connection:
         state = self._state()
         if state is None:
             return
-        fault = fault_for(state.faults, "connect")
+        fault = fault_for(state.faults, "connect", wildcard=False)
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop:
@@ -475,7 +477,7 @@ class _Connection:
         sec_type = f.next().upper()
         exchange = f.next().upper()
         side = f.next().upper()
-        reports = fault_for(state.faults, "commission_reports")
+        reports = fault_for(state.faults, "commission_reports", wildcard=False)
         answer = Answer(end=[self.encoder.execution_end(req_id)])
         for account_id in state.account_ids():
             if account_filter and account_filter != account_id:
