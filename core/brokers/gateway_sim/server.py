@@ -85,7 +85,7 @@ class Fault:
     drop: bool = False
 
     @classmethod
-    def parse(cls, raw: Any, where: str) -> "Fault":
+    def parse(cls, raw: Any, where: str, *, answer_after_errors: str = "none") -> "Fault":
         if not isinstance(raw, dict):
             return cls()
         errors = []
@@ -106,7 +106,7 @@ class Fault:
                     str(item.get("message") or message_for(item["code"], what=where)),
                 )
             )
-        answer = raw.get("answer", "none" if errors else "normal")
+        answer = raw.get("answer", answer_after_errors if errors else "normal")
         if answer not in ANSWERS:
             logger.warning("ibgateway_sim: faults.%s.answer %r is not one of %s", where, answer, ", ".join(ANSWERS))
             answer = "normal"
@@ -121,7 +121,8 @@ def fault_for(faults: dict, name: str, *, wildcard: bool = True) -> Fault:
     """The fault for one request name; ``"*"`` stands for every request not named (not for the handshake
     or the commission reports)."""
     if name in faults:
-        return Fault.parse(faults[name], name)
+        # The handshake goes on after connect errors (notices sent after it) unless told otherwise.
+        return Fault.parse(faults[name], name, answer_after_errors="normal" if name == "connect" else "none")
     if wildcard and "*" in faults:
         return Fault.parse(faults["*"], "*")
     return Fault()
