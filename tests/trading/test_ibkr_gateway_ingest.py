@@ -11,8 +11,8 @@ import pytest
 
 from core.brokers import get_broker
 from core.models import SyncStatus
-from tests.factories import AccountFactory, ExecutionRowFactory
 from tests.factories import EXAMPLE_ACCOUNT_ID as ACCOUNT
+from tests.factories import AccountFactory, ExecutionRowFactory
 from trading.models import Execution, RoundTrip, SettlementTracking
 from trading.services.executions import executions_ingest
 
