@@ -7,7 +7,13 @@ ASGI) raises BrokerError instead of blocking that loop.
 
 Failures never come back as empty results, since an empty position list reads as "the account is
 flat": ``RaiseRequestErrors`` is on, every request has a deadline, an unreachable gateway, a timeout or
-a lost connection raises BrokerUnavailable, and an error answer raises BrokerError.
+a lost connection raises BrokerUnavailable, and an error answer raises BrokerError. A connectivity-lost
+notice (1100, 2110, 10276) not followed by a restore (1101/1102) makes any answer BrokerUnavailable;
+an error during a request that has no request id (positions, account updates) fails that request.
+
+Connect fetches nothing at start-up that the call does not need (``StartupFetchNONE``; ib_async still
+asks for positions), is bounded by the timeout, and ends at once on error 326 (client id in use), when
+a client-id pool moves on to its next free id. Timeout messages say how long was really waited.
 
 IBKR quirks are normalised here and nowhere else:
 
@@ -975,7 +981,7 @@ def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:
     """The fills with the commission report ib_async holds for each execId.
 
     ib_async keeps one Fill per execId in ``ib.fills()`` and merges commission reports into that one.
-    When the execution was already known (connect itself requests all executions), reqExecutions
+    When the execution was already known to the session (an earlier executions request), reqExecutions
     returns a fresh Fill whose CommissionReport stays empty forever, even though the report arrived.
     """
     known = {f.execution.execId: f for f in ib.fills()}
