@@ -144,7 +144,7 @@ def test_a_silent_gateway_skips_the_sync_after_one_timeout(gateway, synced, sett
 
     run = positions_sync(account=synced, broker=get_broker())
 
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 2.2  # it took 3s and more
     assert (run.status, run.skip_reason) == (SyncStatus.SKIPPED, SkipReason.BROKER_UNREACHABLE)
     assert "gave up after 1." in run.message
     assert stored() == before
@@ -157,7 +157,7 @@ def test_a_client_id_in_use_moves_on_to_the_next_id_of_the_pool(gateway, synced,
     started = time.monotonic()
     run = positions_sync(account=synced, broker=get_broker())
     assert run.status == SyncStatus.SUCCESS, run.message
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 2.5  # not a 3s timeout first
 
 
 # --- case 6: a future in a snapshot computed while the broker is down ---------------------------------
