@@ -478,7 +478,9 @@ class IBKRBroker:
             error_event += session.on_error
         try:
             await self._connect(session)
-            return await job(session)
+            result = await job(session)
+            session.check_connectivity(what)  # lost while the call ran, and not restored: doubtful
+            return result
         except (BrokerError, BrokerUnavailable):
             raise
         except RequestError as exc:

@@ -299,3 +299,9 @@ def test_a_commission_report_within_the_short_wait_is_kept(gateway):
         gateway.state.account(state, ACCOUNT)["executions"][0]["commission_delay"] = "0.2"
     (execution,) = gateway.broker(commission_grace_seconds=1.0).executions(ACCOUNT).items
     assert execution.commission == Decimal("1.00")
+
+
+def test_connectivity_lost_while_prices_are_fetched_makes_the_whole_answer_doubtful(gateway):
+    gateway.faults(account_updates={"errors": [{"code": 1100, "message": LOST}], "answer": "normal"})
+    with pytest.raises(BrokerUnavailable, match="error 1100"):
+        gateway.broker().positions(ACCOUNT)
