@@ -405,6 +405,9 @@ IBKR_READONLY = env.bool("IBKR_READONLY", default=True)
 
 # Demo mode: the simulated broker's state walks forward as time passes.
 DEMO_MODE = env.bool("DEMO_MODE", default=False)
+# BROKER=ibkr talks to the IB Gateway simulator (manage.py ibgateway_sim) serving BROKER_STATE_FILE, as
+# `make run BROKER=ibkr` sets up: the demo tick then moves that file forward too.
+IBKR_GATEWAY_SIM = env.bool("IBKR_GATEWAY_SIM", default=False)
 
 # --- Position sync ------------------------------------------------------------------------------
 POSITION_SYNC_ENABLED = env.bool("POSITION_SYNC_ENABLED", default=True)
@@ -444,5 +447,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # ib_async logs every position, portfolio row and fill at INFO; the IBKR adapter reports what matters.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "ib_async": {"level": "WARNING"}},
 }

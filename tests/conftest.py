@@ -4,6 +4,8 @@
   ``BrokerStateFile`` to rewrite it (``.write(dict)``, ``.write_raw(text)``, ``with .edit() as s``).
 - ``simulated_broker``: a ``SimulatedBroker`` reading that file. It does not write the file, so a
   test that wants "the file is missing" asks for ``simulated_broker`` alone.
+- ``gateway``: the IB Gateway simulator serving that file on a free loopback port, with settings
+  pointing ``BROKER=ibkr`` at it (tests/gateway.py).
 """
 
 import json
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from core.brokers.gateway_sim import SimulatorThread
 from core.brokers.simulated import SimulatedBroker
 from tests.factories import broker_state_example
+from tests.gateway import Gateway
 
 
 class BrokerStateFile:
@@ -65,3 +69,17 @@ def broker_state(settings) -> BrokerStateFile:
 @pytest.fixture
 def simulated_broker(settings) -> SimulatedBroker:
     return SimulatedBroker(settings.BROKER_STATE_FILE)
+
+
+@pytest.fixture
+def gateway(settings, broker_state) -> Iterator[Gateway]:
+    with SimulatorThread(settings.BROKER_STATE_FILE, port=0) as thread:
+        settings.BROKER = "ibkr"
+        settings.IBKR_HOST = "127.0.0.1"
+        settings.IBKR_PORT = thread.port
+        settings.IBKR_CLIENT_ID = 17
+        settings.IBKR_CLIENT_IDS = [17, 18, 19, 20]
+        settings.IBKR_ACCOUNT = ""
+        settings.IBKR_TIMEOUT = 3.0
+        settings.IBKR_READONLY = True
+        yield Gateway(thread, broker_state)

@@ -1,6 +1,6 @@
 """The only package that talks to a broker. ``get_broker()`` picks the adapter from settings."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -11,12 +11,16 @@ __all__ = ["Broker", "BrokerError", "BrokerUnavailable", "client_id_lease", "get
 
 
 @contextmanager
-def client_id_lease(pool: list[int]) -> Iterator[int]:
+def client_id_lease(pool: list[int], exclude: Iterable[int] = ()) -> Iterator[int]:
     """Borrow a client id no other process is using right now (a database lock per id, so it holds
-    across web, workers and machines); BrokerUnavailable when all are taken."""
+    across web, workers and machines); BrokerUnavailable when all are taken. ``exclude``: ids not to
+    borrow (the gateway refused them with error 326)."""
     from core.locks import lock_acquire, lock_release
 
+    skipped = set(exclude)
     for client_id in pool:
+        if client_id in skipped:
+            continue
         name = f"ibkr.client_id.{client_id}"
         token = lock_acquire(name=name)
         if token is None:
@@ -48,6 +52,6 @@ def get_broker(name: str | None = None) -> Broker:
             account=settings.IBKR_ACCOUNT or None,
             timeout=settings.IBKR_TIMEOUT,
             readonly=settings.IBKR_READONLY,
-            client_id_lease=lambda: client_id_lease(settings.IBKR_CLIENT_IDS),
+            client_id_lease=lambda exclude=(): client_id_lease(settings.IBKR_CLIENT_IDS, exclude),
         )
     raise ValueError(f"BROKER={name!r} is not one of: simulated, ibkr")

@@ -7,7 +7,13 @@ ASGI) raises BrokerError instead of blocking that loop.
 
 Failures never come back as empty results, since an empty position list reads as "the account is
 flat": ``RaiseRequestErrors`` is on, every request has a deadline, an unreachable gateway, a timeout or
-a lost connection raises BrokerUnavailable, and an error answer raises BrokerError.
+a lost connection raises BrokerUnavailable, and an error answer raises BrokerError. A connectivity-lost
+notice (1100, 2110, 10276) not followed by a restore (1101/1102) makes any answer BrokerUnavailable;
+an error during a request that has no request id (positions, account updates) fails that request.
+
+Connect fetches nothing at start-up that the call does not need (``StartupFetchNONE``; ib_async still
+asks for positions), is bounded by the timeout, and ends at once on error 326 (client id in use), when
+a client-id pool moves on to its next free id. Timeout messages say how long was really waited.
 
 IBKR quirks are normalised here and nowhere else:
 
@@ -27,9 +33,11 @@ simulated adapter does. An answer that is not a list of rows is a failed request
 
 import asyncio
 import calendar
+import contextlib
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +45,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from ib_async import IB, ExecutionFilter, RequestError, Stock
+from ib_async.ib import StartupFetchNONE
 
 from core.brokers import limits, validation
 from core.brokers.base import (
@@ -113,6 +122,10 @@ EXECUTION_FILTER_MARGIN = timedelta(days=1)
 UNAVAILABLE_CODES = {502, 504, 1100, 1300, 2110, 10182}
 CLIENT_ID_IN_USE = 326
 CONNECTIVITY_LOST = 1100
+# Notices that the gateway lost its connection to IBKR, and that it got it back. An answer that comes
+# while the connection is lost (not followed by a restore) is doubtful: it may be empty for that reason.
+CONNECTIVITY_LOST_CODES = {1100, 2110, 10276}
+CONNECTIVITY_RESTORED_CODES = {1101, 1102}
 
 
 class UnusableRowError(RowRejected):
@@ -277,7 +290,17 @@ def _duration(start: datetime, end: datetime) -> str:
 # --- one connection ------------------------------------------------------------------------------
 def _is_status_message(code: int) -> bool:
     """Farm status notices (21xx) and connectivity notices that say nothing about one request."""
-    return 2100 <= code < 2200 or code in (1100, 1101, 1102, 1300)
+    return 2100 <= code < 2200 or code in (1100, 1101, 1102, 1300, 10276)
+
+
+def _is_informational(code: int) -> bool:
+    """Notices that are not an error of anything: farm status (21xx, but 2110 "connectivity broken"),
+    connectivity restored, delayed market data shown instead of live."""
+    return (2100 <= code < 2200 and code != 2110) or code in CONNECTIVITY_RESTORED_CODES or code == 10167
+
+
+class ClientIdInUse(BrokerUnavailable):
+    """The gateway refused the client id with error 326: another connection holds it."""
 
 
 class _Session:
@@ -286,26 +309,62 @@ class _Session:
     def __init__(self, ib: Any, broker: "IBKRBroker") -> None:
         self.ib = ib
         self.broker = broker
+        self.started = time.monotonic()
         self.error_codes: list[int] = []
         self.error_messages: list[str] = []
+        self.error_req_ids: list[int] = []
+        # The connectivity notice in force: (code, message) of a 1100/10276 not yet followed by 1101/1102.
+        self.connectivity_lost: tuple[int, str] | None = None
+        self.client_id_refused: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def on_error(self, req_id: int, code: int, message: str, *_args: Any) -> None:
-        self.error_codes.append(int(code))
+        code = int(code)
+        self.error_codes.append(code)
         self.error_messages.append(f"error {code}: {message}")
+        self.error_req_ids.append(req_id)
+        if code in CONNECTIVITY_LOST_CODES:
+            self.connectivity_lost = (code, message)
+        elif code in CONNECTIVITY_RESTORED_CODES:
+            self.connectivity_lost = None
+        if code == CLIENT_ID_IN_USE and not self.client_id_refused.done():
+            self.client_id_refused.set_result(message)
 
-    async def call(self, what: str, awaitable: Awaitable[T], *, timeout: float | None = None) -> T:
-        """Await one request with a deadline (ib_async's RequestTimeout does not apply to *Async calls)."""
+    def since_start(self) -> float:
+        return time.monotonic() - self.started
+
+    def check_connectivity(self, what: str) -> None:
+        """An answer read while the gateway says it has no connection to IBKR is not trusted."""
+        if self.connectivity_lost is not None:
+            code, message = self.connectivity_lost
+            raise BrokerUnavailable(
+                f"{self.broker.where}: {what}: the gateway reported error {code} ({message}) and no restore "
+                "(1101/1102) followed; its answer is not trusted"
+            )
+
+    async def call(
+        self, what: str, awaitable: Awaitable[T], *, timeout: float | None = None, untagged: bool = False
+    ) -> T:
+        """Await one request with a deadline (ib_async's RequestTimeout does not apply to *Async calls).
+
+        ``untagged``: the request has no request id (positions, account updates), so ib_async cannot tie
+        an error to it and ends it as if it succeeded; any error that is not a notice reported while it
+        ran then fails it.
+        """
         limit = timeout or self.broker.timeout
         first_error = len(self.error_codes)
+        began = time.monotonic()
         try:
-            return await asyncio.wait_for(awaitable, limit)
+            result = await asyncio.wait_for(awaitable, limit)
         except TimeoutError:
             codes = self.error_codes[first_error:]
             reported = [
                 m for c, m in zip(codes, self.error_messages[first_error:], strict=True) if not _is_status_message(c)
             ]
-            message = f"{self.broker.where}: no answer to {what} within {limit:g}s"
-            if CONNECTIVITY_LOST in self.error_codes or not reported:
+            message = (
+                f"{self.broker.where}: no answer to {what} within {limit:g}s (gave up after "
+                f"{time.monotonic() - began:.1f}s; {self.since_start():.1f}s since the call began)"
+            )
+            if CONNECTIVITY_LOST in self.error_codes or self.connectivity_lost is not None or not reported:
                 lost = (
                     " (the gateway reported error 1100: connectivity to IBKR lost)"
                     if CONNECTIVITY_LOST in self.error_codes
@@ -318,6 +377,24 @@ class _Session:
             raise self.broker.request_failure(what, exc) from exc
         except ConnectionError as exc:
             raise BrokerUnavailable(f"{self.broker.where}: connection lost during {what}: {exc}") from exc
+        self.check_connectivity(what)
+        if untagged:
+            errors = [
+                (code, message)
+                for code, message in zip(self.error_codes[first_error:], self.error_messages[first_error:], strict=True)
+                if not _is_informational(code) and code not in CONNECTIVITY_LOST_CODES  # lost: checked above
+            ]
+            unavailable = [m for c, m in errors if c in UNAVAILABLE_CODES]
+            if unavailable:
+                raise BrokerUnavailable(
+                    f"{self.broker.where}: {what} failed, gateway not connected ({'; '.join(unavailable)})"
+                )
+            if errors:
+                raise BrokerError(
+                    f"{self.broker.where}: {what} failed: the gateway reported {'; '.join(m for _, m in errors)} "
+                    "while the request ran"
+                )
+        return result
 
     def require_account(self, account_id: str) -> None:
         managed = _listed(self.broker.where, "managed accounts", self.ib.managedAccounts())
@@ -345,7 +422,7 @@ class IBKRBroker:
         timeout: float = 15.0,
         readonly: bool = True,
         ib_factory: Callable[[], Any] | None = None,
-        client_id_lease: Callable[[], AbstractContextManager[int]] | None = None,
+        client_id_lease: Callable[..., AbstractContextManager[int]] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -356,6 +433,7 @@ class IBKRBroker:
         self.ib_factory = ib_factory or IB
         # Each live connection needs its own client id: with a lease, every call borrows a free one from
         # a pool shared by all processes (web, every worker), instead of all using the same id (error 326).
+        # After a 326 it is called again with ``exclude=`` the refused ids.
         self.client_id_lease = client_id_lease
 
     def __repr__(self) -> str:
@@ -378,9 +456,28 @@ class IBKRBroker:
             )
         if self.client_id_lease is None:
             return asyncio.run(self._session(what, job))
-        with self.client_id_lease() as client_id:
-            self.client_id = client_id  # one instance serves one thread (get_broker() makes a new one)
-            return asyncio.run(self._session(what, job))
+        refused: list[int] = []
+        while True:
+            # After a 326 the next lease skips the refused ids: another connection (not one of ours, or
+            # ours would hold the lock) has them.
+            try:
+                lease = self.client_id_lease(exclude=tuple(refused)) if refused else self.client_id_lease()
+                with lease as client_id:
+                    self.client_id = client_id  # one instance serves one thread (get_broker() makes a new one)
+                    try:
+                        return asyncio.run(self._session(what, job))
+                    except ClientIdInUse:
+                        refused.append(client_id)
+                        logger.warning(
+                            "%s: client id %s refused with error 326; trying the next one", self.where, client_id
+                        )
+            except BrokerUnavailable as exc:
+                if refused and not isinstance(exc, ClientIdInUse):
+                    raise BrokerUnavailable(
+                        f"{exc}; the gateway refused client id(s) {', '.join(map(str, refused))} with error 326 "
+                        "(in use by a connection outside this system's IBKR_CLIENT_IDS pool?)"
+                    ) from exc
+                raise
 
     async def _session(self, what: str, job: Callable[[_Session], Awaitable[T]]) -> T:
         ib = self.ib_factory()
@@ -391,18 +488,10 @@ class IBKRBroker:
         if error_event is not None:
             error_event += session.on_error
         try:
-            try:
-                await ib.connectAsync(
-                    self.host,
-                    self.port,
-                    clientId=self.client_id,
-                    timeout=self.timeout,
-                    readonly=self.readonly,
-                    account=self.account or "",
-                )
-            except (OSError, ConnectionError, RequestError) as exc:  # TimeoutError is an OSError
-                raise self._connect_failure(exc, session) from exc
-            return await job(session)
+            await self._connect(session)
+            result = await job(session)
+            session.check_connectivity(what)  # lost while the call ran, and not restored: doubtful
+            return result
         except (BrokerError, BrokerUnavailable):
             raise
         except RequestError as exc:
@@ -415,19 +504,70 @@ class IBKRBroker:
             except Exception:  # disconnecting must never hide the real outcome
                 logger.exception("%s: disconnect failed", self.where)
 
+    async def _connect(self, session: _Session) -> None:
+        """Connect within the timeout, fetching nothing at start-up but what ib_async always asks for
+        (positions); a client id in use (326) ends the wait at once."""
+        connecting = asyncio.ensure_future(
+            session.ib.connectAsync(
+                self.host,
+                self.port,
+                clientId=self.client_id,
+                timeout=self.timeout,
+                readonly=self.readonly,
+                account=self.account or "",
+                fetchFields=StartupFetchNONE,
+            )
+        )
+        done, _ = await asyncio.wait(
+            {connecting, session.client_id_refused}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if session.client_id_refused in done:
+            if not connecting.done():
+                connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+            raise self._client_id_in_use()
+        if connecting not in done:
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+            raise self._connect_failure(TimeoutError(), session)
+        try:
+            connecting.result()
+        except (OSError, ConnectionError, RequestError) as exc:  # TimeoutError is an OSError
+            raise self._connect_failure(exc, session) from exc
+        session.check_connectivity("connect")
+
+    def _client_id_in_use(self) -> ClientIdInUse:
+        pool = (
+            "IBKR_CLIENT_IDS names the pool every call borrows from; with more ids than processes that talk "
+            "to IBKR at once, the next free one is tried"
+            if self.client_id_lease is not None
+            else "give every process that talks to IBKR its own id: IBKR_CLIENT_IDS (e.g. 17-40) is the pool "
+            "every call borrows from"
+        )
+        return ClientIdInUse(
+            f"{self.where}: client id {self.client_id} is already in use by another connection (error 326); {pool}"
+        )
+
     def _connect_failure(self, exc: BaseException, session: _Session) -> BrokerUnavailable:
         if CLIENT_ID_IN_USE in session.error_codes or "already in use" in str(exc):
-            return BrokerUnavailable(
-                f"{self.where}: client id {self.client_id} is already in use by another connection "
-                f"(error 326); give every process its own IBKR_CLIENT_ID"
-            )
+            return self._client_id_in_use()
+        waited = session.since_start()
         if isinstance(exc, ConnectionRefusedError):
             reason = "connection refused (is IB Gateway/TWS running with the API enabled on this port?)"
         elif isinstance(exc, TimeoutError):
-            reason = (
-                f"no API handshake within {self.timeout:g}s (the gateway also drops a second "
-                "connection with a client id that is in use)"
-            )
+            client = getattr(session.ib, "client", None)
+            if client is not None and client.isReady():
+                reason = (
+                    f"the API handshake completed but the gateway did not answer the start-up positions request "
+                    f"within {self.timeout:g}s (gave up after {waited:.1f}s)"
+                )
+            else:
+                reason = (
+                    f"no API handshake within {self.timeout:g}s (gave up after {waited:.1f}s; the gateway also "
+                    "drops a second connection with a client id that is in use)"
+                )
         else:
             reason = f"{type(exc).__name__}: {exc}"
         if CONNECTIVITY_LOST in session.error_codes:
@@ -557,7 +697,9 @@ class IBKRBroker:
 
         async def job(session: _Session) -> tuple[list[Any], dict[int, Any], list[str]]:
             session.require_account(account_id)
-            answer = _listed(self.where, "positions", await session.call("positions", session.ib.reqPositionsAsync()))
+            answer = _listed(
+                self.where, "positions", await session.call("positions", session.ib.reqPositionsAsync(), untagged=True)
+            )
             rows = [p for p in answer if p.account == account_id]
             notes: list[str] = []
             portfolio = _listed(self.where, "portfolio", session.ib.portfolio(account_id))
@@ -565,7 +707,9 @@ class IBKRBroker:
                 # portfolio() is filled only for the account given at connect (or the only one).
                 try:
                     await session.call(
-                        f"account updates for {account_id}", session.ib.reqAccountUpdatesAsync(account_id)
+                        f"account updates for {account_id}",
+                        session.ib.reqAccountUpdatesAsync(account_id),
+                        untagged=True,
                     )
                     portfolio = _listed(self.where, "portfolio", session.ib.portfolio(account_id))
                 except (BrokerError, BrokerUnavailable) as exc:
@@ -889,7 +1033,7 @@ def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:
     """The fills with the commission report ib_async holds for each execId.
 
     ib_async keeps one Fill per execId in ``ib.fills()`` and merges commission reports into that one.
-    When the execution was already known (connect itself requests all executions), reqExecutions
+    When the execution was already known to the session (an earlier executions request), reqExecutions
     returns a fresh Fill whose CommissionReport stays empty forever, even though the report arrived.
     """
     known = {f.execution.execId: f for f in ib.fills()}

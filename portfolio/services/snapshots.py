@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from core.brokers import Broker, BrokerError, BrokerUnavailable
 from core.brokers.base import BrokerAccount, BrokerPosition
+from core.brokers.contracts import SecType
 from core.fields import quantize_money, quantize_price, quantize_quantity
 from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_start
 from core.models import SkipReason, SyncKind, SyncReason, SyncStatus
@@ -59,6 +60,9 @@ class _Taken:
     snapshot: AccountSnapshot
     positions: list[PositionSnapshot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What the positions add to the account's equity, when computed: market values, but a future's
+    # P&L since its last settlement or entry (its notional is not equity). None: the positions value.
+    equity_value: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,9 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
             "current_price",
             "market_value",
             "unrealized_pnl",
+            "instrument__sec_type",
+            "instrument__multiplier",
+            "opened_at",
             "last_synced_at",
         )
     )
@@ -185,11 +192,12 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
             market_value=market_value,
             unrealized_pnl=unrealized,
         )
-        for instrument_id, quantity, average, price, market_value, unrealized, _ in positions
+        for instrument_id, quantity, average, price, market_value, unrealized, *_ in positions
     ]
     last_sync = max((row[-1] for row in positions if row[-1] is not None), default=None)
     priced = [p for p in snapshot_rows if p.market_value is not None]
     cash = status.total_cash if status is not None else None
+    equity = _positions_equity(account, positions, cash_read_at=status.read_at if status else None)
     known = [f"positions last synced {last_sync:%Y-%m-%d %H:%M} UTC" if last_sync else "no positions ever synced"]
     known.append(f"cash read {status.read_at:%Y-%m-%d %H:%M} UTC" if status else "no cash value known")
     taken = _Taken(
@@ -206,6 +214,7 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
         ),
         positions=snapshot_rows,
         warnings=[f"{failure}; snapshot computed from the last known positions, prices and cash"],
+        equity_value=equity,
     )
     unpriced = len(snapshot_rows) - len(priced)
     if unpriced:
@@ -213,6 +222,48 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
     if cash is None:
         taken.warnings.append("no cash value known: net liquidation left empty")
     return taken
+
+
+def _positions_equity(account: Account, positions: list[tuple], *, cash_read_at: datetime | None) -> Decimal:
+    """What the open positions add to equity on top of the cash last read.
+
+    Stocks and options: their market value (an option's premium x multiplier). A future: its P&L since
+    the last settlement or entry, since the daily settlements already moved the rest into cash. The last
+    settlement known here is the future's price in the broker's own CLOSE snapshot taken before the
+    cash was read and after the position opened; without one, the entry (average) price.
+    """
+    futures = {
+        row[0]: row
+        for row in positions
+        if row[6] == SecType.FUTURE and row[3] is not None  # priced futures
+    }
+    settled: dict[int, Decimal] = {}
+    if futures and cash_read_at is not None:
+        opened = min(row[8] for row in futures.values())
+        marks = (
+            PositionSnapshot.objects.filter(
+                snapshot__account=account,
+                snapshot__kind=SnapshotKind.CLOSE,
+                snapshot__source=SnapshotSource.BROKER,
+                snapshot__taken_at__gte=opened,
+                snapshot__taken_at__lte=cash_read_at,
+                instrument_id__in=list(futures),
+                price__isnull=False,
+            )
+            .order_by("instrument_id", "-snapshot__taken_at")
+            .values_list("instrument_id", "snapshot__taken_at", "price")
+        )
+        for instrument_id, taken_at, price in marks:
+            if instrument_id not in settled and taken_at >= futures[instrument_id][8]:
+                settled[instrument_id] = price
+    total = Decimal(0)
+    for instrument_id, quantity, average, price, market_value, _, _, multiplier, *_ in positions:
+        if instrument_id in futures:
+            reference = settled.get(instrument_id, average)
+            total += (price - reference) * quantity * (multiplier or Decimal(1))
+        elif market_value is not None:
+            total += market_value
+    return quantize_money(total)
 
 
 # --- the transaction ---------------------------------------------------------------------------
@@ -225,7 +276,8 @@ def _write(taken: _Taken, *, kind: SnapshotKind) -> AccountSnapshot:
         sum((p.market_value for p in taken.positions if p.market_value is not None), Decimal(0))
     )
     if snapshot.source == SnapshotSource.COMPUTED and snapshot.total_cash is not None:
-        snapshot.net_liquidation = quantize_money(snapshot.total_cash + snapshot.positions_value)
+        equity = taken.equity_value if taken.equity_value is not None else snapshot.positions_value
+        snapshot.net_liquidation = quantize_money(snapshot.total_cash + equity)
     # An upsert on the natural key: a retake of the same second updates the row (and returns its id).
     # Only a CLOSE sets the kind of an existing row, so the close mark is never lost; the returned
     # instance keeps the kind that was asked for.

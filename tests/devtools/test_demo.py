@@ -458,3 +458,15 @@ def test_the_demo_tick_task_advances_the_state_in_demo_mode(settings):
     settings.DEMO_MODE = True
     assert demo_tick_task.delay().get()["status"] == "SUCCESS"
     assert json.loads(Path(settings.BROKER_STATE_FILE).read_text())["demo"]["tick"] == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_tick_moves_the_file_the_gateway_simulator_serves(settings):
+    from devtools.tasks import demo_tick_task
+
+    settings.DEMO_MODE = True
+    settings.BROKER = "ibkr"
+    settings.IBKR_GATEWAY_SIM = False  # a real gateway: the file is nobody's broker
+    assert demo_tick_task.delay().get()["status"] == "SKIPPED"
+    settings.IBKR_GATEWAY_SIM = True  # make run BROKER=ibkr: the simulator serves the file
+    assert demo_tick_task.delay().get()["status"] == "SUCCESS"

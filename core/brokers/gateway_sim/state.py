@@ -1,0 +1,495 @@
+"""What the gateway serves, taken from the broker state file (broker-state.md) on every request.
+
+The rows are parsed by the simulated broker (``SimulatedBroker``): one parser for both adapters, so
+a malformed row is skipped here exactly as ``BROKER=simulated`` skips it. This module only turns the
+parsed, normalised rows back into what IBKR would send: avgCost as price x multiplier for options
+and futures, BOT/SLD sides, string account values with BASE and per-currency ledger rows.
+
+Fills of orders placed through the simulator are written back into the file (``fill_record``), so
+the next positions and executions requests, from any client, see them.
+"""
+
+import json
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, Quote
+from core.brokers.contracts import InstrumentSpec, SecType
+from core.brokers.gateway_sim.messages import WireContract
+from core.brokers.simulated import SimulatedBroker, _load
+
+logger = logging.getLogger(__name__)
+
+# Account-summary tags IBKR reports without a currency.
+NO_CURRENCY_TAGS = {"AccountType", "DayTradesRemaining", "DayTradesRemainingT+1", "DayTradesRemainingT+2",
+                    "DayTradesRemainingT+3", "DayTradesRemainingT+4", "Cushion", "Leverage", "HighestSeverity",
+                    "LookAheadNextChange", "SegmentTitle"}  # fmt: skip
+# Ledger tags ($LEDGER) IBKR reports per currency and for BASE; not account-summary tags of their own.
+LEDGER_TAGS = ("CashBalance", "TotalCashBalance", "ExchangeRate", "NetLiquidationByCurrency", "UnrealizedPnL",
+               "RealizedPnL", "StockMarketValue", "OptionMarketValue", "FuturesPNL")  # fmt: skip
+PRICED_AS_CONTRACT = {SecType.OPTION, SecType.FUTURE, SecType.FUTURE_OPTION}
+MONTH_CODES = "FGHJKMNQUVXZ"
+
+
+class StateError(Exception):
+    """The state file cannot be served (missing, not JSON, or ``connected`` is false)."""
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool | float):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def synthetic_con_id(key: str) -> int:
+    """A stable conId for an instrument the file gives none (same key, same id, every run)."""
+    return 100_000_000 + zlib.crc32(key.encode()) % 800_000_000
+
+
+def wire_contract(spec: InstrumentSpec) -> WireContract:
+    sec_type = str(spec.sec_type)
+    last_trade = spec.expiry.strftime("%Y%m%d") if spec.expiry else ""
+    multiplier = "" if sec_type == SecType.STOCK and spec.multiplier == 1 else f"{spec.multiplier.normalize():f}"
+    local_symbol = spec.symbol
+    if sec_type in (SecType.OPTION, SecType.FUTURE_OPTION) and spec.expiry and spec.strike is not None:
+        local_symbol = f"{spec.symbol:<6}{spec.expiry:%y%m%d}{spec.right}{int(spec.strike * 1000):08d}"
+    elif sec_type == SecType.FUTURE and spec.expiry:
+        local_symbol = f"{spec.symbol}{MONTH_CODES[spec.expiry.month - 1]}{spec.expiry.year % 10}"
+    return WireContract(
+        con_id=spec.con_id or synthetic_con_id(spec.key),
+        symbol=spec.symbol,
+        sec_type=sec_type,
+        last_trade=last_trade,
+        strike=spec.strike,
+        right=spec.right,
+        multiplier=multiplier,
+        exchange=spec.exchange or "SMART",
+        currency=spec.currency,
+        local_symbol=local_symbol,
+        trading_class=spec.symbol,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WirePosition:
+    account: str
+    contract: WireContract
+    quantity: Decimal
+    avg_cost: Decimal  # IBKR's convention: per share for stocks, price x multiplier otherwise
+    market_price: Decimal | None
+    multiplier: Decimal
+    average_price: Decimal  # per unit
+
+    @property
+    def market_value(self) -> Decimal | None:
+        if self.market_price is None:
+            return None
+        return self.quantity * self.market_price * self.multiplier
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.market_price is None:
+            return None
+        return (self.market_price - self.average_price) * self.quantity * self.multiplier
+
+
+@dataclass(frozen=True, slots=True)
+class WireExecution:
+    account: str
+    contract: WireContract
+    row: BrokerExecution
+    client_id: int
+    commission_delay: float | None  # seconds after the execution; None: with it
+    realized_pnl: Decimal | None
+
+    @property
+    def side(self) -> str:
+        return "BOT" if self.row.side == "BUY" else "SLD"
+
+
+class GatewayState:
+    """One read of the state file. Cheap to build: the file's parse is shared while it is unchanged."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.broker = SimulatedBroker(self.path)
+        try:
+            self.raw: dict = _load(self.path).state
+        except Exception as exc:  # BrokerUnavailable: missing, unreadable, not JSON
+            raise StateError(str(exc)) from exc
+        self.connected = self.raw.get("connected", True) is True
+        faults = self.raw.get("faults")
+        self.faults: dict = faults if isinstance(faults, dict) else {}
+        self._accounts: list[BrokerAccount] | None = None
+
+    def _warn(self, warnings: tuple[str, ...]) -> None:
+        for warning in warnings:
+            logger.warning("ibgateway_sim: %s: %s", self.path, warning)
+
+    # --- accounts --------------------------------------------------------------------------------
+    def accounts(self) -> list[BrokerAccount]:
+        if self._accounts is None:
+            fetched = self.broker.accounts()
+            self._warn(fetched.warnings)
+            seen: dict[str, BrokerAccount] = {}
+            for account in fetched.items:
+                seen.setdefault(account.account_id, account)
+            self._accounts = list(seen.values())
+        return self._accounts
+
+    def account_ids(self) -> list[str]:
+        return [a.account_id for a in self.accounts()]
+
+    def account(self, account_id: str) -> BrokerAccount | None:
+        return next((a for a in self.accounts() if a.account_id == account_id), None)
+
+    def _raw_account(self, account_id: str) -> dict:
+        for row in self.raw.get("accounts") or ():
+            if isinstance(row, dict) and row.get("account_id") == account_id:
+                return row
+        return {}
+
+    def _raw_values(self, account_id: str) -> dict[str, str]:
+        values = self._raw_account(account_id).get("values")
+        if not isinstance(values, dict):
+            return {}
+        return {
+            tag: value for tag, value in values.items() if isinstance(value, str | int) and not isinstance(value, bool)
+        }
+
+    def summary_values(self, account_id: str) -> list[tuple[str, str, str]]:
+        """(tag, value, currency) of the account's own values, as account summary and updates send them."""
+        account = self.account(account_id)
+        if account is None:
+            return []
+        base = account.base_currency
+        rows = [("AccountType", account.account_type or "INDIVIDUAL", "")]
+        for tag, value in self._raw_values(account_id).items():
+            if tag in ("UnrealizedPnL", "RealizedPnL"):
+                continue  # ledger tags: sent with the ledger rows (BASE and per currency)
+            rows.append((tag, str(value), "" if tag in NO_CURRENCY_TAGS else base))
+        return rows
+
+    def ledger_values(self, account_id: str, currencies: str = "ALL") -> list[tuple[str, str, str]]:
+        """$LEDGER rows: BASE (the whole account in base currency) and each currency's slice.
+
+        ``currencies``: ``ALL`` for BASE and every currency, ``BASE`` for BASE only, or one code.
+        """
+        account = self.account(account_id)
+        if account is None:
+            return []
+        base = account.base_currency
+        raw = self._raw_account(account_id)
+        values = self._raw_values(account_id)
+        cash = (
+            {c.upper(): _decimal(v) for c, v in (raw.get("cash_balances") or {}).items()}
+            if isinstance(raw.get("cash_balances"), dict)
+            else {}
+        )
+        cash = {c: v for c, v in cash.items() if v is not None}
+        if not cash and _decimal(values.get("TotalCashValue")) is not None:
+            cash = {base: _decimal(values["TotalCashValue"])}
+        rates = (
+            {c.upper(): _decimal(v) for c, v in (raw.get("fx_rates") or {}).items()}
+            if isinstance(raw.get("fx_rates"), dict)
+            else {}
+        )
+        rates = {c: v for c, v in rates.items() if v is not None}
+        rates[base] = Decimal(1)
+        unrealized: dict[str, Decimal] = {}
+        for position in self.positions(account_id):
+            pnl = position.unrealized_pnl
+            if pnl is not None and position.quantity:
+                currency = position.contract.currency
+                unrealized[currency] = unrealized.get(currency, Decimal(0)) + pnl
+        rows: list[tuple[str, str, str]] = []
+        if currencies in ("ALL", "BASE"):
+            base_cash = sum((amount * rates[c] for c, amount in cash.items() if c in rates), Decimal(0))
+            rows += [
+                ("CashBalance", _text(base_cash), "BASE"),
+                ("TotalCashBalance", _text(base_cash), "BASE"),
+                ("ExchangeRate", "1.00", "BASE"),
+            ]
+            if values.get("NetLiquidation") is not None:
+                rows.append(("NetLiquidationByCurrency", str(values["NetLiquidation"]), "BASE"))
+            for tag in ("UnrealizedPnL", "RealizedPnL"):
+                if values.get(tag) is not None:
+                    rows.append((tag, str(values[tag]), "BASE"))
+        wanted = sorted(set(cash) | set(unrealized)) if currencies == "ALL" else [currencies]
+        if currencies == "BASE":
+            wanted = []
+        for currency in wanted:
+            amount = cash.get(currency, Decimal(0))
+            rows += [
+                ("CashBalance", _text(amount), currency),
+                ("TotalCashBalance", _text(amount), currency),
+            ]
+            if currency in rates:
+                rows.append(("ExchangeRate", _text(rates[currency]), currency))
+            rows.append(("UnrealizedPnL", _text(unrealized.get(currency, Decimal(0))), currency))
+            rows.append(("RealizedPnL", "0.00", currency))
+        return rows
+
+    def update_values(self, account_id: str) -> list[tuple[str, str, str]]:
+        """What reqAccountUpdates sends for the account: its values and the ledger rows."""
+        account = self.account(account_id)
+        if account is None:
+            return []
+        rows = [("AccountCode", account_id, ""), ("Currency", account.base_currency, account.base_currency)]
+        return rows + self.summary_values(account_id) + self.ledger_values(account_id)
+
+    # --- positions -----------------------------------------------------------------------------
+    def positions(self, account_id: str) -> list[WirePosition]:
+        if self.account(account_id) is None:
+            return []
+        fetched = self.broker.positions(account_id)
+        self._warn(fetched.warnings)
+        return [self._position(account_id, p) for p in fetched.items]
+
+    @staticmethod
+    def _position(account_id: str, p: BrokerPosition) -> WirePosition:
+        multiplier = p.instrument.multiplier
+        return WirePosition(
+            account=account_id,
+            contract=wire_contract(p.instrument),
+            quantity=p.quantity,
+            avg_cost=p.average_price * multiplier,
+            market_price=p.market_price,
+            multiplier=multiplier,
+            average_price=p.average_price,
+        )
+
+    # --- executions ----------------------------------------------------------------------------
+    def executions(self, account_id: str) -> list[WireExecution]:
+        if self.account(account_id) is None:
+            return []
+        fetched = self.broker.executions(account_id)
+        self._warn(fetched.warnings)
+        rows = []
+        for execution in fetched.items:
+            raw = execution.raw
+            delay = _decimal(raw.get("commission_delay"))
+            client_id = raw.get("client_id")
+            rows.append(
+                WireExecution(
+                    account=account_id,
+                    contract=wire_contract(execution.instrument),
+                    row=execution,
+                    client_id=client_id if isinstance(client_id, int) and not isinstance(client_id, bool) else 0,
+                    commission_delay=float(delay) if delay is not None and delay > 0 else None,
+                    realized_pnl=_decimal(raw.get("realized_pnl")),
+                )
+            )
+        return rows
+
+    # --- instruments ---------------------------------------------------------------------------
+    def instruments(self) -> list[WireContract]:
+        """Every contract the file mentions: positions, executions, and the symbols of bars and quotes."""
+        found: dict[int, WireContract] = {}
+        for account_id in self.account_ids():
+            for position in self.positions(account_id):
+                found.setdefault(position.contract.con_id, position.contract)
+            for execution in self.executions(account_id):
+                found.setdefault(execution.contract.con_id, execution.contract)
+        symbols = set()
+        for key in ("bars", "quotes"):
+            table = self.raw.get(key)
+            if isinstance(table, dict):
+                symbols |= {s.upper() for s in table if isinstance(s, str) and s.strip()}
+        stocks = {c.symbol for c in found.values() if c.sec_type == SecType.STOCK}
+        for symbol in sorted(symbols - stocks):
+            contract = wire_contract(InstrumentSpec(symbol=symbol))
+            found.setdefault(contract.con_id, contract)
+        return list(found.values())
+
+    def lookup(self, wanted: dict[str, str]) -> list[WireContract]:
+        """The known contracts matching a request's contract fields (blank fields match anything)."""
+        con_id = _int(wanted.get("conId"))
+        symbol = (wanted.get("symbol") or "").upper()
+        sec_type = (wanted.get("secType") or "").upper()
+        currency = (wanted.get("currency") or "").upper()
+        expiry = (wanted.get("lastTradeDateOrContractMonth") or "").replace("-", "")
+        strike = _decimal(wanted.get("strike"))
+        right = {"CALL": "C", "PUT": "P"}.get((wanted.get("right") or "").upper(), (wanted.get("right") or "").upper())
+        local_symbol = wanted.get("localSymbol") or ""
+        matches = []
+        for contract in self.instruments():
+            if con_id and contract.con_id != con_id:
+                continue
+            if symbol and contract.symbol != symbol:
+                continue
+            if sec_type and contract.sec_type != sec_type:
+                continue
+            if currency and contract.currency != currency:
+                continue
+            if expiry and not contract.last_trade.startswith(expiry):
+                continue
+            if strike and contract.strike != strike:
+                continue
+            if right and right != "?" and contract.right != right:
+                continue
+            if local_symbol and contract.local_symbol != local_symbol:
+                continue
+            if not (con_id or symbol or local_symbol):
+                continue
+            matches.append(contract)
+        return matches
+
+    # --- market data ---------------------------------------------------------------------------
+    def bars(self, symbol: str, bar_size: str) -> list[Bar]:
+        fetched = self.broker.bars(symbol, bar_size)
+        self._warn(fetched.warnings)
+        return list(fetched.items)
+
+    def quote(self, symbol: str) -> Quote | None:
+        return self.broker.quote(symbol)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _text(value: Decimal) -> str:
+    """An amount as IBKR writes account values: at least two decimals."""
+    if value.as_tuple().exponent >= -2:
+        return f"{value.quantize(Decimal('0.01')):f}"
+    return f"{value.normalize():f}"
+
+
+# --- fills written back -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Fill:
+    account: str
+    contract: WireContract
+    exec_id: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    side: str  # BUY / SELL
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    time: datetime
+    exchange: str = "ISLAND"
+
+
+def _same_contract(row: dict, contract: WireContract) -> bool:
+    if _int(row.get("con_id")) and _int(row.get("con_id")) == contract.con_id:
+        return True
+    if str(row.get("symbol", "")).upper() != contract.symbol:
+        return False
+    if str(row.get("sec_type") or "STK").upper() != contract.sec_type:
+        return False
+    if contract.sec_type == SecType.STOCK:
+        return True
+    expiry = str(row.get("expiry", "")).replace("-", "")
+    return expiry == contract.last_trade and str(row.get("right", "")).upper() == contract.right
+
+
+def _multiplier(contract: WireContract) -> Decimal:
+    return Decimal(contract.multiplier) if contract.multiplier else Decimal(1)
+
+
+def _contract_row(contract: WireContract) -> dict:
+    row: dict[str, Any] = {
+        "symbol": contract.symbol,
+        "sec_type": contract.sec_type,
+        "con_id": contract.con_id,
+        "currency": contract.currency,
+        "exchange": contract.exchange,
+        "multiplier": f"{_multiplier(contract).normalize():f}",
+    }
+    if contract.last_trade:
+        row["expiry"] = date(
+            int(contract.last_trade[:4]), int(contract.last_trade[4:6]), int(contract.last_trade[6:8])
+        ).isoformat()
+    if contract.strike is not None and contract.sec_type != SecType.STOCK:
+        row["strike"] = f"{contract.strike.normalize():f}"
+        row["right"] = contract.right
+    return row
+
+
+def fill_record(path: str | Path, fill: Fill) -> None:
+    """Write a fill into the state file: the execution, the position it changes, the cash it moves.
+
+    The file is read, changed and replaced atomically (a rename), so a reader sees the old file or
+    the new one. Average cost follows IBKR: it moves only when a position grows (or flips).
+    """
+    path = Path(path)
+    state = json.loads(path.read_text(encoding="utf-8"))
+    account = next(
+        (a for a in state.get("accounts") or () if isinstance(a, dict) and a.get("account_id") == fill.account), None
+    )
+    if account is None:
+        raise StateError(f"account {fill.account} is not in {path}")
+    multiplier = _multiplier(fill.contract)
+    signed = fill.quantity if fill.side == "BUY" else -fill.quantity
+    execution = {
+        "exec_id": fill.exec_id,
+        "order_id": fill.order_id,
+        "perm_id": fill.perm_id,
+        "client_id": fill.client_id,
+        **_contract_row(fill.contract),
+        "exchange": fill.exchange,
+        "side": fill.side,
+        "quantity": f"{fill.quantity.normalize():f}",
+        "price": f"{fill.price.normalize():f}",
+        "commission": f"{fill.commission:f}",
+        "time": fill.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    account.setdefault("executions", []).append(execution)
+
+    positions = account.setdefault("positions", [])
+    row = next((p for p in positions if isinstance(p, dict) and _same_contract(p, fill.contract)), None)
+    if row is None:
+        row = {**_contract_row(fill.contract), "quantity": "0", "avg_cost": "0"}
+        positions.append(row)
+    old_quantity = _decimal(row.get("quantity")) or Decimal(0)
+    old_cost = _decimal(row.get("avg_cost")) or Decimal(0)
+    new_quantity = old_quantity + signed
+    fill_cost = fill.price * multiplier
+    if old_quantity == 0 or ((old_quantity > 0) != (new_quantity > 0) and new_quantity != 0):
+        new_cost = fill_cost  # opened, or flipped through zero: the fill's price
+    elif abs(new_quantity) > abs(old_quantity):
+        new_cost = (old_cost * abs(old_quantity) + fill_cost * fill.quantity) / abs(new_quantity)
+    else:
+        new_cost = old_cost  # reduced or closed: IBKR's average cost stays
+    row["quantity"] = f"{new_quantity.normalize():f}"
+    row["avg_cost"] = f"{new_cost.quantize(Decimal('0.00000001')).normalize():f}"
+    row.setdefault("market_price", f"{fill.price.normalize():f}")
+
+    cash_move = -signed * fill.price * multiplier - fill.commission
+    values = account.get("values")
+    if isinstance(values, dict):
+        for tag, change in (("TotalCashValue", cash_move), ("NetLiquidation", -fill.commission)):
+            current = _decimal(values.get(tag))
+            if current is not None:
+                values[tag] = f"{(current + change).quantize(Decimal('0.01')):f}"
+    balances = account.get("cash_balances")
+    if isinstance(balances, dict) and fill.contract.currency in balances:
+        current = _decimal(balances[fill.contract.currency])
+        if current is not None:
+            balances[fill.contract.currency] = f"{(current + cash_move).quantize(Decimal('0.01')):f}"
+
+    handle, temporary = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(state, file, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
