@@ -74,6 +74,7 @@ class PruneReport:
     unlinked: dict[str, int] = field(default_factory=dict)  # "model label.field" -> rows set to NULL
     complete: bool = True  # False when the time budget ran out first (the next prune goes on)
     seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)  # step name -> time it took
 
     def as_dict(self) -> dict:
         return {
@@ -83,6 +84,7 @@ class PruneReport:
             "deleted": self.deleted,
             "unlinked": self.unlinked,
             "seconds": round(self.seconds, 3),
+            "step_seconds": {name: round(seconds, 3) for name, seconds in self.step_seconds.items()},
         }
 
 
@@ -179,7 +181,10 @@ def prune(
         for dependent in plan:
             (report.deleted if dependent.action == "delete" else report.unlinked).setdefault(dependent.label, 0)
     for step, plan in plans:
-        if not _prune_step(step, plan, report=report, batch_size=batch_size, deadline=deadline):
+        step_started = time.monotonic()
+        done = _prune_step(step, plan, report=report, batch_size=batch_size, deadline=deadline)
+        report.step_seconds[step.name] = time.monotonic() - step_started
+        if not done:
             report.complete = False
             break
     report.seconds = time.monotonic() - started
@@ -193,15 +198,15 @@ def _prune_step(
     model = step.model
     using = router.db_for_write(model)
     connection = connections[using]
-    # A batch's keys are the parameters of one statement: SQLite's limit, or psycopg's 65,535.
-    size = min(batch_size, connection.features.max_query_params or 65_535)
+    # A batch's keys are the parameters of one statement on SQLite: no more than it takes.
+    size = min(batch_size, connection.features.max_query_params or batch_size)
     selected = step.select(report.now).using(using).order_by("pk")
     last = None
     while True:
         if deadline is not None and time.monotonic() > deadline:
             return False
-        batch = selected if last is None else selected.filter(pk__gt=last)
-        keys = list(batch.values_list("pk", flat=True)[:size])
+        after = selected if last is None else selected.filter(pk__gt=last)
+        keys = list(after.values_list("pk", flat=True)[:size])
         if not keys:
             return True
         if report.dry_run:
@@ -209,8 +214,9 @@ def _prune_step(
         else:
             with transaction.atomic(using=using):
                 # Read again and locked: a row changed since (a lock taken over) is not deleted unchecked,
-                # and one that someone else is changing right now is left for the next prune.
-                locked = selected.filter(pk__in=keys).select_for_update(skip_locked=True)
+                # and one that someone else is changing right now is left for the next prune. The batch
+                # is the rows of its key range that the rule still picks.
+                locked = after.filter(pk__lte=keys[-1]).select_for_update(skip_locked=True)
                 counts = _delete_batch(model, plan, list(locked.values_list("pk", flat=True)), using=using)
         for label, rows in counts.items():
             target = report.unlinked if label in report.unlinked else report.deleted
@@ -220,8 +226,12 @@ def _prune_step(
         last = keys[-1]
 
 
-def _in(keys: list) -> str:
-    return ", ".join(["%s"] * len(keys))
+def _any(connection, column: str, keys: list) -> tuple[str, list]:
+    """``column`` is one of ``keys``: one array parameter on PostgreSQL (10,000 placeholders take
+    longer to parse and plan than to run), a list of placeholders elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [keys]
+    return f"{column} IN ({', '.join(['%s'] * len(keys))})", keys
 
 
 def _delete_batch(model: type[models.Model], plan: list[_Dependent], keys: list, *, using: str) -> dict[str, int]:
@@ -232,22 +242,27 @@ def _delete_batch(model: type[models.Model], plan: list[_Dependent], keys: list,
         return counts
     with connection.cursor() as cursor:
         for dependent in plan:
-            table, column = qn(dependent.model._meta.db_table), qn(dependent.fk.column)
+            table = qn(dependent.model._meta.db_table)
+            column = qn(dependent.fk.column)
+            where, params = _any(connection, column, keys)
             if dependent.action == "delete":
-                cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({_in(keys)})", keys)  # noqa: S608
+                cursor.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
             else:
-                cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IN ({_in(keys)})", keys)  # noqa: S608
+                cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {where}", params)  # noqa: S608
             counts[dependent.label] = cursor.rowcount
-        table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
-        cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({_in(keys)})", keys)  # noqa: S608
+        where, params = _any(connection, qn(model._meta.pk.column), keys)
+        cursor.execute(f"DELETE FROM {qn(model._meta.db_table)} WHERE {where}", params)  # noqa: S608
         counts[model._meta.label] = cursor.rowcount
     return counts
 
 
 def _count_batch(model: type[models.Model], plan: list[_Dependent], keys: list, *, using: str) -> dict[str, int]:
+    connection = connections[using]
+    qn = connection.ops.quote_name
     counts = {model._meta.label: len(keys)}
-    for dependent in plan:
-        counts[dependent.label] = (
-            dependent.model._base_manager.using(using).filter(**{f"{dependent.fk.attname}__in": keys}).count()
-        )
+    with connection.cursor() as cursor:
+        for dependent in plan:
+            where, params = _any(connection, qn(dependent.fk.column), keys)
+            cursor.execute(f"SELECT count(*) FROM {qn(dependent.model._meta.db_table)} WHERE {where}", params)  # noqa: S608
+            counts[dependent.label] = cursor.fetchone()[0]
     return counts

@@ -19,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 
 from core.locks import single_flight
 from core.models import SyncKind, SyncRun, SyncStatus, TaskLock
-from core.pruning import PruneRefusedError, PruneStep, prune, prune_plan, prune_steps
+from core.pruning import PruneRefusedError, PruneReport, PruneStep, prune, prune_plan, prune_steps
 from core.retention import old_sync_runs
 from core.scheduling import periodic_tasks_ensure
 from core.tasks import PRUNE_LOCK, prune_task
@@ -281,10 +281,17 @@ def test_small_batches_delete_everything_one_transaction_each(account):
 def test_the_time_budget_stops_between_batches(account, monkeypatch):
     old = [run(account, days=100 + k) for k in range(4)]
     newest(account)
-    clock = itertools.count()  # every look at the clock is a second later
-    monkeypatch.setattr("core.pruning.time.monotonic", lambda: next(clock))
+    clock = 0.0  # a batch takes a second
+    monkeypatch.setattr("core.pruning.time.monotonic", lambda: clock)
 
-    report = sync_runs_only(batch_size=2, time_budget=1.5)  # start 0; batch at 1; stop at 2
+    def tick(execute, sql, params, many, context):
+        nonlocal clock
+        if sql.startswith('DELETE FROM "trading_syncrun"'):
+            clock += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(tick):
+        report = sync_runs_only(batch_size=2, time_budget=0.5)
 
     assert report.complete is False
     assert report.deleted == {"core.SyncRun": 2}
@@ -358,6 +365,7 @@ def test_command_dry_run_and_json(account, capsys):
         "portfolio.PositionSnapshot",
     }
     assert data["unlinked"] == {"portfolio.PositionEvent.sync_run": 0}
+    assert set(data["step_seconds"]) == {"sync runs", "lapsed locks", "expired sessions", "hourly snapshots"}
     assert remaining(old) == [True]
 
     call_command("prune", "--dry-run")
@@ -415,3 +423,20 @@ def test_task_is_single_flight(account):
 
     assert result["status"] == "SKIPPED"
     assert remaining(old) == [True]
+
+
+def test_task_stops_before_its_soft_time_limit_and_says_so(monkeypatch, settings):
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 240
+    budgets = []
+
+    def out_of_time(*, time_budget):
+        budgets.append(time_budget)
+        return PruneReport(dry_run=False, now=timezone.now(), complete=False)
+
+    monkeypatch.setattr("core.tasks.prune", out_of_time)
+
+    result = prune_task.delay().get()
+
+    assert budgets == [210]
+    assert result["status"] == "PARTIAL"
+    assert result["complete"] is False

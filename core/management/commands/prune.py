@@ -34,7 +34,10 @@ def _text(report: PruneReport) -> str:
     lines = [title + (" (dry run: nothing deleted)" if report.dry_run else "")]
     lines += [f"  {label:{width}s} {rows:>12,d} {deleted}" for label, rows in report.deleted.items()]
     lines += [f"  {label:{width}s} {rows:>12,d} {unlinked}" for label, rows in report.unlinked.items()]
-    lines.append(f"{sum(report.deleted.values()):,d} rows {deleted} in {report.seconds:.1f} s")
+    steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.step_seconds.items())
+    lines.append(f"{sum(report.deleted.values()):,d} rows {deleted} in {report.seconds:.1f} s ({steps})")
+    if not report.complete:
+        lines.append("stopped before the end (time budget): the next prune goes on")
     lines.append("rules:")
     lines += [f"  {step.name}: {step.rule}" for step in prune_steps()]
     return "\n".join(lines)
