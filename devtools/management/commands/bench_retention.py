@@ -186,6 +186,8 @@ class Command(BaseCommand):
         if min(accounts, days, positions, batch_size) < 1:
             raise CommandError("--accounts, --days, --positions and --batch-size must be at least 1")
         self._cleanup()
+        # Start from compact tables: space freed by an earlier run would otherwise count as "before".
+        self._vacuum(full=True)
         try:
             self._run(accounts=accounts, days=days, positions=positions, batch_size=batch_size)
         finally:
