@@ -428,6 +428,14 @@ RISK_MAX_DRAWDOWN = Decimal(env.str("RISK_MAX_DRAWDOWN", default="0.20"))  # fra
 RISK_MAX_CONSECUTIVE_LOSSES = env.int("RISK_MAX_CONSECUTIVE_LOSSES", default=5)
 RISK_DAILY_LOSS_PCT = Decimal(env.str("RISK_DAILY_LOSS_PCT", default="0.03"))  # fraction of net liquidation
 
+# --- Retention (manage.py prune and the daily "Retention" task): days kept; 0 keeps forever -------
+RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)
+RETENTION_FAILED_RUNS_DAYS = env.int("RETENTION_FAILED_RUNS_DAYS", default=365)
+RETENTION_HOURLY_SNAPSHOTS_DAYS = env.int("RETENTION_HOURLY_SNAPSHOTS_DAYS", default=90)
+for _name in ("RETENTION_SYNC_RUNS_DAYS", "RETENTION_FAILED_RUNS_DAYS", "RETENTION_HOURLY_SNAPSHOTS_DAYS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (keep forever) or a number of days, not {globals()[_name]}")
+
 # Every line carries the request id, Celery task id, account and run id when known (core.logcontext).
 # text: readable on a terminal; json: one object a line for a log collector (the default in production).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")

@@ -12,6 +12,16 @@ PERIODIC_TASKS = [
         # A tick older than its successor's due time says nothing about now: drop it.
         expire_seconds=55,
     ),
+    PeriodicTaskSpec(
+        name="Retention",
+        task="core.prune",
+        description=(
+            "Deletes what is past its keeping time (RETENTION_* settings; manage.py prune): old sync runs, "
+            "hourly snapshots thinned to the close, expired sessions, lapsed locks."
+        ),
+        crontab={"minute": "15", "hour": "6"},  # 01:15 or 02:15 in New York: markets closed
+        expire_seconds=3600,
+    ),
 ]
 
 PERIODIC_TASKS += [
