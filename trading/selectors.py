@@ -19,6 +19,7 @@ from trading.models import (
     DayTradeRule,
     Execution,
     FrequencyPeriod,
+    LedgerInstrument,
     RoundTrip,
     SettlementTracking,
     TradeFrequencyTracking,
@@ -228,3 +229,12 @@ def instruments_with_fills_since(account: Account, since: datetime | None) -> se
         fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
     # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
     return set(fills.order_by().values_list("instrument_id", flat=True).distinct())
+
+
+def ledger_instruments_of(account: Account) -> dict[int, datetime | None]:
+    """Instrument id -> since when its fills changed without the layers above catching up (None:
+    they have), for every instrument ``account`` has fills in; empty when the ledger has no fills
+    for it. One query, not locked (``trading.services.ledger_changes`` locks)."""
+    return dict(
+        LedgerInstrument.objects.filter(account=account).order_by().values_list("instrument_id", "changed_since")
+    )

@@ -42,6 +42,7 @@ from trading.rules.daytrades import DayTradeResult, day_trades_find, trade_frequ
 from trading.rules.lots import LedgerResult, lots_match
 from trading.rules.types import LedgerFill
 from trading.selectors import fills_of
+from trading.services.ledger_changes import ledger_changes_mark
 
 # The columns of a round trip as the ledger writes them (tuples in this order).
 ROUND_TRIP_COLUMNS = (
@@ -146,6 +147,9 @@ def ledger_recompute(
         _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
+    # Last, so the marks are locked only for the moment before the commit: the layers above (the
+    # positions) rebuild these instruments from these times on.
+    ledger_changes_mark(account=account, affected=affected)
 
 
 def _row_order(row: dict) -> tuple:
