@@ -25,6 +25,7 @@ from trading.models import (
     TradeFrequencyTracking,
 )
 from trading.rules.daytrades import PdtStatus, pdt_status
+from trading.rules.types import LedgerFill
 
 
 def execution_list(*, user) -> QuerySet:
@@ -219,6 +220,24 @@ def fills_of(
     if trade_date_from is not None:
         fills = fills.filter(trade_date__gte=trade_date_from)
     return list(fills.order_by("executed_at", "exec_id", "id").values(*FILL_FIELDS))
+
+
+def ledger_fill_of(row: dict) -> LedgerFill:
+    """A ``fills_of`` row as the pure ledger functions take it."""
+    order = row["perm_id"] or row["order_id"]
+    return LedgerFill(
+        id=row["id"],
+        exec_id=row["exec_id"],
+        instrument_id=row["instrument_id"],
+        executed_at=row["executed_at"],
+        trade_date=row["trade_date"],
+        side=row["side"],
+        quantity=row["quantity"],
+        price=row["price"],
+        commission=row["commission"] or Decimal(0),
+        multiplier=row["instrument__multiplier"],
+        order_ref=str(order) if order else None,
+    )
 
 
 def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:

@@ -143,7 +143,9 @@ def _random_fills(seed: int, count: int) -> list[LedgerFill]:
         position += quantity if side == "BUY" else -quantity
         moment += timedelta(seconds=rng.choice([0, 1, 30, 600]))  # equal times too: the exec id decides
         out.append(
-            fill(side, str(quantity), f"{rng.randint(900, 1100) / 10:.2f}", f"{rng.randint(0, 200) / 100:.2f}", at=moment)
+            fill(
+                side, str(quantity), f"{rng.randint(900, 1100) / 10:.2f}", f"{rng.randint(0, 200) / 100:.2f}", at=moment
+            )
         )
     rng.shuffle(out)  # arrival order must not matter
     return out

@@ -127,7 +127,9 @@ class LedgerInstrument(models.Model):
     class Meta:
         ordering = ["account", "instrument"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "instrument"], name="ledgerinstrument_unique_account_instrument"),
+            models.UniqueConstraint(
+                fields=["account", "instrument"], name="ledgerinstrument_unique_account_instrument"
+            ),
         ]
 
     def __str__(self) -> str:
