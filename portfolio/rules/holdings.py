@@ -74,20 +74,29 @@ class HoldingSpan:
 
 
 class _Book:
-    """What is open, in the units of the moment: FIFO lots (signed quantity, basis) and the pool."""
+    """What is open, in the units of the moment: FIFO lots (signed quantity, basis) and their total, and
+    the average-cost pool. A basis is the signed money paid to open, commissions in."""
 
-    __slots__ = ("lots", "pool", "position")
+    __slots__ = ("fifo", "lots", "lots_basis", "multiplier", "pool", "position")
 
-    def __init__(self) -> None:
+    def __init__(self, *, fifo: bool) -> None:
+        self.fifo = fifo
+        self.multiplier = Decimal(1)
         self.position = _ZERO
         self.lots: deque[list[Decimal]] = deque()
-        self.pool = _ZERO  # the basis of everything open: signed money paid, commissions in
+        self.lots_basis = _ZERO  # the sum of the lots' basis
+        self.pool = _ZERO  # the basis of everything open, pro-rated on each close
 
-    def average(self, multiplier: Decimal, *, fifo: bool) -> Decimal | None:
+    def average(self) -> Decimal | None:
+        """Per unit, per LOT_MATCHING (FIFO: the open lots; average: the pool)."""
         if not self.position:
             return None
-        basis = sum((lot[1] for lot in self.lots), _ZERO) if fifo else self.pool
-        return quantize_price(basis / (self.position * multiplier))
+        return quantize_price((self.lots_basis if self.fifo else self.pool) / (self.position * self.multiplier))
+
+    def average_cost(self) -> Decimal | None:
+        if not self.position:
+            return None
+        return quantize_price(self.pool / (self.position * self.multiplier))
 
     def split(self, ratio: Decimal) -> None:
         self.position = quantize_quantity(self.position * ratio)
@@ -96,26 +105,31 @@ class _Book:
 
     def close(self, sign: int, closing: Decimal) -> None:
         held = abs(self.position)
-        self.pool -= self.pool if closing == held else self.pool * closing / held
+        self.position += sign * closing
+        if not self.position:
+            self.lots.clear()
+            self.lots_basis = self.pool = _ZERO
+            return
+        self.pool -= self.pool * closing / held
         remaining = closing
         while remaining:
             lot = self.lots[0]
             size = abs(lot[0])
             if size <= remaining:
                 self.lots.popleft()
+                self.lots_basis -= lot[1]
                 remaining -= size
             else:
-                lot[1] -= lot[1] * remaining / size
+                taken = lot[1] * remaining / size
+                lot[1] -= taken
+                self.lots_basis -= taken
                 lot[0] += sign * remaining
                 remaining = _ZERO
-        self.position += sign * closing
-        if not self.position:
-            self.lots.clear()
-            self.pool = _ZERO
 
-    def open(self, sign: int, opening: Decimal, price: Decimal, multiplier: Decimal, commission: Decimal) -> None:
-        basis = sign * opening * price * multiplier + commission
+    def open(self, sign: int, opening: Decimal, price: Decimal, commission: Decimal) -> None:
+        basis = sign * opening * price * self.multiplier + commission
         self.lots.append([sign * opening, basis])
+        self.lots_basis += basis
         self.pool += basis
         self.position += sign * opening
 
@@ -147,22 +161,22 @@ def holdings_build(
     with decimal.localcontext(_CONTEXT):
         ledger = lots_match(_in_units_after_splits(ordered, splits), method=method)
         trips = {trip.opening_fill_id: trip for trip in ledger.round_trips}
-        fifo = method == "fifo"
-        book = _Book()
+        book = _Book(fifo=method == "fifo")
+        book.multiplier = ordered[0].multiplier
         spans: list[HoldingSpan] = []
         current: _Span | None = None
         pending = deque(splits)
+        average = None  # the book's average price now (kept, not recomputed, between fills)
         for fill in ordered:
             while pending and pending[0].at <= fill.executed_at:
                 book.split(pending.popleft().ratio)
-            multiplier = fill.multiplier
+                average = book.average()
             sign = 1 if fill.side == "BUY" else -1
             before = book.position
-            average_before = book.average(multiplier, fifo=fifo)
-            held = abs(before)
-            closing = min(fill.quantity, held) if before and (before > 0) != (sign > 0) else _ZERO
+            closing = min(fill.quantity, abs(before)) if before and (before > 0) != (sign > 0) else _ZERO
             opening = fill.quantity - closing
             close_commission = fill.commission if not opening else fill.commission * closing / fill.quantity
+            price = quantize_price(fill.price)
             if closing:
                 assert current is not None  # something is held, so a holding is open
                 book.close(sign, closing)
@@ -171,6 +185,7 @@ def holdings_build(
                 current.exit[0] += closing
                 current.exit[1] += closing * fill.price
                 flat = not book.position
+                average_after = book.average()
                 current.events.append(
                     HoldingEvent(
                         kind=CLOSED if flat else DECREASED,
@@ -178,24 +193,25 @@ def holdings_build(
                         at=fill.executed_at,
                         quantity_before=quantize_quantity(before),
                         quantity_after=quantize_quantity(book.position),
-                        average_price_before=average_before,
-                        average_price_after=book.average(multiplier, fifo=fifo),
-                        price=quantize_price(fill.price),
+                        average_price_before=average,
+                        average_price_after=average_after,
+                        price=price,
                         realized_pnl=quantize_money(realized),
                         note="direction changed: closed before opening the other side" if opening else "",
                     )
                 )
+                average = average_after
                 if flat:
                     spans.append(_closed(current, fill, trips.get(current.opening.id)))
                     current = None
             if opening:
                 before = book.position
-                average_before = book.average(multiplier, fifo=fifo)
-                book.open(sign, opening, fill.price, multiplier, fill.commission - close_commission)
+                book.open(sign, opening, fill.price, fill.commission - close_commission)
                 if current is None:
                     current = _Span(fill)
                 current.entry[0] += opening
                 current.entry[1] += opening * fill.price
+                average_after = book.average()
                 current.events.append(
                     HoldingEvent(
                         kind=OPENED if not before else INCREASED,
@@ -203,17 +219,17 @@ def holdings_build(
                         at=fill.executed_at,
                         quantity_before=quantize_quantity(before),
                         quantity_after=quantize_quantity(book.position),
-                        average_price_before=average_before,
-                        average_price_after=book.average(multiplier, fifo=fifo),
-                        price=quantize_price(fill.price),
+                        average_price_before=average,
+                        average_price_after=average_after,
+                        price=price,
                         realized_pnl=None,
                         note="opened by the rest of the fill that closed the other side" if closing else "",
                     )
                 )
+                average = average_after
         if current is not None:
             while pending:
                 book.split(pending.popleft().ratio)
-            multiplier = current.opening.multiplier
             spans.append(
                 HoldingSpan(
                     opening_fill_id=current.opening.id,
@@ -221,8 +237,8 @@ def holdings_build(
                     closing_fill_id=None,
                     closed_at=None,
                     quantity=quantize_quantity(book.position),
-                    average_price=book.average(multiplier, fifo=fifo),
-                    average_cost=book.average(multiplier, fifo=False),
+                    average_price=book.average(),
+                    average_cost=book.average_cost(),
                     exit_price=None,
                     realized_pnl=quantize_money(current.realized),
                     events=tuple(current.events),
