@@ -240,16 +240,6 @@ def ledger_fill_of(row: dict) -> LedgerFill:
     )
 
 
-def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:
-    """Instrument ids with fills after ``since`` (all with fills when None): the position sync's
-    split detector treats a quantity change with fills in between as trading, not a split."""
-    fills = Execution.objects.filter(account=account)
-    if since is not None:
-        fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
-    # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
-    return set(fills.order_by().values_list("instrument_id", flat=True).distinct())
-
-
 def ledger_instruments_of(account: Account) -> dict[int, datetime | None]:
     """Instrument id -> since when its fills changed without the layers above catching up (None:
     they have), for every instrument ``account`` has fills in; empty when the ledger has no fills

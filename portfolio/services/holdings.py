@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.bulk import bulk_insert, bulk_insert_objects, bulk_update_values
+from core.bulk import bulk_insert, bulk_update_values, reserve_ids
 from core.fields import quantize_money, quantize_ratio
 from portfolio.models import Position, PositionEvent, PositionEventKind, PositionStatus
 from portfolio.rules.holdings import HoldingSpan, SplitAt, holding_quantity, holdings_build
@@ -200,7 +200,7 @@ def _build(account: Account, since: dict[int, datetime | None], open_positions: 
         )
     plan.write(result)
     ledger_changes_acknowledge(account=account, instrument_ids=ids)
-    result.open_positions = others_open + [p for p in plan.positions() if p.status == PositionStatus.OPEN]
+    result.open_positions = others_open + plan.open_positions()
     return result
 
 
@@ -219,24 +219,48 @@ def _fill_events_of(position_ids: list[int]) -> dict[int, dict[tuple, tuple]]:
     return events
 
 
+class _NewPosition:
+    """A holding with no position yet: the row to insert (BUILT_FIELDS values), its key once reserved."""
+
+    __slots__ = ("instrument_id", "pk", "span", "values")
+
+    def __init__(self, instrument_id: int, span: HoldingSpan, values: tuple) -> None:
+        self.instrument_id, self.span, self.values = instrument_id, span, values
+        self.pk: int | None = None
+
+    @property
+    def status(self) -> str:
+        return self.values[0]
+
+    def instance(self, account: Account) -> Position:
+        """The inserted row as a model instance (the sync compares the open ones next)."""
+        position = Position(pk=self.pk, account=account, instrument_id=self.instrument_id, last_synced_at=None)
+        for name, value in zip(BUILT_FIELDS, self.values, strict=True):
+            setattr(position, name, value)
+        position._state.adding = False
+        return position
+
+
 class _Plan:
     """What the build will write for the instruments it rebuilds, gathered before any write."""
 
     def __init__(self, *, account: Account, now: datetime) -> None:
         self.account = account
         self.now = now
-        self.new: list[Position] = []
+        self.new: list[_NewPosition] = []
         self.changed: list[tuple[Position, bool]] = []  # (position, opens: it was closed and is open now)
         self.kept: list[Position] = []
-        self.removed: list[tuple[Position, Position | None]] = []  # (position, where the sync's events go)
+        self.removed: list[tuple[Position, Position | _NewPosition | None]] = []  # (it, where its sync events go)
         self.events_to_delete: list[int] = []
         self.events_to_write: list[tuple[Position, HoldingSpan]] = []
         self.resolve: list[Position] = []
         self.lines: list[tuple[str, Position, HoldingSpan | None, tuple[str, ...]]] = []
         self.quantities_before: dict[int, Decimal] = {}
 
-    def positions(self) -> list[Position]:
-        return self.new + [p for p, _ in self.changed] + self.kept
+    def open_positions(self) -> list[Position]:
+        """The open positions of the built instruments after the build (new ones once inserted)."""
+        new = [n.instance(self.account) for n in self.new if n.status == PositionStatus.OPEN]
+        return new + [p for p in [*(p for p, _ in self.changed), *self.kept] if p.status == PositionStatus.OPEN]
 
     def instrument(
         self,
@@ -249,18 +273,20 @@ class _Plan:
         held: Decimal,
     ) -> None:
         pairs = _match(spans, candidates)
-        homes: list[tuple[HoldingSpan, Position]] = []
+        homes: list[tuple[HoldingSpan, Position]] = []  # the holdings that have a position already
+        targets: list[tuple[HoldingSpan, Position | _NewPosition]] = []  # and those that get one
         for span in spans:
             position = pairs[span.opening_fill_id]
             if position is None:
-                position = Position(account=self.account, instrument_id=instrument_id)
-                _apply_span(position, span, multiplier)
-                self.new.append(position)
-                self.events_to_write.append((position, span))
-                self.lines.append(("created", position, span, ()))
-                homes.append((span, position))
+                # Most holdings are new on a first build (tens of thousands): rows, not model instances.
+                new = _NewPosition(instrument_id, span, _span_values(span, multiplier, None))
+                self.new.append(new)
+                self.events_to_write.append((new, span))
+                self.lines.append(("created", new, span, ()))
+                targets.append((span, new))
                 continue
             homes.append((span, position))
+            targets.append((span, position))
             before = [getattr(position, name) for name in BUILT_FIELDS]
             self.quantities_before[position.pk] = position.quantity
             was_open = position.status == PositionStatus.OPEN
@@ -284,7 +310,7 @@ class _Plan:
                 continue
             # Built from fills that no longer make this holding (a late fill moved its opening): its
             # fill events go with it; what the sync recorded on it moves to the nearest holding.
-            self.removed.append((position, _nearest(homes, position.opened_at)))
+            self.removed.append((position, _nearest(targets, position.opened_at)))
             self.events_to_delete += [row[0] for row in stored_events.get(position.pk, {}).values()]
             self.lines.append(("removed", position, None, ()))
         # A difference with the broker that the fills now explain is resolved; one carried by a
@@ -312,7 +338,14 @@ class _Plan:
         # One OPEN row per instrument: rows that close (or stay closed) first, then the ones that open.
         _update([p for p, opens in self.changed if not opens])
         _update([p for p, opens in self.changed if opens])
-        bulk_insert_objects(self.new)
+        if self.new:
+            for new, pk in zip(self.new, reserve_ids(Position, len(self.new)), strict=True):
+                new.pk = pk
+            bulk_insert(
+                Position,
+                ("id", "account_id", "instrument_id", *BUILT_FIELDS),
+                [(n.pk, self.account.pk, n.instrument_id, *n.values) for n in self.new],
+            )
         for position, home in self.removed:
             if home is not None:  # what the sync recorded (a SPLIT, a RECONCILE) stays on the record
                 PositionEvent.objects.filter(position_id=position.pk).update(position_id=home.pk)
@@ -417,7 +450,7 @@ def _overlaps(position: Position, span: HoldingSpan) -> bool:
     return True
 
 
-def _nearest(homes: list[tuple[HoldingSpan, Position]], at: datetime) -> Position | None:
+def _nearest(homes: list[tuple[HoldingSpan, Position | _NewPosition]], at: datetime) -> Position | _NewPosition | None:
     """The position of the holding that opened nearest to ``at``."""
     nearest = min(homes, key=lambda home: abs((home[0].opened_at - at).total_seconds()), default=None)
     return nearest[1] if nearest else None
@@ -425,37 +458,51 @@ def _nearest(homes: list[tuple[HoldingSpan, Position]], at: datetime) -> Positio
 
 # --- one holding on its position -----------------------------------------------------------------
 def _apply_span(position: Position, span: HoldingSpan, multiplier: Decimal) -> None:
-    position.opening_execution_id = span.opening_fill_id
-    position.closing_execution_id = span.closing_fill_id
-    position.opened_at = span.opened_at
-    position.closed_at = span.closed_at
-    position.quantity = span.quantity
-    position.average_price = span.average_price
-    position.average_cost = span.average_cost
-    position.realized_pnl = span.realized_pnl
-    position.realized_pnl_estimated = False
-    position.missing_since = None
+    for name, value in zip(BUILT_FIELDS, _span_values(span, multiplier, position), strict=True):
+        setattr(position, name, value)
+
+
+def _span_values(span: HoldingSpan, multiplier: Decimal, position: Position | None) -> tuple:
+    """A holding as the BUILT_FIELDS of its position (``position``: the one it was, if any, for the
+    market price the sync brought and the broker's figures it keeps)."""
+    zero = quantize_money(Decimal(0))
     if span.is_open:
-        position.status = PositionStatus.OPEN
-        _mark(position, multiplier)
+        current_price = position.current_price if position is not None else None
+        market_value, unrealized, unrealized_pct = _marks(span, current_price, multiplier)
+        status, closed_at = PositionStatus.OPEN, None
     else:
-        position.status = PositionStatus.CLOSED
-        position.current_price = span.exit_price
-        position.market_value = quantize_money(Decimal(0))
-        position.unrealized_pnl = quantize_money(Decimal(0))
-        position.unrealized_pnl_pct = None
+        current_price, market_value, unrealized, unrealized_pct = span.exit_price, zero, zero, None
+        status, closed_at = PositionStatus.CLOSED, span.closed_at
+    return (
+        str(status),
+        span.quantity,
+        span.average_price,
+        span.average_cost,
+        current_price,
+        market_value,
+        unrealized,
+        unrealized_pct,
+        span.realized_pnl,
+        False,  # realized_pnl_estimated
+        span.opened_at,
+        closed_at,
+        None,  # missing_since: the fills say what is held
+        span.opening_fill_id,
+        span.closing_fill_id,
+        position.broker_quantity if position is not None else None,
+        position.broker_average_price if position is not None else None,
+    )
 
 
-def _mark(position: Position, multiplier: Decimal) -> None:
-    """The price-derived fields of an open holding at the last market price the sync brought."""
-    price = position.current_price
+def _marks(span: HoldingSpan, price: Decimal | None, multiplier: Decimal) -> tuple:
+    """Market value, unrealized P&L and its fraction of an open holding at the last market price the
+    sync brought (none yet for a new one)."""
     if price is None:
-        position.market_value = position.unrealized_pnl = position.unrealized_pnl_pct = None
-        return
-    position.market_value = quantize_money(position.quantity * price * multiplier)
-    position.unrealized_pnl = quantize_money((price - position.average_price) * position.quantity * multiplier)
-    basis = abs(position.quantity * position.average_price * multiplier)
-    position.unrealized_pnl_pct = quantize_ratio(position.unrealized_pnl / basis) if basis else None
+        return None, None, None
+    market_value = quantize_money(span.quantity * price * multiplier)
+    unrealized = quantize_money((price - span.average_price) * span.quantity * multiplier)
+    basis = abs(span.quantity * span.average_price * multiplier)
+    return market_value, unrealized, quantize_ratio(unrealized / basis) if basis else None
 
 
 def _event_rows(position: Position, span: HoldingSpan) -> list[tuple]:
