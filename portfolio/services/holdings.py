@@ -438,14 +438,16 @@ def _match(spans: list[HoldingSpan], candidates: list[Position]) -> dict[int, Po
 
 
 def _overlaps(position: Position, span: HoldingSpan) -> bool:
-    if position.opened_at - CLOCK_SKEW > (span.closed_at or position.opened_at):
+    """Whether ``position`` was first seen while the holding lasted (give or take CLOCK_SKEW): a
+    position the sync opened after the opening fill and before the closing one, or one built from
+    fills whose opening moved within the holding."""
+    if position.opened_at < span.opened_at - CLOCK_SKEW:
         return False
-    if position.closed_at is not None and position.closed_at + CLOCK_SKEW < span.opened_at:
+    if span.closed_at is not None and position.opened_at > span.closed_at + CLOCK_SKEW:
         return False
     if position.status == PositionStatus.OPEN and not position.from_fills and not span.is_open:
-        # An open position the sync opened is only this closed holding when the fills went through
-        # the quantity it holds (the sync saw the holding before its closing fill was known); a
-        # transfer in held beside a round trip is not.
+        # An open position the sync opened is this closed holding only when the fills went through
+        # the quantity it holds (the sync saw the holding before its closing fill was known).
         return any(e.quantity_after == position.quantity for e in span.events)
     return True
 
