@@ -31,7 +31,6 @@ class PositionEventInline(admin.TabularInline):
         "note",
         "cause",
         "resolved_at",
-        "execution",
         "sync_run",
     ]
     readonly_fields = fields

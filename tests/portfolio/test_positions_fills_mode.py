@@ -457,3 +457,30 @@ def test_the_position_page_shows_the_difference_and_sync_health_lists_it(desk, t
     assert "Differs from the broker" in page and "transfer in" in page
     health = client.get("/sync-health/").content.decode()
     assert "MSFT" in health and "transfer in" in health
+
+
+def test_after_fills_builds_the_positions_without_a_sync_too(desk):
+    from portfolio.tasks import positions_after_fills_task
+
+    desk.fill("NVDA", "BUY", "20", "180.00", at(14))
+    desk.ingest()
+    result = positions_after_fills_task(account_ids=[ACCOUNT], sync=False)  # POSITION_SYNC_ON_TRADE=false
+    assert result["runs"] == [] and result["built"][ACCOUNT]["created"] == 1
+    [nvda] = positions("NVDA")
+    assert nvda.from_fills and nvda.quantity == D(20) and nvda.opened_at == at(14)
+    assert positions_after_fills_task(account_ids=[ACCOUNT], sync=False)["built"][ACCOUNT]["created"] == 0
+
+
+def test_an_average_the_fills_cannot_explain_is_a_difference_too(desk):
+    desk.fill("AAPL", "BUY", "100", "150.00", at(13), commission="1.00")  # 150.01 a share, commission in
+    desk.holds(("AAPL", "100", "149.00"))
+    desk.ingest()
+    desk.sync()
+    [aapl] = positions("AAPL")
+    [difference] = reconciles(aapl)
+    assert difference.cause == ReconcileCause.COST
+    assert (difference.average_price_before, difference.average_price_after) == (D("150.01"), D("149.00"))
+    desk.holds(("AAPL", "100", "150.01"))
+    desk.sync()
+    aapl.refresh_from_db()
+    assert aapl.broker_quantity is None and reconciles(aapl)[0].resolved_at is not None
