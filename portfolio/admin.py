@@ -29,6 +29,8 @@ class PositionEventInline(admin.TabularInline):
         "realized_pnl",
         "realized_pnl_estimated",
         "note",
+        "cause",
+        "resolved_at",
         "sync_run",
     ]
     readonly_fields = fields
@@ -67,7 +69,11 @@ class PositionAdmin(SimpleHistoryAdmin):
         "unrealized_pnl_pct",
         "last_synced_at",
         "missing_since",
+        "average_cost",
+        "broker_quantity",
+        "broker_average_price",
     ]
+    raw_id_fields = ["opening_execution", "closing_execution"]
     inlines = [PositionEventInline]
 
 
@@ -83,10 +89,10 @@ class PositionEventAdmin(admin.ModelAdmin):
         "realized_pnl",
         "realized_pnl_estimated",
     ]
-    list_filter = ["kind", "realized_pnl_estimated"]
+    list_filter = ["kind", "cause", "realized_pnl_estimated"]
     search_fields = ["position__instrument__symbol", "position__account__account_id"]
     list_select_related = ["position__account", "position__instrument"]
-    raw_id_fields = ["position", "sync_run"]
+    raw_id_fields = ["position", "sync_run", "execution"]
     date_hierarchy = "at"
 
     def has_change_permission(self, request, obj=None) -> bool:

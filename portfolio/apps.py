@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 def _positions_after_fills(account_ids: list[str]) -> None:
-    """New fills: positions pick up the real realized P&L (and sync, with POSITION_SYNC_ON_TRADE)."""
+    """New fills: the accounts' positions are built from them (after a sync, with POSITION_SYNC_ON_TRADE)."""
     from django.conf import settings
 
     from portfolio.tasks import positions_after_fills_task

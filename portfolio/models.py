@@ -75,6 +75,19 @@ class Position(models.Model):
         related_name="+",
         help_text="The fill that closed it.",
     )
+    average_cost = PriceField(
+        null=True,
+        blank=True,
+        help_text="Built from the fills: the average cost per unit, commissions in (what the broker shows as its "
+        "average price, whatever LOT_MATCHING says). The figure the sync compares the broker's with.",
+    )
+    broker_quantity = QuantityField(
+        null=True,
+        blank=True,
+        help_text="What the broker reports while it differs from the fills (a RECONCILE event is open); empty when "
+        "they agree.",
+    )
+    broker_average_price = PriceField(null=True, blank=True)
 
     history = HistoricalRecords(
         excluded_fields=["current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at"]
@@ -110,6 +123,13 @@ class Position(models.Model):
     def cost_basis(self):
         return self.quantity * self.average_price * self.instrument.multiplier
 
+    @property
+    def from_fills(self) -> bool:
+        """Built from the account's fills (one flat-to-flat holding: its round trip has the same opening
+        fill). Otherwise the broker sync opened it: an account without fills, or a holding the fills do
+        not explain (a transfer in)."""
+        return self.opening_execution_id is not None
+
 
 class PositionEventKind(models.TextChoices):
     OPENED = "OPENED", "Opened"
@@ -119,13 +139,40 @@ class PositionEventKind(models.TextChoices):
     SPLIT = "SPLIT", "Split"
     MISSING = "MISSING", "Missing at broker"
     REOPENED = "REOPENED", "Reappeared at broker"
+    RECONCILE = "RECONCILE", "Differs from the broker"
+
+
+class ReconcileCause(models.TextChoices):
+    """Why the broker and the fills likely disagree: a guess from the figures, for a person to confirm."""
+
+    FILL_PENDING = "FILL_PENDING", "a fill not yet ingested"
+    TRANSFER_IN = "TRANSFER_IN", "a transfer in (or fills from before the ledger's history)"
+    TRANSFER_OUT = "TRANSFER_OUT", "a transfer out (or a fill not yet ingested)"
+    CORPORATE_ACTION = "CORPORATE_ACTION", "a corporate action"
+    EXPIRY = "EXPIRY", "an option expiry, exercise or assignment"
+    COST = "COST", "a commission not yet reported, or a cost adjusted at the broker"
 
 
 class PositionEvent(models.Model):
-    """Every change of a position's quantity (and its disappearance at the broker)."""
+    """Every change of a position's quantity (and its disappearance at the broker).
+
+    For a position built from the fills, each fill's change is an event at the fill's time that
+    names the fill (``execution``); events without one were seen by a broker sync. A RECONCILE event
+    records a difference between the broker and the fills: the fills' figures before, the broker's
+    after, the likely ``cause``; ``resolved_at`` is set once they agree again.
+    """
 
     position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=10, choices=PositionEventKind.choices)
+    execution = models.ForeignKey(
+        Execution,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # the constraint's index serves it
+        help_text="The fill that made this change (positions built from the fills).",
+    )
     quantity_before = QuantityField()
     quantity_after = QuantityField()
     average_price_before = PriceField(null=True, blank=True)
@@ -139,10 +186,25 @@ class PositionEvent(models.Model):
         SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="position_events"
     )
     note = models.CharField(max_length=255, blank=True)
+    cause = models.CharField(max_length=16, choices=ReconcileCause.choices, blank=True, default="", db_default="")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="RECONCILE: when the two sides agreed again.")
 
     class Meta:
         ordering = ["position", "at", "id"]
-        indexes = [models.Index(fields=["position", "at"], name="posevent_position_at")]
+        indexes = [
+            models.Index(fields=["position", "at"], name="posevent_position_at"),
+            models.Index(
+                fields=["kind"],
+                condition=Q(kind="RECONCILE", resolved_at__isnull=True),
+                name="posevent_unresolved",
+            ),
+        ]
+        constraints = [
+            # A fill changes a position once in each way (a flip: CLOSED on one, OPENED on the next).
+            models.UniqueConstraint(
+                fields=["execution", "kind"], condition=Q(execution__isnull=False), name="posevent_one_per_fill_kind"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.quantity_before.normalize():f} -> {self.quantity_after.normalize():f}"

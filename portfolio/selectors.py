@@ -20,7 +20,7 @@ from portfolio.models import (
     PositionStatus,
 )
 from trading.calendars import previous_sessions, trade_date_of
-from trading.models import Account, CashFlow, CashFlowKind, Execution
+from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
 from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.selectors import pdt_status_get, trade_frequency_by_session
 
@@ -436,3 +436,38 @@ def sync_run_list(
     if account_id:
         runs = runs.filter(account__account_id=account_id)
     return runs.order_by("-started_at", "-id")
+
+
+# --- Positions from the fills: the account's mode and its differences with the broker -------------
+POSITIONS_MODE_FILLS, POSITIONS_MODE_SYNC = "fills", "sync"
+
+
+def positions_mode_get(*, account: Account) -> str:
+    """The account's mode: "fills" when the ledger has fills for it (its positions are built from them
+    and the broker sync reconciles), else "sync" (the broker sync drives them). One query."""
+    has_fills = LedgerInstrument.objects.filter(account=account).exists()
+    return POSITIONS_MODE_FILLS if has_fills else POSITIONS_MODE_SYNC
+
+
+def reconcile_open_list(*, user, limit: int = 100) -> list[PositionEvent]:
+    """The differences with the broker not resolved yet, of the accounts ``user`` sees, newest first."""
+    return list(
+        PositionEvent.objects.filter(
+            kind=PositionEventKind.RECONCILE,
+            resolved_at__isnull=True,
+            position__account__in=Account.objects.visible_to(user),
+        )
+        .select_related("position__account", "position__instrument")
+        .order_by("-at", "-id")[:limit]
+    )
+
+
+def position_round_trip_get(*, position: Position) -> RoundTrip | None:
+    """The round trip that is this position's holding: the one with the same opening fill."""
+    if not position.opening_execution_id or position.status != PositionStatus.CLOSED:
+        return None
+    return RoundTrip.objects.filter(
+        account_id=position.account_id,
+        instrument_id=position.instrument_id,
+        opening_execution_id=position.opening_execution_id,
+    ).first()

@@ -10,6 +10,7 @@ from core.brokers import get_broker
 from core.locks import single_flight
 from core.models import SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
+from portfolio.services.holdings import positions_build_pending
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
 from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
@@ -53,18 +54,27 @@ def positions_sync_run_task(sync_run_id: int) -> dict:
 
 @shared_task(name="portfolio.after_fills")
 def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dict:
-    """New fills arrived: sync positions (POSITION_SYNC_ON_TRADE) or just realize from the fills."""
-    from portfolio.services.realize import positions_realize_from_fills
-
+    """New fills arrived: build the accounts' positions from them, after a position sync when
+    POSITION_SYNC_ON_TRADE is on (the sync builds first, then compares with the broker)."""
     runs = []
     if sync:
         runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=account_ids)
-    # Every position of these accounts, also those closed before their fills were known.
-    changed = {
-        account.account_id: positions_realize_from_fills(account=account)
-        for account in Account.objects.filter(account_id__in=account_ids)
+    # Whatever the sync did not catch up on (it was skipped, or is off); nothing left costs a query.
+    built, failed = {}, []
+    for account in Account.objects.filter(account_id__in=account_ids).order_by("account_id"):
+        try:
+            result = positions_build_pending(account=account)
+        except Exception:
+            logger.exception("building the positions of %s from its fills failed", account.account_id)
+            failed.append(account.account_id)
+            continue
+        built[account.account_id] = {"created": result.created, "changed": result.changed, "closed": result.closed}
+    return {
+        "status": "DONE" if not failed else "PARTIAL",
+        "runs": [_summary(run) for run in runs],
+        "built": built,
+        "failed": failed,
     }
-    return {"status": "DONE", "runs": [_summary(run) for run in runs], "realized": changed}
 
 
 # --- account snapshots -------------------------------------------------------------------------

@@ -19,11 +19,13 @@ from trading.models import (
     DayTradeRule,
     Execution,
     FrequencyPeriod,
+    LedgerInstrument,
     RoundTrip,
     SettlementTracking,
     TradeFrequencyTracking,
 )
 from trading.rules.daytrades import PdtStatus, pdt_status
+from trading.rules.types import LedgerFill
 
 
 def execution_list(*, user) -> QuerySet:
@@ -220,11 +222,28 @@ def fills_of(
     return list(fills.order_by("executed_at", "exec_id", "id").values(*FILL_FIELDS))
 
 
-def instruments_with_fills_since(account: Account, since: datetime | None) -> set[int]:
-    """Instrument ids with fills after ``since`` (all with fills when None): the position sync's
-    split detector treats a quantity change with fills in between as trading, not a split."""
-    fills = Execution.objects.filter(account=account)
-    if since is not None:
-        fills = fills.filter(Q(executed_at__gt=since) | Q(created_at__gt=since))
-    # order_by(): with the default ordering, DISTINCT would apply to (instrument, executed_at, id).
-    return set(fills.order_by().values_list("instrument_id", flat=True).distinct())
+def ledger_fill_of(row: dict) -> LedgerFill:
+    """A ``fills_of`` row as the pure ledger functions take it."""
+    order = row["perm_id"] or row["order_id"]
+    return LedgerFill(
+        id=row["id"],
+        exec_id=row["exec_id"],
+        instrument_id=row["instrument_id"],
+        executed_at=row["executed_at"],
+        trade_date=row["trade_date"],
+        side=row["side"],
+        quantity=row["quantity"],
+        price=row["price"],
+        commission=row["commission"] or Decimal(0),
+        multiplier=row["instrument__multiplier"],
+        order_ref=str(order) if order else None,
+    )
+
+
+def ledger_instruments_of(account: Account) -> dict[int, datetime | None]:
+    """Instrument id -> since when its fills changed without the layers above catching up (None:
+    they have), for every instrument ``account`` has fills in; empty when the ledger has no fills
+    for it. One query, not locked (``trading.services.ledger_changes`` locks)."""
+    return dict(
+        LedgerInstrument.objects.filter(account=account).order_by().values_list("instrument_id", "changed_since")
+    )

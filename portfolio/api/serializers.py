@@ -57,6 +57,9 @@ class PositionEventSerializer(serializers.ModelSerializer):
             "at",
             "note",
             "sync_run",
+            "execution",
+            "cause",
+            "resolved_at",
         ]
         read_only_fields = fields
 

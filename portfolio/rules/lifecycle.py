@@ -17,9 +17,11 @@ Rules 1 to 4 are decided here, over positions in memory: ``positions_reconcile``
 and ``portfolio/services/sync.py`` writes them in one transaction. Rule 5 is the sync's (it never
 gets here) and rule 6 the broker adapters' (their warnings join these).
 
-Realized P&L is first an estimate from the last market price, flagged ``realized_pnl_estimated``;
-at the end of the same transaction ``positions_realize_from_fills`` replaces it with the figure of
-the fills when they are known (``portfolio/services/realize.py``).
+These are the rules of an account in "sync" mode, one the ledger has no fills for: its realized P&L
+is an estimate from the last market price, flagged ``realized_pnl_estimated``. An account with fills
+has its positions built from them, and the sync compares rather than drives
+(``portfolio/rules/reconcile.py``); these rules still keep the positions the fills do not explain
+there (a transfer in).
 """
 
 from collections.abc import Iterable
@@ -44,6 +46,7 @@ class PositionChanges:
     changed_positions: dict[int, Position] = field(default_factory=dict)  # quantity, status or cost changed
     marked_positions: dict[int, Position] = field(default_factory=dict)  # only the prices moved
     events: list[tuple[Position, str, dict]] = field(default_factory=list)  # (position, kind, values)
+    resolved: list[Position] = field(default_factory=list)  # their open RECONCILE events are resolved
     warnings: list[str] = field(default_factory=list)
     created: int = 0
     updated: int = 0

@@ -2,10 +2,16 @@
 
 A run asks the broker for the account's positions and values (an unreachable broker or a failed
 request SKIPS it and changes nothing). Then, in one transaction: the account's open positions are
-loaded FOR UPDATE, the lifecycle rules (``portfolio/rules/lifecycle.py``) decide what changed, the
-changes are written in bulk, and the fills, where known, replace the estimated realized P&L
-(``portfolio/services/realize.py``). The run is finished in that transaction too.
-The number of queries per account does not depend on its number of positions.
+loaded FOR UPDATE and the account's mode is read from the ledger (one query either way):
+
+- "sync" mode, an account the ledger has no fills for: the broker drives its positions, and the
+  lifecycle rules (``portfolio/rules/lifecycle.py``) decide what changed;
+- "fills" mode: its positions are built from its fills (``portfolio/services/holdings.py``, first
+  catching up on fills that changed since the last build), and the broker's rows are compared with
+  them (``portfolio/rules/reconcile.py``): prices, and a RECONCILE event where the two differ.
+
+The changes are written in bulk and the run is finished in that transaction too. The number of
+queries per account does not depend on its number of positions.
 """
 
 import logging
@@ -33,14 +39,17 @@ from portfolio.models import (
     AccountStatus,
     Position,
     PositionEvent,
+    PositionEventKind,
     PositionStatus,
 )
 from portfolio.rules.lifecycle import PositionChanges, positions_reconcile
+from portfolio.rules.reconcile import positions_reconcile_with_fills
 from portfolio.services.account_values import account_value_fields
-from portfolio.services.realize import positions_realize_from_fills
+from portfolio.services.holdings import positions_build_pending
 from portfolio.services.sync_instruments import SyncInstruments
+from trading.calendars import trade_date_of
 from trading.models import Account
-from trading.selectors import instruments_with_fills_since
+from trading.selectors import ledger_instruments_of
 from trading.services.accounts import AccountSelection, accounts_select
 
 logger = logging.getLogger(__name__)
@@ -58,6 +67,9 @@ POSITION_FIELDS_UPDATED = [
     "closed_at",
     "last_synced_at",
     "missing_since",
+    "average_cost",
+    "broker_quantity",
+    "broker_average_price",
 ]
 MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at")
 STATUS_FIELDS = [*ACCOUNT_VALUE_FIELDS, "day_trades_remaining", "read_at"]
@@ -70,6 +82,7 @@ EVENT_DEFAULTS = {
     "realized_pnl_estimated": False,
     "split_ratio": None,
     "note": "",
+    "cause": "",
 }
 EVENT_FIELDS = (
     "position_id",
@@ -180,12 +193,7 @@ def positions_sync_execute(
         changes.warnings.append(f"account {account.account_id}: no account values from the broker; status not updated")
     try:
         with transaction.atomic():
-            to_realize, now_open = _write(
-                account, run, fetched.items, broker_account.values if broker_account else None, changes, instruments
-            )
-            # The fills, when known, replace the estimates and link the executions: for what changed
-            # or got fills since the last sync (nothing, and no query, in a quiet steady state).
-            positions_realize_from_fills(account=account, instrument_ids=to_realize, open_positions=now_open)
+            _write(account, run, fetched.items, broker_account.values if broker_account else None, changes, instruments)
             # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
             sync_run_finish(
                 run=run,
@@ -223,35 +231,45 @@ def _write(
     values: AccountValues | None,
     changes: PositionChanges,
     instruments: SyncInstruments,
-) -> tuple[set[int], list[Position]]:
-    """Write one account's sync: its open positions locked, the rules' decisions stored. Return the
-    instruments whose positions the fills may now settle, and the account's open positions as written."""
+) -> None:
+    """Write one account's sync: its open positions locked, the rules' decisions stored."""
     rows = list(rows)
     # order_by(): the model's default ordering joins accounts and instruments, for nothing here.
     loaded = list(Position.objects.select_for_update().filter(account=account, status=PositionStatus.OPEN).order_by())
     instruments.attach(loaded)
     row_instruments = instruments.for_rows(rows)
-    last_sync = min((p.last_synced_at for p in loaded if p.last_synced_at), default=None)
-    # With nothing open, every instrument with fills: a position closed before its fills were known
-    # still gets its real realized P&L.
-    with_fills = instruments_with_fills_since(account, last_sync)
-    positions_reconcile(
-        changes,
-        account=account,
-        rows=zip(rows, row_instruments, strict=True),
-        open_positions=loaded,
-        with_fills=with_fills,
-        mark_missing_as_closed=settings.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
-    )
+    # The account's mode: the ledger's instruments with fills, and whether their fills changed since
+    # the positions were last built from them.
+    ledger = ledger_instruments_of(account)
+    if not ledger:
+        # "sync" mode: no fills, so nothing to hold the broker's changes against (no trades between
+        # two syncs: a split-like change is a split).
+        positions_reconcile(
+            changes,
+            account=account,
+            rows=zip(rows, row_instruments, strict=True),
+            open_positions=loaded,
+            with_fills=set(),
+            mark_missing_as_closed=settings.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
+        )
+    else:
+        quantities_before = {}
+        if any(since is not None for since in ledger.values()):
+            # Fills changed since the positions were built (an ingest the after-fills task has not
+            # caught up on yet): build first, then compare with what the fills now say.
+            built = positions_build_pending(account=account, open_positions=loaded)
+            loaded, quantities_before = built.open_positions, built.quantities_before
+            instruments.attach(loaded)
+        positions_reconcile_with_fills(
+            changes,
+            account=account,
+            rows=zip(rows, row_instruments, strict=True),
+            open_positions=loaded,
+            mark_missing_as_closed=settings.POSITION_SYNC_MARK_MISSING_AS_CLOSED,
+            today=trade_date_of(changes.now),
+            quantities_before=quantities_before,
+        )
     _store(account, run, values, changes)
-    now_open = [p for p in loaded if p.status == PositionStatus.OPEN] + changes.new_positions
-    if last_sync is None:
-        # Nothing was open: with_fills holds every instrument with fills, the only ones the fills
-        # can settle (an account's first sync creates every position; most have no fills yet).
-        return with_fills, now_open
-    touched = {p.instrument_id for p in changes.changed_positions.values()}
-    touched |= {p.instrument_id for p in changes.new_positions}
-    return touched | with_fills, now_open
 
 
 def _store(account: Account, run: SyncRun, values: AccountValues | None, changes: PositionChanges) -> None:
@@ -268,6 +286,13 @@ def _store(account: Account, run: SyncRun, values: AccountValues | None, changes
         _refresh_marks(list(changes.marked_positions.values()), now=changes.now)
     if changes.new_positions:
         bulk_insert_objects(changes.new_positions)
+    if changes.resolved:
+        # Before the new events: a difference that replaces another resolves the old one only.
+        PositionEvent.objects.filter(
+            position_id__in=[p.pk for p in changes.resolved],
+            kind=PositionEventKind.RECONCILE,
+            resolved_at__isnull=True,
+        ).update(resolved_at=changes.now)
     if changes.events:
         bulk_insert(
             PositionEvent,

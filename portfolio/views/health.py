@@ -11,7 +11,7 @@ from core.health import queue_depth, run_health
 from core.heartbeat import heartbeat_status
 from core.models import SyncKind, SyncRun, SyncStatus
 from core.views import HEARTBEAT_STALE_AFTER
-from portfolio.selectors import sync_run_list, sync_status_list
+from portfolio.selectors import reconcile_open_list, sync_run_list, sync_status_list
 
 PAGE_SIZE = 50
 
@@ -45,5 +45,7 @@ def sync_health(request: HttpRequest) -> HttpResponse:
             # Runs of the accounts this user sees; the queue is everyone's (a count, nothing more).
             "runs_health": run_health(runs=SyncRun.objects.filter(account__in=accounts)),
             "queue_depth": queue_depth(),
+            # Differences between the broker and the fills not explained yet (accounts in "fills" mode).
+            "differences": reconcile_open_list(user=request.user),
         },
     )

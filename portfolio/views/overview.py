@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.models import SyncReason, SyncStatus
-from portfolio.selectors import AccountOverview, account_overview_get
+from portfolio.selectors import AccountOverview, account_overview_get, positions_mode_get
 from portfolio.services.sync_requests import positions_sync_request
 from portfolio.throttles import SyncRequestThrottle
 from portfolio.views.common import account_choice
@@ -60,6 +60,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     context: dict = {"choice": choice, "data": None}
     if choice.selected:
         context.update(_fragment_context(choice.selected, _overview_data(choice.selected)))
+        context["mode"] = positions_mode_get(account=choice.selected)
     return render(request, "portfolio/overview.html", context)
 
 

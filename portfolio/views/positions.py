@@ -13,8 +13,10 @@ from portfolio.selectors import (
     position_counts_get,
     position_event_list,
     position_get,
+    position_round_trip_get,
     position_sort_clean,
     position_table_list,
+    positions_mode_get,
 )
 from portfolio.views.common import AccountChoice, account_choice
 
@@ -88,6 +90,7 @@ def positions(request: HttpRequest) -> HttpResponse:
             "columns": _columns(status, sort),
             "page": page,
             "counts": position_counts_get(user=request.user, account_id=account_id),
+            "mode": positions_mode_get(account=choice.selected) if choice.selected else None,
             "page_query": urlencode({"status": status, "sort": sort}),
         },
     )
@@ -115,6 +118,7 @@ def position_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 position.opening_execution.executed_at if position.opening_execution else position.opened_at,
             ),
             "events": list(position_event_list(position=position)),
+            "round_trip": position_round_trip_get(position=position),
             "fills": [
                 (label, execution)
                 for label, execution in (

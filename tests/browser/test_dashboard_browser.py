@@ -130,6 +130,10 @@ def test_login_form_leads_to_the_traders_overview(page, live_server, settings, b
 # --- "Sync now" -----------------------------------------------------------------------------------
 def test_sync_now_runs_a_sync_and_the_page_shows_it_finished(page, login, settings, broker_state):
     trader, account = _trader_with_account()
+    with broker_state.edit() as state:
+        # No fills: the broker drives the positions ("sync" mode), so a quantity it changes is the
+        # position's at once (with fills, the fills would say, and the sync note the difference).
+        broker_state.account(state, "DU1234567")["executions"] = []
     positions_sync(account=account, broker=_broker(settings))
     # That sync was two hours ago, and the broker's positions have moved on since.
     two_hours_ago = timezone.now() - timedelta(hours=2)

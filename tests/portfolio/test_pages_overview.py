@@ -321,8 +321,9 @@ def test_sync_now_enforces_csrf():
 
 # --- queries ------------------------------------------------------------------------------------
 # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
-# (with the flows since it); outage, latest run, positions, fills. The same with or without a previous close.
-OVERVIEW_QUERIES = 13
+# (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
+# broker). The same with or without a previous close.
+OVERVIEW_QUERIES = 14
 
 
 def _overview_data(size: int):

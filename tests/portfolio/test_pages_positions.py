@@ -317,9 +317,9 @@ def _many(size: int):
 @pytest.mark.parametrize("size", [3, 30])
 def test_positions_queries_do_not_grow_with_data(size, django_assert_num_queries):
     client, position = _many(size)
-    # session, user, accounts, page count, page rows, tab counts
+    # session, user, accounts, page count, page rows, tab counts, the account's mode
     for status in ("open", "closed"):
-        with django_assert_num_queries(6):
+        with django_assert_num_queries(7):
             assert client.get("/positions/", {"status": status, "sort": "-market_value"}).status_code == 200
     # session, user, accounts, position with its account, instrument and fills, events
     with django_assert_num_queries(5):

@@ -233,16 +233,31 @@ def test_quantity_change_with_cost_not_preserved_is_not_a_split(sync, broker_sta
     assert events_of("AAPL")[-1] == PositionEventKind.INCREASED
 
 
-def test_split_like_change_with_fills_in_between_is_a_trade(sync, broker_state, monkeypatch):
+def test_split_like_change_the_fills_explain_is_a_trade(sync, broker_state):
+    """With fills the sync compares with them: a change they explain is no split, however it looks."""
+    from tests.factories import ExecutionRowFactory
+    from trading.services.executions import executions_ingest
+
+    fills = [
+        ExecutionRowFactory(exec_id="b1", quantity="100", price="150.00", commission="0", time="2026-11-20T14:00:00Z")
+    ]
+    with broker_state.edit() as state:
+        broker_state.account(state, ACCOUNT)["executions"] = fills
     set_positions(broker_state, [aapl("100", avg_cost="150.00")])
+    broker = SimulatedBroker(broker_state.path)
+    executions_ingest(account=Account.objects.get(account_id=ACCOUNT), broker=broker)
     sync()
-    set_positions(broker_state, [aapl("200", avg_cost="75.00")])
-    monkeypatch.setattr(
-        "portfolio.services.sync.instruments_with_fills_since",
-        lambda account, since: set(Position.objects.values_list("instrument_id", flat=True)),
+    # A stock distribution staff entered as a fill at 0: 200 at an average of 75, as a 2:1 split would be.
+    fills.append(
+        ExecutionRowFactory(exec_id="b2", quantity="100", price="0", commission="0", time="2026-11-20T15:00:00Z")
     )
+    with broker_state.edit() as state:
+        broker_state.account(state, ACCOUNT)["executions"] = fills
+    set_positions(broker_state, [aapl("200", avg_cost="75.00")])
+    executions_ingest(account=Account.objects.get(account_id=ACCOUNT), broker=broker)
     sync()
-    assert events_of("AAPL")[-1] == PositionEventKind.INCREASED
+    assert events_of("AAPL") == [PositionEventKind.OPENED, PositionEventKind.INCREASED]
+    assert not PositionEvent.objects.filter(kind__in=[PositionEventKind.SPLIT, PositionEventKind.RECONCILE]).exists()
 
 
 def test_sign_flip_closes_then_opens_a_new_position(sync, broker_state):
@@ -445,12 +460,12 @@ def test_an_account_rolled_back_does_not_leave_its_new_instruments_to_the_next(s
         },
     )
 
-    def fills(account, since):
+    def ledger(account):
         if account == first:
             raise RuntimeError("ledger unavailable")
-        return set()
+        return {}
 
-    monkeypatch.setattr("portfolio.services.sync.instruments_with_fills_since", fills)
+    monkeypatch.setattr("portfolio.services.sync.ledger_instruments_of", ledger)
     runs = positions_sync_accounts(broker=broker)
     assert [r.status for r in runs] == [SyncStatus.FAILED, SyncStatus.SUCCESS]
     position = Position.objects.get(account=second)

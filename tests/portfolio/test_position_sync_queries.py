@@ -1,17 +1,20 @@
 """The number of queries of a sync does not grow with the number of positions."""
 
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.brokers.base import AccountValues, BrokerAccount, BrokerPosition
+from core.brokers.base import AccountValues, BrokerAccount, BrokerExecution, BrokerPosition
 from core.brokers.contracts import InstrumentSpec
 from core.brokers.memory import MemoryBroker
+from portfolio.models import Position, PositionEvent, PositionEventKind
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory
+from trading.services.executions import executions_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +109,63 @@ def test_a_steady_sync_of_every_account_reads_the_accounts_once(django_assert_nu
         runs = positions_sync_accounts(broker=broker)
     assert {r.status for r in runs} == {"SUCCESS"} and len(runs) == 4
     assert len(calls) == 2  # once per sync
+
+
+# --- "fills" mode: the positions are built from the fills and the sync compares -----------------
+def fills_mode_broker(account_id: str, n: int, *, price: str = "10") -> MemoryBroker:
+    """A broker whose positions are exactly what one buy per instrument made (so the two agree)."""
+    broker = memory_broker([account_id], n)
+    broker.position_rows[account_id] = rows(account_id, n, price=price)
+    broker.execution_rows = {
+        account_id: [
+            BrokerExecution(
+                account_id=account_id,
+                exec_id=f"{account_id}.{i}",
+                instrument=row.instrument,
+                side="BUY",
+                quantity=row.quantity,
+                price=row.average_price,
+                executed_at=datetime(2026, 11, 20, 14, 0, i, tzinfo=UTC),
+                commission=Decimal(0),
+            )
+            for i, row in enumerate(broker.position_rows[account_id])
+        ]
+    }
+    return broker
+
+
+def fills_mode_account(n: int, *, price: str = "10"):
+    account = AccountFactory()
+    broker = fills_mode_broker(account.account_id, n, price=price)
+    executions_ingest(account=account, broker=broker)
+    positions_sync(account=account, broker=broker)  # builds from the fills, then compares
+    return account, broker
+
+
+@pytest.mark.parametrize("phase", ["steady", "prices_moved", "new_fills"])
+def test_fills_mode_queries_do_not_grow_with_positions(phase):
+    counts = []
+    for size in (5, 30):  # two events a position with new fills: stay below SQLite's split of an INSERT
+        account, broker = fills_mode_account(size)
+        if phase == "prices_moved":
+            broker.position_rows[account.account_id] = rows(account.account_id, size, price="11")
+        elif phase == "new_fills":  # one more fill in every instrument, ingested, not built yet
+            more = fills_mode_broker(account.account_id, size).execution_rows[account.account_id]
+            broker.execution_rows[account.account_id] += [
+                replace(e, exec_id=e.exec_id + "b", executed_at=e.executed_at.replace(hour=15)) for e in more
+            ]
+            broker.position_rows[account.account_id] = rows(account.account_id, size, qty_bump=10)
+            executions_ingest(account=account, broker=broker)
+        counts.append(count_queries(account, broker))
+    assert counts[0] == counts[1], f"{phase}: {counts[0]} queries for 5 positions, {counts[1]} for 30"
+
+
+def test_fills_mode_steady_sync_compares_and_writes_as_little_as_the_sync_mode(django_assert_num_queries):
+    account, broker = fills_mode_account(40)
+    positions_sync(account=account, broker=broker)
+    # The same 11 as an account without fills: the ledger query that says "fills" mode (and that
+    # nothing changed since the build) replaces the one that found no fills; agreement writes no event.
+    with django_assert_num_queries(11):
+        positions_sync(account=account, broker=broker)
+    assert not PositionEvent.objects.filter(position__account=account, kind=PositionEventKind.RECONCILE).exists()
+    assert Position.objects.filter(account=account, opening_execution__isnull=False).count() == 40

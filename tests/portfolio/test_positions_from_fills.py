@@ -1,4 +1,5 @@
-"""Once the fills are known, positions carry the real realized P&L and link their executions."""
+"""Once the fills are known, positions are built from them: the real realized P&L, linked executions,
+times of the fills; what the broker saw first is a RECONCILE difference until the fills explain it."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -63,15 +64,18 @@ def test_open_then_closed_position_gets_the_real_pnl_and_its_executions(account,
         exec_id="s1", side="SELL", quantity="100", price="155.00", commission="1.00", time=iso(timezone.now())
     )
     set_state(broker_state, positions=[aapl_position("0")], executions=[buy, sell])
-    positions_sync(account=account, broker=broker)  # closes with an estimate at 160.00
+    positions_sync(account=account, broker=broker)  # the sale is not in the fills yet: a difference
     position.refresh_from_db()
-    assert position.status == PositionStatus.CLOSED and position.realized_pnl_estimated
+    assert position.status == PositionStatus.OPEN and position.broker_quantity == 0
+    assert position.events.filter(kind=PositionEventKind.RECONCILE, resolved_at__isnull=True).exists()
     executions_ingest(account=account, broker=broker)
     positions_sync(account=account, broker=broker)
     position.refresh_from_db()
     assert position.realized_pnl == Decimal("498.00")  # 100 x (155 - 150) - 2 x 1.00
-    assert position.realized_pnl_estimated is False
+    assert position.realized_pnl_estimated is False and position.status == PositionStatus.CLOSED
     assert position.closing_execution == Execution.objects.get(exec_id="s1")
+    assert position.closed_at == position.closing_execution.executed_at
+    assert not position.events.filter(kind=PositionEventKind.RECONCILE, resolved_at__isnull=True).exists()
 
 
 def test_vanished_position_is_closed_when_the_fills_show_it_went_flat(account, broker, broker_state, settings):
@@ -86,7 +90,7 @@ def test_vanished_position_is_closed_when_the_fills_show_it_went_flat(account, b
         exec_id="s1", side="SELL", quantity="100", price="140.00", commission="1.00", time=iso(timezone.now())
     )
     set_state(broker_state, positions=[], executions=[buy, sell])  # not listed at all any more
-    positions_sync(account=account, broker=broker)
+    positions_sync(account=account, broker=broker)  # no fills yet: "sync" mode, the MISSING rule
     position = Position.objects.get(instrument__symbol="AAPL")
     assert position.status == PositionStatus.OPEN and position.missing_since is not None
     executions_ingest(account=account, broker=broker)
@@ -94,11 +98,13 @@ def test_vanished_position_is_closed_when_the_fills_show_it_went_flat(account, b
     position.refresh_from_db()
     assert position.status == PositionStatus.CLOSED
     assert position.realized_pnl == Decimal("-1002.00") and position.realized_pnl_estimated is False
-    kinds = list(position.events.order_by("at", "id").values_list("kind", flat=True))
-    assert kinds[-1] == PositionEventKind.CLOSED
+    kinds = list(position.events.order_by("at", "id").values_list("kind", "execution__exec_id"))
+    assert (PositionEventKind.CLOSED, "s1") in kinds and position.missing_since is None
 
 
-def test_position_that_disagrees_with_the_fills_keeps_its_estimate(account, broker, broker_state):
+def test_position_that_disagrees_with_the_fills_keeps_the_fills_figure_and_notes_the_broker(
+    account, broker, broker_state
+):
     buy = ExecutionRowFactory(
         exec_id="b1",
         side="BUY",
@@ -112,4 +118,7 @@ def test_position_that_disagrees_with_the_fills_keeps_its_estimate(account, brok
     executions_ingest(account=account, broker=broker)
     positions_sync(account=account, broker=broker)
     position = Position.objects.get(instrument__symbol="AAPL")
-    assert position.opening_execution is None
+    assert position.opening_execution.exec_id == "b1" and position.quantity == 40
+    assert position.broker_quantity == 100
+    [difference] = position.events.filter(kind=PositionEventKind.RECONCILE)
+    assert (difference.quantity_before, difference.quantity_after) == (40, 100)

@@ -14,7 +14,14 @@ from trading.models.compliance import (
     ViolationKind,
 )
 from trading.models.executions import CashFlow, CashFlowKind, Execution, ExecutionSource, Side
-from trading.models.ledger import Lot, LotMatch, RoundTrip, RoundTripDirection, RoundTripOutcome
+from trading.models.ledger import (
+    LedgerInstrument,
+    Lot,
+    LotMatch,
+    RoundTrip,
+    RoundTripDirection,
+    RoundTripOutcome,
+)
 
 __all__ = [
     "Account",
@@ -30,6 +37,7 @@ __all__ = [
     "Execution",
     "ExecutionSource",
     "FrequencyPeriod",
+    "LedgerInstrument",
     "Lot",
     "LotMatch",
     "RiskEvent",

@@ -108,3 +108,30 @@ class RoundTrip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.instrument} {self.realized_pnl}"
+
+
+class LedgerInstrument(models.Model):
+    """An instrument the account has fills in: the ledger's own index of them, and its change feed.
+
+    ``changed_since`` is the time of the earliest fill whose derived rows changed (new, corrected,
+    late or deleted fills) since the layers above last caught up; empty once they have. The ledger
+    sets it in the transaction that changed the fills, so no change is lost to a missed notification;
+    a layer above reads and clears it with ``trading.services.ledger_changes``. The row itself stays:
+    it says the account has fills in the instrument, and with them in any instrument the account's
+    positions come from its fills.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="ledger_instruments")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    changed_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["account", "instrument"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "instrument"], name="ledgerinstrument_unique_account_instrument"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.instrument_id} changed since {self.changed_since}"

@@ -42,6 +42,8 @@ from trading.rules.daytrades import DayTradeResult, day_trades_find, trade_frequ
 from trading.rules.lots import LedgerResult, lots_match
 from trading.rules.types import LedgerFill
 from trading.selectors import fills_of
+from trading.selectors import ledger_fill_of as _ledger_fill
+from trading.services.ledger_changes import ledger_changes_mark
 
 # The columns of a round trip as the ledger writes them (tuples in this order).
 ROUND_TRIP_COLUMNS = (
@@ -68,23 +70,6 @@ class UnwrittenFills(Protocol):
     fills: list[dict]  # shaped like the rows of ``fills_of``
 
     def write(self, realized_pnl: Mapping[int, Decimal]) -> None: ...
-
-
-def _ledger_fill(row: dict) -> LedgerFill:
-    order = row["perm_id"] or row["order_id"]
-    return LedgerFill(
-        id=row["id"],
-        exec_id=row["exec_id"],
-        instrument_id=row["instrument_id"],
-        executed_at=row["executed_at"],
-        trade_date=row["trade_date"],
-        side=row["side"],
-        quantity=row["quantity"],
-        price=row["price"],
-        commission=row["commission"] or Decimal(0),
-        multiplier=row["instrument__multiplier"],
-        order_ref=str(order) if order else None,
-    )
 
 
 def settlement_amount(
@@ -146,6 +131,9 @@ def ledger_recompute(
         _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
+    # Last, so the marks are locked only for the moment before the commit: the layers above (the
+    # positions) rebuild these instruments from these times on.
+    ledger_changes_mark(account=account, affected=affected)
 
 
 def _row_order(row: dict) -> tuple:

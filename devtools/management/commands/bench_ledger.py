@@ -1,4 +1,5 @@
-"""Benchmark the executions ledger: N fills ingested with everything derived, then ingested again."""
+"""Benchmark the executions ledger: N fills ingested with everything derived, then ingested again; and
+the positions built from them, as portfolio's after-fills task does after such an ingest."""
 
 import random
 import time
@@ -13,6 +14,8 @@ from core.brokers.contracts import InstrumentSpec
 from core.brokers.memory import MemoryBroker
 from core.models import SyncRun, SyncStatus
 from marketdata.models import Instrument
+from portfolio.models import Position, PositionEvent
+from portfolio.services.holdings import positions_build_pending
 from trading.models import (
     Account,
     CashAccountState,
@@ -20,6 +23,7 @@ from trading.models import (
     CashViolation,
     DayTrade,
     Execution,
+    LedgerInstrument,
     Lot,
     LotMatch,
     RoundTrip,
@@ -53,7 +57,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"database: {connection.vendor}; {len(rows)} fills, 20 instruments, one account")
         self._timed("first ingest (everything derived)", account, broker)
+        self._timed_build("positions from the fills (after-fills)", account)
         self._timed("same fills again (writes nothing)", account, broker)
+        self._timed_build("positions again (nothing to build)", account)
         if not keep:
             self._cleanup()
 
@@ -73,6 +79,24 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{label:36s} {elapsed:7.2f} s  {queries:6d} queries  created={run.created} updated={run.updated} "
             f"unchanged={run.unchanged}{note}"
+        )
+
+    def _timed_build(self, label: str, account: Account) -> None:
+        """What the after-fills task does once an ingest committed: build the positions of what changed."""
+        queries = 0
+
+        def count(execute, sql, params, many, context):
+            nonlocal queries
+            queries += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            result = positions_build_pending(account=account)
+            elapsed = time.perf_counter() - started
+        self.stdout.write(
+            f"{label:36s} {elapsed:7.2f} s  {queries:6d} queries  positions created={result.created} "
+            f"changed={result.changed} events={result.events_written}"
         )
 
     @staticmethod
@@ -97,7 +121,14 @@ class Command(BaseCommand):
                 Execution,
             )
         ]
+        positions, events = Position._meta.db_table, PositionEvent._meta.db_table
         with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {events} WHERE position_id IN (SELECT id FROM {positions} WHERE account_id = %s)",  # noqa: S608
+                [account_ids[0]],
+            )
+            for table in (positions, Position.history.model._meta.db_table, LedgerInstrument._meta.db_table):
+                cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
             for table in tables:
                 cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
             cursor.execute(
