@@ -246,6 +246,9 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A single-flight lock must outlive the longest run of the task that holds it.
 SINGLE_FLIGHT_LOCK_TTL = env.int("SINGLE_FLIGHT_LOCK_TTL", default=CELERY_TASK_TIME_LIMIT + 60)
+# A run started for a worker (API, admin, dashboard) that no worker has taken up after this long is
+# abandoned (its task was lost); a run whose holder died is abandoned at once (core.journal).
+SYNC_RUN_QUEUE_TIMEOUT = env.int("SYNC_RUN_QUEUE_TIMEOUT", default=SINGLE_FLIGHT_LOCK_TTL)
 
 # --- Broker -------------------------------------------------------------------------------------
 BROKER = env.str("BROKER", default="simulated")

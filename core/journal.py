@@ -1,44 +1,122 @@
 """The run journal: every run against an outside system starts, skips, finishes and fails here.
 
 A RUNNING ``SyncRun`` doubles as the single-flight lock (the database allows one per account and
-kind). Why a run was skipped is recorded as ``skip_reason``, so nothing reads it back from text.
+kind). Why a run was skipped is recorded as ``skip_reason``, why it failed as ``fail_reason``, so
+nothing reads them back from text.
+
+Who carries a run out is recorded too, so that a run whose process died does not block its account:
+
+- A run started here and carried out by the same process (a command, a beat task) gets its
+  ``holder`` (``host:pid:token``, ``core.holders``) when it is inserted; on PostgreSQL the process
+  also takes an advisory lock keyed by the run id, on its own session, before the insert commits.
+- A run started for a worker (API, admin, dashboard: ``sync_run_queue``) is *queued*: its holder is
+  empty until a worker claims it (``sync_run_claim``). Nobody holds its lock yet, and that is not a
+  sign of death: a queued run is abandoned only after ``SYNC_RUN_QUEUE_TIMEOUT``.
+- A starter that meets a RUNNING run asks whether its holder is alive (``core.holders``: on
+  PostgreSQL whether any session holds the run's lock; on SQLite whether the pid lives on this
+  host). A dead holder's run is marked FAILED (``HOLDER_GONE``) and the new run proceeds at once.
+  A live holder, or one that cannot be judged, keeps its run; ``SINGLE_FLIGHT_LOCK_TTL`` remains the
+  backstop after which any RUNNING run is abandoned (``TIMED_OUT``).
+
+The lock is released when the run finishes, possibly before the finishing transaction commits. That
+is safe: abandoning a run is a conditional update of a row that is not locked by another transaction
+(``skip_locked``), so a checker never marks FAILED a run whose end is being written.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from core.brokers.base import BrokerError, BrokerUnavailable
-from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
+from core.holders import RUN_LOCKS, holder_new, work_hold, work_holder_alive, work_release
+from core.models import FailReason, SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 
 logger = logging.getLogger(__name__)
 
 ANOTHER_RUNNING = "another sync is running"
 
 
+# --- starting -----------------------------------------------------------------------------------
 def sync_run_start(*, kind: SyncKind, account: models.Model | None, reason: SyncReason) -> tuple[SyncRun, bool]:
-    """Insert a RUNNING run; return ``(run, True)``, or ``(skipped_run, False)`` when one is running.
+    """Insert a RUNNING run that this process carries out; return ``(run, True)``, or
+    ``(skipped_run, False)`` when another one is running.
 
-    Runs in its own transaction so other processes see the RUNNING row at once. A RUNNING row older
-    than the lock TTL belongs to a worker that died: it is marked FAILED and the new run proceeds.
+    Runs in its own transaction so other processes see the RUNNING row at once. A RUNNING row whose
+    holder is gone (or older than the lock TTL) is marked FAILED and the new run proceeds.
     """
+    return _start(kind=kind, account=account, reason=reason, holder=holder_new())
+
+
+def sync_run_queue(*, kind: SyncKind, account: models.Model | None, reason: SyncReason) -> tuple[SyncRun, bool]:
+    """Insert a RUNNING run for a worker to carry out (``sync_run_claim``): queued, with no holder yet.
+
+    Enqueue its task after commit.
+    """
+    return _start(kind=kind, account=account, reason=reason, holder="")
+
+
+def _start(*, kind: SyncKind, account: models.Model | None, reason: SyncReason, holder: str) -> tuple[SyncRun, bool]:
     now = timezone.now()
     for attempt in range(2):
+        run = None
         try:
             with transaction.atomic():
-                return SyncRun.objects.create(kind=kind, account=account, reason=reason, started_at=now), True
+                run = SyncRun.objects.create(kind=kind, account=account, reason=reason, started_at=now, holder=holder)
+                if holder:
+                    _hold(run)
         except IntegrityError:
-            if attempt == 0 and _abandon_stale_runs(kind=kind, account=account, now=now):
+            if attempt == 0 and _abandon_dead_run(kind=kind, account=account, now=now):
                 continue
             break
+        except BaseException:
+            if run is not None and run.pk is not None:
+                _forget(run)
+            raise
+        return run, True
     skipped = sync_run_skip(
         kind=kind, account=account, reason=reason, skip_reason=SkipReason.ANOTHER_RUNNING, message=ANOTHER_RUNNING
     )
     logger.info("%s sync of %s: %s, skipping", kind, account, ANOTHER_RUNNING)
     return skipped, False
+
+
+def _hold(run: SyncRun) -> None:
+    """This process carries the run out: take its lock (PostgreSQL) and remember it."""
+    if not work_hold(namespace=RUN_LOCKS, key=run.pk, holder=run.holder):
+        # A new id's lock held by someone: only possible for ids 2**31 apart. The TTL decides then.
+        logger.warning("sync run %s: its advisory lock is held elsewhere; only the TTL can end it", run.pk)
+
+
+def _forget(run: SyncRun) -> None:
+    """This process is done with the run: release its lock."""
+    work_release(namespace=RUN_LOCKS, key=run.pk, holder=run.holder)
+
+
+def sync_run_claim(*, run: SyncRun) -> bool:
+    """Become the holder of a queued run, or of one whose holder is gone (its task delivered again
+    after the worker died); False when the run is over or a live holder has it."""
+    if run.status != SyncStatus.RUNNING:
+        return False
+    if run.holder:
+        if work_holder_alive(namespace=RUN_LOCKS, key=run.pk, holder=run.holder) is not False:
+            return False
+        logger.warning("sync run %s: holder %s is gone, taking the run over", run.pk, run.holder)
+    previous, run.holder = run.holder, holder_new()
+    with transaction.atomic():
+        if not work_hold(namespace=RUN_LOCKS, key=run.pk, holder=run.holder):
+            run.holder = previous
+            return False  # another worker claims it at this very moment
+        claimed = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.RUNNING, holder=previous).update(
+            holder=run.holder
+        )
+        if not claimed:
+            work_release(namespace=RUN_LOCKS, key=run.pk, holder=run.holder)
+            run.holder = previous
+            return False
+    return True
 
 
 def sync_run_skip(
@@ -59,20 +137,56 @@ def sync_run_skip(
     )
 
 
-def _abandon_stale_runs(*, kind: SyncKind, account: models.Model | None, now) -> int:
-    cutoff = now - timedelta(seconds=settings.SINGLE_FLIGHT_LOCK_TTL)
-    return SyncRun.objects.filter(kind=kind, account=account, status=SyncStatus.RUNNING, started_at__lt=cutoff).update(
-        status=SyncStatus.FAILED,
-        finished_at=now,
-        message=f"abandoned: still RUNNING after {settings.SINGLE_FLIGHT_LOCK_TTL}s (worker died?)",
-    )
+# --- runs nobody carries out any more ------------------------------------------------------------
+def _abandon_dead_run(*, kind: SyncKind, account: models.Model | None, now: datetime) -> bool:
+    """Mark FAILED the RUNNING run of ``account`` and ``kind`` when nobody carries it out any more."""
+    with transaction.atomic():
+        # A row locked by another transaction is being finished or claimed right now: leave it.
+        running = SyncRun.objects.select_for_update(skip_locked=True).filter(
+            kind=kind, account=account, status=SyncStatus.RUNNING
+        )
+        for run in running:
+            verdict = _why_abandoned(run, now=now)
+            if verdict is None:
+                return False
+            fail_reason, message = verdict
+            SyncRun.objects.filter(pk=run.pk).update(
+                status=SyncStatus.FAILED,
+                fail_reason=fail_reason,
+                finished_at=now,
+                duration_ms=_ms(run.started_at, now),
+                message=message,
+            )
+            logger.warning("sync run %s (%s of %s): %s", run.pk, kind, account, message)
+            return True
+    return False
 
 
+def _why_abandoned(run: SyncRun, *, now: datetime) -> tuple[FailReason, str] | None:
+    """The fail reason and message of a RUNNING run nobody carries out any more; None while it may be."""
+    age = (now - run.started_at).total_seconds()
+    if not run.holder:
+        # Queued (or written by code that predates holders): nobody holds it yet, and that is normal.
+        if age > settings.SYNC_RUN_QUEUE_TIMEOUT:
+            return FailReason.QUEUE_TIMEOUT, (
+                f"abandoned: queued {age:.0f}s ago and no worker took it up "
+                f"(SYNC_RUN_QUEUE_TIMEOUT={settings.SYNC_RUN_QUEUE_TIMEOUT}s)"
+            )
+        return None
+    if work_holder_alive(namespace=RUN_LOCKS, key=run.pk, holder=run.holder) is False:
+        return FailReason.HOLDER_GONE, f"abandoned: holder {run.holder} is gone"
+    if age > settings.SINGLE_FLIGHT_LOCK_TTL:
+        return FailReason.TIMED_OUT, f"abandoned: still RUNNING after {settings.SINGLE_FLIGHT_LOCK_TTL}s (worker hung?)"
+    return None
+
+
+# --- finishing ----------------------------------------------------------------------------------
 def sync_run_finish(
     *,
     run: SyncRun,
     status: SyncStatus,
     skip_reason: SkipReason = SkipReason.NONE,
+    fail_reason: FailReason = FailReason.ERROR,
     message: str = "",
     warnings: list[str] | None = None,
     created: int = 0,
@@ -80,13 +194,14 @@ def sync_run_finish(
     closed: int = 0,
     unchanged: int = 0,
 ) -> SyncRun:
-    """Close a RUNNING run. The conditional update proves this process still owned it."""
+    """Close a RUNNING run and let go of it. The conditional update proves this process still owned it."""
     now = timezone.now()
     fields = {
         "status": status,
         "skip_reason": skip_reason if status == SyncStatus.SKIPPED else SkipReason.NONE,
+        "fail_reason": fail_reason if status == SyncStatus.FAILED else FailReason.NONE,
         "finished_at": now,
-        "duration_ms": max(0, int((now - run.started_at).total_seconds() * 1000)),
+        "duration_ms": _ms(run.started_at, now),
         "message": message[:10_000],
         "warnings": list(warnings or [])[:1000],
         "created": created,
@@ -97,6 +212,7 @@ def sync_run_finish(
     touched = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.RUNNING).update(**fields)
     if not touched:
         logger.warning("sync run %s was no longer RUNNING at finish (abandoned by another process?)", run.pk)
+    _forget(run)
     for name, value in fields.items():
         setattr(run, name, value)
     return run
@@ -123,3 +239,7 @@ def sync_run_fail(*, run: SyncRun, exc: BaseException, warnings: list[str] | Non
     """
     run.status = SyncStatus.RUNNING
     return sync_run_finish(run=run, status=SyncStatus.FAILED, message=f"{type(exc).__name__}: {exc}", warnings=warnings)
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from core.brokers import get_broker
+from core.journal import sync_run_claim
 from core.locks import single_flight
 from core.models import SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
@@ -43,12 +44,17 @@ def positions_sync_task(account_ids: list[str] | None = None, reason: str = Sync
 
 @shared_task(name="portfolio.sync_positions_run")
 def positions_sync_run_task(sync_run_id: int) -> dict:
-    """Carry out a run that the API or the admin already started (and answered with its id)."""
+    """Carry out a run that the API or the admin queued (and answered with its id).
+
+    Delivered twice (a worker died and Redis handed the task on), it carries on a run whose holder
+    is gone and leaves alone one that a live worker still has.
+    """
     run = SyncRun.objects.select_related("account").filter(pk=sync_run_id).first()
     if run is None or run.status != SyncStatus.RUNNING:
         return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "run is not RUNNING any more"}
-    run = positions_sync_execute(run=run, broker=get_broker())
-    return _summary(run)
+    if not sync_run_claim(run=run):
+        return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "another worker is carrying the run out"}
+    return _summary(positions_sync_execute(run=run, broker=get_broker()))
 
 
 @shared_task(name="portfolio.after_fills")

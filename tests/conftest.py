@@ -4,6 +4,7 @@
   ``BrokerStateFile`` to rewrite it (``.write(dict)``, ``.write_raw(text)``, ``with .edit() as s``).
 - ``simulated_broker``: a ``SimulatedBroker`` reading that file. It does not write the file, so a
   test that wants "the file is missing" asks for ``simulated_broker`` alone.
+- ``other_process``: holders of work in another process, alive or dead (``tests/holders.py``).
 """
 
 import json
@@ -15,6 +16,7 @@ import pytest
 
 from core.brokers.simulated import SimulatedBroker
 from tests.factories import broker_state_example
+from tests.holders import OtherProcess
 
 
 class BrokerStateFile:
@@ -65,3 +67,10 @@ def broker_state(settings) -> BrokerStateFile:
 @pytest.fixture
 def simulated_broker(settings) -> SimulatedBroker:
     return SimulatedBroker(settings.BROKER_STATE_FILE)
+
+
+@pytest.fixture
+def other_process() -> Iterator[OtherProcess]:
+    helper = OtherProcess()
+    yield helper
+    helper.close()

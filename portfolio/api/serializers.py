@@ -74,6 +74,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "reason",
             "status",
             "skip_reason",
+            "fail_reason",
             "started_at",
             "finished_at",
             "duration_ms",

@@ -5,8 +5,10 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from core.holders import RUN_LOCKS
 from core.locks import single_flight
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from core.scheduling import periodic_tasks_ensure
@@ -83,6 +85,29 @@ def test_command_exit_codes(account, broker_state, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         call_command("sync_positions")
     assert exit_info.value.code == 1
+
+
+def test_a_run_task_delivered_again_after_its_worker_died_carries_the_run_out(account, broker_state, other_process):
+    """Redis hands a dead worker's task to another worker: that one takes the orphaned run over."""
+    run = SyncRun.objects.create(kind=SyncKind.POSITIONS, account=account, started_at=timezone.now())
+    dead = other_process.holder(namespace=RUN_LOCKS, key=run.pk, alive=False)
+    SyncRun.objects.filter(pk=run.pk).update(holder=dead)
+
+    result = positions_sync_run_task.delay(run.pk).get()
+
+    assert result["status"] == "SUCCESS" and result["sync_run"] == run.pk
+    assert Position.objects.count() == 2
+
+
+def test_a_run_task_delivered_twice_leaves_the_run_to_the_live_worker(account, broker_state, other_process):
+    run = SyncRun.objects.create(kind=SyncKind.POSITIONS, account=account, started_at=timezone.now())
+    alive = other_process.holder(namespace=RUN_LOCKS, key=run.pk, alive=True)
+    SyncRun.objects.filter(pk=run.pk).update(holder=alive)
+
+    result = positions_sync_run_task.delay(run.pk).get()
+
+    assert result == {"sync_run": run.pk, "status": "SKIPPED", "message": "another worker is carrying the run out"}
+    assert not Position.objects.exists()
 
 
 def test_admin_sync_now_action(account, broker_state, django_capture_on_commit_callbacks):
