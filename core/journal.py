@@ -21,13 +21,21 @@ Who carries a run out is recorded too, so that a run whose process died does not
 The lock is released when the run finishes, possibly before the finishing transaction commits. That
 is safe: abandoning a run is a conditional update of a row that is not locked by another transaction
 (``skip_locked``), so a checker never marks FAILED a run whose end is being written.
+
+``sync_run_isolated`` does one account's work so that whatever escapes it (a bug, the database gone
+away mid-run) fails that account's run, on a fresh connection when the old one broke, and the next
+account carries on.
 """
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.utils import timezone
 
 from core.brokers.base import BrokerError, BrokerUnavailable
@@ -35,6 +43,7 @@ from core.holders import RUN_LOCKS, holder_new, work_hold, work_holder_alive, wo
 from core.models import FailReason, SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ANOTHER_RUNNING = "another sync is running"
 
@@ -88,6 +97,7 @@ def _hold(run: SyncRun) -> None:
     if not work_hold(namespace=RUN_LOCKS, key=run.pk, holder=run.holder):
         # A new id's lock held by someone: only possible for ids 2**31 apart. The TTL decides then.
         logger.warning("sync run %s: its advisory lock is held elsewhere; only the TTL can end it", run.pk)
+    _scope_add(run)
 
 
 def _forget(run: SyncRun) -> None:
@@ -116,6 +126,7 @@ def sync_run_claim(*, run: SyncRun) -> bool:
             work_release(namespace=RUN_LOCKS, key=run.pk, holder=run.holder)
             run.holder = previous
             return False
+    _scope_add(run)
     return True
 
 
@@ -243,3 +254,92 @@ def sync_run_fail(*, run: SyncRun, exc: BaseException, warnings: list[str] | Non
 
 def _ms(start: datetime, end: datetime) -> int:
     return max(0, int((end - start).total_seconds() * 1000))
+
+
+# --- one account's work, contained --------------------------------------------------------------
+class _Scope(threading.local):
+    runs: list[SyncRun] | None = None
+
+
+_scope = _Scope()
+
+
+def _scope_add(run: SyncRun) -> None:
+    if _scope.runs is not None:
+        _scope.runs.append(run)
+
+
+def sync_run_isolated(
+    work: Callable[[], T], *, kind: SyncKind, account: models.Model | None, reason: SyncReason
+) -> T | SyncRun:
+    """``work()``: one account's run. When an exception escapes it (a bug, the database gone away),
+    log it, reconnect if the connection broke, mark FAILED the run it left RUNNING and return that run,
+    so the caller goes on with the next account.
+
+    When the database cannot be reached to record the failure, the run stays RUNNING there but
+    nobody holds it any more (a broken connection took its PostgreSQL session and lock along; this
+    process forgets it), so the next start takes it over at once. The run returned then says so.
+    """
+    outer, _scope.runs = _scope.runs, []
+    try:
+        return work()
+    except Exception as exc:
+        logger.exception("%s run of %s failed", kind, account)
+        runs = _scope.runs
+        _reconnect_if_broken()
+        for run in runs:
+            if run.status == SyncStatus.RUNNING:
+                _fail_left(run, exc)
+        if isinstance(exc, SoftTimeLimitExceeded):
+            raise  # the task must stop: the account's run is FAILED, the others are not started
+        return runs[-1] if runs else _failed_before_start(kind=kind, account=account, reason=reason, exc=exc)
+    finally:
+        if outer is not None:
+            outer.extend(_scope.runs)
+        _scope.runs = outer
+
+
+def _reconnect_if_broken() -> None:
+    """Close connections an error left unusable, so the next query opens a fresh one (not inside a
+    transaction: a caller's transaction is the caller's to end). A usable one is kept: on PostgreSQL
+    its session holds the advisory locks of this thread's other work (a task lock)."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+
+
+def _fail_left(run: SyncRun, exc: BaseException) -> None:
+    try:
+        sync_run_fail(run=run, exc=exc)
+    except DatabaseError as db_exc:
+        logger.warning("sync run %s: could not be marked FAILED: %s", run.pk, db_exc)
+        _forget(run)
+        run.status, run.fail_reason = SyncStatus.FAILED, FailReason.ERROR
+        run.message = (
+            f"{type(exc).__name__}: {exc} (not recorded, the database was away: "
+            "the next run of the account takes it over)"
+        )
+
+
+def _failed_before_start(
+    *, kind: SyncKind, account: models.Model | None, reason: SyncReason, exc: BaseException
+) -> SyncRun:
+    """The FAILED run of an account whose work broke before (or without) a run of its own."""
+    now = timezone.now()
+    run = SyncRun(
+        kind=kind,
+        account=account,
+        reason=reason,
+        status=SyncStatus.FAILED,
+        fail_reason=FailReason.ERROR,
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        message=f"{type(exc).__name__}: {exc}"[:10_000],
+    )
+    try:
+        run.save(force_insert=True)
+    except DatabaseError as db_exc:
+        logger.warning("the failure of %s's %s run could not be recorded: %s", account, kind, db_exc)
+        run.message += " (not recorded: the database was away)"
+    return run

@@ -7,9 +7,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from core.brokers import get_broker
-from core.journal import sync_run_claim
+from core.journal import sync_run_claim, sync_run_isolated
 from core.locks import single_flight
-from core.models import SyncReason, SyncRun, SyncStatus
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
@@ -52,9 +52,16 @@ def positions_sync_run_task(sync_run_id: int) -> dict:
     run = SyncRun.objects.select_related("account").filter(pk=sync_run_id).first()
     if run is None or run.status != SyncStatus.RUNNING:
         return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "run is not RUNNING any more"}
-    if not sync_run_claim(run=run):
+
+    def carry_out() -> SyncRun:
+        if not sync_run_claim(run=run):
+            return run
+        return positions_sync_execute(run=run, broker=get_broker())
+
+    done = sync_run_isolated(carry_out, kind=SyncKind.POSITIONS, account=run.account, reason=SyncReason(run.reason))
+    if done.status == SyncStatus.RUNNING:
         return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "another worker is carrying the run out"}
-    return _summary(positions_sync_execute(run=run, broker=get_broker()))
+    return _summary(done)
 
 
 @shared_task(name="portfolio.after_fills")

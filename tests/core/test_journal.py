@@ -8,7 +8,7 @@ holder's session); ``other_process`` (tests/holders.py) makes holders each backe
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from core.holders import RUN_LOCKS, Holder, holder_new
@@ -16,6 +16,7 @@ from core.journal import (
     ANOTHER_RUNNING,
     sync_run_claim,
     sync_run_finish,
+    sync_run_isolated,
     sync_run_queue,
     sync_run_start,
 )
@@ -211,3 +212,62 @@ class TestQueuedRuns:
         sync_run_finish(run=queued, status=SyncStatus.SUCCESS)
 
         assert not sync_run_claim(run=queued)
+
+
+class TestIsolated:
+    """Whatever escapes one account's work fails that account's run and no other."""
+
+    def test_an_escaping_exception_fails_the_run_it_left_running(self, account):
+        def work():
+            start(account)
+            raise RuntimeError("bug in the middle of a run")
+
+        run = sync_run_isolated(work, kind=SyncKind.POSITIONS, account=account, reason=SyncReason.MANUAL)
+
+        assert (run.status, run.fail_reason) == (SyncStatus.FAILED, FailReason.ERROR)
+        assert run.message == "RuntimeError: bug in the middle of a run"
+        run.refresh_from_db()
+        assert run.status == SyncStatus.FAILED
+        assert start(account)[1]  # nothing left blocking the account
+
+    def test_an_exception_before_any_run_is_recorded_as_a_failed_run(self, account):
+        def work():
+            raise RuntimeError("broke before starting")
+
+        run = sync_run_isolated(work, kind=SyncKind.POSITIONS, account=account, reason=SyncReason.MANUAL)
+
+        assert run.pk is not None and SyncRun.objects.get(pk=run.pk).status == SyncStatus.FAILED
+        assert run.message == "RuntimeError: broke before starting"
+
+    def test_a_run_finished_before_the_exception_keeps_its_status(self, account):
+        def work():
+            run, _ = start(account)
+            sync_run_finish(run=run, status=SyncStatus.SUCCESS)
+            raise RuntimeError("after the run: e.g. sending a follow-up task")
+
+        run = sync_run_isolated(work, kind=SyncKind.POSITIONS, account=account, reason=SyncReason.MANUAL)
+
+        assert run.status == SyncStatus.SUCCESS
+        assert SyncRun.objects.count() == 1
+
+    def test_a_failure_that_cannot_be_recorded_leaves_a_run_the_next_start_takes_over(self, account, monkeypatch):
+        """The database away while the failure is written: the run stays RUNNING there, but this
+        process forgets it (and on PostgreSQL its lock), so the next run proceeds at once."""
+        import core.journal
+
+        def database_away(**kwargs):
+            raise OperationalError("server closed the connection unexpectedly")
+
+        def work():
+            start(account)
+            monkeypatch.setattr(core.journal, "sync_run_fail", database_away)
+            raise OperationalError("terminating connection due to administrator command")
+
+        run = sync_run_isolated(work, kind=SyncKind.POSITIONS, account=account, reason=SyncReason.MANUAL)
+        monkeypatch.undo()
+
+        assert run.status == SyncStatus.FAILED and "not recorded" in run.message
+        assert SyncRun.objects.get(pk=run.pk).status == SyncStatus.RUNNING
+        _, started = start(account)
+        assert started
+        assert SyncRun.objects.get(pk=run.pk).fail_reason == FailReason.HOLDER_GONE
