@@ -11,7 +11,8 @@ Who carries a run out is recorded too, so that a run whose process died does not
   also takes an advisory lock keyed by the run id, on its own session, before the insert commits.
 - A run started for a worker (API, admin, dashboard: ``sync_run_queue``) is *queued*: its holder is
   empty until a worker claims it (``sync_run_claim``). Nobody holds its lock yet, and that is not a
-  sign of death: a queued run is abandoned only after ``SYNC_RUN_QUEUE_TIMEOUT``.
+  sign of death: a queued run is abandoned only after ``SYNC_RUN_QUEUE_TIMEOUT``, or at once when it
+  could not be queued at all (``sync_run_enqueue_failed``).
 - A starter that meets a RUNNING run asks whether its holder is alive (``core.holders``: on
   PostgreSQL whether any session holds the run's lock; on SQLite whether the pid lives on this
   host). A dead holder's run is marked FAILED (``HOLDER_GONE``) and the new run proceeds at once.
@@ -62,7 +63,7 @@ def sync_run_start(*, kind: SyncKind, account: models.Model | None, reason: Sync
 def sync_run_queue(*, kind: SyncKind, account: models.Model | None, reason: SyncReason) -> tuple[SyncRun, bool]:
     """Insert a RUNNING run for a worker to carry out (``sync_run_claim``): queued, with no holder yet.
 
-    Enqueue its task after commit.
+    Enqueue its task after commit; when that fails, ``sync_run_enqueue_failed``.
     """
     return _start(kind=kind, account=account, reason=reason, holder="")
 
@@ -127,6 +128,24 @@ def sync_run_claim(*, run: SyncRun) -> bool:
             run.holder = previous
             return False
     _scope_add(run)
+    return True
+
+
+def sync_run_enqueue_failed(*, run: SyncRun, exc: BaseException) -> bool:
+    """A queued run whose task could not be sent: FAILED now (``ENQUEUE_FAILED``) rather than blocking
+    its account until the queue timeout. False when a worker had already claimed it."""
+    now = timezone.now()
+    fields = {
+        "status": SyncStatus.FAILED,
+        "fail_reason": FailReason.ENQUEUE_FAILED,
+        "finished_at": now,
+        "duration_ms": _ms(run.started_at, now),
+        "message": f"could not be queued: {type(exc).__name__}: {exc}"[:10_000],
+    }
+    if not SyncRun.objects.filter(pk=run.pk, status=SyncStatus.RUNNING, holder="").update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(run, name, value)
     return True
 
 

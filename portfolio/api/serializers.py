@@ -104,6 +104,7 @@ class SyncRequestSerializer(serializers.Serializer):
 
 class SyncRequestResultSerializer(serializers.Serializer):
     runs = SyncRunSerializer(many=True)
+    detail = serializers.CharField(required=False, help_text="Why the sync could not be queued (503 only).")
 
 
 class AccountSyncStatusSerializer(serializers.Serializer):

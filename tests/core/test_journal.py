@@ -15,6 +15,7 @@ from core.holders import RUN_LOCKS, Holder, holder_new
 from core.journal import (
     ANOTHER_RUNNING,
     sync_run_claim,
+    sync_run_enqueue_failed,
     sync_run_finish,
     sync_run_isolated,
     sync_run_queue,
@@ -206,6 +207,26 @@ class TestQueuedRuns:
 
         held.refresh_from_db()
         assert held.holder == alive
+
+    def test_a_run_whose_task_could_not_be_sent_fails_at_once(self, account):
+        queued, _ = sync_run_queue(kind=SyncKind.POSITIONS, account=account, reason=SyncReason.API)
+
+        assert sync_run_enqueue_failed(run=queued, exc=ConnectionRefusedError("redis:6379"))
+
+        queued.refresh_from_db()
+        assert (queued.status, queued.fail_reason) == (SyncStatus.FAILED, FailReason.ENQUEUE_FAILED)
+        assert queued.message == "could not be queued: ConnectionRefusedError: redis:6379"
+        assert start(account)[1]
+
+    def test_a_send_that_failed_after_a_worker_took_the_run_up_leaves_the_run_alone(self, account):
+        """In eager mode the task runs inside the send: its errors are not the queue's."""
+        queued, _ = sync_run_queue(kind=SyncKind.POSITIONS, account=account, reason=SyncReason.API)
+        claimed = SyncRun.objects.get(pk=queued.pk)
+        sync_run_claim(run=claimed)
+
+        assert not sync_run_enqueue_failed(run=queued, exc=RuntimeError("raised by the task"))
+        assert SyncRun.objects.get(pk=queued.pk).status == SyncStatus.RUNNING
+        assert queued.status == SyncStatus.RUNNING
 
     def test_a_finished_run_is_not_claimed(self, account):
         queued, _ = sync_run_queue(kind=SyncKind.POSITIONS, account=account, reason=SyncReason.API)
