@@ -1,4 +1,4 @@
-"""Who is working on a piece of work (a run of the journal), and whether it is still alive.
+"""Who is working on a piece of work (a run of the journal, a task lock), and whether it is still alive.
 
 A holder is written ``host:pid:token``: the machine and the process doing the work, and a token drawn
 for this piece of work, so that a process that comes back with the same pid (PID 1 of a restarted
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # The first key of the two-key advisory locks this module takes, one per kind of work, so they cannot
 # meet another user of advisory locks in the same database by accident.
 RUN_LOCKS = 0x53594E43  # "SYNC": the runs of the journal, keyed by run id
+TASK_LOCKS = 0x4C4F434B  # "LOCK": the task locks (core.locks), keyed by a hash of the name
 
 
 @dataclass(frozen=True)

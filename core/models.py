@@ -8,11 +8,12 @@ class TaskLock(models.Model):
     """A named single-flight lock held in the database, so it works on SQLite and PostgreSQL alike.
 
     Acquired by inserting the row (the primary key makes a second insert fail) and skipped, not
-    waited for, when held. ``expires_at`` lets a lock left behind by a killed worker lapse.
+    waited for, when held. Its owner is the holder (``core.holders``), so a lock left behind by a
+    killed worker is taken over at once; ``expires_at`` is the backstop.
     """
 
     name = models.CharField(max_length=200, primary_key=True)
-    owner = models.CharField(max_length=64)
+    owner = models.CharField(max_length=200)  # host:pid:token (a hex token before holders were recorded)
     acquired_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 

@@ -7,13 +7,16 @@
 - ``other_process``: holders of work in another process, alive or dead (``tests/holders.py``).
 """
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.db import DatabaseError, connection
 
+from core import holders
 from core.brokers.simulated import SimulatedBroker
 from tests.factories import broker_state_example
 from tests.holders import OtherProcess
@@ -67,6 +70,18 @@ def broker_state(settings) -> BrokerStateFile:
 @pytest.fixture
 def simulated_broker(settings) -> SimulatedBroker:
     return SimulatedBroker(settings.BROKER_STATE_FILE)
+
+
+@pytest.fixture(autouse=True)
+def _work_let_go() -> Iterator[None]:
+    """A test's rows are rolled back, but its PostgreSQL session keeps the advisory locks it took, and
+    this process its list of work held (core.holders): let go of both, as the process's end would,
+    so a lock name taken in one test does not look held in the next."""
+    yield
+    holders._held.clear()
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_all()")
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ class OtherProcess:
                 session = connections.create_connection("default")
                 with session.cursor() as cursor:
                     # Keys are 32-bit in PostgreSQL's two-key advisory locks (core.holders).
-                    cursor.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [namespace, key % 2**31])
+                    cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", [namespace, key % 2**31])
+                    assert cursor.fetchone()[0], f"({namespace}, {key}) is already locked by another session"
                 self._sessions.append(session)
             return "worker-7.example:4242:0123456789ab"
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)" if alive else "pass"])

@@ -1,6 +1,8 @@
 """The ways a position sync starts: periodic task, command, admin action."""
 
 import json
+import zlib
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -9,9 +11,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers.simulated import SimulatedBroker
-from core.holders import RUN_LOCKS
+from core.holders import RUN_LOCKS, TASK_LOCKS
 from core.locks import single_flight
-from core.models import FailReason, SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
+from core.models import FailReason, SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus, TaskLock
 from core.scheduling import periodic_tasks_ensure
 from portfolio.models import Position
 from portfolio.tasks import positions_sync_run_task, positions_sync_task
@@ -123,6 +125,19 @@ def test_command_goes_on_after_an_account_whose_sync_broke_and_exits_1(account, 
     assert runs[ACCOUNT]["status"] == "SUCCESS"
     assert not SyncRun.objects.filter(status=SyncStatus.RUNNING).exists()
     assert SyncRun.objects.get(account=broken).fail_reason == FailReason.ERROR
+
+
+def test_the_periodic_sync_is_not_blocked_by_the_lock_of_a_worker_that_died(account, broker_state, other_process):
+    """Before: "another sync is running" until the lock's expiry (SINGLE_FLIGHT_LOCK_TTL, 360 s)."""
+    owner = other_process.holder(namespace=TASK_LOCKS, key=zlib.crc32(b"portfolio.sync_positions"), alive=False)
+    now = timezone.now()
+    TaskLock.objects.create(
+        name="portfolio.sync_positions", owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=360)
+    )
+
+    result = positions_sync_task.delay().get()
+
+    assert result["status"] == "DONE" and [r["status"] for r in result["runs"]] == ["SUCCESS"]
 
 
 def test_a_run_task_delivered_again_after_its_worker_died_carries_the_run_out(account, broker_state, other_process):
