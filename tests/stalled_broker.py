@@ -5,7 +5,8 @@ for the tests that kill the process right there (mid-ingest, its run RUNNING).
     python -m tests.stalled_broker celery -A config worker ...
 
 With STALL_ACCOUNT set, asking the broker for that account's fills touches STALL_MARKER (the test
-waits for it) and then sleeps for ten minutes; without it the broker answers as usual.
+waits for it) and then sleeps for ten minutes; without it the broker answers as usual. With
+TASK_QUEUE set, the tasks the process sends go to that queue (the test's own) instead of the default.
 """
 
 import os
@@ -37,6 +38,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if os.environ.get("STALL_ACCOUNT"):
         _stall_on_fills()
+    if os.environ.get("TASK_QUEUE"):
+        from config.celery import app
+
+        app.conf.task_default_queue = os.environ["TASK_QUEUE"]
     if what == "manage":
         from django.core.management import execute_from_command_line
 
