@@ -330,6 +330,20 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
         "store_processed": False,
     }
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# Redis hands a task that was delivered and never acknowledged (its worker was killed) to another
+# worker after the visibility timeout; kombu's default is an hour. A task still running after it is
+# delivered a second time, so it must exceed the task time limit; the single-flight locks and the run
+# journal make a second delivery harmless anyway. kombu looks for such tasks every
+# unacked_restore_interval x unacked_restore_throttle seconds (100 by default): a tenth of the timeout.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 60)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(60, CELERY_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -341,8 +355,6 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -351,6 +363,9 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A single-flight lock must outlive the longest run of the task that holds it.
 SINGLE_FLIGHT_LOCK_TTL = env.int("SINGLE_FLIGHT_LOCK_TTL", default=CELERY_TASK_TIME_LIMIT + 60)
+# A run started for a worker (API, admin, dashboard) that no worker has taken up after this long is
+# abandoned (its task was lost); a run whose holder died is abandoned at once (core.journal).
+SYNC_RUN_QUEUE_TIMEOUT = env.int("SYNC_RUN_QUEUE_TIMEOUT", default=SINGLE_FLIGHT_LOCK_TTL)
 
 # --- Backups ------------------------------------------------------------------------------------
 # `manage.py backup` and the "Backup" periodic task write here; rotation deletes only files it made.

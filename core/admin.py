@@ -18,6 +18,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         "reason",
         "status",
         "skip_reason",
+        "fail_reason",
         "duration_ms",
         "created",
         "updated",
@@ -25,7 +26,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         "unchanged",
         "short_message",
     ]
-    list_filter = ["kind", "status", "skip_reason", "reason", "account"]
+    list_filter = ["kind", "status", "skip_reason", "fail_reason", "reason", "account"]
     search_fields = ["account__account_id", "message"]
     list_select_related = ["account"]
     date_hierarchy = "started_at"

@@ -1,7 +1,12 @@
-"""Single-flight locks: when one is held the work is skipped, never waited for."""
+"""Single-flight locks: when one is held the work is skipped, never waited for.
+
+A lock's owner is its holder (``core.holders``): a lock left by a process that died (a killed
+worker) is taken over at once by the next one that wants it, instead of blocking until its expiry.
+The expiry stays as the backstop for a holder that cannot be judged or hangs.
+"""
 
 import logging
-import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -10,9 +15,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.holders import TASK_LOCKS, holder_new, work_hold, work_holder_alive, work_release
 from core.models import TaskLock
 
 logger = logging.getLogger(__name__)
+
+
+def _key(name: str) -> int:
+    # Two names with one key only make a dead holder look alive: the expiry then decides, as before.
+    return zlib.crc32(name.encode())
 
 
 def lock_acquire(*, name: str, ttl_seconds: int | None = None) -> str | None:
@@ -22,20 +33,40 @@ def lock_acquire(*, name: str, ttl_seconds: int | None = None) -> str | None:
     """
     ttl = ttl_seconds if ttl_seconds is not None else settings.SINGLE_FLIGHT_LOCK_TTL
     now = timezone.now()
-    token = uuid.uuid4().hex
-    # A lock whose holder died lapses at its expiry.
+    token = holder_new()
+    # A lock whose holder died lapses at its expiry, or as soon as its holder is seen to be gone.
     TaskLock.objects.filter(name=name, expires_at__lte=now).delete()
-    try:
-        with transaction.atomic():
-            TaskLock.objects.create(name=name, owner=token, acquired_at=now, expires_at=now + timedelta(seconds=ttl))
-    except IntegrityError:
-        return None
-    return token
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                TaskLock.objects.create(
+                    name=name, owner=token, acquired_at=now, expires_at=now + timedelta(seconds=ttl)
+                )
+                work_hold(namespace=TASK_LOCKS, key=_key(name), holder=token)
+        except IntegrityError:
+            if attempt == 0 and _take_from_dead_holder(name):
+                continue
+            return None
+        return token
+    return None
+
+
+def _take_from_dead_holder(name: str) -> bool:
+    owner = TaskLock.objects.filter(name=name).values_list("owner", flat=True).first()
+    if owner is None:
+        return True  # released meanwhile
+    if work_holder_alive(namespace=TASK_LOCKS, key=_key(name), holder=owner) is not False:
+        return False
+    deleted, _ = TaskLock.objects.filter(name=name, owner=owner).delete()
+    if deleted:
+        logger.warning("lock %s: its holder %s is gone, taking it over", name, owner)
+    return True
 
 
 def lock_release(*, name: str, token: str) -> bool:
     """Release the lock if this holder still owns it; a lapsed-and-retaken lock is left alone."""
     deleted, _ = TaskLock.objects.filter(name=name, owner=token).delete()
+    work_release(namespace=TASK_LOCKS, key=_key(name), holder=token)
     if not deleted:
         logger.warning("lock %s was no longer held by this holder at release", name)
     return bool(deleted)

@@ -8,11 +8,12 @@ class TaskLock(models.Model):
     """A named single-flight lock held in the database, so it works on SQLite and PostgreSQL alike.
 
     Acquired by inserting the row (the primary key makes a second insert fail) and skipped, not
-    waited for, when held. ``expires_at`` lets a lock left behind by a killed worker lapse.
+    waited for, when held. Its owner is the holder (``core.holders``), so a lock left behind by a
+    killed worker is taken over at once; ``expires_at`` is the backstop.
     """
 
     name = models.CharField(max_length=200, primary_key=True)
-    owner = models.CharField(max_length=64)
+    owner = models.CharField(max_length=200)  # host:pid:token (a hex token before holders were recorded)
     acquired_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 
@@ -63,6 +64,17 @@ class SkipReason(models.TextChoices):
         return (cls.BROKER_UNREACHABLE, cls.REQUEST_FAILED)
 
 
+class FailReason(models.TextChoices):
+    """Why a run FAILED, as data: an error in the run, or a run that nobody was carrying out any more."""
+
+    NONE = "", "-"
+    ERROR = "ERROR", "Error in the run"
+    HOLDER_GONE = "HOLDER_GONE", "Abandoned: its process or database session is gone"
+    TIMED_OUT = "TIMED_OUT", "Abandoned: still running after the lock TTL"
+    QUEUE_TIMEOUT = "QUEUE_TIMEOUT", "Abandoned: queued and never picked up"
+    ENQUEUE_FAILED = "ENQUEUE_FAILED", "Could not be queued"
+
+
 class SyncRun(models.Model):
     """One run of work against an outside system: what, for which account, why, and how it ended.
 
@@ -71,7 +83,8 @@ class SyncRun(models.Model):
     model named by ``RUN_JOURNAL_ACCOUNT_MODEL`` (``trading.Account``), the way Django's admin log
     names ``AUTH_USER_MODEL``: core refers to it without importing the app above it. A RUNNING row
     is also the single-flight lock: at most one RUNNING run per account and kind, enforced by the
-    database.
+    database. Its ``holder`` says which process carries it out (empty while it waits in the task
+    queue), so a run whose holder died is recognised at once (``core.journal``).
     """
 
     kind = models.CharField(max_length=16, choices=SyncKind.choices)
@@ -89,6 +102,11 @@ class SyncRun(models.Model):
     skip_reason = models.CharField(
         max_length=24, choices=SkipReason.choices, blank=True, default=SkipReason.NONE, db_default=SkipReason.NONE
     )
+    fail_reason = models.CharField(
+        max_length=16, choices=FailReason.choices, blank=True, default=FailReason.NONE, db_default=FailReason.NONE
+    )
+    # host:pid:token of the process carrying the run out (core.holders); "" while it is queued.
+    holder = models.CharField(max_length=200, blank=True, default="", db_default="")
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

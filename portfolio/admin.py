@@ -124,7 +124,7 @@ class AccountStatusAdmin(admin.ModelAdmin):
 def sync_now(modeladmin, request, queryset) -> None:
     runs: list[SyncRun] = positions_sync_request(accounts=list(queryset), reason=SyncReason.MANUAL)
     started = [r for r in runs if r.status == SyncStatus.RUNNING]
-    skipped = [r for r in runs if r.status != SyncStatus.RUNNING]
+    not_started = [r for r in runs if r.status != SyncStatus.RUNNING]  # SKIPPED, or FAILED to queue
     if started:
         modeladmin.message_user(
             request,
@@ -132,8 +132,8 @@ def sync_now(modeladmin, request, queryset) -> None:
             + ", ".join(r.account.account_id for r in started),
             messages.SUCCESS,
         )
-    for run in skipped:
-        modeladmin.message_user(request, f"{run.account.account_id}: skipped ({run.message})", messages.WARNING)
+    for run in not_started:
+        modeladmin.message_user(request, f"{run.account.account_id}: not started ({run.message})", messages.WARNING)
 
 
 account_action_register(sync_now)

@@ -7,8 +7,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from core.brokers import get_broker
+from core.journal import sync_run_claim, sync_run_isolated
 from core.locks import single_flight
-from core.models import SyncReason, SyncRun, SyncStatus
+from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
 from portfolio.services.holdings import positions_build_pending
 from portfolio.services.metrics import metrics_compute
@@ -44,12 +45,24 @@ def positions_sync_task(account_ids: list[str] | None = None, reason: str = Sync
 
 @shared_task(name="portfolio.sync_positions_run")
 def positions_sync_run_task(sync_run_id: int) -> dict:
-    """Carry out a run that the API or the admin already started (and answered with its id)."""
+    """Carry out a run that the API or the admin queued (and answered with its id).
+
+    Delivered twice (a worker died and Redis handed the task on), it carries on a run whose holder
+    is gone and leaves alone one that a live worker still has.
+    """
     run = SyncRun.objects.select_related("account").filter(pk=sync_run_id).first()
     if run is None or run.status != SyncStatus.RUNNING:
         return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "run is not RUNNING any more"}
-    run = positions_sync_execute(run=run, broker=get_broker())
-    return _summary(run)
+
+    def carry_out() -> SyncRun:
+        if not sync_run_claim(run=run):
+            return run
+        return positions_sync_execute(run=run, broker=get_broker())
+
+    done = sync_run_isolated(carry_out, kind=SyncKind.POSITIONS, account=run.account, reason=SyncReason(run.reason))
+    if done.status == SyncStatus.RUNNING:
+        return {"sync_run": sync_run_id, "status": "SKIPPED", "message": "another worker is carrying the run out"}
+    return _summary(done)
 
 
 @shared_task(name="portfolio.after_fills")

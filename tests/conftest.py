@@ -6,19 +6,24 @@
   test that wants "the file is missing" asks for ``simulated_broker`` alone.
 - ``gateway``: the IB Gateway simulator serving that file on a free loopback port, with settings
   pointing ``BROKER=ibkr`` at it (tests/gateway.py).
+- ``other_process``: holders of work in another process, alive or dead (``tests/holders.py``).
 """
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.db import DatabaseError, connection
 
+from core import holders
 from core.brokers.gateway_sim import SimulatorThread
 from core.brokers.simulated import SimulatedBroker
 from tests.factories import broker_state_example
 from tests.gateway import Gateway
+from tests.holders import OtherProcess
 
 
 class BrokerStateFile:
@@ -83,3 +88,22 @@ def gateway(settings, broker_state) -> Iterator[Gateway]:
         settings.IBKR_TIMEOUT = 3.0
         settings.IBKR_READONLY = True
         yield Gateway(thread, broker_state)
+
+
+@pytest.fixture(autouse=True)
+def _work_let_go() -> Iterator[None]:
+    """A test's rows are rolled back, but its PostgreSQL session keeps the advisory locks it took, and
+    this process its list of work held (core.holders): let go of both, as the process's end would,
+    so a lock name taken in one test does not look held in the next."""
+    yield
+    holders._held.clear()
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+
+
+@pytest.fixture
+def other_process() -> Iterator[OtherProcess]:
+    helper = OtherProcess()
+    yield helper
+    helper.close()

@@ -11,95 +11,30 @@ that only this test's worker consumes, and the cache keys carry a prefix of thei
 import itertools
 import math
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import redis
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from core.heartbeat import HEARTBEAT_COUNT_KEY, HEARTBEAT_LAST_KEY, heartbeat_status
+from tests.processes import POLL, Process, redis_unavailable_reason, subprocess_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-BASE_DIR = Path(settings.BASE_DIR)
 FIRST_EVERY = 2  # seconds between heartbeats before the change
 SECOND_EVERY = 6  # and after it: clearly different, so the two regimes cannot be confused
 STARTUP_TIMEOUT = 30
-POLL = 0.1
-
-
-def _redis_unavailable_reason() -> str | None:
-    urls = {"REDIS_URL": settings.REDIS_URL, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
-    for name, url in urls.items():
-        if not url.startswith("redis://"):
-            return f"{name} is not a redis:// URL ({url or 'unset'})"
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
-        except redis.RedisError as exc:
-            return f"Redis at {name}={url} does not answer: {exc}"
-    return None
-
-
-def _subprocess_database_url() -> str:
-    """The test database (not the one settings name) as a DATABASE_URL for the child processes."""
-    test_db = connection.settings_dict
-    base = os.environ.get("DATABASE_URL")
-    if base:
-        return urlunsplit(urlsplit(base)._replace(path="/" + quote(test_db["NAME"])))
-    auth = quote(test_db["USER"] or "")
-    if test_db["PASSWORD"]:
-        auth += ":" + quote(test_db["PASSWORD"])
-    port = f":{test_db['PORT']}" if test_db["PORT"] else ""
-    return f"postgres://{auth}@{test_db['HOST']}{port}/{quote(test_db['NAME'])}"
-
-
-class _Process:
-    """A celery command whose output goes to a file, so a chatty child can never block on a pipe."""
-
-    def __init__(self, name: str, args: list[str], *, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *args],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def assert_running(self) -> None:
-        if self.popen.poll() is not None:
-            raise AssertionError(f"celery {self.name} exited with {self.popen.returncode}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)  # warm shutdown; beat writes its state
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-        self._log.close()
 
 
 class _HeartbeatWatch:
     """Polls the heartbeat the worker writes and keeps the worker-side time of every tick seen."""
 
-    def __init__(self, processes: list[_Process]) -> None:
+    def __init__(self, processes: list[Process]) -> None:
         self.processes = processes
         self.ticks: list[tuple[int, datetime]] = []  # (count, time the worker ran it)
         self._count = heartbeat_status()["count"]
@@ -130,17 +65,8 @@ class _HeartbeatWatch:
             self.poll()
 
 
-def _wait_for_log(process: _Process, text: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in process.log():
-        process.assert_running()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"celery {process.name} did not log {text!r} within {timeout}s")
-        time.sleep(POLL)
-
-
 def test_beat_runs_the_heartbeat_and_follows_an_interval_changed_in_the_admin(settings, tmp_path):
-    reason = _redis_unavailable_reason()
+    reason = redis_unavailable_reason()
     if reason:
         pytest.skip(f"needs Redis for the cache and the Celery broker: {reason}")
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
@@ -169,7 +95,7 @@ def test_beat_runs_the_heartbeat_and_follows_an_interval_changed_in_the_admin(se
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_ENV_FILE": str(tmp_path / "no.env"),  # only what this test passes, not a developer's .env
-        "DATABASE_URL": _subprocess_database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CACHE_KEY_PREFIX": cache_prefix,
@@ -181,17 +107,18 @@ def test_beat_runs_the_heartbeat_and_follows_an_interval_changed_in_the_admin(se
         "PYTHONUNBUFFERED": "1",
     }
     started = time.monotonic()
-    processes: list[_Process] = []
+    processes: list[Process] = []
     watch: _HeartbeatWatch | None = None
     failed = True
     try:
         # The worker first: a backlog sent before it is ready would run back to back and blur the spacing.
         worker_args = ["-Q", queue, "-n", f"{queue}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"]
-        worker = _Process("worker", ["worker", "--pool=solo", "-l", "INFO", *worker_args], env=env, log_dir=tmp_path)
+        worker_args = ["worker", "--pool=solo", "-l", "INFO", *worker_args]
+        worker = Process.celery("worker", worker_args, env=env, log_dir=tmp_path)
         processes.append(worker)
-        _wait_for_log(worker, " ready.", timeout=STARTUP_TIMEOUT)
+        worker.wait_for_log(" ready.", timeout=STARTUP_TIMEOUT)
         schedule_file = str(tmp_path / "celerybeat-schedule")  # unused by DatabaseScheduler, kept out of the repo
-        beat = _Process("beat", ["beat", "-l", "INFO", "--schedule", schedule_file], env=env, log_dir=tmp_path)
+        beat = Process.celery("beat", ["beat", "-l", "INFO", "--schedule", schedule_file], env=env, log_dir=tmp_path)
         processes.append(beat)
         watch = _HeartbeatWatch(processes)
 

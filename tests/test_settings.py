@@ -29,6 +29,7 @@ print(json.dumps({
     "CELERY_BEAT_SCHEDULE": getattr(s, "CELERY_BEAT_SCHEDULE", None),
     "CELERY_TASK_TIME_LIMIT": s.CELERY_TASK_TIME_LIMIT,
     "SINGLE_FLIGHT_LOCK_TTL": s.SINGLE_FLIGHT_LOCK_TTL,
+    "CELERY_BROKER_TRANSPORT_OPTIONS": s.CELERY_BROKER_TRANSPORT_OPTIONS,
     "BROKER": s.BROKER,
     "BROKER_STATE_FILE": s.BROKER_STATE_FILE,
     "EXCHANGE_TIME_ZONE": s.EXCHANGE_TIME_ZONE,
@@ -294,6 +295,24 @@ class TestDefaults:
 
         assert loaded["CELERY_TASK_TIME_LIMIT"] == 900
         assert loaded["SINGLE_FLIGHT_LOCK_TTL"] > 900
+
+    def test_redis_redelivers_a_dead_workers_task_soon_after_the_time_limit(self, tmp_path):
+        """kombu's default visibility timeout is an hour: a task whose worker was killed waited that long."""
+        loaded = _loaded(_run_settings(tmp_path, CELERY_BROKER_URL="redis://redis:6379/1"))
+
+        options = loaded["CELERY_BROKER_TRANSPORT_OPTIONS"]
+        assert options["visibility_timeout"] == loaded["CELERY_TASK_TIME_LIMIT"] + 60 == 360
+        # Looked for every tenth of the timeout, not kombu's 10 x 10 s.
+        assert (options["unacked_restore_interval"], options["unacked_restore_throttle"]) == (36, 1)
+
+    def test_visibility_timeout_follows_the_time_limit_or_its_own_variable(self, tmp_path):
+        redis = {"CELERY_BROKER_URL": "redis://redis:6379/1"}
+        loaded = _loaded(_run_settings(tmp_path, **redis, CELERY_TASK_TIME_LIMIT="900"))
+        assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"]["visibility_timeout"] == 960
+
+        loaded = _loaded(_run_settings(tmp_path, **redis, CELERY_VISIBILITY_TIMEOUT="5"))
+        options = loaded["CELERY_BROKER_TRANSPORT_OPTIONS"]
+        assert (options["visibility_timeout"], options["unacked_restore_interval"]) == (5, 1)
 
     def test_database_url_selects_another_database(self, tmp_path):
         loaded = _loaded(_run_settings(tmp_path, DATABASE_URL="postgres://ledger:pw@db.example.com:5432/ledger"))

@@ -76,6 +76,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "reason",
             "status",
             "skip_reason",
+            "fail_reason",
             "started_at",
             "finished_at",
             "duration_ms",
@@ -105,6 +106,7 @@ class SyncRequestSerializer(serializers.Serializer):
 
 class SyncRequestResultSerializer(serializers.Serializer):
     runs = SyncRunSerializer(many=True)
+    detail = serializers.CharField(required=False, help_text="Why the sync could not be queued (503 only).")
 
 
 class AccountSyncStatusSerializer(serializers.Serializer):

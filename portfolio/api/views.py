@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.inputs import DateField
-from core.models import SyncReason
+from core.models import FailReason, SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
     MetricsHistorySerializer,
@@ -59,18 +59,28 @@ class PositionEventListApi(generics.ListAPIView):
 
 
 class PositionSyncRequestApi(APIView):
-    """Enqueue a position sync of one account (or all of yours); answers 202 with the run ids."""
+    """Enqueue a position sync of one account (or all of yours); answers 202 with the run ids, or 503
+    (the runs FAILED, with the reason in ``detail``) when the task queue cannot be reached."""
 
     throttle_classes = [SyncRequestThrottle]  # shared with the dashboard's "Sync now" form
 
-    @extend_schema(request=SyncRequestSerializer, responses={202: SyncRequestResultSerializer})
+    @extend_schema(
+        request=SyncRequestSerializer,
+        responses={202: SyncRequestResultSerializer, 503: SyncRequestResultSerializer},
+    )
     def post(self, request: Request) -> Response:
         serializer = SyncRequestSerializer(data=request.data, user=request.user)
         serializer.is_valid(raise_exception=True)
         account = serializer.validated_data.get("account")
         accounts = [account] if account else list(Account.objects.visible_to(request.user).filter(is_active=True))
         runs = positions_sync_request(accounts=accounts, reason=SyncReason.API)
-        return Response(SyncRequestResultSerializer({"runs": runs}).data, status=status.HTTP_202_ACCEPTED)
+        body = SyncRequestResultSerializer({"runs": runs}).data
+        not_queued = [run for run in runs if run.fail_reason == FailReason.ENQUEUE_FAILED]
+        if not_queued:
+            # The task queue is away: the runs are FAILED (none left RUNNING); try again later.
+            body["detail"] = f"the sync could not be queued: {not_queued[0].message}"
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class SyncStatusApi(APIView):

@@ -28,7 +28,7 @@ from core.brokers import Broker, BrokerError, BrokerUnavailable
 from core.brokers.base import BrokerAccount, BrokerPosition
 from core.brokers.contracts import SecType
 from core.fields import quantize_money, quantize_price, quantize_quantity
-from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_start
+from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_isolated, sync_run_start
 from core.models import SkipReason, SyncKind, SyncReason, SyncStatus
 from marketdata.services import instruments_resolve
 from portfolio.models import (
@@ -385,9 +385,17 @@ def _take_accounts(
     by_id = _accounts_by_id(broker)
     snapshots = []
     for account in accounts:
-        snapshot = _take(account=account, broker=broker, taken_at=taken_at, kind=kind, reason=reason, accounts=by_id)
-        if snapshot is not None:
-            snapshots.append(snapshot)
+        # One account's failure (even the database going away) fails its run; the others carry on.
+        outcome = sync_run_isolated(
+            lambda account=account: _take(
+                account=account, broker=broker, taken_at=taken_at, kind=kind, reason=reason, accounts=by_id
+            ),
+            kind=SyncKind.SNAPSHOTS,
+            account=account,
+            reason=reason,
+        )
+        if isinstance(outcome, AccountSnapshot):
+            snapshots.append(outcome)
     return snapshots
 
 

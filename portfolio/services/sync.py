@@ -29,6 +29,7 @@ from core.journal import (
     broker_skip,
     sync_run_fail,
     sync_run_finish,
+    sync_run_isolated,
     sync_run_skip,
     sync_run_skip_broker,
     sync_run_start,
@@ -126,13 +127,19 @@ def positions_sync_accounts(
                 )
             )
             continue
+        # One account's failure (even the database going away) fails its run; the others carry on.
         runs.append(
-            positions_sync(
+            sync_run_isolated(
+                lambda account=account: positions_sync(
+                    account=account,
+                    broker=broker,
+                    reason=reason,
+                    broker_account=by_id.get(account.account_id),
+                    instruments=instruments,
+                ),
+                kind=SyncKind.POSITIONS,
                 account=account,
-                broker=broker,
                 reason=reason,
-                broker_account=by_id.get(account.account_id),
-                instruments=instruments,
             )
         )
     return runs

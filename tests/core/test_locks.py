@@ -1,11 +1,13 @@
 """Single-flight locks: taken or skipped, never waited for; released only by their holder."""
 
 import logging
+import zlib
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from core.holders import TASK_LOCKS, Holder
 from core.locks import lock_acquire, lock_release, single_flight
 from core.models import TaskLock
 
@@ -65,6 +67,42 @@ class TestLockAcquire:
 
         assert lock_acquire(name="sync") is None
         assert TaskLock.objects.get(name="sync").owner == holder
+
+
+class TestDeadHolder:
+    """A lock left by a process that died (a killed worker) does not block until its expiry (issue #16)."""
+
+    def left_by(self, other_process, *, alive: bool) -> str:
+        owner = other_process.holder(namespace=TASK_LOCKS, key=zlib.crc32(b"sync"), alive=alive)
+        now = timezone.now()
+        TaskLock.objects.create(name="sync", owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=360))
+        return owner
+
+    def test_a_lock_whose_holder_is_gone_is_taken_over_at_once(self, other_process, caplog):
+        dead = self.left_by(other_process, alive=False)
+
+        with caplog.at_level(logging.WARNING, logger="core.locks"):
+            token = lock_acquire(name="sync")
+
+        assert token is not None and TaskLock.objects.get(name="sync").owner == token
+        assert f"its holder {dead} is gone" in caplog.text
+
+    def test_a_lock_whose_holder_is_alive_is_skipped(self, other_process):
+        alive = self.left_by(other_process, alive=True)
+
+        assert lock_acquire(name="sync") is None
+        assert TaskLock.objects.get(name="sync").owner == alive
+
+    def test_a_lock_taken_by_code_that_did_not_record_holders_waits_for_its_expiry(self):
+        now = timezone.now()
+        TaskLock.objects.create(name="sync", owner="9f" * 16, acquired_at=now, expires_at=now + timedelta(seconds=360))
+
+        assert lock_acquire(name="sync") is None
+
+    def test_the_holder_is_this_process(self):
+        token = lock_acquire(name="sync")
+
+        assert Holder.parse(token).is_this_process
 
 
 class TestLockRelease:

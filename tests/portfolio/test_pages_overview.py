@@ -286,6 +286,25 @@ def test_sync_now_while_one_runs_says_so():
     assert "not started: another sync is running" in response.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)  # no request transaction: the task is sent at once, as in life
+def test_sync_now_with_the_task_queue_away_says_so_and_leaves_no_running_run(monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from portfolio.tasks import positions_sync_run_task
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(positions_sync_run_task, "apply_async", unreachable)
+    trader = UserFactory()
+    account = AccountFactory(account_id="DU1234567", users=[trader])
+
+    response = _client(trader).post("/sync-now", {"account": "DU1234567"}, follow=True)
+
+    assert "not started: could not be queued: OperationalError: Error 111" in response.content.decode()
+    assert SyncRun.objects.get(account=account).status == SyncStatus.FAILED
+
+
 def test_sync_now_refuses_an_account_that_is_not_yours_and_an_unsafe_next():
     trader = UserFactory()
     AccountFactory(account_id="DU1234567", users=[trader])

@@ -14,6 +14,7 @@ from core.brokers.memory import MemoryBroker
 from portfolio.models import Position, PositionEvent, PositionEventKind
 from portfolio.services.sync import positions_sync, positions_sync_accounts
 from tests.factories import AccountFactory
+from tests.holders import HOLDER_LOCK_QUERIES
 from trading.services.executions import executions_ingest
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +81,7 @@ def test_steady_state_sync_query_count_is_pinned(django_assert_num_queries):
     # Run insert (+ savepoint pair), then inside the transaction (+ savepoint pair): open positions
     # FOR UPDATE, their instruments, instruments with fills since the last sync, one sync-time refresh,
     # the account-status upsert, the run finish. Nothing changed and no fills: nothing to realize.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(11 + HOLDER_LOCK_QUERIES):
         positions_sync(account=account, broker=broker)
 
 
@@ -91,7 +92,7 @@ def test_accounts_holding_the_same_instruments_read_them_once(django_assert_num_
     ids = [a.account_id for a in accounts]
     positions_sync_accounts(broker=broker, account_ids=ids)
     # The accounts, the instruments once, then 10 per account.
-    with django_assert_num_queries(1 + 1 + 10 * 4):
+    with django_assert_num_queries(1 + 1 + (10 + HOLDER_LOCK_QUERIES) * 4):
         runs = positions_sync_accounts(broker=broker, account_ids=ids)
     assert {r.status for r in runs} == {"SUCCESS"}
 
@@ -105,7 +106,7 @@ def test_a_steady_sync_of_every_account_reads_the_accounts_once(django_assert_nu
     answer = broker.accounts
     broker.accounts = lambda: calls.append(1) or answer()
     positions_sync_accounts(broker=broker)
-    with django_assert_num_queries(1 + 1 + 10 * 4):
+    with django_assert_num_queries(1 + 1 + (10 + HOLDER_LOCK_QUERIES) * 4):
         runs = positions_sync_accounts(broker=broker)
     assert {r.status for r in runs} == {"SUCCESS"} and len(runs) == 4
     assert len(calls) == 2  # once per sync

@@ -126,6 +126,36 @@ def test_sync_request_while_running_reports_skipped(trader, account):
     assert response.json()["runs"][0]["message"] == "another sync is running"
 
 
+@pytest.mark.django_db(transaction=True)  # no request transaction: the task is sent at once, as in life
+def test_sync_request_when_the_task_queue_is_away_answers_503_and_leaves_no_running_run(
+    trader, account, broker_state, monkeypatch
+):
+    """Before: a 500, and a RUNNING run that blocked the account until the lock TTL (issue #16)."""
+    from kombu.exceptions import OperationalError
+
+    from portfolio.tasks import positions_sync_run_task
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(positions_sync_run_task, "apply_async", unreachable)
+    response = client_for(trader).post("/api/sync/positions", {"account": ACCOUNT}, content_type="application/json")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["detail"] == (
+        "the sync could not be queued: could not be queued: OperationalError: "
+        "Error 111 connecting to redis:6379. Connection refused."
+    )
+    (run,) = body["runs"]
+    assert (run["status"], run["fail_reason"]) == ("FAILED", "ENQUEUE_FAILED")
+    assert not SyncRun.objects.filter(status=SyncStatus.RUNNING).exists()
+
+    monkeypatch.undo()  # the queue is back: the next request is not told "another sync is running"
+    response = client_for(trader).post("/api/sync/positions", {"account": ACCOUNT}, content_type="application/json")
+    assert response.status_code == 202 and response.json()["runs"][0]["status"] == "RUNNING"
+
+
 def test_sync_status(trader, synced, settings):
     body = client_for(trader).get("/api/sync/status").json()["results"]
     assert len(body) == 1

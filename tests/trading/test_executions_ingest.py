@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from core.brokers.simulated import SimulatedBroker
-from core.models import SyncStatus
+from core.models import SyncRun, SyncStatus
 from tests.factories import AccountFactory, ExecutionRowFactory
 from trading.models import (
     CashFlow,
@@ -390,3 +390,26 @@ def test_the_garbage_collector_is_back_on_after_an_ingest(monkeypatch, broker_st
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_ingest_goes_on_after_an_account_whose_ingest_broke(settings, broker_state, account):
+    """The database going away or a bug in one account's ingest fails that account's run only."""
+    from trading.services.executions import executions_ingest_accounts
+
+    broken = AccountFactory(account_id="DU0000001")  # first: before the fix nothing after it ran
+    broker = SimulatedBroker(settings.BROKER_STATE_FILE)
+    executions = broker.executions
+
+    def adapter_bug(account_id, since=None):
+        if account_id == broken.account_id:
+            raise ValueError("unparsable cash flow")
+        return executions(account_id, since=since)
+
+    broker.executions = adapter_bug
+
+    runs = {r.account.account_id: r for r in executions_ingest_accounts(broker=broker)}
+
+    assert runs[broken.account_id].status == SyncStatus.FAILED
+    assert runs[broken.account_id].message == "ValueError: unparsable cash flow"
+    assert runs[ACCOUNT].status == SyncStatus.SUCCESS and Execution.objects.count() == 1
+    assert not SyncRun.objects.filter(status=SyncStatus.RUNNING).exists()

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from django.core.management.base import BaseCommand, CommandError
 
 from core.brokers import Broker
-from core.models import SyncRun, SyncStatus
+from core.models import SkipReason, SyncRun, SyncStatus
 from trading.services.accounts import AccountSelection, AccountUnknown, accounts_select
 
 
@@ -30,8 +30,10 @@ def runs_report(
     counts: tuple[str, ...],
     selection: AccountSelection | None = None,
 ) -> None:
-    """Print the accounts created first and one line per run (or JSON); exit 1 when a run FAILED, or
-    when there was nothing to sync because the broker could not be asked; 0 on SUCCESS or SKIPPED."""
+    """Print the accounts created first and one line per run (or JSON); exit 1 when a run FAILED,
+    when an account could not be synced because another run of it is in progress, or when there was
+    nothing to sync because the broker could not be asked; 0 otherwise (SUCCESS, or SKIPPED because
+    of the broker: nothing changed, the next run catches up)."""
     runs = list(runs)
     selection = selection or AccountSelection(accounts=[])
     summary = [
@@ -68,5 +70,5 @@ def runs_report(
                 command.stdout.write(f"  warning: {warning}")
     if problem:
         raise CommandError(problem)
-    if any(run.status == SyncStatus.FAILED for run in runs):
+    if any(run.status == SyncStatus.FAILED or run.skip_reason == SkipReason.ANOTHER_RUNNING for run in runs):
         raise SystemExit(1)

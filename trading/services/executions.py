@@ -25,7 +25,7 @@ from core.brokers.base import BrokerCashFlow, BrokerExecution
 from core.brokers.validation import shown
 from core.bulk import bulk_insert, reserve_ids
 from core.fields import quantize_money, quantize_price, quantize_quantity
-from core.journal import sync_run_fail, sync_run_finish, sync_run_skip_broker, sync_run_start
+from core.journal import sync_run_fail, sync_run_finish, sync_run_isolated, sync_run_skip_broker, sync_run_start
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.services import instruments_resolve
 from trading.calendars import settlement_date, trade_date_of
@@ -486,4 +486,13 @@ def executions_ingest_accounts(
     """
     if selection is None:
         selection = accounts_select(broker=broker, account_ids=account_ids)
-    return [executions_ingest(account=a, broker=broker, reason=reason) for a in selection.accounts]
+    # One account's failure (even the database going away) fails its run; the others carry on.
+    return [
+        sync_run_isolated(
+            lambda a=a: executions_ingest(account=a, broker=broker, reason=reason),
+            kind=SyncKind.EXECUTIONS,
+            account=a,
+            reason=reason,
+        )
+        for a in selection.accounts
+    ]

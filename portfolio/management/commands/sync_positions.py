@@ -9,7 +9,8 @@ from trading.management.sync_commands import accounts_argument, runs_report
 class Command(BaseCommand):
     help = (
         "Sync positions from the broker now, first creating the accounts the broker lists and the database "
-        "lacks. Exits 0 on SUCCESS or SKIPPED, 1 when a run FAILED or nothing could be synced."
+        "lacks. Exits 0 on SUCCESS or SKIPPED (broker away), 1 when a run FAILED, an account's "
+        "previous run is still in progress, or nothing could be synced."
     )
 
     def add_arguments(self, parser) -> None:
