@@ -166,7 +166,7 @@ def test_fills_mode_steady_sync_compares_and_writes_as_little_as_the_sync_mode(d
     positions_sync(account=account, broker=broker)
     # The same 11 as an account without fills: the ledger query that says "fills" mode (and that
     # nothing changed since the build) replaces the one that found no fills; agreement writes no event.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(11 + HOLDER_LOCK_QUERIES):
         positions_sync(account=account, broker=broker)
     assert not PositionEvent.objects.filter(position__account=account, kind=PositionEventKind.RECONCILE).exists()
     assert Position.objects.filter(account=account, opening_execution__isnull=False).count() == 40
