@@ -19,17 +19,17 @@ whose cascade goes further than one level, or whose model has delete signals is 
 plan is made (``prune_plan``), before any row is touched.
 """
 
-import importlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
+
+from core.registry import app_contributions
 
 PRUNE_BATCH = 10_000
 
@@ -90,17 +90,7 @@ class PruneReport:
 
 def prune_steps() -> list[PruneStep]:
     """Every installed app's ``retention.PRUNE_STEPS``, in the order of INSTALLED_APPS."""
-    steps: list[PruneStep] = []
-    for config in apps.get_app_configs():
-        name = f"{config.name}.retention"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        steps.extend(getattr(module, "PRUNE_STEPS", []))
-    return steps
+    return app_contributions("retention", "PRUNE_STEPS")
 
 
 def retention_cutoff(now: datetime, setting: str) -> datetime | None:

@@ -7,14 +7,14 @@ changed in the admin survives every deploy and every beat start. Nothing is decl
 ``CELERY_BEAT_SCHEDULE``.
 """
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.apps import apps
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from core.registry import app_contributions
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,8 @@ class PeriodicTaskSpec:
 
 
 def default_periodic_tasks() -> list[PeriodicTaskSpec]:
-    specs: list[PeriodicTaskSpec] = []
-    for config in apps.get_app_configs():
-        name = f"{config.name}.schedules"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        specs.extend(getattr(module, "PERIODIC_TASKS", []))
-    return specs
+    """Every installed app's ``schedules.PERIODIC_TASKS``, in the order of INSTALLED_APPS."""
+    return app_contributions("schedules", "PERIODIC_TASKS")
 
 
 def _schedule_for(spec: PeriodicTaskSpec, *, using: str = "default") -> dict:
