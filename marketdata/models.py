@@ -59,3 +59,97 @@ class Instrument(models.Model):
         if self.sec_type == SecType.FUTURE and self.expiry:
             return f"{self.symbol} {self.expiry:%Y-%m}"
         return self.symbol
+
+
+class BarSize(models.TextChoices):
+    ONE_MINUTE = "1m", "1 minute"
+    FIVE_MINUTES = "5m", "5 minutes"
+    FIFTEEN_MINUTES = "15m", "15 minutes"
+    ONE_HOUR = "1h", "1 hour"
+    ONE_DAY = "1d", "1 day"
+
+
+class Bar(models.Model):
+    """One OHLCV bar of an instrument; ``start`` is the bar's opening time in UTC.
+
+    A daily bar's ``start`` is midnight UTC of its session date (the date is what matters: IBKR gives
+    daily bars as exchange-zone dates), an intraday bar's is the exact minute it opens.
+    """
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    bar_size = models.CharField(max_length=3, choices=BarSize.choices)
+    start = models.DateTimeField()
+    open = PriceField()
+    high = PriceField()
+    low = PriceField()
+    close = PriceField()
+    volume = QuantityField()
+    wap = PriceField(null=True, blank=True)
+    trade_count = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=32)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["instrument", "bar_size", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "bar_size", "start"], name="bar_unique_key"),
+            models.CheckConstraint(condition=Q(high__gte=models.F("low")), name="bar_high_not_below_low"),
+            models.CheckConstraint(condition=Q(volume__gte=0), name="bar_volume_not_negative"),
+        ]
+        indexes = [models.Index(fields=["bar_size", "start"], name="bar_size_start_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.bar_size} {self.start:%Y-%m-%d %H:%M}"
+
+
+class Quote(models.Model):
+    """The latest quote of an instrument, kept so a price survives the broker and the cache.
+
+    ``delayed`` records whether the broker answered with delayed data (no live subscription).
+    """
+
+    instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, related_name="quote")
+    bid = PriceField(null=True, blank=True)
+    ask = PriceField(null=True, blank=True)
+    last = PriceField(null=True, blank=True)
+    bid_size = QuantityField(null=True, blank=True)
+    ask_size = QuantityField(null=True, blank=True)
+    last_size = QuantityField(null=True, blank=True)
+    volume = QuantityField(null=True, blank=True)
+    at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=32)
+    delayed = models.BooleanField(default=False)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["instrument"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} bid {self.bid} ask {self.ask} last {self.last}"
+
+    @property
+    def mid(self) -> Decimal | None:
+        if self.bid is None or self.ask is None or self.bid <= 0 or self.ask < self.bid:
+            return None
+        return (Decimal(self.bid) + Decimal(self.ask)) / 2
+
+
+def default_bar_sizes() -> list[str]:
+    return [BarSize.ONE_DAY.value]
+
+
+class WatchedInstrument(models.Model):
+    """An instrument whose bars and quote are kept current (besides every open position's, watched implicitly)."""
+
+    instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, related_name="watch")
+    bar_sizes = models.JSONField(default=default_bar_sizes, help_text='Bar sizes to keep, e.g. ["1d", "5m"].')
+    enabled = models.BooleanField(default=True)
+    backfill_start = models.DateField(null=True, blank=True, help_text="Earliest date to backfill bars from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["instrument"]
+
+    def __str__(self) -> str:
+        return f"watch {self.instrument_id}"
