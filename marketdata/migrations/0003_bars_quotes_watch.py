@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
             options={
                 'ordering': ['instrument', 'bar_size', 'start'],
                 'indexes': [models.Index(fields=['bar_size', 'start'], name='bar_size_start_idx')],
-                'constraints': [models.UniqueConstraint(fields=('instrument', 'bar_size', 'start'), name='bar_unique_instrument_size_start'), models.CheckConstraint(condition=models.Q(('high__gte', models.F('low'))), name='bar_high_not_below_low'), models.CheckConstraint(condition=models.Q(('volume__gte', 0)), name='bar_volume_not_negative')],
+                'constraints': [models.UniqueConstraint(fields=('instrument', 'bar_size', 'start'), name='bar_unique_key'), models.CheckConstraint(condition=models.Q(('high__gte', models.F('low'))), name='bar_high_not_below_low'), models.CheckConstraint(condition=models.Q(('volume__gte', 0)), name='bar_volume_not_negative')],
             },
         ),
     ]
