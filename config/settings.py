@@ -443,6 +443,13 @@ RISK_MAX_DRAWDOWN = Decimal(env.str("RISK_MAX_DRAWDOWN", default="0.20"))  # fra
 RISK_MAX_CONSECUTIVE_LOSSES = env.int("RISK_MAX_CONSECUTIVE_LOSSES", default=5)
 RISK_DAILY_LOSS_PCT = Decimal(env.str("RISK_DAILY_LOSS_PCT", default="0.03"))  # fraction of net liquidation
 
+# --- Option Greeks (the Black-Scholes-Merton fallback when the broker has no model values) ----------
+RISK_FREE_RATE = Decimal(env.str("RISK_FREE_RATE", default="0.04"))  # annualised, continuously compounded
+# Known dividend yields per underlying symbol, "SPY=0.012,AAPL=0.005" (annualised); any other is 0.
+GREEKS_DIVIDEND_YIELDS = {
+    symbol.upper(): Decimal(value) for symbol, value in env.dict("GREEKS_DIVIDEND_YIELDS", default={}).items()
+}
+
 # --- Retention (manage.py prune and the daily "Retention" task): days kept; 0 keeps forever -------
 RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)
 RETENTION_FAILED_RUNS_DAYS = env.int("RETENTION_FAILED_RUNS_DAYS", default=365)

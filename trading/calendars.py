@@ -115,6 +115,20 @@ def session_close(day: date) -> datetime:
     return close.to_pydatetime().astimezone(UTC)
 
 
+def is_market_open(moment: datetime) -> bool:
+    """Whether the NYSE is in its regular session at ``moment`` (aware): open <= moment < close, early
+    closes included. False outside the calendar's range."""
+    day = moment.astimezone(exchange_zone()).date()
+    try:
+        nyse = _checked(day)
+    except ValueError:
+        return False
+    if day not in nyse.session_set:
+        return False
+    opens = nyse.calendar.session_open(pd.Timestamp(day)).to_pydatetime()
+    return opens <= moment < session_close(day)
+
+
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
     """The n-th given weekday (Monday = 0) of a month; n = -1 for the last one."""
     if n > 0:
