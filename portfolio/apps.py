@@ -14,7 +14,10 @@ class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
-        from trading.hooks import after_fills_register
+        from portfolio.selectors import round_trip_entry_greeks_get
+        from trading.hooks import after_fills_register, round_trip_entry_greeks_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
+        # The trades API shows an option round trip's Greeks at entry, which portfolio keeps.
+        round_trip_entry_greeks_register(round_trip_entry_greeks_get)
