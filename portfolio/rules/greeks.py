@@ -315,7 +315,8 @@ def portfolio_risk(rows: Iterable[RiskRow]) -> PortfolioRisk:
     for group in underlyings:
         total = dollar_delta.get(group.currency, Decimal(0))
         # One underlying without a price makes the currency's total unknown, not smaller.
-        dollar_delta[group.currency] = None if total is None or group.dollar_delta is None else total + group.dollar_delta
+        unknown = total is None or group.dollar_delta is None
+        dollar_delta[group.currency] = None if unknown else total + group.dollar_delta
         theta[group.currency] = theta.get(group.currency, Decimal(0)) + group.theta
     return PortfolioRisk(
         underlyings=underlyings,

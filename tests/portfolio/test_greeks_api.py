@@ -15,7 +15,14 @@ from trading.services.executions import executions_ingest
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "DU1234567"
-GREEKS = {"delta": "0.52", "gamma": "0.031", "theta": "-0.21", "vega": "0.44", "iv": "0.183", "underlying_price": "598.10"}
+GREEKS = {
+    "delta": "0.52",
+    "gamma": "0.031",
+    "theta": "-0.21",
+    "vega": "0.44",
+    "iv": "0.183",
+    "underlying_price": "598.10",
+}
 
 
 @pytest.fixture
@@ -97,7 +104,7 @@ def test_positions_api_gives_null_greeks_for_a_stock(trader, account, broker, br
     assert stock["greeks"] is None
 
 
-def test_positions_api_queries_do_not_grow_with_greeks(trader, account, broker, broker_state, django_assert_num_queries):
+def test_positions_api_queries_with_greeks(trader, account, broker, broker_state, django_assert_num_queries):
     set_state(broker_state, positions=[option_row("2")], executions=[])
     positions_sync(account=account, broker=broker)
     greeks_refresh(broker=broker)

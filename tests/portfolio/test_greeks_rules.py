@@ -19,9 +19,10 @@ D = Decimal
 # Hull, Options, Futures and Other Derivatives, examples 17.1-17.6: S 49, K 50, r 5%, T 20 weeks
 # (0.3846 years), sigma 20%, no dividend; the call is worth 2.40.
 HULL_DAYS = D("0.3846") * 365
+HULL_PRICE = D("2.4005")
 
 
-def hull_call(price: Decimal = D("2.4005"), **overrides):
+def hull_call(price: Decimal = HULL_PRICE, **overrides):
     kwargs = {
         "right": "C",
         "underlying_price": D(49),
