@@ -324,6 +324,7 @@ class AccountOverview:
     running_since: datetime | None  # the start of the position sync running now, if one is
     positions: list[Position]
     fills: list[Execution]
+    risk: PortfolioRisk | None = None  # the option risk per underlying, from the stored Greeks
 
 
 def account_overview_get(*, account: Account, fills: int = 15, positions: int = 50) -> AccountOverview:
@@ -347,6 +348,7 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
         running_since=latest_run.running_since if latest_run else None,
         positions=list(open_positions[:positions]),  # the rest are one click away, on the positions page
         fills=list(recent[:fills]),
+        risk=portfolio_risk_get(account=account),
     )
 
 
@@ -571,7 +573,7 @@ def position_greeks_history(*, position: Position, limit: int = 500) -> list:
     rows = PositionSnapshot.objects.filter(
         snapshot__account_id=position.account_id,
         instrument_id=position.instrument_id,
-        snapshot__taken_at__gte=position.opened_at,
+        snapshot__taken_at__gte=position.opened_at.replace(microsecond=0),  # snapshots are stamped to the second
         greeks_source__in=["BROKER", "COMPUTED"],
     )
     if position.closed_at is not None:

@@ -342,7 +342,7 @@ def test_sync_now_enforces_csrf():
 # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
 # (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
 # broker). The same with or without a previous close.
-OVERVIEW_QUERIES = 14
+OVERVIEW_QUERIES = 15  # ... and the option risk (open positions with their Greeks)
 
 
 def _overview_data(size: int):
@@ -430,7 +430,7 @@ def test_overview_queries_stay_the_same_once_the_history_reaches_an_earlier_trad
 
 
 # --- live fragments (GET /overview/fragments) -----------------------------------------------------
-FRAGMENT_NAMES = {"last_synced", "progress", "banners", "cards", "positions", "fills", "outcome"}
+FRAGMENT_NAMES = {"last_synced", "progress", "banners", "cards", "positions", "risk", "fills", "outcome"}
 
 
 def _fragments(client, account_id: str, **extra):
@@ -597,7 +597,8 @@ def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries)
     client = _client(trader)
     account_id = trader.accounts.order_by("id").first().account_id
     # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
-    # close with the flows since; outage, latest run (with the running one), positions, fills
-    with django_assert_num_queries(13):
+    # close with the flows since; outage, latest run (with the running one), positions, fills; the option
+    # risk (open positions with their Greeks)
+    with django_assert_num_queries(14):
         response = _fragments(client, account_id)
     assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size
