@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 
 from vollib.black_scholes_merton.greeks import analytical
 from vollib.black_scholes_merton.implied_volatility import implied_volatility
@@ -58,6 +59,7 @@ class Greeks:
 
 
 # --- days to expiry ----------------------------------------------------------------------------
+@lru_cache(maxsize=4096)  # the calendar lookup costs a third of a millisecond; positions share expiries
 def expiry_close(expiry: date) -> datetime:
     """When an option expiring on ``expiry`` stops trading: the close of its expiry session (an early
     close when that day closes early; the session before when the date is a holiday), in UTC. Outside
