@@ -88,6 +88,14 @@ class BrokerPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerOptionGreeks:
+    """An option's model Greeks as a broker computes them from its market data (IBKR's modelGreeks)."""
+
+    instrument: InstrumentSpec
+    greeks: OptionGreeks
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerExecution:
     account_id: str
     exec_id: str

@@ -110,8 +110,22 @@ def _broker_sets(
         except (BrokerUnavailable, BrokerError) as exc:
             result.warnings.append(f"{account_id}: the broker's Greeks could not be read ({exc}); computed instead")
             continue
+        missing = []
         for row in fetched.items:
-            if row.greeks is not None:
+            if row.greeks is not None and row.greeks.complete:
+                sets[(account_id, row.instrument.key)] = row.greeks
+            elif row.instrument.sec_type in OPTION_SEC_TYPES and row.quantity != 0:
+                missing.append(row.instrument)
+        # A broker whose positions carry no Greeks may compute them from option market data (IBKR's modelGreeks).
+        option_greeks = getattr(broker, "option_greeks", None)
+        if missing and option_greeks is not None:
+            try:
+                model = option_greeks(missing)
+            except (BrokerUnavailable, BrokerError) as exc:
+                result.warnings.append(f"{account_id}: the broker's model Greeks could not be read ({exc}); computed")
+                continue
+            result.warnings.extend(model.warnings)
+            for row in model.items:
                 sets[(account_id, row.instrument.key)] = row.greeks
     return sets
 

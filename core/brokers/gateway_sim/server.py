@@ -64,6 +64,8 @@ ANSWERS = ("normal", "empty", "partial", "none")
 TICKS = {1: (1, 2, 4, 9), 3: (66, 67, 68, 75)}
 SIZE_TICKS = {1: (0, 3, 5), 3: (69, 70, 71)}
 LAST_TIMESTAMP = 45
+MODEL_GREEKS = {1: 13, 3: 83}  # the model option computation tick, live and delayed
+OPTION_TYPES = {SecType.OPTION, SecType.FUTURE_OPTION}
 
 
 def message_for(code: int, **what: Any) -> str:
@@ -599,6 +601,22 @@ class _Connection:
                     rows.append(self.encoder.tick_price(req_id, tick, price, 100))
             if quote.at is not None:
                 rows.append(self.encoder.tick_string(req_id, LAST_TIMESTAMP, str(int(quote.at.timestamp()))))
+        model = state.model_greeks(contract.con_id) if contract.sec_type in OPTION_TYPES else None
+        if model is not None:
+            greeks, option_price = model
+            rows.append(
+                self.encoder.tick_option_computation(
+                    req_id,
+                    MODEL_GREEKS[data_type],
+                    iv=greeks.iv,
+                    delta=greeks.delta,
+                    option_price=option_price,
+                    gamma=greeks.gamma,
+                    vega=greeks.vega,
+                    theta=greeks.theta,
+                    underlying_price=greeks.underlying_price,
+                )
+            )
         return Answer(rows=rows, end=[self.encoder.tick_snapshot_end(req_id)] if snapshot else [])
 
     # --- orders ---------------------------------------------------------------------------------------

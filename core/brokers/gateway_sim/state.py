@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, Quote
+from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionGreeks, Quote
 from core.brokers.contracts import InstrumentSpec, SecType
 from core.brokers.gateway_sim.messages import WireContract
 from core.brokers.simulated import SimulatedBroker, _load
@@ -354,6 +354,14 @@ class GatewayState:
 
     def quote(self, symbol: str) -> Quote | None:
         return self.broker.quote(symbol)
+
+    def model_greeks(self, con_id: int) -> tuple[OptionGreeks, Decimal | None] | None:
+        """The broker's model Greeks of an option (a position row's ``greeks``) with its market price."""
+        for account_id in self.account_ids():
+            for position in self.broker.positions(account_id).items:
+                if position.greeks is not None and wire_contract(position.instrument).con_id == con_id:
+                    return position.greeks, position.market_price
+        return None
 
 
 def _int(value: Any) -> int:
