@@ -112,9 +112,10 @@ def _broker_sets(
             continue
         missing = []
         for row in fetched.items:
-            if row.greeks is not None and row.greeks.complete:
+            if row.greeks is not None:  # an incomplete set still gives its underlying price
                 sets[(account_id, row.instrument.key)] = row.greeks
-            elif row.instrument.sec_type in OPTION_SEC_TYPES and row.quantity != 0:
+            incomplete = row.greeks is None or not row.greeks.complete
+            if incomplete and row.instrument.sec_type in OPTION_SEC_TYPES and row.quantity != 0:
                 missing.append(row.instrument)
         # A broker whose positions carry no Greeks may compute them from option market data (IBKR's modelGreeks).
         option_greeks = getattr(broker, "option_greeks", None)

@@ -126,7 +126,7 @@ def test_an_incomplete_broker_set_is_not_used(account, broker, broker_state):
     greeks_refresh(broker=broker, now=NOW)
 
     greeks = greeks_of_spy()
-    assert greeks.source == "COMPUTED"
+    assert greeks.source == "COMPUTED", greeks.reason
     assert greeks.inputs["price_kind"] == "last"
     assert greeks.underlying_price == D("598.10")
 
