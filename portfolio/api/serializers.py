@@ -1,4 +1,3 @@
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -8,6 +7,9 @@ from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, Posi
 from portfolio.rules.greeks import position_greeks
 from portfolio.selectors import entry_greeks_dict
 from trading.models import Account
+
+# A JSON object of decimals as strings, or null (a SerializerMethodField's schema says so explicitly).
+NULLABLE_OBJECT = {"type": "object", "nullable": True, "additionalProperties": True}
 
 
 class PositionGreeksSerializer(serializers.ModelSerializer):
@@ -38,7 +40,7 @@ class PositionGreeksSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(NULLABLE_OBJECT)
     def get_position(self, greeks: PositionGreeks) -> dict | None:
         if None in (greeks.delta, greeks.gamma, greeks.theta, greeks.vega):
             return None
@@ -60,7 +62,7 @@ class PositionGreeksSerializer(serializers.ModelSerializer):
             "vega": f"{values.vega:f}",
         }
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(NULLABLE_OBJECT)
     def get_entry(self, greeks: PositionGreeks) -> dict | None:
         return entry_greeks_dict(greeks)
 

@@ -1,10 +1,12 @@
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
 from core.inputs import DateField
 from trading.models import Account, CashViolation, DayTrade, Execution, RoundTrip, SettlementTracking
+
+# A JSON object of decimals as strings, or null (a SerializerMethodField's schema says so explicitly).
+NULLABLE_OBJECT = {"type": "object", "nullable": True, "additionalProperties": True}
 
 
 class LivePositionSerializer(serializers.Serializer):
@@ -91,7 +93,7 @@ class RoundTripSerializer(serializers.ModelSerializer):
         "source; null when none were recorded."
     )
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(NULLABLE_OBJECT)
     def get_entry_greeks(self, round_trip) -> dict | None:
         return self.context.get("entry_greeks", {}).get(round_trip.pk)
 
