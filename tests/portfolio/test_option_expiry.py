@@ -384,3 +384,40 @@ def test_a_flex_statement_that_disagrees_with_the_sync_wins_and_the_disagreement
     assigned = Execution.objects.get(exec_id=leg_id(put, "asg"))
     assert assigned.broker_disagreement["inferred_by_sync"][0]["exec_id"] == leg_id(put, "exp")
     assert Lot.objects.get(instrument__key=stock().key).cost_price == D("48")
+
+
+# --- the page and the periodic task ----------------------------------------------------------------
+def test_the_positions_page_says_an_option_awaits_settlement(desk, client):
+    from tests.factories import UserFactory
+
+    call = option()
+    desk.fill(call, "BUY", "1", "5.00", at(date(2026, 11, 17), 15))
+    desk.fill(stock("SPY"), "BUY", "10", "600", at(date(2026, 11, 17), 15))
+    desk.holds((call, "1", "5.00"), (stock("SPY"), "10", "600"))  # still listed after the expiry
+    desk.sync()
+    user = UserFactory()
+    desk.account.users.add(user)
+    client.force_login(user)
+    page = client.get("/positions/")
+    assert page.status_code == 200
+    assert page.content.decode().count("past expiry, awaiting settlement") == 1  # the option, not the stock
+    desk.holds((stock("SPY"), "10", "600"))
+    desk.sync()
+    assert "awaiting settlement" not in client.get("/positions/").content.decode()
+
+
+def test_the_option_expiries_task_syncs_only_accounts_holding_options_past_expiry(desk, settings, monkeypatch):
+    from portfolio import tasks
+
+    call = option()
+    desk.fill(call, "BUY", "1", "5.00", at(date(2026, 11, 17), 15))
+    desk.holds((call, "1", "5.00"))
+    desk.sync()
+    AccountFactory()  # holds nothing: not synced
+    monkeypatch.setattr(tasks, "get_broker", lambda: desk.broker)
+    assert tasks.option_expiries_task(now="2026-11-20T20:59:00+00:00") == {"status": "NOT_DUE"}  # before the close
+    desk.holds()
+    result = tasks.option_expiries_task(now="2026-11-20T21:20:00+00:00")
+    assert result["status"] == "DONE" and [r["account"] for r in result["runs"]] == [ACCOUNT]
+    assert position_of(call).status == PositionStatus.CLOSED
+    assert tasks.option_expiries_task(now="2026-11-20T21:40:00+00:00") == {"status": "NOT_DUE"}
