@@ -25,7 +25,7 @@ from portfolio.models import Position, PositionEventKind, PositionStatus
 from portfolio.rules.expiries import OptionEnd, option_end_apply, option_ends_find, underlying_key
 from portfolio.rules.lifecycle import PositionChanges
 from trading.models import Account, ExecutionSource
-from trading.services.option_settlements import option_settlement_record
+from trading.services.option_settlements import option_settlements_record
 
 
 def option_ends_settle(
@@ -64,16 +64,17 @@ def option_ends_settle(
     for end in ends:
         label = f"{end.position.instrument} ({end.position.quantity.normalize():f})"
         changes.warnings.append(f"{label}: {PositionEventKind(end.kind).label.lower()} at its expiry {end.at:%Y-%m-%d}")
-        if not end.position.from_fills:
+        if end.position.from_fills:
+            in_ledger.append(end)
+        else:
             option_end_apply(changes, end)
-            continue
-        settled = option_settlement_record(
+    if in_ledger:
+        settled = option_settlements_record(
             account=account,
-            legs=_legs(account, end, stocks.get(underlying_key(end.position.instrument))),
+            events=[_legs(account, end, stocks.get(underlying_key(end.position.instrument))) for end in in_ledger],
             source=ExecutionSource.INFERRED,
         )
         changes.warnings += settled.warnings
-        in_ledger.append(end)
     return in_ledger
 
 

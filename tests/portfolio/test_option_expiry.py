@@ -49,18 +49,19 @@ class Desk:
 
     def __init__(self, account) -> None:
         self.account = account
+        self.id = account.account_id
         self.fills: list[BrokerExecution] = []
         self.broker = MemoryBroker(
-            accounts=[BrokerAccount(account_id=ACCOUNT, account_type="MARGIN", base_currency="USD")],
-            positions={ACCOUNT: []},
-            executions={ACCOUNT: self.fills},
+            accounts=[BrokerAccount(account_id=self.id, account_type="MARGIN", base_currency="USD")],
+            positions={self.id: []},
+            executions={self.id: self.fills},
         )
 
     def fill(self, spec, side, quantity, price, when, commission="0"):
         self.fills.append(
             BrokerExecution(
-                account_id=ACCOUNT,
-                exec_id=f"x.{len(self.fills) + 1:04d}",
+                account_id=self.id,
+                exec_id=f"{'x' if self.id == ACCOUNT else self.id}.{len(self.fills) + 1:04d}",
                 instrument=spec,
                 side=side,
                 quantity=D(quantity),
@@ -74,8 +75,8 @@ class Desk:
 
     def holds(self, *rows):
         """The broker's positions: (spec, quantity, average price per unit)."""
-        self.broker.position_rows[ACCOUNT] = [
-            BrokerPosition(account_id=ACCOUNT, instrument=s, quantity=D(q), average_price=D(a), market_price=D(a))
+        self.broker.position_rows[self.id] = [
+            BrokerPosition(account_id=self.id, instrument=s, quantity=D(q), average_price=D(a), market_price=D(a))
             for s, q, a in rows
         ]
 
@@ -421,3 +422,32 @@ def test_the_option_expiries_task_syncs_only_accounts_holding_options_past_expir
     assert result["status"] == "DONE" and [r["account"] for r in result["runs"]] == [ACCOUNT]
     assert position_of(call).status == PositionStatus.CLOSED
     assert tasks.option_expiries_task(now="2026-11-20T21:40:00+00:00") == {"status": "NOT_DUE"}
+
+
+def test_settling_many_options_costs_the_queries_of_one(account):
+    """The expiry step's own queries do not grow with the number of options that ended (and a sync with
+    nothing to settle pays nothing for it: the other sync query pins still hold). Each option is an
+    instrument of its own, which the ledger's recompute refreshes as it does after any ingest: that, and
+    only that, grows (6 statements per instrument: its matches, round trips, day trades)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def settle(desk: Desk, strikes: list[str]) -> int:
+        calls = [option(strike=s) for s in strikes]
+        for call in calls:
+            desk.fill(call, "BUY", "1", "5.00", at(date(2026, 11, 17), 15))
+        desk.holds(*[(call, "1", "5.00") for call in calls])
+        desk.sync()
+        desk.holds()
+        with CaptureQueriesContext(connection) as queries:
+            desk.sync()
+        assert Position.objects.filter(account=desk.account, status=PositionStatus.CLOSED).count() == len(strikes)
+        return len(queries)
+
+    one = settle(Desk(account), ["600"])
+    other = AccountFactory(account_id="DU7654321")
+    many = settle(Desk(other), ["590", "600", "610", "620"])
+    assert many == one + 3 * LEDGER_REFRESH_PER_INSTRUMENT
+
+
+LEDGER_REFRESH_PER_INSTRUMENT = 6

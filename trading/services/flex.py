@@ -25,7 +25,7 @@ from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from trading.models import Account, ExecutionSource
 from trading.services.executions import IngestResult, cash_flows_upsert, executions_upsert
 from trading.services.ledger import ledger_recompute
-from trading.services.option_settlements import option_settlement_record
+from trading.services.option_settlements import option_settlements_record
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +167,13 @@ def _import_account(
         bar.update(len(chunk))
     new_flows = cash_flows_upsert(account=account, rows=rows.cash_flows, source=ExecutionSource.FLEX)
     ledger_recompute(account=account, affected=total.affected, cash_changed=bool(new_flows))
-    for legs in settlements.values():
-        settled = option_settlement_record(account=account, legs=legs, source=ExecutionSource.FLEX)
-        total.created += settled.created
-        total.updated += settled.updated
-        total.unchanged += settled.unchanged
-        total.disagreements += bool(settled.disagreement)
-        total.warnings += settled.warnings
-        bar.update(len(legs))
+    settled = option_settlements_record(account=account, events=list(settlements.values()), source=ExecutionSource.FLEX)
+    total.created += settled.created
+    total.updated += settled.updated
+    total.unchanged += settled.unchanged
+    total.disagreements += settled.disagreements
+    total.warnings += settled.warnings
+    bar.update(sum(len(legs) for legs in settlements.values()))
     account_warnings = [*rows.warnings, *total.warnings]
     ignored = dict(sorted(rows.ignored_cash_transactions.items()))
     message = (
