@@ -38,6 +38,11 @@ SETTLEMENT_KINDS = {
     SettlementLeg.EXERCISED: EXERCISED,
 }
 DELIVERY_NOTE = "delivered at the strike by an option's exercise or assignment (its premium in the cost)"
+SETTLEMENT_NOTES = {
+    SettlementLeg.EXPIRED: "expired worthless: closed at 0 after the expiry session's close",
+    SettlementLeg.ASSIGNED: "assigned: closed at 0, its premium moved into the delivered stock's cost",
+    SettlementLeg.EXERCISED: "exercised: closed at 0, its premium moved into the delivered stock's cost",
+}
 _CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
 
@@ -209,11 +214,7 @@ def holdings_build(
                         average_price_after=average_after,
                         price=price,
                         realized_pnl=quantize_money(realized),
-                        note=DELIVERY_NOTE
-                        if leg == SettlementLeg.DELIVERY
-                        else "direction changed: closed before opening the other side"
-                        if opening
-                        else "",
+                        note=_closing_note(leg, flips=bool(opening)),
                     )
                 )
                 average = average_after
@@ -265,6 +266,14 @@ def holdings_build(
                 )
             )
     return spans
+
+
+def _closing_note(leg: SettlementLeg | None, *, flips: bool) -> str:
+    if leg == SettlementLeg.DELIVERY:
+        return DELIVERY_NOTE
+    if leg in SETTLEMENT_NOTES:
+        return SETTLEMENT_NOTES[leg]
+    return "direction changed: closed before opening the other side" if flips else ""
 
 
 def _closed(span: _Span, closing: LedgerFill, trip) -> HoldingSpan:

@@ -131,6 +131,7 @@ def test_long_call_expired_worthless_realizes_its_cost(desk):
     position = position_of(call)
     assert (position.status, position.realized_pnl, position.quantity) == (PositionStatus.CLOSED, D("-1001.30"), 0)
     assert kinds(position) == [K.OPENED, K.EXPIRED]
+    assert "expired worthless" in position.events.get(kind=K.EXPIRED).note
     assert position.closed_at == at(FRIDAY, 21)  # the expiry session's close, 16:00 New York
     expiry = Execution.objects.get(exec_id=leg_id(call, "exp"))
     assert (expiry.side, expiry.quantity, expiry.price, expiry.source) == ("SELL", 2, 0, ExecutionSource.INFERRED)
@@ -169,6 +170,8 @@ def test_short_put_assigned_buys_the_stock_at_the_strike_with_the_premium_in_its
     assert (option_position.status, option_position.realized_pnl) == (PositionStatus.CLOSED, D("0.00"))
     assert (shares.status, shares.quantity, shares.average_price) == (PositionStatus.OPEN, 100, D("48.00"))
     assert kinds(shares) == [K.OPENED]
+    assert "premium moved into the delivered stock" in option_position.events.get(kind=K.ASSIGNED).note
+    assert "delivered at the strike" in shares.events.get().note
     delivery = Execution.objects.get(exec_id=leg_id(put, "stk"))
     assert (delivery.side, delivery.quantity, delivery.price) == ("BUY", 100, D("50"))
     assert delivery.basis_transfer == D("-200.00")
