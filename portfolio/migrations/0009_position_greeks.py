@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portfolio', '0007_positions_from_fills'),
+        ('portfolio', '0008_position_event_option_settlement_kinds'),
     ]
 
     operations = [
