@@ -144,11 +144,15 @@ def _raise(*, kind, title, body, account, key, users) -> list[Alert]:
 
 
 def _enqueue(delivery_ids: list[int]) -> None:
+    from celery.exceptions import Retry
+
     from core.tasks import alert_deliver_task
 
     for delivery_id in delivery_ids:
         try:
             alert_deliver_task.delay(delivery_id)
+        except Retry:  # run in place (eager) and failed for now: it has scheduled its own retry
+            pass
         except Exception:  # the queue is away: the delivery stays PENDING, shown in the admin
             logger.exception("alert delivery %s could not be queued", delivery_id)
 
