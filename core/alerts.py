@@ -270,3 +270,30 @@ def alert_delivery_attempt(*, delivery_id: int, final: bool) -> bool | None:
             "" if outcome is None else "; given up",
         )
     return outcome
+
+
+# --- preferences and channels (the preferences page) -------------------------------------------
+def alert_preference_get(*, user) -> AlertPreference:
+    """The user's preference, or an unsaved one with the defaults."""
+    return AlertPreference.objects.filter(user=user).prefetch_related("accounts").first() or AlertPreference(user=user)
+
+
+def alert_preference_update(*, user, kinds: list[str], all_accounts: bool, accounts: Iterable) -> AlertPreference:
+    """Save what the user chose; accounts are the caller's to check (only those the user may see)."""
+    with transaction.atomic():
+        preference, _ = AlertPreference.objects.update_or_create(
+            user=user,
+            defaults={"kinds": [k for k in AlertKind.values if k in set(kinds)], "all_accounts": all_accounts},
+        )
+        preference.accounts.set(list(accounts) if not all_accounts else [])
+    return preference
+
+
+def alert_test_send(*, user) -> list[Alert]:
+    """The "send a test alert" button: one alert to every active channel of the user, never held back."""
+    return alert_raise(
+        kind=AlertKind.TEST,
+        title="Test alert from the IBKR ledger",
+        body=f"Sent at {timezone.now():%Y-%m-%d %H:%M:%S} UTC on request. Your alerts reach this channel.",
+        users=[user],
+    )
