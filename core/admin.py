@@ -144,11 +144,15 @@ class BrokerConnectionAdmin(admin.ModelAdmin):
 
 
 class AlertChannelForm(forms.ModelForm):
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", widget=forms.PasswordInput(render_value=False)
+    )
+
     class Meta:
         model = AlertChannel
         fields = ["user", "kind", "name", "address", "url", "token", "is_active"]
         # Secrets are typed in, never shown again (left empty: kept as they are).
-        widgets = {"url": forms.PasswordInput(render_value=False), "token": forms.PasswordInput(render_value=False)}
+        widgets = {"token": forms.PasswordInput(render_value=False)}
 
     def clean(self):
         data = super().clean()

@@ -30,10 +30,14 @@ class PreferenceForm(forms.Form):
 
 
 class ChannelForm(forms.ModelForm):
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", widget=forms.PasswordInput(render_value=False)
+    )
+
     class Meta:
         model = AlertChannel
         fields = ["kind", "name", "address", "url", "token"]
-        widgets = {"token": forms.PasswordInput(render_value=False), "url": forms.PasswordInput(render_value=False)}
+        widgets = {"token": forms.PasswordInput(render_value=False)}
 
     def clean(self):
         data = super().clean()
