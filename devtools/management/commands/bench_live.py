@@ -19,12 +19,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test.utils import override_settings
 
-from config.celery import app as celery_app
 from core.brokers.events import IBKREventSource, StateFileEventSource
 from core.brokers.gateway_sim import SimulatorThread
 from core.live import Listener, ListenerWork
