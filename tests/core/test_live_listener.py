@@ -262,3 +262,20 @@ def test_debounce_hands_out_one_ingest_per_account_and_waits_at_most_max_wait():
     listener.pending["U1"].last = first + 4.9
     listener.flush(now=first + 5.0)
     assert handed[-1] == ["U1"]
+
+
+def test_a_position_change_and_its_fill_are_one_ingest_not_an_ingest_and_a_sync():
+    from core.brokers.events import AccountEvent
+
+    ingests, syncs = [], []
+    listener = Listener(
+        source=SimpleNamespace(name="test"),
+        work=ListenerWork(ingest=ingests.append, sync=syncs.append),
+        submit=lambda fn: fn(),
+        debounce=1.0,
+        max_wait=5.0,
+    )
+    listener.emit(AccountEvent("position", "U1"))
+    listener.emit(AccountEvent("execution", "U1"))
+    listener.flush(everything=True)
+    assert ingests == [["U1"]] and syncs == []  # the ingest syncs the positions after new fills
