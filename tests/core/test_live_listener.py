@@ -175,6 +175,21 @@ def test_a_disconnect_and_reconnect_catches_up_on_what_was_missed(gateway, liste
     assert ("sync", ("*",)) in listening.listener.dispatched
 
 
+def test_a_gateway_that_goes_down_drops_the_listener_which_comes_back_and_catches_up(gateway, listening):
+    name = listening.listener.name
+    with gateway.state.edit() as state:
+        state["connected"] = False
+    listening.drain(lambda: state_of(name) == ConnectionState.DISCONNECTED)
+    with gateway.state.edit() as state:
+        state["connected"] = True
+        gateway.state.account(state, ACCOUNT)["executions"].append(
+            ExecutionRowFactory(exec_id="after.outage", time="2026-11-20T16:00:00Z")
+        )
+    listening.drain(lambda: Execution.objects.filter(exec_id="after.outage").exists())
+    assert state_of(name) == ConnectionState.CONNECTED
+    assert Execution.objects.count() == 2
+
+
 def test_connectivity_lost_and_restored_notices_are_followed(gateway, listening):
     name = listening.listener.name
     gateway.thread.notice(1100)

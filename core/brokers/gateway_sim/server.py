@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -784,8 +784,15 @@ class GatewaySimulator:
         current = StateSnapshot.read(self.state_path, unchanged=previous)
         if current is previous or current is None:
             return 0
+        if not current.connected:
+            # The gateway went down: its clients' sockets close (they see it at once, not at their
+            # next request). What it held is remembered, so what appears while down is new when it is back.
+            for connection in list(self.connections):
+                connection.drop()
+            self._seen = replace(previous, stamp=current.stamp) if previous is not None else current
+            return 0
         self._seen = current
-        if previous is None or not current.connected:
+        if previous is None:
             return 0
         sent = 0
         live = [c for c in self.connections if c.client_id is not None and not c.closed]
