@@ -9,7 +9,8 @@ reports into work for the apps above, through callables they pass in (core never
   it), a position change alone for a position sync;
 - a connection change is recorded (``connection_state_record``: the dashboard banner and
   ``/healthz`` read it; a loss and a restore raise alerts), and one that may have missed events (a
-  connect, a reconnect, 1101/1102 restored) asks for a catch-up: an ingest and a sync of every account;
+  connect, a reconnect, 1101/1102 restored, any way back from LOST or DISCONNECTED such as a farm's
+  2104 after 2110) asks for a catch-up: an ingest and a sync of every account;
 - a heartbeat refreshes the stored state, so a listener that died shows as "not listening".
 
 Database work never runs on the event loop: it is handed to ``submit`` (a single worker thread in the
@@ -90,6 +91,10 @@ class Listener:
     def _connection(self, change: ConnectionChange) -> None:
         if change.state != self.state:
             logger.info("listener %s: %s (%s)", self.name, change.state, change.message)
+        back = change.state == ConnectionState.CONNECTED and self.state in (
+            ConnectionState.LOST,
+            ConnectionState.DISCONNECTED,
+        )
         self.state = change.state
         name, holder = self.name, self.holder
         self.submit(
@@ -97,7 +102,7 @@ class Listener:
                 name=name, state=change.state, code=change.code, message=change.message, holder=holder
             )
         )
-        if change.catch_up and change.state == ConnectionState.CONNECTED:
+        if change.state == ConnectionState.CONNECTED and (change.catch_up or back):
             # Whatever happened while nobody listened: fetch everything once; pending work is part of it.
             self.pending.clear()
             self._hand_out("catch-up", None, ingest=True, sync=True)

@@ -294,3 +294,20 @@ def test_a_position_change_and_its_fill_are_one_ingest_not_an_ingest_and_a_sync(
     listener.emit(AccountEvent("execution", "U1"))
     listener.flush(everything=True)
     assert ingests == [["U1"]] and syncs == []  # the ingest syncs the positions after new fills
+
+
+def test_any_way_back_from_a_loss_catches_up():
+    from core.brokers.events import ConnectionChange
+
+    handed: list = []
+    listener = Listener(
+        source=SimpleNamespace(name="test"),
+        work=ListenerWork(ingest=handed.append, sync=handed.append),
+        submit=lambda fn: fn(),
+    )
+    listener.emit(ConnectionChange("CONNECTED", catch_up=True))
+    listener.emit(ConnectionChange("CONNECTED", code=2104))  # a farm notice while connected: nothing
+    assert handed == [None, None]
+    listener.emit(ConnectionChange("LOST", code=2110))
+    listener.emit(ConnectionChange("CONNECTED", code=2104))  # the farm is back: what was missed is fetched
+    assert handed == [None, None, None, None]
