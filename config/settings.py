@@ -424,6 +424,31 @@ DEMO_MODE = env.bool("DEMO_MODE", default=False)
 # `make run BROKER=ibkr` sets up: the demo tick then moves that file forward too.
 IBKR_GATEWAY_SIM = env.bool("IBKR_GATEWAY_SIM", default=False)
 
+# --- Live: the event listener (manage.py ibkr_listen) ------------------------------------------
+# A burst of events for one account is one ingest: work goes out once the account's events have been
+# quiet this long, or this long after the first one at most.
+LIVE_DEBOUNCE_SECONDS = env.float("LIVE_DEBOUNCE_SECONDS", default=1.0)
+LIVE_DEBOUNCE_MAX_SECONDS = env.float("LIVE_DEBOUNCE_MAX_SECONDS", default=5.0)
+# The listener refreshes its stored connection state this often; three missed beats read "not listening".
+LIVE_HEARTBEAT_SECONDS = env.int("LIVE_HEARTBEAT_SECONDS", default=10)
+# How often the simulated broker's state file is looked at (BROKER=simulated).
+LIVE_WATCH_INTERVAL = env.float("LIVE_WATCH_INTERVAL", default=0.5)
+# The listener's own IBKR client id; 0 or unset: borrowed from IBKR_CLIENT_IDS for as long as it runs.
+# IB Gateway pushes other clients' fills to the master API client only: set the gateway's "Master API
+# client ID" to this id to hear fills placed elsewhere at once (position updates come regardless).
+IBKR_LISTEN_CLIENT_ID = env.int("IBKR_LISTEN_CLIENT_ID", default=0)
+
+# --- Alerts -------------------------------------------------------------------------------------
+ALERT_MIN_INTERVAL = env.int("ALERT_MIN_INTERVAL", default=300)  # seconds between two of a kind per account
+ALERT_SYNC_FAILURES = env.int("ALERT_SYNC_FAILURES", default=3)  # failed runs in a row that raise an alert
+ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=5)
+ALERT_RETRY_BASE_SECONDS = env.int("ALERT_RETRY_BASE_SECONDS", default=30)  # doubled at every retry
+ALERT_HTTP_TIMEOUT = env.float("ALERT_HTTP_TIMEOUT", default=10.0)
+ALERT_TELEGRAM_API = env.str("ALERT_TELEGRAM_API", default="https://api.telegram.org")
+ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="alerts@localhost")
+# EMAIL_URL: smtp://user:password@host:587 (smtp+tls://, consolemail:// ...); the console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+
 # --- Position sync ------------------------------------------------------------------------------
 POSITION_SYNC_ENABLED = env.bool("POSITION_SYNC_ENABLED", default=True)
 POSITION_SYNC_MARK_MISSING_AS_CLOSED = env.bool("POSITION_SYNC_MARK_MISSING_AS_CLOSED", default=False)

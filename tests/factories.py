@@ -314,3 +314,28 @@ EXAMPLE_ACCOUNT_ID = "DU1234567"
 def broker_state_example() -> dict:
     """The example state from broker-state.md (a fresh copy each call, so tests may edit it)."""
     return copy.deepcopy(_EXAMPLE_STATE)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+class AlertChannelFactory(DjangoModelFactory):
+    class Meta:
+        model = "core.AlertChannel"
+
+    user = factory.SubFactory(UserFactory)
+    kind = "WEBHOOK"
+    name = factory.Sequence(lambda n: f"channel {n}")
+    url = "http://127.0.0.1:9/hook"
+
+
+class AlertPreferenceFactory(DjangoModelFactory):
+    class Meta:
+        model = "core.AlertPreference"
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    all_accounts = True
+
+    @factory.post_generation
+    def accounts(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.accounts.set(extracted)

@@ -342,7 +342,7 @@ def test_sync_now_enforces_csrf():
 # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
 # (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
 # broker). The same with or without a previous close.
-OVERVIEW_QUERIES = 14
+OVERVIEW_QUERIES = 15  # 14 + the broker connection (banner)
 
 
 def _overview_data(size: int):
@@ -598,6 +598,6 @@ def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries)
     account_id = trader.accounts.order_by("id").first().account_id
     # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
     # close with the flows since; outage, latest run (with the running one), positions, fills
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         response = _fragments(client, account_id)
     assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size

@@ -14,6 +14,7 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
+from core.models import AlertChannel, AlertKind, AlertPreference, ChannelKind
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
 from trading.models import Account
@@ -52,6 +53,7 @@ class Command(BaseCommand):
             self._user(*STAFF, superuser=True)
             for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
                 account.users.add(trader)
+            self._alerts(trader)
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
         # The tick was once trading's task: point a demo database made then at where it lives now.
         PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
@@ -88,6 +90,17 @@ class Command(BaseCommand):
             account.name = ACCOUNT_NAMES[account.account_id]
             account.save(update_fields=["name", "updated_at"])
             self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _alerts(self, trader) -> None:
+        """The demo trader's alerts go to an email channel; with the default console email backend the
+        messages appear in the worker's output (make run), every fill included."""
+        _, created = AlertChannel.objects.get_or_create(
+            user=trader, kind=ChannelKind.EMAIL, name="demo (console email)", defaults={"address": "demo@localhost"}
+        )
+        AlertPreference.objects.get_or_create(
+            user=trader, defaults={"kinds": [*AlertKind.default_choice(), AlertKind.FILL]}
+        )
+        self.stdout.write(f"Alerts of {trader.get_username()}: {'an email channel created' if created else 'exist'}")
 
     def _user(self, username: str, password: str, *, superuser: bool):
         user_model = get_user_model()
