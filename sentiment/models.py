@@ -198,9 +198,7 @@ class AggregatedSentiment(models.Model):
 
     class Meta:
         ordering = ["symbol", "window", "-as_of"]
-        constraints = [
-            models.UniqueConstraint(fields=["symbol", "window", "as_of"], name="aggregatedsentiment_key")
-        ]
+        constraints = [models.UniqueConstraint(fields=["symbol", "window", "as_of"], name="aggregatedsentiment_key")]
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.window} @ {self.as_of:%Y-%m-%d %H:%M}"

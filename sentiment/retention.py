@@ -23,6 +23,9 @@ def old_reddit_posts(now: datetime) -> QuerySet:
 PRUNE_STEPS = [
     PruneStep(name="tweets", model=Tweet, select=old_tweets, rule="posted before SENTIMENT_POST_RETENTION days"),
     PruneStep(
-        name="reddit posts", model=RedditPost, select=old_reddit_posts, rule="posted before SENTIMENT_POST_RETENTION days"
+        name="reddit posts",
+        model=RedditPost,
+        select=old_reddit_posts,
+        rule="posted before SENTIMENT_POST_RETENTION days",
     ),
 ]

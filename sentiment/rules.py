@@ -136,7 +136,11 @@ def score_text(text: str, *, finance: bool) -> TextScore:
 
     compound = dec(raw["compound"])
     return TextScore(
-        compound=compound, positive=dec(raw["pos"]), neutral=dec(raw["neu"]), negative=dec(raw["neg"]), label=label_of(compound)
+        compound=compound,
+        positive=dec(raw["pos"]),
+        neutral=dec(raw["neu"]),
+        negative=dec(raw["neg"]),
+        label=label_of(compound),
     )
 
 
@@ -246,7 +250,9 @@ def print_premium(*, size: Decimal, price: Decimal, multiplier: Decimal) -> Deci
     return size * price * multiplier
 
 
-def print_unusual(*, premium: Decimal, volume: Decimal | None, open_interest: Decimal | None, min_premium: Decimal) -> bool:
+def print_unusual(
+    *, premium: Decimal, volume: Decimal | None, open_interest: Decimal | None, min_premium: Decimal
+) -> bool:
     """Day volume above open interest, or a premium of at least ``min_premium``."""
     if volume is not None and open_interest is not None and volume > open_interest:
         return True
@@ -280,7 +286,9 @@ def repeated_sweeps(prints: Sequence) -> list[Detection]:
     """
     found = []
     for direction in ("BULLISH", "BEARISH"):
-        sweeps = sorted((p for p in prints if p.kind == "SWEEP" and p.direction == direction), key=lambda p: (p.time, p.print_id))
+        sweeps = sorted(
+            (p for p in prints if p.kind == "SWEEP" and p.direction == direction), key=lambda p: (p.time, p.print_id)
+        )
         i = 0
         while i < len(sweeps):
             group = [p for p in sweeps[i:] if p.time - sweeps[i].time <= SWEEPS_WINDOW]

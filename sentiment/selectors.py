@@ -7,7 +7,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.utils import timezone
 
 from core.brokers.contracts import SecType
-from marketdata.models import BarSize, Bar, Instrument, WatchedInstrument
+from marketdata.models import Bar, BarSize, Instrument, WatchedInstrument
 from sentiment.hooks import held_symbols
 from sentiment.models import (
     AggregatedSentiment,
@@ -48,15 +48,17 @@ def _post_values(model, *, symbol: str | None, label: str | None, since: datetim
             platform=Value("x"), title=Value(""), engagement=F("likes") + F("retweets") + F("replies")
         )
     else:
-        shaped = posts.annotate(
-            platform=Value("reddit"), text=F("body"), engagement=F("score") + F("num_comments")
+        shaped = posts.annotate(platform=Value("reddit"), text=F("body"), engagement=F("score") + F("num_comments"))
+    return (
+        shaped.annotate(
+            compound=F("sentiment__compound"),
+            label=F("sentiment__label"),
+            weight=F("sentiment__weight"),
+            lexicon_version=F("sentiment__lexicon_version"),
         )
-    return shaped.annotate(
-        compound=F("sentiment__compound"),
-        label=F("sentiment__label"),
-        weight=F("sentiment__weight"),
-        lexicon_version=F("sentiment__lexicon_version"),
-    ).values(*POST_FIELDS)
+        .values(*POST_FIELDS)
+        .order_by()
+    )
 
 
 def post_list(
@@ -85,7 +87,9 @@ def confluence_list(*, symbol: str, since: datetime | None = None) -> QuerySet:
     return scores.order_by("-hour")
 
 
-def confluence_latest_by_symbol(*, symbols: list[str], within: timedelta = timedelta(days=2)) -> dict[str, ConfluenceScore]:
+def confluence_latest_by_symbol(
+    *, symbols: list[str], within: timedelta = timedelta(days=2)
+) -> dict[str, ConfluenceScore]:
     """The latest score of each symbol from the last ``within``, in one query (for the overview)."""
     latest: dict[str, ConfluenceScore] = {}
     if not symbols:
@@ -96,7 +100,9 @@ def confluence_latest_by_symbol(*, symbols: list[str], within: timedelta = timed
     return latest
 
 
-def options_flow_list(*, symbol: str | None = None, since: datetime | None = None, unusual: bool | None = None) -> QuerySet:
+def options_flow_list(
+    *, symbol: str | None = None, since: datetime | None = None, unusual: bool | None = None
+) -> QuerySet:
     prints = OptionsFlow.objects.all()
     if symbol:
         prints = prints.filter(underlying=symbol)
@@ -138,7 +144,10 @@ def sentiment_page_get(*, held: list[str], symbol: str | None, days: int = 7, sh
     now = timezone.now()
     since = now - timedelta(days=days)
     with_data = list(
-        AggregatedSentiment.objects.filter(as_of__gte=since).values_list("symbol", flat=True).distinct().order_by("symbol")[:200]
+        AggregatedSentiment.objects.filter(as_of__gte=since)
+        .values_list("symbol", flat=True)
+        .distinct()
+        .order_by("symbol")[:200]
     )
     symbols = list(dict.fromkeys([*held, *with_data]))
     symbol = symbol if symbol else (symbols[0] if symbols else None)
@@ -162,7 +171,9 @@ def sentiment_page_get(*, held: list[str], symbol: str | None, days: int = 7, sh
     )
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     latest = {}
-    for row in AggregatedSentiment.objects.filter(symbol=symbol, as_of__lte=end, as_of__gte=end - timedelta(days=2)).order_by("-as_of"):
+    for row in AggregatedSentiment.objects.filter(
+        symbol=symbol, as_of__lte=end, as_of__gte=end - timedelta(days=2)
+    ).order_by("-as_of"):
         latest.setdefault(row.window, row)
     page.windows = {w: latest.get(w) for w in ("1h", "24h", "7d")}
     page.movers = sorted(
@@ -170,6 +181,6 @@ def sentiment_page_get(*, held: list[str], symbol: str | None, days: int = 7, sh
     )[:shown]
     page.flow = list(options_flow_list(symbol=symbol, since=since)[:shown])
     page.patterns = list(options_pattern_list(symbol=symbol, since=since)[:shown])
-    page.confluence_history = list(confluence_list(symbol=symbol, since=since)[:shown * 10])
+    page.confluence_history = list(confluence_list(symbol=symbol, since=since)[: shown * 10])
     page.confluence = page.confluence_history[0] if page.confluence_history else None
     return page

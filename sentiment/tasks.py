@@ -4,7 +4,12 @@ from celery import shared_task
 from django.conf import settings
 
 from core.models import SyncReason
-from sentiment.services.runs import confluence_run, options_flow_ingest_run, sentiment_aggregate_run, sentiment_ingest_run
+from sentiment.services.runs import (
+    confluence_run,
+    options_flow_ingest_run,
+    sentiment_aggregate_run,
+    sentiment_ingest_run,
+)
 
 
 def _summary(run) -> dict:

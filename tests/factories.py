@@ -356,7 +356,9 @@ class MentionFactory(DjangoModelFactory):
         model = "sentiment.Mention"
 
     tweet = factory.SubFactory(
-        "tests.factories.TweetFactory", created_at=factory.SelfAttribute("..at"), text_hash=factory.SelfAttribute("..text_hash")
+        "tests.factories.TweetFactory",
+        created_at=factory.SelfAttribute("..at"),
+        text_hash=factory.SelfAttribute("..text_hash"),
     )
     symbol = "AAPL"
     platform = "x"
@@ -366,7 +368,9 @@ class MentionFactory(DjangoModelFactory):
     compound = Decimal("0")
     weight = Decimal("1")
     label = factory.LazyAttribute(
-        lambda o: "BULLISH" if o.compound >= Decimal("0.05") else "BEARISH" if o.compound <= Decimal("-0.05") else "NEUTRAL"
+        lambda o: (
+            "BULLISH" if o.compound >= Decimal("0.05") else "BEARISH" if o.compound <= Decimal("-0.05") else "NEUTRAL"
+        )
     )
 
 

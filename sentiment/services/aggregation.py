@@ -95,7 +95,16 @@ def _windows(*, since: datetime, until: datetime, now: datetime) -> int:
     base = since - reach
     size = int((until - base) / HOUR)
     rows = SymbolSentiment.objects.filter(hour__gte=base, hour__lt=until).values_list(
-        "symbol", "hour", "source", "mentions", "bullish", "neutral", "bearish", "compound_sum", "weighted_sum", "weight_sum"
+        "symbol",
+        "hour",
+        "source",
+        "mentions",
+        "bullish",
+        "neutral",
+        "bearish",
+        "compound_sum",
+        "weighted_sum",
+        "weight_sum",
     )
     # symbol -> source ("" for all) -> per-hour tally fields
     grid: dict[str, dict[str, dict[int, tuple]]] = defaultdict(lambda: defaultdict(dict))
@@ -103,7 +112,9 @@ def _windows(*, since: datetime, until: datetime, now: datetime) -> int:
         index = int((hour - base) / HOUR)
         grid[symbol][source][index] = tuple(fields)
         total = grid[symbol][""].get(index)
-        grid[symbol][""][index] = tuple(fields) if total is None else tuple(a + b for a, b in zip(total, fields, strict=True))
+        grid[symbol][""][index] = (
+            tuple(fields) if total is None else tuple(a + b for a, b in zip(total, fields, strict=True))
+        )
 
     zero = (0, 0, 0, 0, Decimal(0), Decimal(0), Decimal(0))
     out = []

@@ -131,7 +131,9 @@ def options_patterns_detect(*, sessions: set[tuple[str, date]]) -> int:
                 detail=d.detail,
                 detected_at=now,
             )
-            links += [OptionsPattern.prints.through(optionspattern_id=pattern.pk, optionsflow_id=p.pk) for p in d.prints]
+            links += [
+                OptionsPattern.prints.through(optionspattern_id=pattern.pk, optionsflow_id=p.pk) for p in d.prints
+            ]
             found += 1
     OptionsPattern.prints.through.objects.bulk_create(links, batch_size=2000)
     return found

@@ -211,7 +211,7 @@ def _delete(kind: _Kind, *, source: str, post_ids: list[str], counts: IngestCoun
     # Children first, by key, so the post delete needs no collector walk.
     Mention.objects.filter(**{f"{kind.mention_link}_id__in": pks}).delete()
     kind.score_model.objects.filter(**{f"{kind.score_link}_id__in": pks}).delete()
-    deleted, _ = kind.model.objects.filter(pk__in=pks).delete()
+    kind.model.objects.filter(pk__in=pks).delete()
     counts.deleted += len(pks)
 
 

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from sentiment.sources.base import SentimentSource, SourceBatch, SourceDisabled, SourceUnavailable
 
-__all__ = ["SentimentSource", "SourceBatch", "SourceDisabled", "SourceUnavailable", "get_source", "SOURCE_NAMES"]
+__all__ = ["SOURCE_NAMES", "SentimentSource", "SourceBatch", "SourceDisabled", "SourceUnavailable", "get_source"]
 
 SOURCE_NAMES = ("file", "x", "reddit")
 

@@ -16,7 +16,7 @@ from sentiment.sources.base import Deletion, OptionsPrint, SocialPost, SourceBat
 logger = logging.getLogger(__name__)
 
 
-class BadRow(ValueError):
+class BadRowError(ValueError):
     pass
 
 
@@ -24,10 +24,10 @@ def _text(row: dict, key: str, *, required: bool = True) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise BadRow(f"missing {key}")
+            raise BadRowError(f"missing {key}")
         return ""
     if not isinstance(value, str):
-        raise BadRow(f"{key}: expected a string, got {type(value).__name__}")
+        raise BadRowError(f"{key}: expected a string, got {type(value).__name__}")
     return value.strip()
 
 
@@ -36,25 +36,25 @@ def _count(row: dict, key: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise BadRow(f"{key}: expected an integer, got {value!r}")
+        raise BadRowError(f"{key}: expected an integer, got {value!r}")
     try:
         number = int(value)
     except ValueError:
-        raise BadRow(f"{key}: expected an integer, got {value!r}") from None
+        raise BadRowError(f"{key}: expected an integer, got {value!r}") from None
     return number
 
 
 def _natural(row: dict, key: str) -> int:
     number = _count(row, key)
     if number < 0:
-        raise BadRow(f"{key}: must not be negative, got {number}")
+        raise BadRowError(f"{key}: must not be negative, got {number}")
     return number
 
 
 def _decimal(row: dict, key: str, *, required: bool = True, positive: bool = False) -> Decimal | None:
     if row.get(key) is None:
         if required:
-            raise BadRow(f"missing {key}")
+            raise BadRowError(f"missing {key}")
         return None
     value = row[key]
     if isinstance(value, int) and not isinstance(value, bool):
@@ -62,11 +62,11 @@ def _decimal(row: dict, key: str, *, required: bool = True, positive: bool = Fal
     try:
         number = parse_decimal(value, field=key)
     except ValueError as exc:
-        raise BadRow(str(exc)) from None
+        raise BadRowError(str(exc)) from None
     if positive and number <= 0:
-        raise BadRow(f"{key}: must be positive, got {number}")
+        raise BadRowError(f"{key}: must be positive, got {number}")
     if number < 0:
-        raise BadRow(f"{key}: must not be negative, got {number}")
+        raise BadRowError(f"{key}: must not be negative, got {number}")
     return number
 
 
@@ -75,9 +75,9 @@ def _time(row: dict, key: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise BadRow(f"{key}: not an ISO 8601 time: {value[:40]!r}") from None
+        raise BadRowError(f"{key}: not an ISO 8601 time: {value[:40]!r}") from None
     if parsed.tzinfo is None:
-        raise BadRow(f"{key}: time has no zone: {value[:40]!r}")
+        raise BadRowError(f"{key}: time has no zone: {value[:40]!r}")
     return parsed.astimezone(UTC)
 
 
@@ -115,15 +115,15 @@ def _reddit(row: dict) -> SocialPost:
 def _print(row: dict) -> OptionsPrint:
     right = _text(row, "right").upper()
     if right not in {"C", "P"}:
-        raise BadRow(f"right: expected C or P, got {right!r}")
+        raise BadRowError(f"right: expected C or P, got {right!r}")
     raw_expiry = _text(row, "expiry")
     try:
         expiry = date.fromisoformat(raw_expiry)
     except ValueError:
-        raise BadRow(f"expiry: not an ISO date: {raw_expiry!r}") from None
+        raise BadRowError(f"expiry: not an ISO date: {raw_expiry!r}") from None
     kind = _text(row, "kind", required=False).upper()
     if kind not in {"", "SWEEP", "BLOCK", "SPLIT"}:
-        raise BadRow(f"kind: expected SWEEP, BLOCK or SPLIT, got {kind!r}")
+        raise BadRowError(f"kind: expected SWEEP, BLOCK or SPLIT, got {kind!r}")
     exchanges = row.get("exchanges")
     return OptionsPrint(
         print_id=_text(row, "id"),
@@ -159,7 +159,11 @@ def parse_feed(data, *, path: str = "feed") -> SourceBatch:
     deletions: list[Deletion] = []
     prints: list[OptionsPrint] = []
     warnings: list[str] = []
-    lists = (("tweets", "x", _tweet, posts), ("reddit_posts", "reddit", _reddit, posts), ("options_flow", "", _print, prints))
+    lists = (
+        ("tweets", "x", _tweet, posts),
+        ("reddit_posts", "reddit", _reddit, posts),
+        ("options_flow", "", _print, prints),
+    )
     for where, platform, parse, into in lists:
         rows = data.get(where) or []
         if not isinstance(rows, list):
@@ -168,12 +172,12 @@ def parse_feed(data, *, path: str = "feed") -> SourceBatch:
         for index, row in enumerate(rows):
             try:
                 if not isinstance(row, dict):
-                    raise BadRow(f"expected an object, got {type(row).__name__}")
+                    raise BadRowError(f"expected an object, got {type(row).__name__}")
                 if platform and row.get("deleted") is True:
                     deletions.append(Deletion(platform=platform, post_id=_text(row, "id")))
                     continue
                 into.append(parse(row))
-            except (BadRow, ValueError, TypeError, OverflowError) as exc:
+            except (BadRowError, ValueError, TypeError, OverflowError) as exc:
                 message = f"{_label(where, index, row)}: {exc}; row skipped"
                 logger.warning("sentiment feed %s: %s", path, message)
                 warnings.append(message)

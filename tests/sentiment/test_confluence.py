@@ -45,7 +45,7 @@ def test_all_three_components():
     _print("AAPL", "a", "BULLISH", "3000")
     _print("AAPL", "b", "BEARISH", "1000")
     _bars("AAPL")
-    [score] = confluence_compute(symbols=["AAPL"], hour=HOUR)
+    confluence_compute(symbols=["AAPL"], hour=HOUR)
     stored = ConfluenceScore.objects.get(symbol="AAPL", hour=HOUR)
     assert stored.options_flow == Decimal("0.5")  # (3000 - 1000) / 4000
     assert stored.sentiment == Decimal("0.5")

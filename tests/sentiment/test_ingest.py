@@ -7,7 +7,15 @@ import pytest
 from django.core.management import call_command
 
 from core.models import SkipReason, SyncKind, SyncRun, SyncStatus
-from sentiment.models import AggregatedSentiment, Mention, RedditPost, RedditSentiment, SymbolSentiment, Tweet, TweetSentiment
+from sentiment.models import (
+    AggregatedSentiment,
+    Mention,
+    RedditPost,
+    RedditSentiment,
+    SymbolSentiment,
+    Tweet,
+    TweetSentiment,
+)
 from sentiment.services.aggregation import sentiment_aggregate
 from sentiment.services.runs import sentiment_ingest_run
 from tests.factories import MentionFactory, RedditRowFactory, TweetRowFactory, sentiment_feed
@@ -41,7 +49,9 @@ def test_ingest_stores_scores_and_mentions_once_per_symbol(feed):
 
 @pytest.mark.parametrize("size", [5, 50])
 def test_ingesting_the_same_file_again_changes_nothing(feed, django_assert_num_queries, size):
-    feed.write(sentiment_feed(tweets=TweetRowFactory.create_batch(size), reddit_posts=RedditRowFactory.create_batch(size)))
+    feed.write(
+        sentiment_feed(tweets=TweetRowFactory.create_batch(size), reddit_posts=RedditRowFactory.create_batch(size))
+    )
     sentiment_ingest_run(source="file")
     before = list(TweetSentiment.objects.values_list("pk", "scored_at"))
     # the lock, the run, a read of the stored posts per platform: no write of a post, whatever the size

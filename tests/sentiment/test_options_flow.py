@@ -17,7 +17,9 @@ def test_prints_are_stored_with_premium_side_direction_and_unusual_flag(feed, se
     feed.write(
         sentiment_feed(
             options_flow=[
-                OptionsPrintRowFactory(id="big", size=2500, price="4.35", volume=6200, open_interest=1800, kind="SWEEP"),
+                OptionsPrintRowFactory(
+                    id="big", size=2500, price="4.35", volume=6200, open_interest=1800, kind="SWEEP"
+                ),
                 OptionsPrintRowFactory(id="sold-put", right="P", price="4.20", volume=10, open_interest=1800),
                 OptionsPrintRowFactory(id="mid", price="4.30", volume=10, open_interest=1800),
             ]

@@ -119,8 +119,12 @@ def test_print_direction_and_premium():
 def test_unusual_print():
     min_premium = Decimal(100000)
     assert rules.print_unusual(premium=Decimal(100000), volume=None, open_interest=None, min_premium=min_premium)
-    assert not rules.print_unusual(premium=Decimal("99999.99"), volume=Decimal(10), open_interest=Decimal(10), min_premium=min_premium)
-    assert rules.print_unusual(premium=Decimal(1), volume=Decimal(11), open_interest=Decimal(10), min_premium=min_premium)
+    assert not rules.print_unusual(
+        premium=Decimal("99999.99"), volume=Decimal(10), open_interest=Decimal(10), min_premium=min_premium
+    )
+    assert rules.print_unusual(
+        premium=Decimal(1), volume=Decimal(11), open_interest=Decimal(10), min_premium=min_premium
+    )
 
 
 @dataclass
@@ -155,7 +159,10 @@ def test_repeated_sweeps_just_below_the_threshold():
 
 
 def _session(bullish: str, bearish: str, count: int = 5) -> list[P]:
-    prints = [P("bull", T0, kind="", premium=Decimal(bullish)), P("bear", T0, kind="", direction="BEARISH", premium=Decimal(bearish))]
+    prints = [
+        P("bull", T0, kind="", premium=Decimal(bullish)),
+        P("bear", T0, kind="", direction="BEARISH", premium=Decimal(bearish)),
+    ]
     prints += [P(f"u{i}", T0, kind="", direction="", premium=Decimal(10)) for i in range(count - 2)]
     return prints
 
