@@ -29,7 +29,7 @@ def cashtag_queries(symbols: list[str]) -> list[str]:
     suffix = " -is:retweet"
     queries, current = [], []
     for symbol in symbols:
-        candidate = current + [f"${symbol}"]
+        candidate = [*current, f"${symbol}"]
         text = "(" + " OR ".join(candidate) + ")" + suffix
         if len(text) > QUERY_LIMIT and current:
             queries.append("(" + " OR ".join(current) + ")" + suffix)
