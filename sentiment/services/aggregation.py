@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +23,17 @@ HOUR = timedelta(hours=1)
 WINDOWS = {Window.HOUR: HOUR, Window.DAY: timedelta(hours=24), Window.WEEK: timedelta(days=7)}
 SPIKE_TRAILING = 7 * 24  # hours the last hour's mentions are compared with
 DEFAULT_LOOKBACK = timedelta(days=8)
+
+
+class _MentionRow(NamedTuple):
+    id: int
+    symbol: str
+    platform: str
+    at: datetime
+    text_hash: str
+    compound: Decimal
+    weight: Decimal
+    label: str
 
 
 def hour_floor(at: datetime) -> datetime:
@@ -45,11 +57,10 @@ def sentiment_aggregate(*, since: datetime | None = None, until: datetime | None
 
     # The spam rule needs the mentions just before the range: a copy inside it of a text posted
     # there does not count either.
-    raw = Mention.objects.filter(at__gte=since - spam_window, at__lt=until).only(
-        "id", "symbol", "platform", "at", "text_hash", "compound", "weight", "label"
-    )
+    raw = Mention.objects.filter(at__gte=since - spam_window, at__lt=until).values_list(*_MentionRow._fields)
     hourly: dict[tuple[str, datetime, str], rules.Tally] = defaultdict(rules.Tally)
-    for mention in rules.counted_mentions(raw.iterator(chunk_size=5000), window=spam_window):
+    rows = (_MentionRow(*row) for row in raw.iterator(chunk_size=10000))
+    for mention in rules.counted_mentions(rows, window=spam_window):
         if mention.at < since:
             continue
         hourly[(mention.symbol, hour_floor(mention.at), mention.platform)].add(

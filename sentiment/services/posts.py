@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.bulk import bulk_update_values
+from core.bulk import bulk_insert, bulk_update_values, reserve_ids
 from sentiment import rules
 from sentiment.models import Mention, RedditPost, RedditSentiment, Tweet, TweetSentiment
 from sentiment.sources.base import Deletion, SocialPost
@@ -136,31 +136,37 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
         Mention.objects.filter(**{f"{kind.mention_link}_id__in": pks}).delete()
         counts.updated += len(edited)
 
-    created = []
+    new_ids = reserve_ids(kind.model, len(new))
     if new:
-        objs = [
-            kind.model(
-                source=source,
-                post_id=post.post_id,
-                text_hash=rules.text_hash(post.scored_text),
-                symbols=rules.cashtags(post.scored_text),
-                fetched_at=now,
-                **dict(zip(kind.fields, kind.values(post), strict=True)),
-            )
-            for post in new
-        ]
-        created = kind.model.objects.bulk_create(objs, batch_size=2000)
-        if any(obj.pk is None for obj in created):  # a backend that cannot return ids: read them
-            ids = _stored(kind, source=source, post_ids=[p.post_id for p in new])
-            for obj in created:
-                obj.pk = ids[obj.post_id][0]
-        counts.created += len(created)
+        columns = ["id", "source", "post_id", "text_hash", "symbols", "fetched_at", *kind.fields]
+        bulk_insert(
+            kind.model,
+            columns,
+            (
+                (
+                    pk,
+                    source,
+                    post.post_id,
+                    rules.text_hash(post.scored_text),
+                    rules.cashtags(post.scored_text),
+                    now,
+                    *kind.values(post),
+                )
+                for pk, post in zip(new_ids, new, strict=True)
+            ),
+        )
+        counts.created += len(new)
 
-    to_score = [(pk, post) for pk, post in edited] + [(obj.pk, post) for obj, post in zip(created, new, strict=True)]
+    to_score = [*edited, *zip(new_ids, new, strict=True)]
     _score(kind, to_score, counts=counts, now=now, lexicon=lexicon)
 
 
+SCORE_COLUMNS = ("compound", "positive", "neutral", "negative", "label", "weight", "lexicon_version", "scored_at")
+MENTION_COLUMNS = ("symbol", "platform", "at", "author", "text_hash", "compound", "weight", "label")
+
+
 def _score(kind: _Kind, items: list[tuple[int, SocialPost]], *, counts: IngestCounts, now, lexicon: str) -> None:
+    """Score each post and write its score and one mention per symbol (COPY on PostgreSQL)."""
     scores, mentions = [], []
     finance = settings.SENTIMENT_FINANCE_LEXICON
     for pk, post in items:
@@ -168,37 +174,18 @@ def _score(kind: _Kind, items: list[tuple[int, SocialPost]], *, counts: IngestCo
         score = rules.score_text(text, finance=finance)
         weight = kind.weight(post)
         scores.append(
-            kind.score_model(
-                **{f"{kind.score_link}_id": pk},
-                compound=score.compound,
-                positive=score.positive,
-                neutral=score.neutral,
-                negative=score.negative,
-                label=score.label,
-                weight=weight,
-                lexicon_version=lexicon,
-                scored_at=now,
-            )
+            (pk, score.compound, score.positive, score.neutral, score.negative, score.label, weight, lexicon, now)
         )
         symbols = rules.cashtags(text)
         digest = rules.text_hash(text)
+        author = post.author[:100]
         for symbol in symbols:
             mentions.append(
-                Mention(
-                    **{f"{kind.mention_link}_id": pk},
-                    symbol=symbol,
-                    platform=post.platform,
-                    at=post.created_at,
-                    author=post.author[:100],
-                    text_hash=digest,
-                    compound=score.compound,
-                    weight=weight,
-                    label=score.label,
-                )
+                (pk, symbol, post.platform, post.created_at, author, digest, score.compound, weight, score.label)
             )
         counts.touched(post.created_at, symbols)
-    kind.score_model.objects.bulk_create(scores, batch_size=2000)
-    Mention.objects.bulk_create(mentions, batch_size=2000)
+    bulk_insert(kind.score_model, [f"{kind.score_link}_id", *SCORE_COLUMNS], scores)
+    bulk_insert(Mention, [f"{kind.mention_link}_id", *MENTION_COLUMNS], mentions)
 
 
 def _delete(kind: _Kind, *, source: str, post_ids: list[str], counts: IngestCounts) -> None:
