@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.bulk import bulk_insert
 from sentiment import rules
 from sentiment.models import AggregatedSentiment, Mention, SymbolSentiment, Window
 
@@ -69,26 +70,41 @@ def sentiment_aggregate(*, since: datetime | None = None, until: datetime | None
 
     with transaction.atomic():
         SymbolSentiment.objects.filter(hour__gte=since, hour__lt=until).delete()
-        SymbolSentiment.objects.bulk_create(
+        bulk_insert(
+            SymbolSentiment,
             [
-                SymbolSentiment(
-                    symbol=symbol,
-                    hour=hour,
-                    source=platform,
-                    mentions=t.mentions,
-                    bullish=t.bullish,
-                    neutral=t.neutral,
-                    bearish=t.bearish,
-                    compound_sum=t.compound_sum,
-                    weighted_sum=t.weighted_sum,
-                    weight_sum=t.weight_sum,
-                    mean_compound=t.mean_compound,
-                    weighted_compound=t.weighted_compound,
-                    computed_at=now,
+                "symbol",
+                "hour",
+                "source",
+                "mentions",
+                "bullish",
+                "neutral",
+                "bearish",
+                "compound_sum",
+                "weighted_sum",
+                "weight_sum",
+                "mean_compound",
+                "weighted_compound",
+                "computed_at",
+            ],
+            (
+                (
+                    symbol,
+                    hour,
+                    platform,
+                    t.mentions,
+                    t.bullish,
+                    t.neutral,
+                    t.bearish,
+                    t.compound_sum,
+                    t.weighted_sum,
+                    t.weight_sum,
+                    t.mean_compound,
+                    t.weighted_compound,
+                    now,
                 )
                 for (symbol, hour, platform), t in hourly.items()
-            ],
-            batch_size=2000,
+            ),
         )
         counts.hourly_rows = len(hourly)
         counts.window_rows = _windows(since=since, until=until, now=now)
@@ -180,24 +196,42 @@ def _windows(*, since: datetime, until: datetime, now: datetime) -> int:
                             "weighted_compound": _text(t.weighted_compound),
                         }
                 out.append(
-                    AggregatedSentiment(
-                        symbol=symbol,
-                        window=window,
-                        as_of=as_of,
-                        mentions=current.mentions,
-                        bullish=current.bullish,
-                        neutral=current.neutral,
-                        bearish=current.bearish,
-                        mean_compound=current.mean_compound,
-                        weighted_compound=current.weighted_compound,
-                        change=change,
-                        spike=spike,
-                        per_source=per_source,
-                        computed_at=now,
+                    (
+                        symbol,
+                        window.value,
+                        as_of,
+                        current.mentions,
+                        current.bullish,
+                        current.neutral,
+                        current.bearish,
+                        current.mean_compound,
+                        current.weighted_compound,
+                        change,
+                        spike,
+                        per_source,
+                        now,
                     )
                 )
     AggregatedSentiment.objects.filter(as_of__gt=since, as_of__lte=until).delete()
-    AggregatedSentiment.objects.bulk_create(out, batch_size=2000)
+    bulk_insert(
+        AggregatedSentiment,
+        [
+            "symbol",
+            "window",
+            "as_of",
+            "mentions",
+            "bullish",
+            "neutral",
+            "bearish",
+            "mean_compound",
+            "weighted_compound",
+            "change",
+            "spike",
+            "per_source",
+            "computed_at",
+        ],
+        out,
+    )
     return len(out)
 
 
