@@ -95,7 +95,7 @@ def posts_ingest(*, source: str, posts: Sequence[SocialPost], deletions: Sequenc
 def _stored(kind: _Kind, *, source: str, post_ids: list[str]) -> dict[str, tuple]:
     found = {}
     for start in range(0, len(post_ids), CHUNK):
-        rows = kind.model.objects.filter(source=source, post_id__in=post_ids[start : start + CHUNK]).values_list(
+        rows = kind.model.objects.filter(source=source, post_id__in_array=post_ids[start : start + CHUNK]).values_list(
             "pk", "post_id", *kind.fields
         )
         for pk, post_id, *values in rows:
@@ -118,6 +118,11 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
         else:
             counts.unchanged += 1
 
+    # The spam rule's hash and the cashtags of each post to write, computed once.
+    derived = {post.post_id: (rules.text_hash(post.scored_text), rules.cashtags(post.scored_text)) for post in new}
+    derived.update(
+        (post.post_id, (rules.text_hash(post.scored_text), rules.cashtags(post.scored_text))) for _, post in edited
+    )
     if edited:
         pks = [pk for pk, _ in edited]
         old_symbols = dict(kind.model.objects.filter(pk__in=pks).values_list("pk", "symbols"))
@@ -127,10 +132,7 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
         bulk_update_values(
             kind.model,
             [*kind.fields, "text_hash", "symbols", "fetched_at"],
-            [
-                (pk, *kind.values(post), rules.text_hash(post.scored_text), rules.cashtags(post.scored_text), now)
-                for pk, post in edited
-            ],
+            [(pk, *kind.values(post), *derived[post.post_id], now) for pk, post in edited],
         )
         kind.score_model.objects.filter(**{f"{kind.score_link}_id__in": pks}).delete()
         Mention.objects.filter(**{f"{kind.mention_link}_id__in": pks}).delete()
@@ -147,8 +149,7 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
                     pk,
                     source,
                     post.post_id,
-                    rules.text_hash(post.scored_text),
-                    rules.cashtags(post.scored_text),
+                    *derived[post.post_id],
                     now,
                     *kind.values(post),
                 )
@@ -158,14 +159,16 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
         counts.created += len(new)
 
     to_score = [*edited, *zip(new_ids, new, strict=True)]
-    _score(kind, to_score, counts=counts, now=now, lexicon=lexicon)
+    _score(kind, to_score, counts=counts, now=now, lexicon=lexicon, derived=derived)
 
 
 SCORE_COLUMNS = ("compound", "positive", "neutral", "negative", "label", "weight", "lexicon_version", "scored_at")
 MENTION_COLUMNS = ("symbol", "platform", "at", "author", "text_hash", "compound", "weight", "label")
 
 
-def _score(kind: _Kind, items: list[tuple[int, SocialPost]], *, counts: IngestCounts, now, lexicon: str) -> None:
+def _score(
+    kind: _Kind, items: list[tuple[int, SocialPost]], *, counts: IngestCounts, now, lexicon: str, derived=None
+) -> None:
     """Score each post and write its score and one mention per symbol (COPY on PostgreSQL)."""
     scores, mentions = [], []
     finance = settings.SENTIMENT_FINANCE_LEXICON
@@ -176,8 +179,10 @@ def _score(kind: _Kind, items: list[tuple[int, SocialPost]], *, counts: IngestCo
         scores.append(
             (pk, score.compound, score.positive, score.neutral, score.negative, score.label, weight, lexicon, now)
         )
-        symbols = rules.cashtags(text)
-        digest = rules.text_hash(text)
+        if derived is not None:
+            digest, symbols = derived[post.post_id]
+        else:
+            digest, symbols = rules.text_hash(text), rules.cashtags(text)
         author = post.author[:100]
         for symbol in symbols:
             mentions.append(
