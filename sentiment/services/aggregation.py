@@ -53,6 +53,10 @@ def sentiment_aggregate(*, since: datetime | None = None, until: datetime | None
     now = timezone.now()
     until = hour_floor(until or now) + HOUR
     since = hour_floor(since or (now - DEFAULT_LOOKBACK))
+    if settings.SENTIMENT_POST_RETENTION:
+        # Hours whose posts were pruned keep their aggregates: never rebuild them from what is left.
+        kept_from = hour_floor(now - timedelta(days=settings.SENTIMENT_POST_RETENTION)) + HOUR
+        since = max(since, kept_from)
     spam_window = timedelta(minutes=settings.SENTIMENT_SPAM_WINDOW_MINUTES)
     counts = AggregationCounts(hours=int((until - since) / HOUR))
 

@@ -55,6 +55,9 @@ def sentiment_ingest_run(*, source: str, reason: SyncReason = SyncReason.SCHEDUL
             return sync_run_finish(
                 run=run, status=SyncStatus.SKIPPED, skip_reason=SkipReason.SOURCE_UNAVAILABLE, message=f"{exc}"
             )
+        except Exception as exc:
+            sync_run_fail(run=run, exc=exc)
+            raise
         try:
             counts = posts_ingest(source=source, posts=batch.posts, deletions=batch.deletions)
             if counts.earliest_change is not None:
@@ -103,6 +106,9 @@ def options_flow_ingest_run(*, reason: SyncReason = SyncReason.SCHEDULE) -> Sync
         except (BrokerUnavailable, BrokerError) as exc:
             skip_reason, message = broker_skip(exc)
             return sync_run_finish(run=run, status=SyncStatus.SKIPPED, skip_reason=skip_reason, message=message)
+        except Exception as exc:
+            sync_run_fail(run=run, exc=exc)
+            raise
         try:
             counts = options_flow_ingest(source=source, prints=batch.prints)
         except Exception as exc:
