@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.bulk import bulk_insert, bulk_update_values, reserve_ids
+from core.bulk import bulk_insert, reserve_ids
 from sentiment import rules
 from sentiment.models import Mention, RedditPost, RedditSentiment, Tweet, TweetSentiment
 from sentiment.sources.base import Deletion, SocialPost
@@ -129,11 +129,13 @@ def _ingest_kind(kind: _Kind, *, source: str, posts: list[SocialPost], counts: I
         old_times = dict(kind.model.objects.filter(pk__in=pks).values_list("pk", "created_at"))
         for pk in pks:
             counts.touched(old_times[pk], old_symbols[pk] or [])
-        bulk_update_values(
-            kind.model,
-            [*kind.fields, "text_hash", "symbols", "fetched_at"],
-            [(pk, *kind.values(post), *derived[post.post_id], now) for pk, post in edited],
-        )
+        # Edits are few: the ORM's bulk_update (the JSON column of symbols rules out the unnest path).
+        rows = []
+        for pk, post in edited:
+            row = kind.model(pk=pk, fetched_at=now, **dict(zip(kind.fields, kind.values(post), strict=True)))
+            row.text_hash, row.symbols = derived[post.post_id]
+            rows.append(row)
+        kind.model.objects.bulk_update(rows, [*kind.fields, "text_hash", "symbols", "fetched_at"], batch_size=500)
         kind.score_model.objects.filter(**{f"{kind.score_link}_id__in": pks}).delete()
         Mention.objects.filter(**{f"{kind.mention_link}_id__in": pks}).delete()
         counts.updated += len(edited)

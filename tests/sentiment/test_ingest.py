@@ -19,6 +19,7 @@ from sentiment.models import (
 from sentiment.services.aggregation import sentiment_aggregate
 from sentiment.services.runs import sentiment_ingest_run
 from tests.factories import MentionFactory, RedditRowFactory, TweetRowFactory, sentiment_feed
+from tests.holders import HOLDER_LOCK_QUERIES
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -55,8 +56,9 @@ def test_ingesting_the_same_file_again_changes_nothing(feed, django_assert_num_q
     sentiment_ingest_run(source="file")
     before = list(TweetSentiment.objects.values_list("pk", "scored_at"))
     # the lock (3), the run (3), the tracked symbols (2), a read of the stored posts per platform (2, in
-    # a savepoint), the run's end, the lock's release: no write of a post, whatever the size
-    with django_assert_num_queries(15):
+    # a savepoint), the run's end, the lock's release: no write of a post, whatever the size. On
+    # PostgreSQL the task lock and the run each take and release an advisory lock.
+    with django_assert_num_queries(15 + 2 * HOLDER_LOCK_QUERIES):
         run = sentiment_ingest_run(source="file")
     assert (run.created, run.updated, run.unchanged) == (0, 0, 2 * size)
     assert list(TweetSentiment.objects.values_list("pk", "scored_at")) == before
