@@ -262,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Options flow's direction (bullish/bearish) shares its field name with other enums.
+    "ENUM_NAME_OVERRIDES": {"OptionsDirectionEnum": "sentiment.models.Direction"},
 }
 
 # --- Logins: brute-force lockout (django-axes) --------------------------------------------------

@@ -1,5 +1,7 @@
 from datetime import UTC, datetime, time
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
@@ -9,6 +11,7 @@ from sentiment.models import AggregatedSentiment, ConfluenceScore, Label, Option
 SYMBOL = r"^[A-Za-z]{1,6}(\.[A-Za-z]{1,2})?$"
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class SinceField(serializers.Field):
     """An ISO 8601 date (its start in UTC) or time with a zone, within the dates a client may send."""
 
