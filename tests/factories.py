@@ -18,6 +18,7 @@ from factory.django import DjangoModelFactory, Password
 
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from marketdata.models import Instrument
+from portfolio.models import Position
 from trading.models import Account, AccountType
 
 TEST_PASSWORD = "test-password-1234"
@@ -116,6 +117,19 @@ class AccountFactory(DjangoModelFactory):
         """``AccountFactory(users=[user, ...])`` links the traders who may see the account."""
         if create and extracted:
             self.users.add(*extracted)
+
+
+class PositionFactory(DjangoModelFactory):
+    """An open position as the broker sync holds it (no fills behind it)."""
+
+    class Meta:
+        model = Position
+
+    account = factory.SubFactory(AccountFactory)
+    instrument = factory.SubFactory(InstrumentFactory)
+    quantity = Decimal(100)
+    average_price = Decimal(10)
+    opened_at = factory.LazyFunction(timezone.now)
 
 
 # --- broker state file rows (dicts, numbers as strings) -----------------------------------------
