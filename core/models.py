@@ -31,6 +31,10 @@ class SyncKind(models.TextChoices):
     EXECUTIONS = "EXECUTIONS", "Executions"
     SNAPSHOTS = "SNAPSHOTS", "Snapshots"
     MARKET_DATA = "MARKET_DATA", "Market data"
+    SENTIMENT = "SENTIMENT", "Sentiment ingest"
+    OPTIONS_FLOW = "OPTIONS_FLOW", "Options flow ingest"
+    SENTIMENT_AGG = "SENTIMENT_AGG", "Sentiment aggregation"
+    CONFLUENCE = "CONFLUENCE", "Confluence"
 
 
 class SyncReason(models.TextChoices):
@@ -57,6 +61,7 @@ class SkipReason(models.TextChoices):
     ANOTHER_RUNNING = "ANOTHER_RUNNING", "Another run in progress"
     DISABLED = "DISABLED", "Disabled in settings"
     NOTHING_KNOWN = "NOTHING_KNOWN", "Broker away and nothing stored yet"
+    SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE", "Source unreachable or unreadable"
 
     @classmethod
     def broker_down(cls) -> tuple[str, str]:
