@@ -18,6 +18,7 @@ class ExecutionSource(models.TextChoices):
     API = "API", "Broker API"
     FLEX = "FLEX", "Flex report"
     STAFF = "STAFF", "Entered by staff"
+    PAPER = "PAPER", "Paper engine"
 
 
 class ExecutionQuerySet(models.QuerySet):
