@@ -345,7 +345,7 @@ def paper_values_get(*, account: Account, today: date) -> PaperValues:
         Lot.objects.filter(account=account)
         .exclude(quantity=0)
         .values("instrument_id", "instrument__multiplier")
-        .annotate(quantity=Sum("quantity"), cost=Sum(F("quantity") * F("cost_price")))
+        .annotate(held=Sum("quantity"), cost=Sum(F("quantity") * F("cost_price")))
         .order_by("instrument_id")
     )
     quotes = quotes_by_instrument(instrument_ids=[row["instrument_id"] for row in open_lots]) if open_lots else {}
@@ -360,9 +360,9 @@ def paper_values_get(*, account: Account, today: date) -> PaperValues:
             unpriced += 1
             value += (row["cost"] or Decimal(0)) * multiplier
         else:
-            value += row["quantity"] * mark * multiplier
-        average = (row["cost"] or Decimal(0)) / row["quantity"] if row["quantity"] else Decimal(0)
-        positions.append((row["instrument_id"], row["quantity"], multiplier, mark, average))
+            value += row["held"] * mark * multiplier
+        average = (row["cost"] or Decimal(0)) / row["held"] if row["held"] else Decimal(0)
+        positions.append((row["instrument_id"], row["held"], multiplier, mark, average))
     return PaperValues(
         cash=cash,
         settled_cash=settled,

@@ -227,7 +227,7 @@ def order_execute(
                 value=Decimal(len(failed)),
                 threshold=Decimal(0),
                 as_of=trade_date_of(now),
-                message=f"order {data.client_order_id} refused: " + "; ".join(order.reject_reasons),
+                message=(f"order {data.client_order_id} refused: " + "; ".join(order.reject_reasons))[:255],
                 settings_snapshot=limits.snapshot(),
                 order=order,
                 resolved_at=now,  # a refusal is a one-off: nothing stays open
