@@ -25,7 +25,7 @@ EXECUTE = "/api/trading/execute"
 # instrument, the order insert, the facts (quote, lots, account figures, paper cash and positions,
 # breaker, losing streak), the fill through the ledger (execution, lots, matches, round trips, day
 # trades, settlement, trade frequency, change marks), the order and its events, the answer's fills
-# and events. SQLite needs three queries to reserve the execution's id and two for savepoints PostgreSQL does not repeat.
+# and events. SQLite takes more queries to reserve the execution's id (core.bulk.reserve_ids).
 EXECUTE_QUERIES = {"sqlite": 43, "postgresql": 38}
 
 
