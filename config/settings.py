@@ -262,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for a choice set several fields share (an order's status and its events' from/to status).
+    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "trading.models.orders.OrderStatus"},
 }
 
 # --- Logins: brute-force lockout (django-axes) --------------------------------------------------
