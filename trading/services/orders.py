@@ -617,3 +617,30 @@ def orders_status_sync_all(*, broker: Broker) -> dict[str, int | str]:
         except (BrokerUnavailable, BrokerError) as exc:
             result[account.account_id] = f"skipped: {exc}"
     return result
+
+
+def order_preview(*, account: Account, data: OrderInput, now: datetime | None = None):
+    """The checks an order would be judged by now, without storing anything (the order ticket's "Check").
+
+    Returns ``(checks, risk, reference_price)``. The breaker is read, not tripped: only a real order trips it.
+    """
+    from trading.services.risk import account_risk_get
+
+    now = now or timezone.now()
+    spec = data.spec
+    instrument = instruments_resolve(specs=[spec])[spec.key]
+    risk = account_risk_get(account=account, now=now, trip=False)
+    facts = order_facts_gather(
+        account=account,
+        instrument=instrument,
+        side=data.side,
+        quantity=data.quantity,
+        order_type=data.order_type,
+        limit_price=data.limit_price,
+        stop_price=data.stop_price,
+        symbol=data.symbol.upper(),
+        now=now,
+        live_refusal=live_refusal() if account.mode == AccountMode.LIVE else "",
+        risk=risk,
+    )
+    return order_checks(facts, limits_from_settings()), risk, reference_price(facts)

@@ -1,5 +1,6 @@
 """Benchmark orders through the API: risk validation and a paper fill per request, and refusals."""
 
+import os
 import statistics
 import time
 from decimal import Decimal
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep", action="store_true")
 
     def handle(self, *args, orders: int, history: int, keep: bool, **options) -> None:
+        self.cpu: dict[bool, list[float]] = {}
         self._cleanup()
         user = get_user_model().objects.create_user(f"{PREFIX.lower()}-trader", password=None)
         account = paper_account_create(account_id=f"{PREFIX}0001", cash=Decimal(10_000_000), members=[user])
@@ -56,10 +58,15 @@ class Command(BaseCommand):
             if not keep:
                 self._cleanup()
                 get_user_model().objects.filter(username=f"{PREFIX.lower()}-trader").delete()
-        self.stdout.write(f"database: {connection.vendor}; {history} fills before; {orders} orders timed")
-        for label, times, queries in (
-            ("paper order, validated and filled", filled, filled_queries),
-            ("refused order (stored REJECTED)", refused, refused_queries),
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        self.stdout.write(
+            f"database: {connection.vendor}; {history} fills before; {orders} orders timed; "
+            f"load average {load} on {os.cpu_count()} CPUs (wall times grow with the load; 'cpu' is this "
+            "process's own time, without the database server's)"
+        )
+        for label, times, queries, refusals in (
+            ("paper order, validated and filled", filled, filled_queries, False),
+            ("refused order (stored REJECTED)", refused, refused_queries, True),
         ):
             if not times:
                 continue
@@ -67,7 +74,7 @@ class Command(BaseCommand):
             p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
             self.stdout.write(
                 f"{label:36s} median {statistics.median(times) * 1000:6.1f} ms  p95 {p95 * 1000:6.1f} ms  "
-                f"queries {min(queries)}..{max(queries)}"
+                f"cpu {statistics.median(self.cpu[refusals]) * 1000:5.1f} ms  queries {min(queries)}..{max(queries)}"
             )
 
     def _quote(self, instrument: Instrument) -> None:
@@ -107,15 +114,17 @@ class Command(BaseCommand):
         return answer
 
     def _timed(self, client, account, instrument, count: int, *, start: int, refuse: bool = False):
-        times, queries = [], []
+        times, queries, cpu = [], [], []
         for i in range(count):
             self._quote(instrument)  # a fresh quote, as the market-data task keeps it
             reset_queries()
             with CaptureQueriesContext(connection) as captured:
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 self._post(client, account, instrument, start + i + 1, refuse=refuse)
                 times.append(time.perf_counter() - began)
+                cpu.append(time.process_time() - began_cpu)
             queries.append(len(captured))
+        self.cpu[refuse] = cpu
         return times, queries
 
     @staticmethod
@@ -129,5 +138,3 @@ class Command(BaseCommand):
         accounts.delete()
         Quote.objects.filter(instrument__symbol__startswith=PREFIX).delete()
         Instrument.objects.filter(symbol__startswith=PREFIX).delete()
-
-
