@@ -5,7 +5,6 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import UserFactory
-from tests.orders import aapl, clock, paper_account, trader  # noqa: F401 - fixtures
 from trading.models import Order, OrderStatus, RiskAction, RiskEvent, RiskEventKind, RiskSeverity
 
 pytestmark = pytest.mark.django_db

@@ -121,7 +121,9 @@ def test_market_closed_an_old_quote_prices_the_order():
     assert check(replace(facts, quote=None, order_type="LMT", limit_price=D(100)), "quote").passed
 
 
-@pytest.mark.parametrize(("limit", "passed"), [(D(110), True), (D(90), True), (D("110.01"), False), (D("89.99"), False)])
+@pytest.mark.parametrize(
+    ("limit", "passed"), [(D(110), True), (D(90), True), (D("110.01"), False), (D("89.99"), False)]
+)
 def test_fat_finger_a_limit_more_than_ten_percent_from_the_quote_is_refused(limit, passed):
     facts = replace(BASE, order_type="LMT", limit_price=limit)  # quote for a buy: ask 100.00
     assert check(facts, "price_deviation").passed is passed
@@ -170,7 +172,11 @@ def test_circuit_breaker_pauses_opening_orders_but_closing_orders_pass():
 
 def _pdt(**kwargs) -> OrderFacts:
     values = dict(
-        side="SELL", position_quantity=D(10), legacy_pdt=True, completes_day_trade=True, day_trades_left=0,
+        side="SELL",
+        position_quantity=D(10),
+        legacy_pdt=True,
+        completes_day_trade=True,
+        day_trades_left=0,
         equity=D("24999.99"),
     )
     values.update(kwargs)

@@ -162,10 +162,10 @@ def test_outside_regular_hours_only_outside_rth_orders_fill(api, paper_account, 
 
 
 def test_day_orders_expire_at_the_session_close_early_closes_too(api, paper_account, clock):
+    from core.brokers.contracts import InstrumentSpec
     from marketdata.services import instrument_get_or_create
     from tests.factories import QuoteFactory
     from trading.services.orders import orders_expire
-    from core.brokers.contracts import InstrumentSpec
 
     clock.set(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))  # the day after Thanksgiving: closes 13:00 New York
     spy = instrument_get_or_create(spec=InstrumentSpec(symbol="SPY"))
@@ -226,4 +226,3 @@ def test_execute_query_count_does_not_grow_with_history(api, paper_account, aapl
     with django_assert_num_queries(EXECUTE_QUERIES[connection.vendor]):
         answer = api.post(EXECUTE, body(client_order_id="pinned-2", quantity="1"), content_type="application/json")
     assert answer.status_code == 201
-
