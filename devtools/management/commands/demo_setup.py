@@ -5,6 +5,7 @@ their passwords never reset, and the periodic task is created only when missing.
 """
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -17,9 +18,10 @@ from core.brokers import get_broker
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
 from trading.models import Account
-from trading.services.accounts import accounts_sync
+from trading.services.accounts import accounts_sync, paper_account_create
 
 ACCOUNT_NAMES = {MARGIN_ACCOUNT_ID: "Margin demo", CASH_ACCOUNT_ID: "Cash demo"}
+PAPER_ACCOUNT = "PAPER-DEMO"
 TRADER = ("demo", "demo-password")
 STAFF = ("admin", "admin-password")
 DEMO_TICK = PeriodicTaskSpec(
@@ -52,6 +54,7 @@ class Command(BaseCommand):
             self._user(*STAFF, superuser=True)
             for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
                 account.users.add(trader)
+        self._paper_account(trader)
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
         # The tick was once trading's task: point a demo database made then at where it lives now.
         PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
@@ -88,6 +91,14 @@ class Command(BaseCommand):
             account.name = ACCOUNT_NAMES[account.account_id]
             account.save(update_fields=["name", "updated_at"])
             self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _paper_account(self, trader) -> None:
+        """A PAPER account for the order ticket: orders there are filled by the paper engine, never sent."""
+        if Account.objects.filter(account_id=PAPER_ACCOUNT).exists():
+            self.stdout.write(f"Paper account {PAPER_ACCOUNT}: exists, left unchanged")
+            return
+        paper_account_create(account_id=PAPER_ACCOUNT, cash=Decimal(100_000), members=[trader], name="Paper trading")
+        self.stdout.write(f"Paper account {PAPER_ACCOUNT}: created with 100,000 USD")
 
     def _user(self, username: str, password: str, *, superuser: bool):
         user_model = get_user_model()
