@@ -19,7 +19,8 @@ from portfolio.models import (
     PositionEventKind,
     PositionStatus,
 )
-from trading.calendars import previous_sessions, trade_date_of
+from portfolio.rules.expiries import is_past_expiry
+from trading.calendars import exchange_zone, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
 from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.selectors import pdt_status_get, trade_frequency_by_session
@@ -370,6 +371,27 @@ def position_sort_clean(*, sort: str | None, status: str) -> str:
     return POSITION_DEFAULT_SORT[status]
 
 
+# The events that end a position: a close, or an option's end of life.
+CLOSING_KINDS = (
+    PositionEventKind.CLOSED,
+    PositionEventKind.EXPIRED,
+    PositionEventKind.EXERCISED,
+    PositionEventKind.ASSIGNED,
+)
+
+
+def positions_past_expiry(*, now: datetime, account_ids: list[str] | None = None) -> list[Position]:
+    """Open option (and future) positions whose expiry session has closed: awaiting settlement (the
+    broker still lists them, or the sync has not run since). One query."""
+    today = now.astimezone(exchange_zone()).date()
+    positions = Position.objects.filter(
+        status=PositionStatus.OPEN, instrument__expiry__isnull=False, instrument__expiry__lte=today
+    ).select_related("account", "instrument")
+    if account_ids is not None:
+        positions = positions.filter(account__account_id__in=account_ids)
+    return [p for p in positions.order_by("pk") if is_past_expiry(p, now=now)]
+
+
 def position_table_list(*, user, account_id: str | None, status: str, sort: str) -> QuerySet:
     """Open or closed positions of one account for the positions page, ordered by a whitelisted key.
 
@@ -381,7 +403,7 @@ def position_table_list(*, user, account_id: str | None, status: str, sort: str)
     order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)
     positions = position_list(user=user, account_id=account_id, status=status).order_by(order, "-opened_at", "-id")
     if status == "closed":
-        closing = PositionEvent.objects.filter(position=OuterRef("pk"), kind=PositionEventKind.CLOSED).order_by("-at")
+        closing = PositionEvent.objects.filter(position=OuterRef("pk"), kind__in=CLOSING_KINDS).order_by("-at")
         positions = positions.annotate(closed_quantity=Subquery(closing.values("quantity_before")[:1]))
     return positions
 

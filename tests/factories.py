@@ -18,6 +18,7 @@ from factory.django import DjangoModelFactory, Password
 
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from marketdata.models import Instrument, Quote
+from portfolio.models import Position
 from trading.models import Account, AccountMode, AccountType
 
 TEST_PASSWORD = "test-password-1234"
@@ -132,6 +133,19 @@ class QuoteFactory(DjangoModelFactory):
     source = "test"
     at = factory.LazyFunction(timezone.now)
     fetched_at = factory.LazyAttribute(lambda o: o.at)
+
+
+class PositionFactory(DjangoModelFactory):
+    """An open position as the broker sync holds it (no fills behind it)."""
+
+    class Meta:
+        model = Position
+
+    account = factory.SubFactory(AccountFactory)
+    instrument = factory.SubFactory(InstrumentFactory)
+    quantity = Decimal(100)
+    average_price = Decimal(10)
+    opened_at = factory.LazyFunction(timezone.now)
 
 
 # --- broker state file rows (dicts, numbers as strings) -----------------------------------------
