@@ -2,10 +2,21 @@ from django.apps import AppConfig
 
 
 def _paper_orders_after_quotes(instrument_ids: list[int]) -> None:
-    """New quotes stored: the paper engine checks the resting orders of those instruments (in a worker)."""
+    """New quotes stored: the paper engine checks the resting orders of those instruments (in a worker).
+
+    One indexed query decides whether there is anything to check, so quotes of instruments without a
+    resting paper order queue no task.
+    """
+    from trading.models import AccountMode, Order, OrderStatus
     from trading.tasks import paper_orders_on_quotes_task
 
-    paper_orders_on_quotes_task.delay(instrument_ids=list(instrument_ids))
+    resting = Order.objects.filter(
+        mode=AccountMode.PAPER,
+        status__in=(OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED),
+        instrument_id__in=list(instrument_ids),
+    )
+    if resting.exists():
+        paper_orders_on_quotes_task.delay(instrument_ids=list(instrument_ids))
 
 
 class TradingConfig(AppConfig):

@@ -226,3 +226,12 @@ def test_execute_query_count_does_not_grow_with_history(api, paper_account, aapl
     with django_assert_num_queries(EXECUTE_QUERIES[connection.vendor]):
         answer = api.post(EXECUTE, body(client_order_id="pinned-2", quantity="1"), content_type="application/json")
     assert answer.status_code == 201
+
+
+def test_stored_quotes_reach_the_paper_engine_through_marketdatas_hook(api, paper_account, aapl, clock):
+    from marketdata.hooks import after_quotes_notify
+
+    api.post(EXECUTE, body(order_type="LMT", limit_price="99.00"), content_type="application/json")
+    Quote.objects.update(bid=Decimal("98.90"), ask=Decimal("99.00"), at=clock.now)
+    after_quotes_notify(instrument_ids=[aapl.pk])  # what marketdata calls after storing quotes (tasks eager)
+    assert Order.objects.get().status == OrderStatus.FILLED
