@@ -183,14 +183,16 @@ def account_risk_get(*, account: Account, now: datetime, trip: bool = True) -> A
         values = paper_values_get(account=account, today=today)
         net_liquidation = values.net_liquidation
         settled = values.settled_cash
-        cash_available = values.settled_cash + values.unsettled_proceeds
+        # Settled cash plus unsettled sale proceeds, less what pending purchases will take: all of it.
+        cash_available = values.cash
     elif account.account_type == AccountType.CASH:
         from trading.models import CashAccountState
 
         state = CashAccountState.objects.filter(account=account, date__lte=today).order_by("-date").first()
         if state is not None:
             settled = state.settled_cash
-            cash_available = state.settled_cash + max(state.unsettled_cash, Decimal(0))
+            # unsettled_cash is signed: pending sale proceeds in, pending purchase debits out.
+            cash_available = state.settled_cash + state.unsettled_cash
     if account.account_type == AccountType.CASH and cash_available is not None:
         cash_available -= _open_buy_orders_value(account)
     breaker = breaker_active(account=account, now=now)
