@@ -132,3 +132,29 @@ def test_cancel_a_resting_live_order_through_the_broker(live, broker):
     cancelled = order_cancel(order=order, broker=broker)
     assert cancelled.status == OrderStatus.CANCELLED
     assert broker.placed[1][1].status == "CANCELLED"
+
+
+def test_refresh_asks_the_broker_now(client, trader, live, broker, monkeypatch):
+    from core.brokers.base import BrokerUnavailable as Unavailable
+
+    order = place(live, broker, order_type="LMT", limit_price=Decimal("99.50"))
+    request, ack = broker.placed[1]
+    from dataclasses import replace as dc_replace
+
+    broker.placed[1] = (
+        request,
+        dc_replace(ack, status="FILLED", filled=Decimal(10), average_fill_price=Decimal("99.50")),
+    )
+    monkeypatch.setattr("trading.api.views.get_broker", lambda: broker)
+    client.force_login(trader)
+    answer = client.post(f"/api/trading/orders/{order.pk}/refresh")
+    assert answer.status_code == 200 and answer.json()["status"] == "FILLED"
+    assert [e["source"] for e in answer.json()["events"]][-1] == "STATUS_SYNC"
+
+    other = place(live, broker, cid="L2", order_type="LMT", limit_price=Decimal("99.50"))
+
+    def down():
+        raise Unavailable("gateway down")
+
+    monkeypatch.setattr(broker, "orders", lambda account_id: down())
+    assert client.post(f"/api/trading/orders/{other.pk}/refresh").status_code == 503

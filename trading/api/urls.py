@@ -13,5 +13,6 @@ urlpatterns = [
     path("orders", views.OrderListApi.as_view(), name="api-orders"),
     path("orders/<int:pk>", views.OrderDetailApi.as_view(), name="api-order"),
     path("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), name="api-order-cancel"),
+    path("orders/<int:pk>/refresh", views.OrderRefreshApi.as_view(), name="api-order-refresh"),
     path("risk-state", views.RiskStateApi.as_view(), name="api-risk-state"),
 ]

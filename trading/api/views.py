@@ -37,7 +37,13 @@ from trading.selectors import (
     round_trip_list,
     settlement_list,
 )
-from trading.services.orders import OrderInput, OrderNotCancellable, order_cancel, order_execute
+from trading.services.orders import (
+    OrderInput,
+    OrderNotCancellable,
+    order_cancel,
+    order_execute,
+    orders_status_sync,
+)
 from trading.services.risk import risk_state_get
 
 ACCOUNT_PARAM = OpenApiParameter("account", OpenApiTypes.STR, description="Broker account id")
@@ -221,3 +227,23 @@ class RiskStateApi(APIView):
         query.is_valid(raise_exception=True)
         account = query.validated_data["account"]
         return Response(RiskStateSerializer(risk_state_get(account=account)).data)
+
+
+class OrderRefreshApi(APIView):
+    """Ask the broker now for a live order's status (what the 30 s "Order status sync" does); 503 when it
+    cannot be reached. A paper order is answered as stored: the paper engine is its only source."""
+
+    @extend_schema(request=None, responses={200: OrderDetailSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        order = order_get(user=request.user, pk=pk)
+        if order is None:
+            raise NotFound("No such order among your accounts.")
+        if order.mode == "LIVE" and order.is_working:
+            try:
+                orders_status_sync(account=order.account, broker=get_broker())
+            except BrokerUnavailable as exc:
+                return Response({"detail": f"Broker unreachable: {exc}"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            except BrokerError as exc:
+                return Response({"detail": f"Broker request failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
+            order = order_get(user=request.user, pk=pk)
+        return Response(_order_body(order))
