@@ -1,6 +1,6 @@
 """Reads for positions and sync status, with the joins they need and a fixed number of queries."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +20,7 @@ from portfolio.models import (
     PositionStatus,
 )
 from portfolio.rules.expiries import is_past_expiry
+from sentiment.selectors import confluence_latest_by_symbol
 from trading.calendars import exchange_zone, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
 from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
@@ -322,6 +323,19 @@ class AccountOverview:
     running_since: datetime | None  # the start of the position sync running now, if one is
     positions: list[Position]
     fills: list[Execution]
+    # The latest confluence score of each open position's symbol (sentiment), by symbol.
+    confluence: dict = field(default_factory=dict)
+
+
+def held_symbols_get(*, user=None) -> list[str]:
+    """Symbols of the open positions ``user`` may see (None: of every account), sorted; one query.
+
+    Registered with ``sentiment.hooks`` so the Sentiment page lists them first and the sources ask
+    about them."""
+    positions = Position.objects.filter(status=PositionStatus.OPEN)
+    if user is not None:
+        positions = positions.filter(account__in=Account.objects.visible_to(user))
+    return sorted(set(positions.values_list("instrument__symbol", flat=True)))
 
 
 def account_overview_get(*, account: Account, fills: int = 15, positions: int = 50) -> AccountOverview:
@@ -338,13 +352,18 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     # start comes along in the same query.
     running = runs.filter(status=SyncStatus.RUNNING).order_by("started_at").values("started_at")[:1]
     latest_run = runs.annotate(running_since=Subquery(running)).order_by("-started_at", "-id").first()
+    shown = list(open_positions[:positions])  # the rest are one click away, on the positions page
+    confluence = confluence_latest_by_symbol(symbols=[p.instrument.symbol for p in shown])
+    for position in shown:
+        position.confluence = confluence.get(position.instrument.symbol)
     return AccountOverview(
         summary=portfolio_summary_get(account=account),
         unreachable_since=broker_unreachable_since(account=account),
         latest_run=latest_run,
         running_since=latest_run.running_since if latest_run else None,
-        positions=list(open_positions[:positions]),  # the rest are one click away, on the positions page
+        positions=shown,
         fills=list(recent[:fills]),
+        confluence=confluence,
     )
 
 

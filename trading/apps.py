@@ -19,11 +19,19 @@ def _paper_orders_after_quotes(instrument_ids: list[int]) -> None:
         paper_orders_on_quotes_task.delay(instrument_ids=list(instrument_ids))
 
 
+def _account_members(account) -> list[int]:
+    """Who may see an account besides staff: its users (``Account.objects.visible_to``)."""
+    return list(account.users.values_list("pk", flat=True))
+
+
 class TradingConfig(AppConfig):
     name = "trading"
 
     def ready(self) -> None:
+        from core.alerts import alert_audience_register
         from marketdata.hooks import after_quotes_register
 
         # Marketdata announces stored quotes through its hook; it never names trading.
         after_quotes_register(_paper_orders_after_quotes)
+        # Core delivers alerts about accounts; trading knows who belongs to one.
+        alert_audience_register(_account_members)
