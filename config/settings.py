@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OptionsDirectionEnum": "sentiment.models.Direction",
         "OrderStatusEnum": "trading.models.orders.OrderStatus",
+        # BUY/SELL of fills and orders, apart from options prints' side (sentiment).
+        "TradeSideEnum": "trading.models.executions.Side",
     },
 }
 
