@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portfolio', '0008_position_event_option_settlement_kinds'),
+        ('portfolio', '0009_snapshot_source_paper'),
     ]
 
     operations = [
