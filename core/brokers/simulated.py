@@ -554,6 +554,7 @@ class SimulatedBroker:
                 exchanges=_int(row, "exchanges"),
                 kind=_text(row, "kind", required=False).upper(),
                 multiplier=_decimal(row, "multiplier", required=False, strictly_positive=True) or Decimal(100),
+                delayed=row.get("delayed") is True,
             )
 
         rows = _parse_rows(self._list(self._state().get("option_flow"), "option_flow"), "option_flow", parse, warnings)
