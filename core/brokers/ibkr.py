@@ -147,7 +147,8 @@ class OptionsFlowLimits:
     price x calls and puts, at most ``max_contracts`` contracts in all per poll; at most
     ``market_data_lines`` streaming subscriptions open at once (IBKR's allowance is 100 lines by
     default, shared with TWS and other clients); ``market_data_type`` 1 live, 3 live where subscribed
-    and delayed otherwise; ``tick_wait`` seconds for a subscription's first ticks."""
+    and delayed otherwise; ``tick_wait`` seconds a batch may go without another contract's volume
+    arriving before the contracts still silent are given up."""
 
     expiries: int = 2
     strikes: int = 4
@@ -1233,7 +1234,12 @@ class IBKRBroker:
             first_error = len(session.error_codes)
             tickers = [ib.reqMktData(c, "100,101", False, False) for c in batch]
             failed: dict[int, int] = {}
-            began = time.monotonic()
+            began, still_waiting = time.monotonic(), len(tickers)
+            # ib_async paces what it sends (Client.MaxRequests a RequestsInterval: 45 a second), so a large
+            # batch goes out over seconds: the wait counts from the last contract whose volume came, and
+            # allows for the pacing on top of the tick wait.
+            pace = getattr(ib.client, "MaxRequests", 0) or 0
+            sending = len(batch) / pace * float(getattr(ib.client, "RequestsInterval", 1) or 1) if pace else 0.0
             try:
                 while True:
                     await asyncio.sleep(0.05)
@@ -1253,7 +1259,9 @@ class IBKRBroker:
                     if not waiting:
                         await asyncio.sleep(0.1)  # open interest and the last trade's time may trail the volume
                         break
-                    if time.monotonic() - began >= limits_.tick_wait:
+                    if len(waiting) < still_waiting:
+                        still_waiting, began = len(waiting), time.monotonic()
+                    elif time.monotonic() - began >= limits_.tick_wait + sending:
                         silent += [_contract_label(t.contract) for t in waiting]
                         break
             finally:

@@ -221,3 +221,23 @@ def test_sentinels_and_nan_never_cross_the_boundary():
         IBKRBroker._option_print("NVDA", None, Ticker(contract=contract), known={}, zone=NEW_YORK, polled_at=polled)
         is None
     )  # no volume tick: nothing to report
+
+
+def test_a_batch_larger_than_ib_asyncs_pacing_is_waited_for(gateway, chain):
+    """ib_async sends at most 45 requests a second: 60 subscriptions take more than a second to go out,
+    longer than the tick wait, which counts from the last contract whose volume came."""
+    _past, first, _second, _third = chain
+    strikes = [str(k) for k in range(100, 130)]
+    with gateway.state.edit() as state:
+        state["option_chains"]["NVDA"] = {"expiries": [first.isoformat()], "strikes": strikes}
+    now = iso(datetime.now(UTC))
+    add_prints(
+        gateway,
+        *(
+            OptionsPrintRowFactory(time=now, expiry=first.isoformat(), strike=strike, right=right, volume=None)
+            for strike in strikes
+            for right in ("C", "P")
+        ),
+    )
+    fetched = broker(gateway, expiries=1, strikes=30, market_data_lines=60, tick_wait=0.5).option_prints(["NVDA"])
+    assert (len(fetched.items), fetched.warnings) == (60, ())
