@@ -23,7 +23,9 @@ IBKR quirks are normalised here and nowhere else:
 - account values are strings; "", NaN, infinity and 1.797e308 (max double, "unset") become None;
 - floats become ``Decimal(str(x))``, quantized with the project's precision (core.fields);
 - times become aware UTC datetimes; a daily bar's date becomes midnight UTC of that date;
-- an expiry given as a contract month (YYYYMM) becomes the last day of that month.
+- an expiry given as a contract month (YYYYMM) becomes the last day of that month;
+- in option market data, -1 for a missing bid or ask is none, and the day volume becomes prints (the
+  volume since the last poll at the last price: ``option_prints``), marked when IBKR sent delayed data.
 
 A row that cannot be normalised (no symbol, a security type the project does not model, an option
 without strike, a time that overflows) or that would not fit where it is stored (a 300-character
