@@ -20,10 +20,13 @@ class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
+        from portfolio.selectors import account_risk_figures_get
         from sentiment.hooks import held_symbols_register
-        from trading.hooks import after_fills_register
+        from trading.hooks import account_figures_register, after_fills_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
         # Sentiment lists the held symbols first and asks its sources about them; it never names portfolio.
         held_symbols_register(_held_symbols)
+        # Trading's order checks ask for the account's value (the broker's, as portfolio last read it).
+        account_figures_register(account_risk_figures_get)

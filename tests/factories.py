@@ -17,9 +17,9 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory, Password
 
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
-from marketdata.models import Instrument
+from marketdata.models import Instrument, Quote
 from portfolio.models import Position
-from trading.models import Account, AccountType
+from trading.models import Account, AccountMode, AccountType
 
 TEST_PASSWORD = "test-password-1234"
 
@@ -111,12 +111,28 @@ class AccountFactory(DjangoModelFactory):
 
     class Params:
         cash = factory.Trait(account_type=AccountType.CASH)
+        paper = factory.Trait(mode=AccountMode.PAPER)
 
     @factory.post_generation
     def users(self, create: bool, extracted, **kwargs) -> None:
         """``AccountFactory(users=[user, ...])`` links the traders who may see the account."""
         if create and extracted:
             self.users.add(*extracted)
+
+
+class QuoteFactory(DjangoModelFactory):
+    """A stored quote; pass ``at`` (and ``fetched_at``) to place it in time."""
+
+    class Meta:
+        model = Quote
+
+    instrument = factory.SubFactory(InstrumentFactory)
+    bid = Decimal("99.90")
+    ask = Decimal("100.00")
+    last = Decimal("99.95")
+    source = "test"
+    at = factory.LazyFunction(timezone.now)
+    fetched_at = factory.LazyAttribute(lambda o: o.at)
 
 
 class PositionFactory(DjangoModelFactory):
