@@ -425,6 +425,23 @@ IBKR_CLIENT_IDS = _client_ids(env.str("IBKR_CLIENT_IDS", default=str(IBKR_CLIENT
 IBKR_ACCOUNT = env.str("IBKR_ACCOUNT", default="")
 IBKR_TIMEOUT = env.float("IBKR_TIMEOUT", default=15.0)
 IBKR_READONLY = env.bool("IBKR_READONLY", default=True)
+# Options flow from IBKR (OPTIONS_FLOW_SOURCE=broker): per underlying, the nearest expiries x the strikes
+# nearest the money x calls and puts; at most IBKR_OPTIONS_MAX_CONTRACTS a poll, streamed
+# IBKR_MARKET_DATA_LINES at a time (IBKR's allowance is 100 lines, shared with TWS).
+IBKR_OPTIONS_EXPIRIES = env.int("IBKR_OPTIONS_EXPIRIES", default=2)
+IBKR_OPTIONS_STRIKES = env.int("IBKR_OPTIONS_STRIKES", default=4)
+IBKR_OPTIONS_MAX_CONTRACTS = env.int("IBKR_OPTIONS_MAX_CONTRACTS", default=200)
+IBKR_MARKET_DATA_LINES = env.int("IBKR_MARKET_DATA_LINES", default=40)
+# 1 live (needs the OPRA subscription), 3 live where subscribed and delayed otherwise (recorded as delayed).
+IBKR_OPTIONS_MARKET_DATA_TYPE = env.int("IBKR_OPTIONS_MARKET_DATA_TYPE", default=3)
+IBKR_OPTIONS_TICK_WAIT = env.float("IBKR_OPTIONS_TICK_WAIT", default=3.0)
+if IBKR_OPTIONS_MARKET_DATA_TYPE not in {1, 2, 3, 4}:
+    raise ImproperlyConfigured("IBKR_OPTIONS_MARKET_DATA_TYPE must be 1, 2, 3 or 4")
+if min(IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS, IBKR_MARKET_DATA_LINES) < 1:
+    raise ImproperlyConfigured(
+        "IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS and IBKR_MARKET_DATA_LINES "
+        "must be at least 1"
+    )
 
 # Demo mode: the simulated broker's state walks forward as time passes.
 DEMO_MODE = env.bool("DEMO_MODE", default=False)

@@ -135,6 +135,13 @@ class OptionPrint:
     exchanges: int | None = None
     kind: str = ""  # SWEEP, BLOCK, SPLIT or "" for a plain print
     multiplier: Decimal = Decimal(100)
+    delayed: bool = False  # the broker served delayed (15-20 minutes old) market data for it
+
+
+# (underlying, expiry, strike, right, session): the day volume of one option contract in one exchange
+# session (New York date) already reported as prints; an adapter that derives prints from day volume
+# (IBKR) reports only what traded beyond it.
+OptionVolumeKey = tuple[str, date, Decimal, str, date]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -44,6 +44,7 @@ from core.brokers.base import (
     BrokerUnavailable,
     Fetched,
     OptionPrint,
+    OptionVolumeKey,
     OrderAck,
     OrderRequest,
     Quote,
@@ -520,9 +521,12 @@ class SimulatedBroker:
         items.sort(key=lambda b: b.start)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
-    def option_prints(self, underlyings: list[str]) -> Fetched[OptionPrint]:
+    def option_prints(
+        self, underlyings: list[str], known_volumes: Mapping[OptionVolumeKey, Decimal] | None = None
+    ) -> Fetched[OptionPrint]:
         """The state file's ``option_flow`` rows of these underlyings (rows as in sentiment-feed.md's
-        ``options_flow``); not part of the Broker protocol: a broker without it gives no options flow."""
+        ``options_flow``); not part of the Broker protocol: a broker without it gives no options flow.
+        The rows are prints already, each with its own id: ``known_volumes`` is not needed here."""
         warnings: list[str] = []
         wanted = {u.upper() for u in underlyings}
 
@@ -552,6 +556,7 @@ class SimulatedBroker:
                 exchanges=_int(row, "exchanges"),
                 kind=_text(row, "kind", required=False).upper(),
                 multiplier=_decimal(row, "multiplier", required=False, strictly_positive=True) or Decimal(100),
+                delayed=row.get("delayed") is True,
             )
 
         rows = _parse_rows(self._list(self._state().get("option_flow"), "option_flow"), "option_flow", parse, warnings)

@@ -5,6 +5,7 @@ Safe to run again: an existing state file is kept (unless --force), users are cr
 their passwords never reset, and the periodic task is created only when missing.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -96,14 +97,28 @@ class Command(BaseCommand):
                 f"Sentiment feed {path}: written ({len(feed['tweets'])} tweets, {len(feed['reddit_posts'])} Reddit "
                 f"posts, {len(feed['options_flow'])} options prints)"
             )
-        for run in (
-            sentiment_ingest_run(source="file", reason=SyncReason.MANUAL),
-            options_flow_ingest_run(reason=SyncReason.MANUAL),
-        ):
+        runs = [sentiment_ingest_run(source="file", reason=SyncReason.MANUAL)]
+        if settings.OPTIONS_FLOW_SOURCE == "broker":
+            # The broker serves the feed's prints (`make run BROKER=ibkr`: the IB Gateway simulator, whose
+            # IBKR adapter derives prints from them); the first ingest goes through it (ingest_options_flow).
+            self._option_flow_to_broker(json.loads(path.read_text(encoding="utf-8")).get("options_flow") or [])
+        else:
+            runs.append(options_flow_ingest_run(reason=SyncReason.MANUAL))
+        for run in runs:
             self.stdout.write(f"{run.get_kind_display()}: {run.status} {run.message}")
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         scored = sum(len(confluence_compute(hour=now - timedelta(hours=h))) for h in range(48))
         self.stdout.write(f"Confluence: {scored} hourly scores over the last 48 hours")
+
+    def _option_flow_to_broker(self, prints: list[dict]) -> None:
+        path = Path(settings.BROKER_STATE_FILE)
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state["option_flow"] = prints
+        demo_state_write(path=path, state=state)
+        self.stdout.write(
+            f"Broker state {path}: {len(prints)} options prints as option_flow (OPTIONS_FLOW_SOURCE=broker: "
+            "the options flow comes from the broker)"
+        )
 
     def _accounts(self) -> None:
         result = accounts_sync(broker=get_broker())
