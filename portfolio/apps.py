@@ -10,11 +10,23 @@ def _positions_after_fills(account_ids: list[str]) -> None:
     positions_after_fills_task.delay(account_ids=account_ids, sync=settings.POSITION_SYNC_ON_TRADE)
 
 
+def _open_position_instruments() -> list[int]:
+    """Every instrument with an open position: its daily bars and quote are kept (marketdata's hook)."""
+    from portfolio.models import Position, PositionStatus
+
+    return list(
+        Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct()
+    )
+
+
 class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
+        from marketdata.hooks import implicitly_watched_register
         from trading.hooks import after_fills_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
+        # Marketdata keeps daily bars and quotes of what is held, without naming portfolio.
+        implicitly_watched_register(_open_position_instruments)

@@ -44,6 +44,7 @@ def get_broker(name: str | None = None) -> Broker:
         return SimulatedBroker(settings.BROKER_STATE_FILE)
     if name == "ibkr":
         from core.brokers.ibkr import IBKRBroker
+        from core.brokers.pacing import pacing_acquire
 
         return IBKRBroker(
             host=settings.IBKR_HOST,
@@ -53,5 +54,6 @@ def get_broker(name: str | None = None) -> Broker:
             timeout=settings.IBKR_TIMEOUT,
             readonly=settings.IBKR_READONLY,
             client_id_lease=lambda exclude=(): client_id_lease(settings.IBKR_CLIENT_IDS, exclude),
+            pacer=pacing_acquire,
         )
     raise ValueError(f"BROKER={name!r} is not one of: simulated, ibkr")
