@@ -15,5 +15,7 @@ urlpatterns = [
     # portfolio's API also answers two paths under /api/trading/ (pdt-status, portfolio/summary): see there.
     path("api/", include("portfolio.api.urls")),
     path("api/trading/", include("trading.api.urls")),
+    path("api/", include("marketdata.api.urls")),
+    path("market-data/", include("marketdata.urls")),
     path("", include("portfolio.urls")),
 ]

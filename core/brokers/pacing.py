@@ -39,7 +39,7 @@ class PacingRules:
 IBKR_RULES = PacingRules()
 
 
-class PacingLimited(PacingViolation):  # noqa: N818 - reads as "this request is pacing-limited"
+class PacingLimited(PacingViolation):
     """IBKR's pacing rules would be broken by sending the request now; retry later."""
 
 

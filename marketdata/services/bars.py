@@ -78,9 +78,7 @@ def _row(instrument_id: int, bar: BrokerBar) -> tuple:
     )
 
 
-def bars_store(
-    *, bars: Iterable[tuple[int, BrokerBar]], source: str, now: datetime | None = None
-) -> BarsStoreResult:
+def bars_store(*, bars: Iterable[tuple[int, BrokerBar]], source: str, now: datetime | None = None) -> BarsStoreResult:
     """Store ``(instrument_id, bar)`` pairs in one transaction; returns what was created, updated, unchanged.
 
     A bar given twice in one call counts once (the later one wins).

@@ -19,32 +19,9 @@ from core.brokers.contracts import SecType
 from core.fields import quantize_price, quantize_quantity
 from marketdata.hooks import after_quotes_notify
 from marketdata.models import Instrument, Quote
+from marketdata.quote_cache import QUOTE_CACHE_SECONDS, quote_cache_entry, quote_cache_key
 
 QUOTE_FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume", "at", "delayed")
-# A day: the database is the fallback once an entry is gone; the entry is rewritten at every store.
-QUOTE_CACHE_SECONDS = 86_400
-
-
-def quote_cache_key(symbol: str) -> str:
-    return f"marketdata:quote:{symbol.upper()}"
-
-
-def quote_cache_entry(*, symbol: str, quote: Quote) -> dict:
-    """What the cache holds for a stock's quote: text decimals, ISO times (no pickled model)."""
-
-    def text(value):
-        return None if value is None else str(value)
-
-    return {
-        "symbol": symbol.upper(),
-        "bid": text(quote.bid),
-        "ask": text(quote.ask),
-        "last": text(quote.last),
-        "at": quote.at.isoformat() if quote.at else None,
-        "fetched_at": quote.fetched_at.isoformat(),
-        "delayed": quote.delayed,
-        "source": quote.source,
-    }
 
 
 @dataclass

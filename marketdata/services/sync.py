@@ -81,6 +81,7 @@ def sync_targets(*, symbols: list[str] | None = None, bar_sizes: list[str] | Non
             sizes = bar_sizes or (watch.bar_sizes if watch else [BarSize.ONE_DAY])
             targets[instrument.pk] = SyncTarget(instrument, tuple(sizes), watch.backfill_start if watch else None)
         return list(targets.values())
+
     def kept(sizes: list[str]) -> tuple[str, ...]:
         return tuple(s for s in sizes if not bar_sizes or s in bar_sizes)
 
@@ -111,9 +112,7 @@ def _expected_starts(bar_size: str, opens: datetime, closes: datetime) -> int:
     return count + -(-int((closes - first_boundary).total_seconds()) // seconds)
 
 
-def bar_gaps(
-    *, instrument_id: int, bar_size: str, since: date, now: datetime
-) -> list[tuple[datetime, datetime]]:
+def bar_gaps(*, instrument_id: int, bar_size: str, since: date, now: datetime) -> list[tuple[datetime, datetime]]:
     """The ranges [start, end) of sessions from ``since`` to now that lack bars, consecutive ones merged."""
     today = now.astimezone(exchange_zone()).date()
     if since > today:
@@ -304,4 +303,3 @@ def _sync_quotes(broker: Broker, targets: list[SyncTarget], *, now: datetime, wa
         found.append((target.instrument.pk, quote))
     result = quotes_store(quotes=found, source=broker.name, now=now)
     return len(result.changed), len(result.unchanged)
-
