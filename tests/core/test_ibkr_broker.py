@@ -835,7 +835,12 @@ def test_quote_without_subscription_falls_back_to_delayed_data_and_says_so():
     assert quote.delayed is True
     assert (quote.bid, quote.ask, quote.last) == (Decimal("155.05"), Decimal("155.12"), Decimal("155.1"))
     # NaN and -1 are IBKR's "no value": never stored as a size.
-    assert (quote.bid_size, quote.ask_size, quote.last_size, quote.volume) == (Decimal("300.0"), None, None, Decimal("1000000.0"))
+    assert (quote.bid_size, quote.ask_size, quote.last_size, quote.volume) == (
+        Decimal("300.0"),
+        None,
+        None,
+        Decimal("1000000.0"),
+    )
 
 
 # --- the real ib_async.IB over real sockets ----------------------------------------------------------

@@ -815,7 +815,9 @@ def _bars_state() -> dict:
                 ],
                 "1d": [BarRowFactory(time="2026-11-19T00:00:00Z", close="155.10")],
             },
-            "MSFT": {"1h": [BarRowFactory(time="2026-11-19T14:00:00Z", open="409", high="411", low="408", close="410")]},
+            "MSFT": {
+                "1h": [BarRowFactory(time="2026-11-19T14:00:00Z", open="409", high="411", low="408", close="410")]
+            },
         }
     )
 
