@@ -280,7 +280,7 @@ def _sync_bars(
         wanted = [(target.instrument.pk, bar) for bar in fetched.items if start <= bar.start < end]
         if not wanted:
             warnings.append(f"gap: {label}: the broker has no bars there")
-        stored.add(bars_store(bars=wanted, source=broker.name, now=timezone.now()))
+        stored.add(bars_store(bars=wanted, source=broker.name, now=now))
         if progress is not None:
             progress(done, len(plan), label)
 
