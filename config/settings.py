@@ -439,7 +439,7 @@ MARKETDATA_RETENTION = env.str("MARKETDATA_RETENTION", default="1m=30d,5m=90d,15
 # A quote older than this (seconds) is stale while the market is open.
 QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)
 # How far back a watched instrument without a backfill start is filled, per bar size (days).
-MARKETDATA_BACKFILL_DAYS = env.str("MARKETDATA_BACKFILL_DAYS", default="1m=5,5m=30,15m=60,1h=180,1d=365")
+MARKETDATA_BACKFILL_DAYS = env.str("MARKETDATA_BACKFILL_DAYS", default="1m=5,5m=14,15m=30,1h=90,1d=365")
 
 # --- Executions ledger --------------------------------------------------------------------------
 LOT_MATCHING = env.str("LOT_MATCHING", default="fifo")  # fifo (IBKR's default tax-lot method) or average

@@ -90,7 +90,8 @@ def sync_targets(*, symbols: list[str] | None = None, bar_sizes: list[str] | Non
             sizes = kept(watch.bar_sizes or [BarSize.ONE_DAY])
             targets[watch.instrument_id] = SyncTarget(watch.instrument, sizes, watch.backfill_start)
     implicit = implicitly_watched_ids() - set(watches)  # a watch row, even disabled, is staff's word
-    for instrument in Instrument.objects.filter(pk__in=implicit).order_by("pk"):
+    # Only stocks' bars and quotes are fetched: an open option position is not a target of its own.
+    for instrument in Instrument.objects.filter(pk__in=implicit, sec_type=SecType.STOCK).order_by("pk"):
         targets[instrument.pk] = SyncTarget(instrument, kept([BarSize.ONE_DAY]))
     return sorted(targets.values(), key=lambda t: t.instrument.symbol)
 

@@ -15,7 +15,10 @@ from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
-from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
+from core.brokers.contracts import InstrumentSpec
+from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
+from marketdata.models import WatchedInstrument
+from marketdata.services import instruments_resolve
 from trading.models import Account
 from trading.services.accounts import accounts_sync
 
@@ -47,6 +50,7 @@ class Command(BaseCommand):
 
         self._state_file(force=force, seed=seed)
         self._accounts()
+        self._watched()
         with transaction.atomic():
             trader = self._user(*TRADER, superuser=False)
             self._user(*STAFF, superuser=True)
@@ -88,6 +92,17 @@ class Command(BaseCommand):
             account.name = ACCOUNT_NAMES[account.account_id]
             account.save(update_fields=["name", "updated_at"])
             self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _watched(self) -> None:
+        """Watch the demo's stocks: daily, hourly and five-minute bars (what the state file holds)."""
+        instruments = instruments_resolve(specs=[InstrumentSpec(symbol=s, con_id=c) for s, (c, *_r) in STOCKS.items()])
+        created = 0
+        for instrument in instruments.values():
+            _watch, new = WatchedInstrument.objects.get_or_create(
+                instrument=instrument, defaults={"bar_sizes": ["1d", "1h", "5m"]}
+            )
+            created += new
+        self.stdout.write(f"Watched instruments: {created} created, {len(instruments) - created} already watched")
 
     def _user(self, username: str, password: str, *, superuser: bool):
         user_model = get_user_model()
