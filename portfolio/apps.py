@@ -14,9 +14,7 @@ def _open_position_instruments() -> list[int]:
     """Every instrument with an open position: its daily bars and quote are kept (marketdata's hook)."""
     from portfolio.models import Position, PositionStatus
 
-    return list(
-        Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct()
-    )
+    return list(Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct())
 
 
 class PortfolioConfig(AppConfig):
