@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from portfolio.selectors import (
+    position_chart_get,
     position_counts_get,
     position_event_list,
-    position_chart_get,
     position_get,
     position_round_trip_get,
     position_sort_clean,

@@ -14,8 +14,8 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
-from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from core.brokers.contracts import InstrumentSpec
+from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
 from marketdata.models import WatchedInstrument
 from marketdata.services import instruments_resolve
