@@ -1,3 +1,5 @@
+from datetime import UTC
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
@@ -49,6 +51,12 @@ class BarListApi(generics.ListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
+    def list(self, request, *args, **kwargs):
+        # 10,000 bars in a page: values tuples written out directly, about ten times faster than a
+        # ModelSerializer per row; the same fields and formats (BarSerializer documents them).
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([_bar_row(row) for row in page])
+
     def get_queryset(self):
         query = BarsQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
@@ -60,4 +68,24 @@ class BarListApi(generics.ListAPIView):
             bar_size=query.validated_data["bar_size"],
             since=query.validated_data.get("since"),
             until=query.validated_data.get("until"),
-        ).only("start", "open", "high", "low", "close", "volume", "wap", "trade_count")
+        ).values_list(*BAR_FIELDS, named=True)
+
+
+BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "wap", "trade_count")
+
+
+def _text(value) -> str | None:
+    return None if value is None else f"{value:f}"
+
+
+def _bar_row(row) -> dict:
+    return {
+        "start": row.start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "open": _text(row.open),
+        "high": _text(row.high),
+        "low": _text(row.low),
+        "close": _text(row.close),
+        "volume": _text(row.volume),
+        "wap": _text(row.wap),
+        "trade_count": row.trade_count,
+    }
