@@ -23,7 +23,7 @@ def _client(**user) -> Client:
 
 
 def _watched(count: int, bars: int) -> None:
-    for n in range(count):
+    for _ in range(count):
         watch = WatchedInstrumentFactory(bar_sizes=["1d", "5m"])
         QuoteFactory(instrument=watch.instrument)
         for i in range(bars):

@@ -186,8 +186,8 @@ class Command(BaseCommand):
                 timings.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200 and len(response.json()["results"]) == 10_000
         self.stdout.write(
-            f"bars API, 10,000 bars in one page: median {statistics.median(timings):.1f} ms, best {min(timings):.1f} ms "
-            f"({len(queries)} queries)"
+            f"bars API, 10,000 bars in one page: median {statistics.median(timings):.1f} ms, "
+            f"best {min(timings):.1f} ms ({len(queries)} queries)"
         )
 
     # --- pruning ---------------------------------------------------------------------------------
