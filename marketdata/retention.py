@@ -3,8 +3,9 @@
 ``MARKETDATA_RETENTION`` reads ``1m=30d,5m=90d,15m=180d,1h=730d,1d=forever``: per bar size, days to
 keep (``forever`` or ``0``: never pruned). A bar is pruned when it started before ``now - days``;
 one that started exactly at the cutoff stays. Quotes (one row per instrument) are never pruned.
-Applied by the "Market data retention" task, by ``manage.py prune_market_data`` and by ``manage.py
-prune`` with everything else.
+Applied by the "Market data retention" task and ``manage.py prune_market_data`` (``market_data_prune``:
+on PostgreSQL whole expired months are dropped first, see ``marketdata.partitions``), and row by row
+by ``manage.py prune`` with everything else.
 """
 
 from datetime import datetime, timedelta
@@ -12,9 +13,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from core.pruning import PruneStep
+from core.pruning import PruneReport, PruneStep, prune
 from marketdata.models import Bar, BarSize
+from marketdata.partitions import bar_partitions_drop_expired, bar_partitions_ensure
 
 
 def retention_days() -> dict[str, int | None]:
@@ -60,3 +63,16 @@ MARKET_DATA_PRUNE_STEPS = [
 ]
 
 PRUNE_STEPS = list(MARKET_DATA_PRUNE_STEPS)
+
+
+def market_data_prune(*, now: datetime | None = None, dry_run: bool = False) -> tuple[dict[str, int], PruneReport]:
+    """Bars past retention: on PostgreSQL whole months first (partitions dropped, ``bar_partitions_*``),
+    then the rest row by row in batches (the month the cutoff falls in, old backfills, SQLite).
+    Returns the dropped partitions with their rows, and the row prune's report."""
+    now = now or timezone.now()
+    cutoffs = bar_cutoffs(now)
+    dropped = bar_partitions_drop_expired(cutoffs=cutoffs, dry_run=dry_run)
+    if not dry_run:
+        bar_partitions_ensure(now=now, cutoffs=cutoffs)
+    report = prune(now=now, dry_run=dry_run, steps=MARKET_DATA_PRUNE_STEPS)
+    return dropped, report

@@ -8,8 +8,7 @@ from django.utils import timezone
 from core.brokers import get_broker
 from core.calendars import market_open_at
 from core.locks import single_flight
-from core.pruning import prune
-from marketdata.retention import MARKET_DATA_PRUNE_STEPS
+from marketdata.retention import market_data_prune
 from marketdata.services.sync import market_data_sync
 
 logger = logging.getLogger(__name__)
@@ -50,4 +49,5 @@ def market_data_prune_task() -> dict:
     with single_flight("marketdata.prune") as acquired:
         if not acquired:
             return {"status": "SKIPPED", "message": "another market data prune is running"}
-        return {"status": "SUCCESS", **prune(steps=MARKET_DATA_PRUNE_STEPS).as_dict()}
+        dropped, report = market_data_prune()
+        return {"status": "SUCCESS", "dropped_partitions": dropped, **report.as_dict()}

@@ -7,7 +7,8 @@ warning that names it; the others are stored.
 
 PostgreSQL gets one ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT DO UPDATE ...
 WHERE IS DISTINCT FROM`` (the comparison happens in the database: storing a million bars again reads
-none of them into Python). SQLite compares in Python and writes with the ORM.
+none of them into Python); the table is partitioned there (``marketdata.partitions``). SQLite
+compares in Python and writes with the ORM.
 """
 
 import logging
@@ -100,7 +101,7 @@ def bars_store(*, bars: Iterable[tuple[int, BrokerBar]], source: str, now: datet
     distinct = len({(i, b.bar_size, b.start) for i, b in sound})
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            created, updated = _store_postgresql(sound, source=source, now=now)
+            created, updated = _store_postgresql(sound, distinct=distinct, source=source, now=now)
         else:
             rows = {row[:3]: row for row in (_row(i, b) for i, b in sound)}
             created, updated = _store_orm(rows, source=source, now=now)
@@ -126,7 +127,9 @@ def _copy_line(instrument_id: int, bar: BrokerBar) -> str:
 _NULL = "\\N"
 
 
-def _store_postgresql(bars: list[tuple[int, BrokerBar]], *, source: str, now: datetime) -> tuple[int, int]:
+def _store_postgresql(
+    bars: list[tuple[int, BrokerBar]], *, distinct: int, source: str, now: datetime
+) -> tuple[int, int]:
     table = connection.ops.quote_name(Bar._meta.db_table)
     columns = ", ".join(_COLUMNS)
     values = ", ".join(f"EXCLUDED.{c}" for c in (*VALUE_FIELDS, "source", "fetched_at"))
@@ -138,26 +141,32 @@ def _store_postgresql(bars: list[tuple[int, BrokerBar]], *, source: str, now: da
             "low numeric(24,8), close numeric(24,8), volume numeric(24,8), wap numeric(24,8), trade_count bigint"
             ") ON COMMIT DELETE ROWS"
         )
+        # Empty also inside an outer transaction (a savepoint commits nothing, so nothing was deleted).
+        cursor.execute("TRUNCATE marketdata_bar_incoming")
         with cursor.cursor.copy(f"COPY marketdata_bar_incoming ({columns}) FROM STDIN") as copy:
             for start in range(0, len(bars), 5000):
                 copy.write("".join(_copy_line(i, b) for i, b in bars[start : start + 5000]))
         # A bar given twice in one call counts once: the later one (DISTINCT ON keeps the highest ctid).
-        # xmax = 0 on a returned row: it was inserted; otherwise an existing row was updated. Rows whose
-        # values are the same are neither (the WHERE leaves them alone) and return nothing.
+        # Rows whose values are the same are not written (the WHERE leaves them alone). A partitioned
+        # table cannot return xmax to tell inserts from updates, so the rows that existed before are
+        # counted in the same statement (its CTEs all see the table as it was).
         cursor.execute(
-            f"WITH written AS ("  # noqa: S608 - names are the model's, values are parameters
+            f"WITH existed AS (SELECT count(*) AS n FROM (SELECT DISTINCT instrument_id, bar_size, start "  # noqa: S608
+            f"FROM marketdata_bar_incoming) i JOIN {table} b USING (instrument_id, bar_size, start)), "
+            f"written AS ("
             f"INSERT INTO {table} ({columns}, source, fetched_at) "
             f"SELECT DISTINCT ON (instrument_id, bar_size, start) {columns}, %s, %s FROM marketdata_bar_incoming "
             f"ORDER BY instrument_id, bar_size, start, ctid DESC "
             f"ON CONFLICT (instrument_id, bar_size, start) DO UPDATE SET ({targets}) = ({values}) "
             f"WHERE ({', '.join(f'{table}.{c}' for c in VALUE_FIELDS)}) IS DISTINCT FROM "
             f"({', '.join(f'EXCLUDED.{c}' for c in VALUE_FIELDS)}) "
-            f"RETURNING (xmax = 0) AS inserted) "
-            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written",
+            f"RETURNING 1) "
+            f"SELECT (SELECT n FROM existed), (SELECT count(*) FROM written)",
             [source, now],
         )
-        created, updated = cursor.fetchone()
-    return created, updated
+        existed, written = cursor.fetchone()
+    created = distinct - existed
+    return created, written - created
 
 
 def _store_orm(rows: dict[tuple, tuple], *, source: str, now: datetime) -> tuple[int, int]:

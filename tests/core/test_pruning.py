@@ -240,6 +240,7 @@ def test_every_app_contributes_its_steps_and_each_can_be_planned():
         "core.SyncRun",
         "core.TaskLock",
         "sessions.Session",
+        "marketdata.Bar",
         "portfolio.AccountSnapshot",
     ]
     for step in steps:
