@@ -300,11 +300,12 @@ def test_the_time_budget_stops_between_batches(account, monkeypatch):
     assert sync_runs_only().deleted == {"core.SyncRun": 2}  # the next prune goes on
 
 
-def test_a_prune_with_nothing_to_delete_is_six_queries(django_assert_num_queries):
+def test_a_prune_with_nothing_to_delete_is_seven_queries(django_assert_num_queries):
     AccountFactory.create_batch(3)  # the last runs are read in one query whatever the number of accounts
 
-    # One batch query per step (4), and the last runs of each kind: accounts', runs without one.
-    with django_assert_num_queries(6):
+    # One batch query per step (5, market data's bars included), and the last runs of each kind:
+    # accounts', runs without one.
+    with django_assert_num_queries(7):
         report = prune()
 
     assert set(report.deleted.values()) == {0}
@@ -362,11 +363,12 @@ def test_command_dry_run_and_json(account, capsys):
         "core.SyncRun",
         "core.TaskLock",
         "sessions.Session",
+        "marketdata.Bar",
         "portfolio.AccountSnapshot",
         "portfolio.PositionSnapshot",
     }
     assert data["unlinked"] == {"portfolio.PositionEvent.sync_run": 0}
-    assert set(data["step_seconds"]) == {"sync runs", "lapsed locks", "expired sessions", "hourly snapshots"}
+    assert set(data["step_seconds"]) == {"sync runs", "lapsed locks", "expired sessions", "bars", "hourly snapshots"}
     assert remaining(old) == [True]
 
     call_command("prune", "--dry-run")
