@@ -20,9 +20,9 @@ from core.brokers.base import Quote as BrokerQuote
 from core.brokers.contracts import InstrumentSpec
 from core.brokers.memory import MemoryBroker
 from core.calendars import nyse_sessions, session_open
-from core.pruning import prune
 from marketdata.models import Bar, Instrument, Quote
-from marketdata.retention import MARKET_DATA_PRUNE_STEPS
+from marketdata.partitions import bar_partitions_ensure
+from marketdata.retention import bar_cutoffs, market_data_prune
 from marketdata.services import bars_store, instruments_resolve, quotes_store
 from marketdata.services.sync import market_data_sync
 
@@ -197,6 +197,9 @@ class Command(BaseCommand):
         Bar.objects.filter(instrument__symbol__startswith=PREFIX).delete()  # only this step's bars are old
         old = nyse_sessions(datetime(2026, 10, 1).date(), datetime(2026, 11, 20).date())[-days:]
         instruments = self._instruments(symbols, "P")
+        # The months' partitions exist, as they do when the bars arrive while those months are current.
+        then = datetime(2026, 10, 1, tzinfo=UTC)
+        bar_partitions_ensure(now=then, cutoffs=bar_cutoffs(then))
         started = time.perf_counter()
         for instrument in instruments:
             bars_store(bars=[(instrument.pk, b) for b in self._minute_bars(instrument.symbol, old)], source="bench")
