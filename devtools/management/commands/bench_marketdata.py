@@ -209,9 +209,13 @@ class Command(BaseCommand):
             f"prune: {symbols} symbols x {len(old)} sessions = {total:,} one-minute bars past retention "
             f"(written in {time.perf_counter() - started:.1f} s)"
         )
-        report = prune(now=now, steps=MARKET_DATA_PRUNE_STEPS)
+        started = time.perf_counter()
+        dropped, report = market_data_prune(now=now)
+        seconds = time.perf_counter() - started
         self.stdout.write(
-            f"  prune_market_data: {report.deleted.get('marketdata.Bar', 0):,} deleted in {report.seconds:.1f} s"
+            f"  prune_market_data: {seconds:.2f} s in all: partitions dropped "
+            f"{', '.join(f'{n} ({c:,} bars)' for n, c in dropped.items()) or 'none'}; "
+            f"{report.deleted.get('marketdata.Bar', 0):,} bars deleted row by row in {report.seconds:.2f} s"
         )
 
 
