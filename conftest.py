@@ -14,6 +14,7 @@ def _test_settings(settings, tmp_path):
     celery_app.conf.broker_url = "memory://"
     settings.BROKER = "simulated"
     settings.BROKER_STATE_FILE = str(tmp_path / "broker_state.json")
+    settings.SENTIMENT_FEED_FILE = str(tmp_path / "sentiment_feed.json")
     settings.DEMO_MODE = False
     if "filebased" in settings.CACHES["default"]["BACKEND"]:
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

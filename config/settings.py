@@ -262,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Options flow's direction (bullish/bearish) shares its field name with other enums.
+    "ENUM_NAME_OVERRIDES": {"OptionsDirectionEnum": "sentiment.models.Direction"},
 }
 
 # --- Logins: brute-force lockout (django-axes) --------------------------------------------------
@@ -427,6 +429,31 @@ DEMO_MODE = env.bool("DEMO_MODE", default=False)
 # `make run BROKER=ibkr` sets up: the demo tick then moves that file forward too.
 IBKR_GATEWAY_SIM = env.bool("IBKR_GATEWAY_SIM", default=False)
 
+# --- Live: the event listener (manage.py ibkr_listen) ------------------------------------------
+# A burst of events for one account is one ingest: work goes out once the account's events have been
+# quiet this long, or this long after the first one at most.
+LIVE_DEBOUNCE_SECONDS = env.float("LIVE_DEBOUNCE_SECONDS", default=1.0)
+LIVE_DEBOUNCE_MAX_SECONDS = env.float("LIVE_DEBOUNCE_MAX_SECONDS", default=5.0)
+# The listener refreshes its stored connection state this often; three missed beats read "not listening".
+LIVE_HEARTBEAT_SECONDS = env.int("LIVE_HEARTBEAT_SECONDS", default=10)
+# How often the simulated broker's state file is looked at (BROKER=simulated).
+LIVE_WATCH_INTERVAL = env.float("LIVE_WATCH_INTERVAL", default=0.5)
+# The listener's own IBKR client id; 0 or unset: borrowed from IBKR_CLIENT_IDS for as long as it runs.
+# IB Gateway pushes other clients' fills to the master API client only: set the gateway's "Master API
+# client ID" to this id to hear fills placed elsewhere at once (position updates come regardless).
+IBKR_LISTEN_CLIENT_ID = env.int("IBKR_LISTEN_CLIENT_ID", default=0)
+
+# --- Alerts -------------------------------------------------------------------------------------
+ALERT_MIN_INTERVAL = env.int("ALERT_MIN_INTERVAL", default=300)  # seconds between two of a kind per account
+ALERT_SYNC_FAILURES = env.int("ALERT_SYNC_FAILURES", default=3)  # failed runs in a row that raise an alert
+ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=5)
+ALERT_RETRY_BASE_SECONDS = env.int("ALERT_RETRY_BASE_SECONDS", default=30)  # doubled at every retry
+ALERT_HTTP_TIMEOUT = env.float("ALERT_HTTP_TIMEOUT", default=10.0)
+ALERT_TELEGRAM_API = env.str("ALERT_TELEGRAM_API", default="https://api.telegram.org")
+ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="alerts@localhost")
+# EMAIL_URL: smtp://user:password@host:587 (smtp+tls://, consolemail:// ...); the console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+
 # --- Position sync ------------------------------------------------------------------------------
 POSITION_SYNC_ENABLED = env.bool("POSITION_SYNC_ENABLED", default=True)
 POSITION_SYNC_MARK_MISSING_AS_CLOSED = env.bool("POSITION_SYNC_MARK_MISSING_AS_CLOSED", default=False)
@@ -461,6 +488,41 @@ RETENTION_HOURLY_SNAPSHOTS_DAYS = env.int("RETENTION_HOURLY_SNAPSHOTS_DAYS", def
 for _name in ("RETENTION_SYNC_RUNS_DAYS", "RETENTION_FAILED_RUNS_DAYS", "RETENTION_HOURLY_SNAPSHOTS_DAYS"):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} must be 0 (keep forever) or a number of days, not {globals()[_name]}")
+
+# --- Sentiment and options flow (sentiment/, README "Sentiment") ----------------------------------
+# Which sources "Sentiment ingest" runs, each with a run of its own: file, x, reddit.
+SENTIMENT_SOURCES = env.list("SENTIMENT_SOURCES", default=["file"])
+_unknown_sources = set(SENTIMENT_SOURCES) - {"file", "x", "reddit"}
+if _unknown_sources:
+    raise ImproperlyConfigured(f"SENTIMENT_SOURCES: unknown source(s) {sorted(_unknown_sources)}; use file, x, reddit")
+# The embedded source (docs: sentiment-feed.md): posts and options flow, read afresh on every ingest.
+SENTIMENT_FEED_FILE = env.str("SENTIMENT_FEED_FILE", default=str(VAR_DIR / "sentiment_feed.json"))
+# Where "Options flow ingest" reads prints: the feed file, or the broker (BROKER's option market data).
+OPTIONS_FLOW_SOURCE = env.str("OPTIONS_FLOW_SOURCE", default="file")
+if OPTIONS_FLOW_SOURCE not in {"file", "broker"}:
+    raise ImproperlyConfigured(f"OPTIONS_FLOW_SOURCE must be file or broker, not {OPTIONS_FLOW_SOURCE!r}")
+# Credentials: a missing one disables its source (its run is SKIPPED and says so), never the start.
+X_BEARER_TOKEN = env.str("X_BEARER_TOKEN", default="")
+REDDIT_CLIENT_ID = env.str("REDDIT_CLIENT_ID", default="")
+REDDIT_CLIENT_SECRET = env.str("REDDIT_CLIENT_SECRET", default="")
+REDDIT_USER_AGENT = env.str("REDDIT_USER_AGENT", default="ibkr-record sentiment (by u/unknown)")
+REDDIT_SUBREDDITS = env.list("REDDIT_SUBREDDITS", default=["wallstreetbets", "stocks", "options"])
+# Longest wait for a rate limit to lift inside one run; past it the run stops, keeps what it got and
+# the next run resumes.
+SENTIMENT_RATE_LIMIT_MAX_WAIT = env.int("SENTIMENT_RATE_LIMIT_MAX_WAIT", default=120)
+# Finance slang added to VADER's lexicon (sentiment/rules.py FINANCE_LEXICON); recorded per score.
+SENTIMENT_FINANCE_LEXICON = env.bool("SENTIMENT_FINANCE_LEXICON", default=True)
+# The spam rule: the same normalised text about a symbol within this many minutes counts once.
+SENTIMENT_SPAM_WINDOW_MINUTES = env.int("SENTIMENT_SPAM_WINDOW_MINUTES", default=10)
+# Raw posts (and their scores and mentions) are pruned after this many days; aggregates are kept.
+SENTIMENT_POST_RETENTION = env.int("SENTIMENT_POST_RETENTION", default=90)
+if SENTIMENT_POST_RETENTION < 0:
+    raise ImproperlyConfigured("SENTIMENT_POST_RETENTION must be 0 (keep forever) or a number of days")
+OPTIONS_FLOW_MIN_PREMIUM = Decimal(env.str("OPTIONS_FLOW_MIN_PREMIUM", default="100000"))
+# Confluence weights per component (equal by default); a weight of 0 leaves a component out.
+CONFLUENCE_WEIGHT_SENTIMENT = Decimal(env.str("CONFLUENCE_WEIGHT_SENTIMENT", default="1"))
+CONFLUENCE_WEIGHT_OPTIONS_FLOW = Decimal(env.str("CONFLUENCE_WEIGHT_OPTIONS_FLOW", default="1"))
+CONFLUENCE_WEIGHT_MOMENTUM = Decimal(env.str("CONFLUENCE_WEIGHT_MOMENTUM", default="1"))
 
 # Every line carries the request id, Celery task id, account and run id when known (core.logcontext).
 # text: readable on a terminal; json: one object a line for a log collector (the default in production).

@@ -17,5 +17,7 @@ urlpatterns = [
     path("api/trading/", include("trading.api.urls")),
     path("api/", include("marketdata.api.urls")),
     path("market-data/", include("marketdata.urls")),
+    path("api/", include("sentiment.api.urls")),
+    path("sentiment/", include("sentiment.urls")),
     path("", include("portfolio.urls")),
 ]

@@ -1,12 +1,22 @@
 from axes import admin as axes_admin
 from axes.conf import settings as axes_settings
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.models import SyncRun, TaskLock
+from core.models import (
+    Alert,
+    AlertAttempt,
+    AlertChannel,
+    AlertDelivery,
+    AlertPreference,
+    BrokerConnection,
+    SyncRun,
+    TaskLock,
+)
 
 
 @admin.register(SyncRun)
@@ -121,3 +131,90 @@ class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
 
 admin.site.register(AccessLog, axes_admin.AccessLogAdmin)
 admin.site.register(AccessFailureLog, axes_admin.AccessFailureLogAdmin)
+
+
+# --- live connection and alerts ------------------------------------------------------------------
+@admin.register(BrokerConnection)
+class BrokerConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "state", "since", "checked_at", "last_code", "message"]
+    readonly_fields = ["name", "state", "since", "checked_at", "last_code", "message", "holder"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by the listener only
+
+
+class AlertChannelForm(forms.ModelForm):
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", widget=forms.PasswordInput(render_value=False)
+    )
+
+    class Meta:
+        model = AlertChannel
+        fields = ["user", "kind", "name", "address", "url", "token", "is_active"]
+        # Secrets are typed in, never shown again (left empty: kept as they are).
+        widgets = {"token": forms.PasswordInput(render_value=False)}
+
+    def clean(self):
+        data = super().clean()
+        for name in ("url", "token"):
+            if not data.get(name) and self.instance.pk:
+                data[name] = getattr(self.instance, name)
+        return data
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    form = AlertChannelForm
+    list_display = ["user", "kind", "name", "address", "has_url", "has_token", "is_active"]
+    list_filter = ["kind", "is_active"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "name", "address"]
+    raw_id_fields = ["user"]
+
+    @admin.display(boolean=True, description="URL")
+    def has_url(self, obj: AlertChannel) -> bool:
+        return bool(obj.url)
+
+    @admin.display(boolean=True, description="token")
+    def has_token(self, obj: AlertChannel) -> bool:
+        return bool(obj.token)
+
+
+@admin.register(AlertPreference)
+class AlertPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "all_accounts", "kinds"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    filter_horizontal = ["accounts"]
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    readonly_fields = ["channel", "status", "attempts", "sent_at"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "kind", "account", "status", "held_back", "title"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["user", "account"]
+    search_fields = ["title", "user__username", "account__account_id"]
+    readonly_fields = ["user", "kind", "account", "key", "title", "body", "status", "held_back", "created_at"]
+    inlines = [AlertDeliveryInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(AlertAttempt)
+class AlertAttemptAdmin(admin.ModelAdmin):
+    list_display = ["at", "delivery", "ok", "status_code", "detail"]
+    list_filter = ["ok"]
+    list_select_related = ["delivery"]
+    raw_id_fields = ["delivery"]
+    readonly_fields = ["delivery", "at", "ok", "status_code", "detail"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

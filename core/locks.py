@@ -81,3 +81,10 @@ def single_flight(name: str, *, ttl_seconds: int | None = None) -> Iterator[bool
     finally:
         if token is not None:
             lock_release(name=name, token=token)
+
+
+def lock_extend(*, name: str, token: str, ttl_seconds: int) -> bool:
+    """Push a held lock's expiry out (a long-lived holder, such as the listener's client id); False when
+    this holder no longer owns it."""
+    expires = timezone.now() + timedelta(seconds=ttl_seconds)
+    return bool(TaskLock.objects.filter(name=name, owner=token).update(expires_at=expires))

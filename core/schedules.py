@@ -39,3 +39,16 @@ PERIODIC_TASKS += [
         expire_seconds=6 * 3600,
     ),
 ]
+
+PERIODIC_TASKS += [
+    PeriodicTaskSpec(
+        name="Alerts check",
+        task="core.check_alerts",
+        description=(
+            "Alerts for syncs failing ALERT_SYNC_FAILURES times in a row and for positions older than "
+            "POSITION_SYNC_STALE_AFTER (once per streak, once per stale spell)."
+        ),
+        every_seconds=60,
+        expire_seconds=55,
+    ),
+]

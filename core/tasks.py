@@ -45,3 +45,27 @@ def prune_task() -> dict:
             return {"status": "SKIPPED", "message": "another prune is running"}
         report = prune(time_budget=max(10, settings.CELERY_TASK_SOFT_TIME_LIMIT - 30))
     return {"status": "DONE" if report.complete else "PARTIAL", **report.as_dict()}
+
+
+@shared_task(bind=True, name="core.deliver_alert", max_retries=None)
+def alert_deliver_task(self, delivery_id: int) -> dict:
+    """Deliver one alert to one channel; a transient failure is retried with backoff
+    (``ALERT_DELIVERY_RETRIES`` times), every attempt recorded."""
+    from core.alerts import alert_delivery_attempt
+
+    final = self.request.retries >= settings.ALERT_DELIVERY_RETRIES
+    outcome = alert_delivery_attempt(delivery_id=delivery_id, final=final)
+    if outcome is None:
+        raise self.retry(countdown=min(600, settings.ALERT_RETRY_BASE_SECONDS * 2**self.request.retries))
+    return {"delivery": delivery_id, "status": "SENT" if outcome else "FAILED"}
+
+
+@shared_task(name="core.check_alerts")
+def alerts_check_task() -> dict:
+    """Every minute: syncs failing N times in a row, positions stale (``core.alerts.alerts_check_runs``)."""
+    from core.alerts import alerts_check_runs
+
+    with single_flight("core.check_alerts") as acquired:
+        if not acquired:
+            return {"status": "SKIPPED", "message": "another alerts check is running"}
+        return {"status": "SUCCESS", "raised": alerts_check_runs()}

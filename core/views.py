@@ -7,6 +7,7 @@ from django.http import HttpRequest, JsonResponse
 
 from core.health import queue_depth, run_health
 from core.heartbeat import heartbeat_status
+from core.live import connection_status
 
 # Beat sends the heartbeat every 60 s by default; three missed ticks means beat or the workers are down.
 HEARTBEAT_STALE_AFTER = 180
@@ -33,6 +34,18 @@ def health(request: HttpRequest) -> JsonResponse:
         },
         "runs": runs,
         "queue": {"name": current_app.conf.task_default_queue, "depth": queue_depth()},
+        # What the event listener (manage.py ibkr_listen) knows of each broker login it listens to.
+        "broker_connections": [
+            {
+                "name": c["name"],
+                "state": c["state"],
+                "listening": c["listening"],
+                "since": c["since"].isoformat(),
+                "checked_at": c["checked_at"].isoformat(),
+                "code": c["code"],
+            }
+            for c in (connection_status() if database == "ok" else [])
+        ],
     }
     # Only the database decides liveness of the web process; a stale beat is reported, not fatal.
     return JsonResponse(body, status=200 if database == "ok" else 503)

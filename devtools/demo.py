@@ -68,6 +68,9 @@ CASH_FLOW_PLAN = (
 )
 OPTION_OPEN_SESSION, OPTION_OPEN_CONTRACTS = 2, 3  # sell 3 calls to open...
 OPTION_TRIM_SESSION, OPTION_TRIM_CONTRACTS = 16, 1  # ...buy 1 back later: short 2 remain
+# 2 SPY puts far out of the money bought here expire worthless on a Friday of the history: the broker
+# drops them after that close and the position sync settles them (EXPIRED, the premium lost).
+EXPIRING_PUT_SESSION, EXPIRING_PUT_CONTRACTS = 4, 2
 MARGIN_GROSS_CAP = Decimal("180000")  # keeps the margin account's borrowing believable
 
 # Execution ids look like IBKR's ("0000e0d5.6553a1b2.01.01"); ticks use a range the history never reaches.
@@ -141,6 +144,16 @@ class AverageCostBook:
         holding = self.holdings.get(contract)
         return holding.quantity if holding else ZERO
 
+    def expire(self, now: datetime) -> None:
+        """Options past their expiry session's close leave the book as the broker drops them: worthless
+        (the demo's expiring option is far out of the money), the premium paid or kept realized."""
+        for contract, holding in list(self.holdings.items()):
+            if contract.expiry is None or not holding.quantity or now < session_close(contract.expiry):
+                continue
+            realized = -holding.basis if holding.quantity > 0 else holding.basis
+            self.realized[contract.expiry] = self.realized.get(contract.expiry, ZERO) + realized
+            del self.holdings[contract]
+
     def unsettled(self, on: date) -> Decimal:
         """Sale proceeds that have not settled by ``on``; buying with them risks a good-faith violation."""
         return sum((amount for settles, amount in self.sales if settles > on), ZERO)
@@ -190,8 +203,9 @@ class AverageCostBook:
         return realized
 
 
-def _book_replay(account: dict) -> AverageCostBook:
-    """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill."""
+def _book_replay(account: dict, now: datetime | None = None) -> AverageCostBook:
+    """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill.
+    With ``now``, options that have expired by then are gone, as at the broker."""
     book = AverageCostBook(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
     events = [(_parse_time(f["time"]), 0, f) for f in account.get("cash_flows", [])]
     events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
@@ -207,6 +221,8 @@ def _book_replay(account: dict) -> AverageCostBook:
             )
         else:
             book.cash_flow(row["kind"], Decimal(row["amount"]))
+    if now is not None:
+        book.expire(now)
     return book
 
 
@@ -529,7 +545,7 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
     """Recompute everything that follows from fills and prices: positions, values and quotes."""
     today = _exchange_date(now)
     for account in state.get("accounts", []):
-        book = _book_replay(account)
+        book = _book_replay(account, now)
         marks = _marks(book, prices, today)
         account["positions"] = _positions_rows(book, marks)
         account["values"] = _account_values(book, marks, prices, today)
@@ -566,11 +582,20 @@ class _History:
     """Writes each account's fills session by session, applying each to a ledger as it goes so that
     every decision (what is open, what the cash account can afford) sees the fills before it."""
 
-    def __init__(self, *, rng: random.Random, seed: int, bars: dict[str, dict[date, DayBar]], option: Contract):
+    def __init__(
+        self,
+        *,
+        rng: random.Random,
+        seed: int,
+        bars: dict[str, dict[date, DayBar]],
+        option: Contract,
+        expiring_put: Contract | None = None,
+    ):
         self.rng = rng
         self.seed = seed
         self.bars = bars
         self.option = option
+        self.expiring_put = expiring_put
         self.serial = 0
         self.accounts = {
             MARGIN_ACCOUNT_ID: self._account_row(MARGIN_ACCOUNT_ID, "MARGIN"),
@@ -661,6 +686,10 @@ class _History:
         self.rng.shuffle(actions)
         for action, argument in actions:
             action(day, argument)
+        if index == EXPIRING_PUT_SESSION and self.expiring_put is not None:
+            # After the others and without the generator: the rest of the history stays as it was.
+            premium = _option_price(underlying=self.bars["SPY"][day].close, contract=self.expiring_put, on=day)
+            self._fill(MARGIN_ACCOUNT_ID, self.expiring_put, BUY, EXPIRING_PUT_CONTRACTS, premium)
 
     def _day_trade(self, day: date, kind: str) -> None:
         book = self.books[MARGIN_ACCOUNT_ID]
@@ -762,6 +791,24 @@ class _History:
         return True
 
 
+def _expiring_put_contract(trade_days: list[date], spy_price: Decimal) -> Contract | None:
+    """A SPY put 8% out of the money expiring on the first Friday at least a week after it is bought and
+    a few sessions before the history ends, so the demo shows an option settled as expired."""
+    fridays = [d for d in trade_days[EXPIRING_PUT_SESSION + 5 : -3] if d.weekday() == 4]
+    if not fridays:
+        return None
+    strike = (spy_price * Decimal("0.92") / 5).to_integral_value(ROUND_HALF_UP) * 5
+    return Contract(
+        symbol="SPY",
+        con_id=710_000_000 + int(fridays[0].strftime("%y%m%d")),
+        sec_type="OPT",
+        multiplier=Decimal(100),
+        expiry=fridays[0],
+        strike=strike,
+        right="P",
+    )
+
+
 def _option_contract(now: datetime, spy_price: Decimal) -> Contract:
     """A SPY call about 3% out of the money, expiring months after ``now`` so the demo can run a while."""
     month = now.month + 3
@@ -789,7 +836,8 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
     bars = _bars_walk(rng, bar_days)
     trade_days = [d for d in bar_days if session_close(d) <= now][-TRADING_SESSIONS:]
     option = _option_contract(now, bars["SPY"][trade_days[OPTION_OPEN_SESSION]].close)
-    history = _History(rng=rng, seed=seed, bars=bars, option=option)
+    expiring_put = _expiring_put_contract(trade_days, bars["SPY"][trade_days[EXPIRING_PUT_SESSION]].close)
+    history = _History(rng=rng, seed=seed, bars=bars, option=option, expiring_put=expiring_put)
     for index, day in enumerate(trade_days):
         history.session(index, day)
     state = {
@@ -856,7 +904,7 @@ def _tick_fill(
     state: dict, account: dict, prices: dict[str, Decimal], now: datetime, rng: random.Random, *, seed: int, tick: int
 ) -> int:
     """A small fill in the margin account: take part of a position off, or open or add to one."""
-    book = _book_replay(account)
+    book = _book_replay(account, now)
     symbol = rng.choice(sorted(STOCKS))
     contract, price = _stock(symbol), prices[symbol]
     held = book.quantity(contract)

@@ -17,14 +17,23 @@ def _open_position_instruments() -> list[int]:
     return list(Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct())
 
 
+def _held_symbols(user) -> list[str]:
+    from portfolio.selectors import held_symbols_get
+
+    return held_symbols_get(user=user)
+
+
 class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
         from marketdata.hooks import implicitly_watched_register
+        from sentiment.hooks import held_symbols_register
         from trading.hooks import after_fills_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
         # Marketdata keeps daily bars and quotes of what is held, without naming portfolio.
         implicitly_watched_register(_open_position_instruments)
+        # Sentiment lists the held symbols first and asks its sources about them; it never names portfolio.
+        held_symbols_register(_held_symbols)

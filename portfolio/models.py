@@ -140,6 +140,9 @@ class PositionEventKind(models.TextChoices):
     MISSING = "MISSING", "Missing at broker"
     REOPENED = "REOPENED", "Reappeared at broker"
     RECONCILE = "RECONCILE", "Differs from the broker"
+    EXPIRED = "EXPIRED", "Expired worthless"
+    EXERCISED = "EXERCISED", "Exercised"
+    ASSIGNED = "ASSIGNED", "Assigned"
 
 
 class ReconcileCause(models.TextChoices):

@@ -33,3 +33,16 @@ PERIODIC_TASKS += [
         expire_seconds=3300,
     ),
 ]
+
+PERIODIC_TASKS += [
+    PeriodicTaskSpec(
+        name="Option expiries",
+        task="portfolio.option_expiries",
+        description="Shortly after the close (13:00 on early closes, 16:00 otherwise) and into the evening: sync "
+        "the accounts holding options past expiry, so those the broker dropped are settled as expired, exercised "
+        "or assigned.",
+        crontab={"minute": "20", "hour": "13,16,17,18,20,22", "day_of_week": "1-6"},
+        crontab_timezone="America/New_York",
+        expire_seconds=1800,
+    ),
+]

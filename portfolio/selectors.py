@@ -1,6 +1,6 @@
 """Reads for positions and sync status, with the joins they need and a fixed number of queries."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -22,7 +22,9 @@ from portfolio.models import (
     PositionEventKind,
     PositionStatus,
 )
-from trading.calendars import previous_sessions, trade_date_of
+from portfolio.rules.expiries import is_past_expiry
+from sentiment.selectors import confluence_latest_by_symbol
+from trading.calendars import exchange_zone, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
 from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.selectors import pdt_status_get, trade_frequency_by_session
@@ -324,6 +326,19 @@ class AccountOverview:
     running_since: datetime | None  # the start of the position sync running now, if one is
     positions: list[Position]
     fills: list[Execution]
+    # The latest confluence score of each open position's symbol (sentiment), by symbol.
+    confluence: dict = field(default_factory=dict)
+
+
+def held_symbols_get(*, user=None) -> list[str]:
+    """Symbols of the open positions ``user`` may see (None: of every account), sorted; one query.
+
+    Registered with ``sentiment.hooks`` so the Sentiment page lists them first and the sources ask
+    about them."""
+    positions = Position.objects.filter(status=PositionStatus.OPEN)
+    if user is not None:
+        positions = positions.filter(account__in=Account.objects.visible_to(user))
+    return sorted(set(positions.values_list("instrument__symbol", flat=True)))
 
 
 def account_overview_get(*, account: Account, fills: int = 15, positions: int = 50) -> AccountOverview:
@@ -340,13 +355,18 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     # start comes along in the same query.
     running = runs.filter(status=SyncStatus.RUNNING).order_by("started_at").values("started_at")[:1]
     latest_run = runs.annotate(running_since=Subquery(running)).order_by("-started_at", "-id").first()
+    shown = list(open_positions[:positions])  # the rest are one click away, on the positions page
+    confluence = confluence_latest_by_symbol(symbols=[p.instrument.symbol for p in shown])
+    for position in shown:
+        position.confluence = confluence.get(position.instrument.symbol)
     return AccountOverview(
         summary=portfolio_summary_get(account=account),
         unreachable_since=broker_unreachable_since(account=account),
         latest_run=latest_run,
         running_since=latest_run.running_since if latest_run else None,
-        positions=list(open_positions[:positions]),  # the rest are one click away, on the positions page
+        positions=shown,
         fills=list(recent[:fills]),
+        confluence=confluence,
     )
 
 
@@ -373,6 +393,27 @@ def position_sort_clean(*, sort: str | None, status: str) -> str:
     return POSITION_DEFAULT_SORT[status]
 
 
+# The events that end a position: a close, or an option's end of life.
+CLOSING_KINDS = (
+    PositionEventKind.CLOSED,
+    PositionEventKind.EXPIRED,
+    PositionEventKind.EXERCISED,
+    PositionEventKind.ASSIGNED,
+)
+
+
+def positions_past_expiry(*, now: datetime, account_ids: list[str] | None = None) -> list[Position]:
+    """Open option (and future) positions whose expiry session has closed: awaiting settlement (the
+    broker still lists them, or the sync has not run since). One query."""
+    today = now.astimezone(exchange_zone()).date()
+    positions = Position.objects.filter(
+        status=PositionStatus.OPEN, instrument__expiry__isnull=False, instrument__expiry__lte=today
+    ).select_related("account", "instrument")
+    if account_ids is not None:
+        positions = positions.filter(account__account_id__in=account_ids)
+    return [p for p in positions.order_by("pk") if is_past_expiry(p, now=now)]
+
+
 def position_table_list(*, user, account_id: str | None, status: str, sort: str) -> QuerySet:
     """Open or closed positions of one account for the positions page, ordered by a whitelisted key.
 
@@ -384,7 +425,7 @@ def position_table_list(*, user, account_id: str | None, status: str, sort: str)
     order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)
     positions = position_list(user=user, account_id=account_id, status=status).order_by(order, "-opened_at", "-id")
     if status == "closed":
-        closing = PositionEvent.objects.filter(position=OuterRef("pk"), kind=PositionEventKind.CLOSED).order_by("-at")
+        closing = PositionEvent.objects.filter(position=OuterRef("pk"), kind__in=CLOSING_KINDS).order_by("-at")
         positions = positions.annotate(closed_quantity=Subquery(closing.values("quantity_before")[:1]))
     return positions
 

@@ -11,6 +11,7 @@ from core.journal import sync_run_claim, sync_run_isolated
 from core.locks import single_flight
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
+from portfolio.selectors import positions_past_expiry
 from portfolio.services.holdings import positions_build_pending
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
@@ -40,6 +41,23 @@ def positions_sync_task(account_ids: list[str] | None = None, reason: str = Sync
             logger.info("position sync: another sync of these accounts is running, skipping")
             return {"status": "SKIPPED", "message": "another sync is running"}
         runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason(reason), account_ids=account_ids)
+    return {"status": "DONE", "runs": [_summary(run) for run in runs]}
+
+
+@shared_task(name="portfolio.option_expiries")
+def option_expiries_task(now: str | None = None) -> dict:
+    """Shortly after the close: sync the accounts holding options past their expiry session's close, so
+    the ones the broker no longer lists are settled (expired, exercised or assigned) without waiting
+    for the next position sync. ``now`` (ISO 8601 with a zone) replays a given moment."""
+    moment = datetime.fromisoformat(now) if now else timezone.now()
+    account_ids = sorted({p.account.account_id for p in positions_past_expiry(now=moment)})
+    if not account_ids:
+        return {"status": "NOT_DUE"}
+    with single_flight("portfolio.option_expiries") as acquired:
+        if not acquired:
+            logger.info("option expiries: another run is going on, skipping")
+            return {"status": "SKIPPED", "message": "another option expiries run is going on"}
+        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.SCHEDULE, account_ids=account_ids)
     return {"status": "DONE", "runs": [_summary(run) for run in runs]}
 
 

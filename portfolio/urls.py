@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portfolio.views import compliance, health, overview, performance, positions, trades
+from portfolio.views import alerts, compliance, health, overview, performance, positions, trades
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -13,4 +13,8 @@ urlpatterns = [
     path("compliance/", compliance.compliance, name="compliance"),
     path("performance/", performance.performance, name="performance"),
     path("sync-health/", health.sync_health, name="sync-health"),
+    path("alerts/", alerts.alert_settings, name="alerts"),
+    path("alerts/channels", alerts.alert_channel_add, name="alert-channel-add"),
+    path("alerts/channels/<int:pk>/remove", alerts.alert_channel_remove, name="alert-channel-remove"),
+    path("alerts/test", alerts.alert_test, name="alert-test"),
 ]

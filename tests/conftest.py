@@ -91,13 +91,15 @@ def gateway(settings, broker_state) -> Iterator[Gateway]:
 
 
 @pytest.fixture(autouse=True)
-def _work_let_go() -> Iterator[None]:
+def _work_let_go(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test's rows are rolled back, but its PostgreSQL session keeps the advisory locks it took, and
     this process its list of work held (core.holders): let go of both, as the process's end would,
-    so a lock name taken in one test does not look held in the next."""
+    so a lock name taken in one test does not look held in the next. A test without database access
+    took no lock, and may not touch the connection an earlier test left open."""
     yield
     holders._held.clear()
-    if connection.vendor == "postgresql" and connection.connection is not None:
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if uses_db and connection.vendor == "postgresql" and connection.connection is not None:
         with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock_all()")
 

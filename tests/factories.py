@@ -13,12 +13,14 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from factory.django import DjangoModelFactory, Password
 
 from core.brokers.base import Bar as BrokerBar
 from core.brokers.base import Quote as BrokerQuote
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from marketdata.models import Bar, Instrument, Quote, WatchedInstrument
+from portfolio.models import Position
 from trading.models import Account, AccountType
 
 TEST_PASSWORD = "test-password-1234"
@@ -117,6 +119,19 @@ class AccountFactory(DjangoModelFactory):
         """``AccountFactory(users=[user, ...])`` links the traders who may see the account."""
         if create and extracted:
             self.users.add(*extracted)
+
+
+class PositionFactory(DjangoModelFactory):
+    """An open position as the broker sync holds it (no fills behind it)."""
+
+    class Meta:
+        model = Position
+
+    account = factory.SubFactory(AccountFactory)
+    instrument = factory.SubFactory(InstrumentFactory)
+    quantity = Decimal(100)
+    average_price = Decimal(10)
+    opened_at = factory.LazyFunction(timezone.now)
 
 
 # --- broker state file rows (dicts, numbers as strings) -----------------------------------------
@@ -367,3 +382,114 @@ class WatchedInstrumentFactory(DjangoModelFactory):
     instrument = factory.SubFactory(InstrumentFactory)
     bar_sizes = factory.LazyFunction(lambda: ["1d"])
     enabled = True
+
+
+# --- alerts -------------------------------------------------------------------------------------
+class AlertChannelFactory(DjangoModelFactory):
+    class Meta:
+        model = "core.AlertChannel"
+
+    user = factory.SubFactory(UserFactory)
+    kind = "WEBHOOK"
+    name = factory.Sequence(lambda n: f"channel {n}")
+    url = "http://127.0.0.1:9/hook"
+
+
+class AlertPreferenceFactory(DjangoModelFactory):
+    class Meta:
+        model = "core.AlertPreference"
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    all_accounts = True
+
+    @factory.post_generation
+    def accounts(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.accounts.set(extracted)
+
+
+# --- sentiment feed rows (docs: sentiment-feed.md) and sentiment rows -----------------------------
+class TweetRowFactory(factory.DictFactory):
+    id = factory.Sequence(lambda n: f"18612345678901{n:05d}")
+    author = factory.Sequence(lambda n: f"author{n}")
+    author_followers = 100
+    text = "$AAPL looks great today"
+    created_at = "2026-11-20T14:35:02Z"
+    likes = 0
+    retweets = 0
+    replies = 0
+    lang = "en"
+
+
+class RedditRowFactory(factory.DictFactory):
+    id = factory.Sequence(lambda n: f"t3_{n:06d}")
+    subreddit = "wallstreetbets"
+    author = factory.Sequence(lambda n: f"redditor{n}")
+    title = "$TSLA thoughts"
+    body = ""
+    created_at = "2026-11-20T15:01:44Z"
+    score = 0
+    num_comments = 0
+    upvote_ratio = "0.90"
+
+
+class OptionsPrintRowFactory(factory.DictFactory):
+    id = factory.Sequence(lambda n: f"of-{n:06d}")
+    time = "2026-11-20T15:12:09Z"
+    underlying = "NVDA"
+    expiry = "2026-12-18"
+    strike = "150"
+    right = "C"
+    size = 10
+    price = "4.35"
+    bid = "4.20"
+    ask = "4.35"
+    underlying_price = "141.80"
+    open_interest = 1800
+    volume = 200
+    exchanges = 1
+    kind = ""
+
+
+def sentiment_feed(*, tweets=(), reddit_posts=(), options_flow=()) -> dict:
+    return {"tweets": list(tweets), "reddit_posts": list(reddit_posts), "options_flow": list(options_flow)}
+
+
+class MentionFactory(DjangoModelFactory):
+    """A scored mention (and the tweet it comes from), for aggregation tests that need exact compounds."""
+
+    class Meta:
+        model = "sentiment.Mention"
+
+    tweet = factory.SubFactory(
+        "tests.factories.TweetFactory",
+        created_at=factory.SelfAttribute("..at"),
+        text_hash=factory.SelfAttribute("..text_hash"),
+    )
+    symbol = "AAPL"
+    platform = "x"
+    at = factory.LazyFunction(timezone.now)
+    author = factory.Sequence(lambda n: f"author{n}")
+    text_hash = factory.Sequence(lambda n: f"{n:040d}")
+    compound = Decimal("0")
+    weight = Decimal("1")
+    label = factory.LazyAttribute(
+        lambda o: (
+            "BULLISH" if o.compound >= Decimal("0.05") else "BEARISH" if o.compound <= Decimal("-0.05") else "NEUTRAL"
+        )
+    )
+
+
+class TweetFactory(DjangoModelFactory):
+    class Meta:
+        model = "sentiment.Tweet"
+
+    source = "file"
+    post_id = factory.Sequence(lambda n: f"tw{n}")
+    author = factory.Sequence(lambda n: f"author{n}")
+    created_at = factory.LazyFunction(timezone.now)
+    text_hash = factory.Sequence(lambda n: f"{n:040d}")
+    text = "$AAPL"
+    symbols = factory.LazyFunction(lambda: ["AAPL"])
+    fetched_at = factory.LazyFunction(timezone.now)

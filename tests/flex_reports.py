@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from core.brokers.expiries import settlement_exec_id
+
 FIXTURES = Path(__file__).parent / "core" / "fixtures"
 ACTIVITY = FIXTURES / "flex_activity.xml"
 ACCOUNT = "DU1234567"  # the account of the fixtures, and of the simulated broker's example state
@@ -13,7 +15,8 @@ BUY_1, BUY_2, SELL, CALL, PUT_SALE = (
     "0000e1a7.68e89c01.01.01",
     "0000e1a7.68e60a11.01.01",
 )
-PUT_EXPIRY = "flex-expiry-7012345690"  # a book entry without ibExecID: keyed by its tradeID
+# A book entry without ibExecID: keyed as the position sync keys the same expiry when it infers it.
+PUT_EXPIRY = settlement_exec_id(account_id=ACCOUNT, option_key="OPT:SPY:USD:20251017:640:P:100", leg="exp")
 
 
 def trade_row(**attrs) -> str:

@@ -97,6 +97,7 @@ class ExecutionAdmin(SimpleHistoryAdmin):
     readonly_fields = [
         "trade_date",
         "realized_pnl",
+        "basis_transfer",
         "source",
         "staff_fields",
         "broker_disagreement",

@@ -208,6 +208,7 @@ FILL_FIELDS = (
     "settlement_date",
     "broker_settlement_date",
     "realized_pnl",
+    "basis_transfer",
 )
 
 
@@ -237,6 +238,7 @@ def ledger_fill_of(row: dict) -> LedgerFill:
         commission=row["commission"] or Decimal(0),
         multiplier=row["instrument__multiplier"],
         order_ref=str(order) if order else None,
+        basis_transfer=row.get("basis_transfer") or Decimal(0),
     )
 
 

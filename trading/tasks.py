@@ -7,13 +7,15 @@ from django.db import transaction
 
 from core.brokers import BrokerUnavailable, get_broker
 from core.locks import single_flight
-from core.models import SyncReason, SyncStatus
+from core.models import SkipReason, SyncReason, SyncStatus
 from trading.hooks import after_fills_notify
 from trading.services.accounts import ACCOUNTS_SYNC_LOCK, accounts_sync
 from trading.services.executions import executions_ingest_accounts
 from trading.services.ledger import settlements_mark_settled
 
 logger = logging.getLogger(__name__)
+# An ingest the listener asked for and found busy is tried again this many times, 2 s apart.
+BROKER_EVENT_RETRIES = 5
 
 
 @shared_task(bind=True, name="trading.accounts_sync", max_retries=3)
@@ -36,17 +38,25 @@ def accounts_sync_task(self) -> dict:
     }
 
 
-@shared_task(name="trading.ingest_executions")
-def executions_ingest_task(account_ids: list[str] | None = None, reason: str = SyncReason.SCHEDULE) -> dict:
+@shared_task(bind=True, name="trading.ingest_executions", max_retries=BROKER_EVENT_RETRIES)
+def executions_ingest_task(self, account_ids: list[str] | None = None, reason: str = SyncReason.SCHEDULE) -> dict:
     """Ingest fills and cash flows of every active account (or the ones named); a run per account.
 
     Accounts that got new or changed fills are announced through ``trading.hooks`` after commit (the
-    position sync registers there) so positions pick up the real realized P&L at once.
+    position sync registers there) so positions pick up the real realized P&L at once. An ingest the
+    event listener asked for that met another ingest of the account running (which may have asked the
+    broker before the fill) is tried again shortly for those accounts, so the fill is not left to the
+    next periodic ingest.
     """
     runs = executions_ingest_accounts(broker=get_broker(), reason=SyncReason(reason), account_ids=account_ids)
     changed = [r.account.account_id for r in runs if r.status == SyncStatus.SUCCESS and (r.created or r.updated)]
     if changed:
         transaction.on_commit(lambda: after_fills_notify(account_ids=changed))
+    busy = [r.account.account_id for r in runs if r.skip_reason == SkipReason.ANOTHER_RUNNING]
+    if reason == SyncReason.BROKER_EVENT and busy and self.request.retries < BROKER_EVENT_RETRIES:
+        executions_ingest_task.apply_async(
+            kwargs={"account_ids": busy, "reason": reason}, countdown=2, retries=self.request.retries + 1
+        )
     return {
         "status": "DONE",
         "runs": [

@@ -6,7 +6,7 @@ NaN or 1.797e308 sentinels) survives past an adapter.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
@@ -126,6 +126,29 @@ class Quote:
     last_size: Decimal | None = None
     volume: Decimal | None = None  # the day's volume so far
     delayed: bool = False  # the broker answered with delayed data (no live subscription)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionPrint:
+    """One trade print of an option on ``underlying`` (options flow), with the quote and day figures
+    that came with it. ``multiplier`` is per contract (100 for US equity options)."""
+
+    print_id: str
+    time: datetime
+    underlying: str
+    expiry: date
+    strike: Decimal
+    right: str  # C or P
+    size: Decimal
+    price: Decimal
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    underlying_price: Decimal | None = None
+    open_interest: Decimal | None = None
+    volume: Decimal | None = None
+    exchanges: int | None = None
+    kind: str = ""  # SWEEP, BLOCK, SPLIT or "" for a plain print
+    multiplier: Decimal = Decimal(100)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,12 @@ What IBKR writes, and what crosses the broker boundary instead:
   the placing client's own number, which Flex does not know.
 - Derivatives are named by ``underlyingSymbol`` (``SPY``, as the API's ``Contract.symbol``), not by
   the OCC or local symbol (``SPY   251219C00670000``), so both sources give one instrument.
-- An option's expiry is a book entry without ``ibExecID``: a fill at 0 keyed
-  ``flex-expiry-<tradeID>``. Assignments, exercises and other book entries are skipped with a warning.
+- An option's expiry (notes ``Ep``), assignment (``A``) and exercise (``Ex``, ``AEx``, ``MEx``) are
+  book entries without ``ibExecID``: the option closed at 0 and, for an assignment or exercise, a stock
+  row at the strike. They are given the keys the position sync gives the same event when it infers it
+  (``core/brokers/expiries.py``), the stock row paired with its option (same account, underlying, code
+  and trade date; price the strike; quantity the contracts x multiplier). Other book entries are
+  skipped with a warning.
 
 Nothing ibflex returns leaves this module: callers get ``BrokerExecution``, ``BrokerCashFlow`` (with
 ``InstrumentSpec``), counts and warnings. ``BrokerExecution.raw`` is the row as IBKR sent it, in JSON
@@ -48,9 +52,10 @@ from ibflex import Types, enums, parser
 from core.brokers import validation
 from core.brokers.base import BrokerCashFlow, BrokerExecution
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
+from core.brokers.expiries import SettlementLeg, settlement_exec_id
 from core.brokers.validation import ROW_ERRORS, RowRejected, shown
 
-EXPIRY_PREFIX = "flex-expiry-"  # the key of an option expiry, which has no ibExecID
+EXERCISES = frozenset({enums.Code.EXERCISE, enums.Code.AUTOEXERCISE, enums.Code.MANUALEXERCISE})
 IMPORTED_SECTIONS = frozenset({"Trades", "CashTransactions"})
 # "Deposits/Withdrawals" is today's spelling; ibflex's enum still has the older one.
 DEPOSIT_TYPES = frozenset({"Deposits/Withdrawals", enums.CashAction.DEPOSITWITHDRAW.value})
@@ -127,14 +132,20 @@ def flex_parse(*, path_or_bytes: str | Path | bytes) -> FlexStatementData:
     _prune(root, data)
     response = _ibflex_parse(source, root, data)
     zone = ZoneInfo(settings.EXCHANGE_TIME_ZONE)
+    settlements: list[tuple[Types.Trade, str, SettlementLeg]] = []
     for statement in response.FlexStatements:
         if statement.accountId:
             _rows_of(data, statement.accountId)
         for trade in statement.Trades:
             if isinstance(trade, Types.Trade):
-                _add_trade(data, trade, statement.accountId, zone)
+                leg = _settlement_leg(trade)
+                if leg is not None:
+                    settlements.append((trade, trade.accountId or statement.accountId, leg))
+                else:
+                    _add_trade(data, trade, statement.accountId, zone)
         for cash in statement.CashTransactions:
             _add_cash_transaction(data, cash, statement.accountId, zone)
+    _add_settlements(data, settlements, zone)
     data.accounts = dict(sorted(data.accounts.items()))
     for rows in data.accounts.values():
         rows.executions.sort(key=lambda e: (e.executed_at, e.exec_id))
@@ -241,6 +252,10 @@ def _add_trade(data: FlexStatementData, trade: Types.Trade, statement_account: s
         rows.skipped_trades += 1
         rows.warnings.append(f"{_trade_label(trade)}: {validation.problem(exc)}; skipped")
         return
+    _keep(rows, execution, trade)
+
+
+def _keep(rows: FlexAccountRows, execution: BrokerExecution, trade: Types.Trade) -> None:
     known = rows.exec_ids.get(execution.exec_id)
     if known is None:
         rows.exec_ids[execution.exec_id] = execution
@@ -266,18 +281,82 @@ def _exec_id(trade: Types.Trade) -> str:
     exec_id = (trade.ibExecID or "").strip()
     if exec_id:
         return exec_id
-    if enums.Code.EXPIRED in (trade.notes or ()):
-        trade_id = (trade.tradeID or trade.transactionID or "").strip()
-        if not trade_id:
-            raise _SkipRow("an expiry without tradeID or transactionID to recognise it by")
-        return f"{EXPIRY_PREFIX}{trade_id}"
-    if {enums.Code.ASSIGNMENT, enums.Code.EXERCISE} & set(trade.notes or ()):
-        raise _SkipRow("an assignment or exercise book entry (no ibExecID): enter it in the admin")
     raise _SkipRow("no ibExecID (a cancellation, correction or other book entry)")
 
 
-def _execution(trade: Types.Trade, account_id: str, zone: ZoneInfo) -> BrokerExecution:
-    exec_id = _exec_id(trade)
+def _settlement_leg(trade: Types.Trade) -> SettlementLeg | None:
+    """The leg of an option's end of life a trade row is, from its notes; None for any other row."""
+    notes = set(trade.notes or ())
+    if enums.Code.ASSIGNMENT in notes:
+        return SettlementLeg.ASSIGNED
+    if notes & EXERCISES:
+        return SettlementLeg.EXERCISED
+    if enums.Code.EXPIRED in notes:
+        return SettlementLeg.EXPIRED
+    return None
+
+
+def _add_settlements(
+    data: FlexStatementData, settlements: list[tuple[Types.Trade, str, SettlementLeg]], zone: ZoneInfo
+) -> None:
+    """Expiries, assignments and exercises under the keys the position sync gives them: the option rows
+    first, then each delivered stock row under the key of the option it pairs with."""
+    deliveries = []
+    pending: list[tuple[str, Types.Trade, InstrumentSpec, SettlementLeg]] = []  # options that deliver
+    for trade, account_id, leg in settlements:
+        rows = _rows_of(data, account_id)
+        sec_type = SEC_TYPES.get(trade.assetCategory)
+        if sec_type not in DERIVATIVES:
+            deliveries.append((trade, account_id, leg))
+            continue
+        try:
+            spec = _instrument(trade)
+            exec_id = settlement_exec_id(account_id=account_id, option_key=spec.key, leg=leg)
+            execution = validation.checked_execution(_execution(trade, account_id, zone, exec_id=exec_id))
+        except ROW_ERRORS as exc:
+            rows.skipped_trades += 1
+            rows.warnings.append(f"{_trade_label(trade)}: {validation.problem(exc)}; skipped")
+            continue
+        _keep(rows, execution, trade)
+        if leg != SettlementLeg.EXPIRED and sec_type in OPTIONS:
+            pending.append((account_id, trade, spec, leg))
+    for trade, account_id, leg in deliveries:
+        rows = _rows_of(data, account_id)
+        try:
+            if leg == SettlementLeg.EXPIRED:
+                raise _SkipRow("an expiry of something that is not a derivative")
+            paired = _paired_option(trade, account_id, leg, pending)
+            if paired is None:
+                raise _SkipRow(
+                    f"a {leg.label.lower()} delivery with no option row of the same account, underlying, trade "
+                    "date, strike and size in the file"
+                )
+            pending.remove(paired)
+            exec_id = settlement_exec_id(account_id=account_id, option_key=paired[2].key, leg=SettlementLeg.DELIVERY)
+            execution = validation.checked_execution(_execution(trade, account_id, zone, exec_id=exec_id))
+        except ROW_ERRORS as exc:
+            rows.skipped_trades += 1
+            rows.warnings.append(f"{_trade_label(trade)}: {validation.problem(exc)}; skipped")
+            continue
+        _keep(rows, execution, trade)
+
+
+def _paired_option(trade: Types.Trade, account_id: str, leg: SettlementLeg, pending: list) -> tuple | None:
+    symbol = (trade.symbol or "").strip().upper()
+    for candidate in pending:
+        other_account, option, spec, option_leg = candidate
+        if (other_account, option_leg, spec.symbol) != (account_id, leg, symbol):
+            continue
+        if option.tradeDate != trade.tradeDate or trade.tradePrice != spec.strike:
+            continue
+        if abs(option.quantity or 0) * spec.multiplier != abs(trade.quantity or 0):
+            continue
+        return candidate
+    return None
+
+
+def _execution(trade: Types.Trade, account_id: str, zone: ZoneInfo, *, exec_id: str | None = None) -> BrokerExecution:
+    exec_id = exec_id or _exec_id(trade)
     if trade.buySell in CANCELLATIONS:
         raise _SkipRow(f"cancels execution {exec_id}; not applied: check that fill and correct it in the admin")
     side = SIDES.get(trade.buySell)

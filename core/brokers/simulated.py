@@ -43,6 +43,7 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    OptionPrint,
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
@@ -518,6 +519,43 @@ class SimulatedBroker:
         items = [b for b in items if (start is None or b.start >= start) and (end is None or b.start < end)]
         items.sort(key=lambda b: b.start)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    def option_prints(self, underlyings: list[str]) -> Fetched[OptionPrint]:
+        """The state file's ``option_flow`` rows of these underlyings (rows as in sentiment-feed.md's
+        ``options_flow``); not part of the Broker protocol: a broker without it gives no options flow."""
+        warnings: list[str] = []
+        wanted = {u.upper() for u in underlyings}
+
+        def parse(row: dict) -> OptionPrint:
+            right = _text(row, "right").upper()
+            if right not in {"C", "P"}:
+                raise MalformedRow(f"right: expected C or P, got {right!r}")
+            raw_expiry = _text(row, "expiry")
+            try:
+                expiry = date.fromisoformat(raw_expiry)
+            except ValueError:
+                raise MalformedRow(f"expiry: not an ISO date: {raw_expiry!r}") from None
+            return OptionPrint(
+                print_id=_text(row, "id"),
+                time=_time(row, "time"),
+                underlying=_text(row, "underlying").upper(),
+                expiry=expiry,
+                strike=_decimal(row, "strike", strictly_positive=True),
+                right=right,
+                size=_decimal(row, "size", strictly_positive=True),
+                price=_decimal(row, "price", minimum=Decimal(0)),
+                bid=_decimal(row, "bid", required=False, minimum=Decimal(0)),
+                ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
+                underlying_price=_decimal(row, "underlying_price", required=False, minimum=Decimal(0)),
+                open_interest=_decimal(row, "open_interest", required=False, minimum=Decimal(0)),
+                volume=_decimal(row, "volume", required=False, minimum=Decimal(0)),
+                exchanges=_int(row, "exchanges"),
+                kind=_text(row, "kind", required=False).upper(),
+                multiplier=_decimal(row, "multiplier", required=False, strictly_positive=True) or Decimal(100),
+            )
+
+        rows = _parse_rows(self._list(self._state().get("option_flow"), "option_flow"), "option_flow", parse, warnings)
+        return Fetched(items=tuple(r for r in rows if not wanted or r.underlying in wanted), warnings=tuple(warnings))
 
     def quote(self, symbol: str) -> Quote | None:
         symbol = symbol.upper()

@@ -24,11 +24,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from core.brokers.expiries import SettlementLeg, settlement_leg_of
 from core.fields import quantize_money, quantize_price, quantize_quantity
 from trading.rules.lots import lots_match
 from trading.rules.types import LedgerFill, fill_order
 
 OPENED, INCREASED, DECREASED, CLOSED = "OPENED", "INCREASED", "DECREASED", "CLOSED"
+EXPIRED, ASSIGNED, EXERCISED = "EXPIRED", "ASSIGNED", "EXERCISED"
+# An option's settlement fill closes it for a reason of its own; the stock it delivered says so.
+SETTLEMENT_KINDS = {
+    SettlementLeg.EXPIRED: EXPIRED,
+    SettlementLeg.ASSIGNED: ASSIGNED,
+    SettlementLeg.EXERCISED: EXERCISED,
+}
+DELIVERY_NOTE = "delivered at the strike by an option's exercise or assignment (its premium in the cost)"
+SETTLEMENT_NOTES = {
+    SettlementLeg.EXPIRED: "expired worthless: closed at 0 after the expiry session's close",
+    SettlementLeg.ASSIGNED: "assigned: closed at 0, its premium moved into the delivered stock's cost",
+    SettlementLeg.EXERCISED: "exercised: closed at 0, its premium moved into the delivered stock's cost",
+}
 _CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
 
@@ -175,7 +189,9 @@ def holdings_build(
             before = book.position
             closing = min(fill.quantity, abs(before)) if before and (before > 0) != (sign > 0) else _ZERO
             opening = fill.quantity - closing
-            close_commission = fill.commission if not opening else fill.commission * closing / fill.quantity
+            # An exercise's or assignment's basis transfer counts as the ledger counts it: like a commission.
+            fees = fill.commission + fill.basis_transfer
+            close_commission = fees if not opening else fees * closing / fill.quantity
             price = quantize_price(fill.price)
             if closing:
                 assert current is not None  # something is held, so a holding is open
@@ -186,9 +202,10 @@ def holdings_build(
                 current.exit[1] += closing * fill.price
                 flat = not book.position
                 average_after = book.average()
+                leg = settlement_leg_of(fill.exec_id)
                 current.events.append(
                     HoldingEvent(
-                        kind=CLOSED if flat else DECREASED,
+                        kind=SETTLEMENT_KINDS.get(leg) or (CLOSED if flat else DECREASED),
                         fill_id=fill.id,
                         at=fill.executed_at,
                         quantity_before=quantize_quantity(before),
@@ -197,7 +214,7 @@ def holdings_build(
                         average_price_after=average_after,
                         price=price,
                         realized_pnl=quantize_money(realized),
-                        note="direction changed: closed before opening the other side" if opening else "",
+                        note=_closing_note(leg, flips=bool(opening)),
                     )
                 )
                 average = average_after
@@ -206,7 +223,7 @@ def holdings_build(
                     current = None
             if opening:
                 before = book.position
-                book.open(sign, opening, fill.price, fill.commission - close_commission)
+                book.open(sign, opening, fill.price, fees - close_commission)
                 if current is None:
                     current = _Span(fill)
                 current.entry[0] += opening
@@ -223,7 +240,11 @@ def holdings_build(
                         average_price_after=average_after,
                         price=price,
                         realized_pnl=None,
-                        note="opened by the rest of the fill that closed the other side" if closing else "",
+                        note=DELIVERY_NOTE
+                        if settlement_leg_of(fill.exec_id) == SettlementLeg.DELIVERY
+                        else "opened by the rest of the fill that closed the other side"
+                        if closing
+                        else "",
                     )
                 )
                 average = average_after
@@ -245,6 +266,14 @@ def holdings_build(
                 )
             )
     return spans
+
+
+def _closing_note(leg: SettlementLeg | None, *, flips: bool) -> str:
+    if leg == SettlementLeg.DELIVERY:
+        return DELIVERY_NOTE
+    if leg in SETTLEMENT_NOTES:
+        return SETTLEMENT_NOTES[leg]
+    return "direction changed: closed before opening the other side" if flips else ""
 
 
 def _closed(span: _Span, closing: LedgerFill, trip) -> HoldingSpan:

@@ -39,6 +39,7 @@ from portfolio.rules import metrics
 from portfolio.rules.metrics import RoundTripStats, RoundTripTally
 from trading.calendars import nyse_sessions, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, RiskEvent, RiskEventKind, RiskSeverity, RoundTrip
+from trading.services.alerts import risk_event_alert
 
 logger = logging.getLogger(__name__)
 
@@ -456,9 +457,9 @@ def _risk_events_update(*, account: Account, as_of: date, figures: ValueFigures 
     # The account row, locked first in the transaction, makes concurrent runs take turns, so two
     # cannot both see "none open" and both open an event.
     list(Account.objects.select_for_update().filter(pk=account.pk).values_list("pk", flat=True))
-    open_events: dict[str, list[int]] = {}
-    for pk, kind in RiskEvent.objects.filter(account=account, resolved_at__isnull=True).values_list("pk", "kind"):
-        open_events.setdefault(kind, []).append(pk)
+    open_events: dict[str, list[RiskEvent]] = {}
+    for event in RiskEvent.objects.filter(account=account, resolved_at__isnull=True):
+        open_events.setdefault(event.kind, []).append(event)
     opened, resolved = [], []
     for check in checks:
         if check.breached and check.kind not in open_events:
@@ -479,9 +480,15 @@ def _risk_events_update(*, account: Account, as_of: date, figures: ValueFigures 
         RiskEvent.objects.bulk_create(opened)
         for event in opened:
             logger.warning("risk event for %s: %s (%s)", account.account_id, event.message, event.severity)
+            risk_event_alert(event=event)
     if resolved:
-        RiskEvent.objects.filter(pk__in=resolved, resolved_at__isnull=True).update(resolved_at=timezone.now())
-        logger.info("risk events resolved for %s: %s", account.account_id, resolved)
+        RiskEvent.objects.filter(pk__in=[e.pk for e in resolved], resolved_at__isnull=True).update(
+            resolved_at=timezone.now()
+        )
+        logger.info("risk events resolved for %s: %s", account.account_id, [e.pk for e in resolved])
+        for event in resolved:
+            event.account = account
+            risk_event_alert(event=event, resolved=True)
 
 
 def _pct(value: Decimal | None) -> str:

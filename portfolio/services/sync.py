@@ -46,6 +46,7 @@ from portfolio.models import (
 from portfolio.rules.lifecycle import PositionChanges, positions_reconcile
 from portfolio.rules.reconcile import positions_reconcile_with_fills
 from portfolio.services.account_values import account_value_fields
+from portfolio.services.expiries import option_ends_settle
 from portfolio.services.holdings import positions_build_pending
 from portfolio.services.sync_instruments import SyncInstruments
 from trading.calendars import trade_date_of
@@ -249,6 +250,15 @@ def _write(
     # the positions were last built from them.
     ledger = ledger_instruments_of(account)
     if not ledger:
+        # Options past their expiry that the broker dropped ended: closed with what ended them.
+        option_ends_settle(
+            changes,
+            account=account,
+            rows=zip(rows, row_instruments, strict=True),
+            open_positions=loaded,
+            now=changes.now,
+        )
+        loaded = [p for p in loaded if p.status == PositionStatus.OPEN]
         # "sync" mode: no fills, so nothing to hold the broker's changes against (no trades between
         # two syncs: a split-like change is a split).
         positions_reconcile(
@@ -266,6 +276,21 @@ def _write(
             # caught up on yet): build first, then compare with what the fills now say.
             built = positions_build_pending(account=account, open_positions=loaded)
             loaded, quantities_before = built.open_positions, built.quantities_before
+            instruments.attach(loaded)
+        # Options past their expiry that the broker dropped ended: settled as fills (then built again,
+        # so the comparison below sees them closed and the stock delivered), or closed in place.
+        settled = option_ends_settle(
+            changes,
+            account=account,
+            rows=zip(rows, row_instruments, strict=True),
+            open_positions=loaded,
+            now=changes.now,
+        )
+        loaded = [p for p in loaded if p.status == PositionStatus.OPEN]
+        if settled:
+            built = positions_build_pending(account=account, open_positions=loaded)
+            loaded = built.open_positions
+            quantities_before = {**built.quantities_before, **quantities_before}
             instruments.attach(loaded)
         positions_reconcile_with_fills(
             changes,

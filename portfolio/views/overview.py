@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from core.live import connection_status
 from core.models import SyncReason, SyncStatus
 from portfolio.selectors import AccountOverview, account_overview_get, positions_mode_get
 from portfolio.services.sync_requests import positions_sync_request
@@ -51,6 +52,8 @@ def _fragment_context(account: Account, data: AccountOverview) -> dict:
         "data": data,
         "s": data.summary,
         "cur": account.base_currency,
+        # The event listener's view of the broker connection (core.live): the banner says when it is not ok.
+        "connections": connection_status(),
     }
 
 

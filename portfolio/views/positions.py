@@ -7,8 +7,10 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
+from portfolio.rules.expiries import is_past_expiry
 from portfolio.selectors import (
     position_chart_get,
     position_counts_get,
@@ -81,6 +83,11 @@ def positions(request: HttpRequest) -> HttpResponse:
     account_id = choice.selected.account_id if choice.selected else None
     rows = position_table_list(user=request.user, account_id=account_id, status=status, sort=sort)
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)  # read once: the template goes through the same rows
+    now = timezone.now()
+    # Options past their expiry session's close the sync has not settled yet (the broker still lists
+    # them over the weekend's processing, or no sync has run since): said on their row.
+    awaiting = {p.pk for p in page.object_list if is_past_expiry(p, now=now)} if status == "open" else set()
     return render(
         request,
         "portfolio/positions.html",
@@ -93,6 +100,7 @@ def positions(request: HttpRequest) -> HttpResponse:
             "counts": position_counts_get(user=request.user, account_id=account_id),
             "mode": positions_mode_get(account=choice.selected) if choice.selected else None,
             "page_query": urlencode({"status": status, "sort": sort}),
+            "awaiting_settlement": awaiting,
         },
     )
 

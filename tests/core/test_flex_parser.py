@@ -64,7 +64,7 @@ def test_parse_skips_what_is_not_a_fill_and_counts_it():
     ]
 
 
-def test_an_expired_option_is_a_fill_at_zero_keyed_by_its_trade_id():
+def test_an_expired_option_is_a_fill_at_zero_keyed_as_the_sync_keys_it():
     """IBKR reports an expiry only as a Flex book entry (no ibExecID, notes "Ep"); the API never does."""
     expiry = {e.exec_id: e for e in flex_parse(path_or_bytes=ACTIVITY).executions}[PUT_EXPIRY]
     assert (expiry.side, expiry.quantity, expiry.price, expiry.commission) == ("BUY", Decimal(1), Decimal(0), 0)
@@ -72,15 +72,15 @@ def test_an_expired_option_is_a_fill_at_zero_keyed_by_its_trade_id():
     assert expiry.perm_id is None and expiry.instrument.key == "OPT:SPY:USD:20251017:640:P:100"
 
 
-def test_assignments_and_other_book_entries_without_exec_id_are_skipped_with_a_reason():
-    assignment = trade_row(ibExecID="", transactionType="BookTrade", notes="A", tradeID="7000000002")
+def test_book_entries_that_are_no_settlement_are_skipped_with_a_reason():
+    unpaired = trade_row(ibExecID="", transactionType="BookTrade", notes="A", tradeID="7000000002")
     other = trade_row(ibExecID="", transactionType="BookTrade", notes="", tradeID="7000000003")
-    expiry_without_id = trade_row(ibExecID="", notes="Ep", tradeID="", transactionID="")
-    rows = flex_parse(path_or_bytes=flex_xml(assignment, other, expiry_without_id)).accounts[ACCOUNT]
+    stock_expiry = trade_row(ibExecID="", notes="Ep", tradeID="", transactionID="")
+    rows = flex_parse(path_or_bytes=flex_xml(unpaired, other, stock_expiry)).accounts[ACCOUNT]
     assert rows.executions == [] and rows.skipped_trades == 3
-    assert "assignment or exercise" in rows.warnings[0] and "enter it in the admin" in rows.warnings[0]
-    assert "no ibExecID" in rows.warnings[1]
-    assert "an expiry without tradeID" in rows.warnings[2]
+    assert "no ibExecID" in rows.warnings[0]
+    assert "assigned delivery with no option row" in rows.warnings[1]
+    assert "not a derivative" in rows.warnings[2]
 
 
 def test_option_without_multiplier_is_100_and_cancellations_are_not_applied():

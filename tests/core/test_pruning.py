@@ -242,6 +242,8 @@ def test_every_app_contributes_its_steps_and_each_can_be_planned():
         "sessions.Session",
         "marketdata.Bar",
         "portfolio.AccountSnapshot",
+        "sentiment.Tweet",
+        "sentiment.RedditPost",
     ]
     for step in steps:
         prune_plan(step.model)  # refused plans raise
@@ -300,12 +302,12 @@ def test_the_time_budget_stops_between_batches(account, monkeypatch):
     assert sync_runs_only().deleted == {"core.SyncRun": 2}  # the next prune goes on
 
 
-def test_a_prune_with_nothing_to_delete_is_seven_queries(django_assert_num_queries):
+def test_a_prune_with_nothing_to_delete_is_nine_queries(django_assert_num_queries):
     AccountFactory.create_batch(3)  # the last runs are read in one query whatever the number of accounts
 
-    # One batch query per step (5, market data's bars included), and the last runs of each kind:
-    # accounts', runs without one.
-    with django_assert_num_queries(7):
+    # One batch query per step (7: core 3, marketdata 1, portfolio 1, sentiment 2), and the last runs of
+    # each kind: accounts', runs without one.
+    with django_assert_num_queries(9):
         report = prune()
 
     assert set(report.deleted.values()) == {0}
@@ -366,9 +368,22 @@ def test_command_dry_run_and_json(account, capsys):
         "marketdata.Bar",
         "portfolio.AccountSnapshot",
         "portfolio.PositionSnapshot",
+        "sentiment.Tweet",
+        "sentiment.TweetSentiment",
+        "sentiment.Mention",
+        "sentiment.RedditPost",
+        "sentiment.RedditSentiment",
     }
     assert data["unlinked"] == {"portfolio.PositionEvent.sync_run": 0}
-    assert set(data["step_seconds"]) == {"sync runs", "lapsed locks", "expired sessions", "bars", "hourly snapshots"}
+    assert set(data["step_seconds"]) == {
+        "sync runs",
+        "lapsed locks",
+        "expired sessions",
+        "bars",
+        "hourly snapshots",
+        "tweets",
+        "reddit posts",
+    }
     assert remaining(old) == [True]
 
     call_command("prune", "--dry-run")

@@ -24,8 +24,12 @@ from devtools.demo import (
     demo_state_build,
     demo_state_write,
 )
+from portfolio.models import Position, PositionEventKind
+from portfolio.services.sync import positions_sync
+from tests.factories import AccountFactory
 from trading.calendars import is_nyse_session, session_close
 from trading.models import Account
+from trading.services.executions import executions_ingest
 
 NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York: the market is open
@@ -63,9 +67,14 @@ def _broker_read(path: Path) -> dict:
     return result
 
 
-def _net_by_instrument(executions) -> dict[str, Decimal]:
+def _net_by_instrument(executions, now: datetime = NOW) -> dict[str, Decimal]:
+    """What the fills leave held, less options past their expiry session's close by ``now`` (the broker
+    has dropped them: the demo's expiring put)."""
     net: dict[str, Decimal] = defaultdict(Decimal)
     for execution in executions:
+        expiry = execution.instrument.expiry
+        if expiry is not None and session_close(expiry) <= now:
+            continue
         net[execution.instrument.key] += execution.quantity if execution.side == "BUY" else -execution.quantity
     return {key: quantity for key, quantity in net.items() if quantity != 0}
 
@@ -135,11 +144,32 @@ def test_has_hundreds_of_fills_with_unique_ids_inside_market_hours_and_bar_range
 
 
 def test_positions_are_the_net_of_the_executions(state_path):
+    """...less an option past its expiry session's close: the broker has dropped it (the demo's
+    expiring put, for the position sync to settle)."""
     read = _broker_read(state_path)
     for account_id, positions in read["positions"].items():
         reported = {p.instrument.key: p.quantity for p in positions}
         assert all(quantity != 0 for quantity in reported.values())
         assert reported == _net_by_instrument(read["executions"][account_id])
+    expired = {
+        e.instrument.key
+        for items in read["executions"].values()
+        for e in items
+        if e.instrument.expiry and session_close(e.instrument.expiry) <= NOW
+    }
+    assert len(expired) == 1  # the 2 SPY puts bought at session 4
+
+
+@pytest.mark.django_db
+def test_the_demo_s_expiring_put_is_settled_by_the_sync(state_path, settings):
+    settings.BROKER_STATE_FILE = str(state_path)
+    account = AccountFactory(account_id=MARGIN_ACCOUNT_ID)
+    broker = SimulatedBroker(state_path)
+    assert executions_ingest(account=account, broker=broker).status == "SUCCESS"
+    assert positions_sync(account=account, broker=broker).status == "SUCCESS"
+    put = Position.objects.get(account=account, instrument__sec_type="OPT", instrument__right="P")
+    assert put.status == "CLOSED" and put.events.order_by("at", "id").last().kind == PositionEventKind.EXPIRED
+    assert put.realized_pnl < 0 and put.closed_at == session_close(put.instrument.expiry)
 
 
 def test_average_cost_is_what_the_fills_give(state_path):

@@ -341,8 +341,9 @@ def test_sync_now_enforces_csrf():
 # --- queries ------------------------------------------------------------------------------------
 # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
 # (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
-# broker). The same with or without a previous close.
-OVERVIEW_QUERIES = 14
+# broker); the latest confluence score of the positions' symbols (sentiment). The same with or without a
+# previous close; the broker connection (banner).
+OVERVIEW_QUERIES = 16
 
 
 def _overview_data(size: int):
@@ -597,7 +598,28 @@ def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries)
     client = _client(trader)
     account_id = trader.accounts.order_by("id").first().account_id
     # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
-    # close with the flows since; outage, latest run (with the running one), positions, fills
-    with django_assert_num_queries(13):
+    # close with the flows since; outage, latest run (with the running one), positions, fills, confluence,
+    # the broker connection
+    with django_assert_num_queries(15):
         response = _fragments(client, account_id)
     assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size
+
+
+def test_the_positions_table_shows_each_symbols_latest_confluence_score():
+    from sentiment.models import ConfluenceScore
+
+    trader = UserFactory()
+    account = AccountFactory(users=[trader])
+    _position(account, instrument=InstrumentFactory(symbol="AAPL"))
+    _position(account, instrument=InstrumentFactory(symbol="MSFT"))
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for hours_ago, score in ((2, "10.00"), (0, "42.50")):
+        ConfluenceScore.objects.create(
+            symbol="AAPL", hour=hour - timedelta(hours=hours_ago), score=Decimal(score), sentiment=Decimal("0.425"),
+            missing=["options_flow", "momentum"], computed_at=hour,
+        )  # fmt: skip
+    html = _client(trader).get("/").content.decode()
+    cells = re.findall(r'data-cell="confluence">(.*?)</td>', html, re.S)
+    assert len(cells) == 2
+    assert "42.50" in cells[0] and "missing: options_flow, momentum" in cells[0]
+    assert "—" in cells[1]  # MSFT has no score

@@ -7,9 +7,11 @@ import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from importlib import import_module
 from io import StringIO
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -298,3 +300,16 @@ def test_queries_do_not_grow_with_the_number_of_fills(tmp_path):
         assert summary.created == size
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_expiries_imported_before_are_rekeyed_and_not_doubled(account):
+    """Migration trading 0012 re-keys the expiries earlier imports stored as ``flex-expiry-<tradeID>`` to
+    the key the sync and this import now give them, so importing the statement again doubles nothing."""
+    rekey = import_module("trading.migrations.0012_execution_option_settlement").expiries_rekey
+    flex_import(path=ACTIVITY)
+    Execution.objects.filter(exec_id=PUT_EXPIRY).update(exec_id="flex-expiry-7012345690")
+    rekey(apps, None)
+    assert Execution.objects.filter(exec_id=PUT_EXPIRY).exists()
+    flex_import(path=ACTIVITY)
+    assert not Execution.objects.filter(exec_id__startswith="flex-expiry-").exists()
+    assert Execution.objects.filter(instrument__expiry="2025-10-17").count() == 2

@@ -556,3 +556,24 @@ def test_matches_close_exactly_what_the_closing_fills_traded(seed):
         closed[closing.id] = closed.get(closing.id, D(0)) + abs(match.quantity)
     for fill_id, quantity in closed.items():
         assert quantity <= by_id[fill_id].quantity
+
+
+# --- an option's exercise or assignment: the premium moves into the stock's basis -------------------
+def test_a_basis_transfer_counts_like_a_commission_but_is_not_one():
+    """Short put sold at 2.00 (commission 1.00), assigned: the option's closing fill carries what it
+    would realize (199.00) and realizes 0; the stock bought at the strike carries -199.00, so its lot
+    costs 48.01. Neither round trip counts the transfer as a commission."""
+    option = [
+        sell(1, "2.00", "1.00", multiplier=D(100)),
+        buy(1, "0", multiplier=D(100), basis_transfer=D("199.00")),
+    ]
+    result = lots_match(option)
+    assert result.realized_by_fill[2] == D("0.0000")
+    (trip,) = result.round_trips
+    assert (trip.realized_pnl, trip.commissions, trip.outcome) == (D("0.0000"), D("1.0000"), "BREAKEVEN")
+
+    stock = lots_match([buy(100, "50", instrument_id=8, basis_transfer=D("-199.00")), sell(100, "55", instrument_id=8)])
+    assert stock.realized_by_fill[4] == D("699.0000")  # (55 - 48.01) x 100
+    (trip,) = stock.round_trips
+    assert trip.commissions == D("0.0000")
+    assert lots_match([buy(100, "50", basis_transfer=D("-199.00"))]).open_lots[0].cost_price == D("48.01")

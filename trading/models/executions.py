@@ -18,6 +18,7 @@ class ExecutionSource(models.TextChoices):
     API = "API", "Broker API"
     FLEX = "FLEX", "Flex report"
     STAFF = "STAFF", "Entered by staff"
+    INFERRED = "INFERRED", "Inferred by the position sync (option expiry, exercise, assignment)"
 
 
 class ExecutionQuerySet(models.QuerySet):
@@ -52,6 +53,13 @@ class Execution(models.Model):
         null=True, blank=True, help_text="From the broker (Flex settleDateTarget)."
     )
     realized_pnl = MoneyField(null=True, blank=True)
+    basis_transfer = MoneyField(
+        null=True,
+        blank=True,
+        help_text="An option exercise or assignment: the option's premium moved into the delivered stock's cost "
+        "basis (domain rules). On the option's closing fill, what it would have realized (so it realizes 0); on "
+        "the stock's fill, the same amount with the other sign, counted like a commission.",
+    )
     source = models.CharField(max_length=8, choices=ExecutionSource.choices, default=ExecutionSource.API)
     raw = models.JSONField(default=dict, blank=True)
     staff_fields = models.JSONField(default=list, blank=True)

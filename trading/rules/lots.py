@@ -192,17 +192,23 @@ def _replay(ordered: list[LedgerFill], *, fifo: bool) -> LedgerResult:
 
     for fill in ordered:
         sign = 1 if fill.side == "BUY" else -1
-        size, price, multiplier, commission = fill.quantity, fill.price, fill.multiplier, fill.commission
+        size, price, multiplier = fill.quantity, fill.price, fill.multiplier
+        # An exercise's or assignment's basis transfer moves money like a commission (into the cost of
+        # what a fill opens, out of the proceeds of what it closes) but is not one: trips count only fees.
+        transfer = fill.basis_transfer
+        commission = fill.commission + transfer
         held = abs(position)
         closing = min(size, held) if position and (position > 0) != (sign > 0) else _ZERO
         opening = size - closing
         open_commission = commission
+        close_transfer = _ZERO
 
         if closing:
             assert trip is not None  # a position is open, so is its trip
             # A fill that crosses zero splits its commission between the close and the new opening.
             close_commission = commission if not opening else commission * closing / size
             open_commission = commission - close_commission
+            close_transfer = transfer if not opening else transfer * closing / size
             exit_price = price + sign * close_commission / (closing * multiplier)
             pool_share = pool_basis if closing == held else pool_basis * closing / held
             trip.cash -= sign * closing * price * multiplier + close_commission
@@ -240,7 +246,7 @@ def _replay(ordered: list[LedgerFill], *, fifo: bool) -> LedgerResult:
             realized_by_fill[fill.id] = fill_realized
             trip.exit_quantity += closing
             trip.exit_notional += closing * price
-            trip.commissions += close_commission
+            trip.commissions += close_commission - close_transfer
             if not position:
                 round_trips.append(trip.result(fill))
                 trip = None
@@ -260,7 +266,7 @@ def _replay(ordered: list[LedgerFill], *, fifo: bool) -> LedgerResult:
             trip.cash -= basis
             trip.entry_quantity += opening
             trip.entry_notional += opening * price
-            trip.commissions += open_commission
+            trip.commissions += open_commission - (transfer - close_transfer)
             trip.peak = max(trip.peak, abs(position))
 
     average_cost = None
@@ -314,7 +320,7 @@ def _validated(fills: Iterable[LedgerFill]) -> list[LedgerFill]:
         seen.add(fill.id)
         if fill.side not in ("BUY", "SELL"):
             raise ValueError(f"{_name(fill)}: unknown side {fill.side!r}, expected BUY or SELL")
-        for field in ("quantity", "price", "commission", "multiplier"):
+        for field in ("quantity", "price", "commission", "multiplier", "basis_transfer"):
             value = getattr(fill, field)
             if not isinstance(value, Decimal) or not value.is_finite():
                 raise ValueError(f"{_name(fill)}: {field} must be a finite Decimal, got {value!r}")

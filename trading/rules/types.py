@@ -18,6 +18,9 @@ class LedgerFill:
     commission: Decimal = Decimal(0)  # 0 while the broker's commission report is missing
     multiplier: Decimal = Decimal(1)
     order_ref: str | None = None  # perm id or order id: partial fills of one order are one trade
+    # An exercise or assignment: money moved between the option's closing fill and the delivered stock's
+    # fill (the premium into the stock's basis), counted like a commission but not one.
+    basis_transfer: Decimal = Decimal(0)
 
     @property
     def signed_quantity(self) -> Decimal:

@@ -31,6 +31,7 @@ from marketdata.services import instruments_resolve
 from trading.calendars import settlement_date, trade_date_of
 from trading.models import Account, CashFlow, Execution, ExecutionSource
 from trading.services.accounts import AccountSelection, accounts_select
+from trading.services.alerts import ingest_alerts
 from trading.services.ledger import ledger_recompute
 
 logger = logging.getLogger(__name__)
@@ -445,6 +446,7 @@ def executions_ingest(
         return sync_run_fail(run=run, exc=exc, warnings=warnings)
     for warning in warnings:
         logger.warning("execution ingest %s: %s", account.account_id, warning)
+    ingest_alerts(account=account, run=run, disagreements=result.disagreements)
     return run
 
 

@@ -17,12 +17,15 @@ from pathlib import Path
 from django.db import transaction
 from tqdm import tqdm
 
+from core.brokers.base import BrokerExecution
+from core.brokers.expiries import settlement_leg_of
 from core.brokers.flex import FlexAccountRows, FlexReportError, FlexStatementData, flex_parse
 from core.journal import sync_run_finish, sync_run_start
 from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from trading.models import Account, ExecutionSource
 from trading.services.executions import IngestResult, cash_flows_upsert, executions_upsert
 from trading.services.ledger import ledger_recompute
+from trading.services.option_settlements import option_settlements_record
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +151,15 @@ def _import_account(
 ) -> FlexAccountSummary:
     total = IngestResult()
     bar.set_postfix_str(account.account_id)
-    for start in range(0, len(rows.executions), UPSERT_CHUNK):
-        chunk = rows.executions[start : start + UPSERT_CHUNK]
+    # Expiries, exercises and assignments are recorded as events (they may replace what the position
+    # sync inferred), after the fills that opened the options.
+    fills = [row for row in rows.executions if settlement_leg_of(row.exec_id) is None]
+    settlements: dict[str, list[BrokerExecution]] = {}
+    for row in rows.executions:
+        if settlement_leg_of(row.exec_id) is not None:
+            settlements.setdefault(row.exec_id.rsplit("-", 1)[0], []).append(row)
+    for start in range(0, len(fills), UPSERT_CHUNK):
+        chunk = fills[start : start + UPSERT_CHUNK]
         _merge(
             total,
             executions_upsert(account=account, rows=chunk, broker_name=BROKER_NAME, source=ExecutionSource.FLEX),
@@ -157,13 +167,20 @@ def _import_account(
         bar.update(len(chunk))
     new_flows = cash_flows_upsert(account=account, rows=rows.cash_flows, source=ExecutionSource.FLEX)
     ledger_recompute(account=account, affected=total.affected, cash_changed=bool(new_flows))
+    settled = option_settlements_record(account=account, events=list(settlements.values()), source=ExecutionSource.FLEX)
+    total.created += settled.created
+    total.updated += settled.updated
+    total.unchanged += settled.unchanged
+    total.disagreements += settled.disagreements
+    total.warnings += settled.warnings
+    bar.update(sum(len(legs) for legs in settlements.values()))
     account_warnings = [*rows.warnings, *total.warnings]
     ignored = dict(sorted(rows.ignored_cash_transactions.items()))
     message = (
         f"flex import of {data.source}: {len(rows.executions)} fills, {new_flows} new cash flows of "
         f"{len(rows.cash_flows)}; {rows.skipped_trades} trades skipped, {rows.summary_rows} summary rows and "
         f"{sum(ignored.values())} other cash transactions ignored; {total.disagreements} disagreements with "
-        "staff corrections"
+        "staff corrections or inferred option settlements"
     )
     sync_run_finish(
         run=run,

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +229,8 @@ class _Connection:
         self.client_id: int | None = None
         self.market_data_type = 1
         self.closed = False
+        # reqPositions is a subscription at IBKR: later changes are pushed to whoever asked once.
+        self.positions_subscribed = False
         self.tasks: set[asyncio.Task] = set()
         self.timers: list[asyncio.TimerHandle] = []
 
@@ -405,6 +407,7 @@ class _Connection:
         return Answer(end=[self.encoder.next_valid_id(self.sim.next_order_id(self.client_id or 0))])
 
     async def _on_positions(self, state: GatewayState, f: Fields, req_id: int) -> Answer:
+        self.positions_subscribed = True
         rows = [
             self.encoder.position(p.account, p.contract, p.quantity, p.avg_cost)
             for account_id in state.account_ids()
@@ -697,6 +700,7 @@ class GatewaySimulator:
         port: int = 4002,
         server_version: int = MAX_SERVER_VERSION,
         write_fills: bool = True,
+        watch_interval: float | None = 0.2,
     ) -> None:
         if not MIN_SERVER_VERSION <= server_version <= MAX_SERVER_VERSION:
             raise ValueError(f"server version must be within {MIN_SERVER_VERSION}..{MAX_SERVER_VERSION}")
@@ -711,15 +715,29 @@ class GatewaySimulator:
         self.orders: dict[tuple[int, int], WireOrder] = {}
         self._next_ids: dict[int, int] = {}
         self._perm_id = 1_000_000 + int(time.time()) % 1_000_000
+        # Pushing events when the state file changes (IB Gateway pushes fills and position changes).
+        self.watch_interval = watch_interval
+        self._watcher: asyncio.Task | None = None
+        self._seen: StateSnapshot | None = None
+        self._own_exec_ids: set[str] = set()  # fills of orders placed here: already sent to their owner
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self.server.sockets[0].getsockname()[1]
         logger.info("ibgateway_sim: serving %s on %s:%s", self.state_path, self.host, self.port)
+        if self.watch_interval and (self._watcher is None or self._watcher.done()):
+            if self._seen is None:
+                self._seen = StateSnapshot.read(self.state_path)
+            self._watcher = asyncio.create_task(self._watch())
         return self.port
 
     async def stop(self) -> None:
         """Stop listening and drop every connection (a gateway that was shut down)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watcher
+            self._watcher = None
         if self.server is not None:
             self.server.close()
         for connection in list(self.connections):
@@ -744,6 +762,91 @@ class GatewaySimulator:
         connection = _Connection(self, reader, writer)
         self.connections.add(connection)
         await connection.run()
+
+    # --- events pushed when the state file changes -------------------------------------------------
+    async def _watch(self) -> None:
+        """Poll the state file; when it changes, push what IB Gateway would push on its own: each new
+        execution (EXECUTION_DATA with request id -1, then its COMMISSION_REPORT) to every connected
+        client, as to a master API client, and each changed position (POSITION_DATA; quantity 0 for
+        one that went away) to the clients subscribed to positions."""
+        assert self.watch_interval
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            try:
+                self.push_changes()
+            except Exception:  # the watcher must outlive one bad read
+                logger.exception("ibgateway_sim: pushing the state file's changes failed")
+
+    def push_changes(self) -> int:
+        """Compare the state file with the last look at it and push the differences; the number of
+        messages pushed (0 when nothing changed or the file cannot be read)."""
+        previous = self._seen
+        current = StateSnapshot.read(self.state_path, unchanged=previous)
+        if current is previous or current is None:
+            return 0
+        if not current.connected:
+            # The gateway went down: its clients' sockets close (they see it at once, not at their
+            # next request). What it held is remembered, so what appears while down is new when it is back.
+            for connection in list(self.connections):
+                connection.drop()
+            self._seen = replace(previous, stamp=current.stamp) if previous is not None else current
+            return 0
+        self._seen = current
+        if previous is None:
+            return 0
+        sent = 0
+        live = [c for c in self.connections if c.client_id is not None and not c.closed]
+        for exec_id, e in current.executions.items():
+            if exec_id in previous.executions or exec_id in self._own_exec_ids:
+                continue
+            row = e.row
+            for connection in live:
+                frames = [
+                    connection.encoder.execution(
+                        -1,
+                        e.contract,
+                        order_id=row.order_id or 0,
+                        exec_id=row.exec_id,
+                        time=row.executed_at,
+                        account=e.account,
+                        exchange=row.exchange or "SMART",
+                        side=e.side,
+                        shares=row.quantity,
+                        price=row.price,
+                        perm_id=row.perm_id or 0,
+                        client_id=e.client_id,
+                        cum_qty=row.quantity,
+                        avg_price=row.price,
+                    )
+                ]
+                if row.commission is not None:
+                    report = connection.encoder.commission_report(
+                        row.exec_id, row.commission, row.commission_currency or e.contract.currency, e.realized_pnl
+                    )
+                    if e.commission_delay:
+                        connection.send_later(e.commission_delay, report)
+                    else:
+                        frames.append(report)
+                connection.send(*frames)
+                sent += len(frames)
+        changed = [
+            p for key, p in current.position_rows.items() if previous.positions.get(key) != current.positions[key]
+        ]
+        gone = [p for key, p in previous.position_rows.items() if key not in current.positions]
+        for connection in live:
+            if not connection.positions_subscribed:
+                continue
+            frames = [connection.encoder.position(p.account, p.contract, p.quantity, p.avg_cost) for p in changed]
+            frames += [connection.encoder.position(p.account, p.contract, Decimal(0), p.avg_cost) for p in gone]
+            connection.send(*frames)
+            sent += len(frames)
+        return sent
+
+    def notice(self, code: int, message: str | None = None) -> None:
+        """Send a notice without a request (1100 connectivity lost, 1102 restored, 2110 ...) to every client."""
+        for connection in list(self.connections):
+            if connection.client_id is not None:
+                connection.send(connection.error(-1, code, message))
 
     # --- ids ---------------------------------------------------------------------------------------
     def next_order_id(self, client_id: int) -> int:
@@ -815,6 +918,7 @@ class GatewaySimulator:
                 logger.error("ibgateway_sim: the fill of order %s was not written: %s", order.order_id, exc)
                 return
         order.exec_ids.append(exec_id)
+        self._own_exec_ids.add(exec_id)
         order.filled += quantity
         order.avg_fill_price = order.last_fill_price = touch
         order.status = "Filled"
@@ -848,6 +952,44 @@ class GatewaySimulator:
         )
 
 
+@dataclass(frozen=True)
+class StateSnapshot:
+    """What the watcher remembers of the state file: its stamp, executions by exec id, and each
+    position's (quantity, avgCost) by (account, conId)."""
+
+    stamp: tuple[int, int]
+    connected: bool
+    executions: dict[str, Any]
+    positions: dict[tuple[str, int], Any]
+    position_rows: dict[tuple[str, int], Any]
+
+    @classmethod
+    def read(cls, path: Path, *, unchanged: "StateSnapshot | None" = None) -> "StateSnapshot | None":
+        """The file now; ``unchanged`` itself when its stamp has not moved; None when unreadable."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if unchanged is not None and unchanged.stamp == stamp:
+            return unchanged
+        try:
+            state = GatewayState(path)
+        except StateError:
+            return None
+        executions: dict[str, Any] = {}
+        positions: dict[tuple[str, int], Any] = {}
+        rows: dict[tuple[str, int], Any] = {}
+        if state.connected:
+            for account_id in state.account_ids():
+                for e in state.executions(account_id):
+                    executions[e.row.exec_id] = e
+                for p in state.positions(account_id):
+                    positions[(account_id, p.contract.con_id)] = (p.quantity, p.avg_cost)
+                    rows[(account_id, p.contract.con_id)] = p
+        return cls(stamp, state.connected, executions, positions, rows)
+
+
 class SimulatorThread:
     """The simulator on its own event loop in a background thread: for tests and for tools that call
     the blocking IBKR adapter (which runs its own ``asyncio.run``) in the foreground.
@@ -874,6 +1016,9 @@ class SimulatorThread:
 
     def stop(self) -> None:
         self._call(self.sim.stop())
+
+    def notice(self, code: int, message: str | None = None) -> None:
+        self.loop.call_soon_threadsafe(self.sim.notice, code, message)
 
     def restart(self) -> None:
         """A gateway restart: every connection dropped, open orders kept, then listening again."""

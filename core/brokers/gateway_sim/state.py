@@ -15,15 +15,16 @@ import os
 import tempfile
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, Quote
 from core.brokers.contracts import InstrumentSpec, SecType
 from core.brokers.gateway_sim.messages import WireContract
-from core.brokers.simulated import SimulatedBroker, _load
+from core.brokers.simulated import SimulatedBroker, _instrument, _load
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ LEDGER_TAGS = ("CashBalance", "TotalCashBalance", "ExchangeRate", "NetLiquidatio
                "RealizedPnL", "StockMarketValue", "OptionMarketValue", "FuturesPNL")  # fmt: skip
 PRICED_AS_CONTRACT = {SecType.OPTION, SecType.FUTURE, SecType.FUTURE_OPTION}
 MONTH_CODES = "FGHJKMNQUVXZ"
+EXPIRY_ACTIONS = ("expire", "exercise", "assign")
 
 
 class StateError(Exception):
@@ -255,7 +257,55 @@ class GatewayState:
             return []
         fetched = self.broker.positions(account_id)
         self._warn(fetched.warnings)
-        return [self._position(account_id, p) for p in fetched.items]
+        return [self._position(account_id, p) for p in self._after_expiries(account_id, list(fetched.items))]
+
+    def _after_expiries(self, account_id: str, items: list[BrokerPosition]) -> list[BrokerPosition]:
+        """An expiry weekend, scripted: an option row with ``at_expiry`` (``expire``, ``exercise`` or
+        ``assign``; ``at_expiry_contracts`` for part of it, the rest expiring) is, once its expiry day's
+        16:00 New York has passed, gone from the positions, and an exercise or assignment moves the
+        underlying's stock row (made if absent) by contracts x multiplier at the strike, the premium in
+        its cost, as IBKR's positions show them after the weekend's processing. Without ``at_expiry`` the option stays
+        listed, as while IBKR is still processing. (Early closes are not modelled here.)"""
+        scripts = {}
+        for row in self._raw_account(account_id).get("positions") or ():
+            if isinstance(row, dict) and row.get("at_expiry") in EXPIRY_ACTIONS:
+                try:
+                    scripts[_instrument(row).key] = row
+                except Exception:  # noqa: S112 - the parser has already warned about a malformed row
+                    continue
+        if not scripts:
+            return items
+        now = datetime.now(UTC)
+        kept: list[BrokerPosition] = []
+        deliveries: list[tuple[InstrumentSpec, Decimal, Decimal]] = []
+        for position in items:
+            spec = position.instrument
+            row = scripts.get(spec.key)
+            if row is None or spec.expiry is None or now < _expiry_close(spec.expiry):
+                kept.append(position)
+                continue
+            action = row["at_expiry"]
+            if action == "expire" or spec.strike is None:
+                continue
+            contracts = _decimal(row.get("at_expiry_contracts")) or abs(position.quantity)
+            direction = (1 if spec.right == "C" else -1) * (1 if position.quantity > 0 else -1)
+            # IBKR puts the premium into the delivered stock's cost: a call's adds to it, a put's takes
+            # from it (a short put assigned at 50 for 2.00 shows 48.00; a long call at 50 bought for 3.00, 53.00).
+            premium = position.average_price * (1 if spec.right == "C" else -1)
+            deliveries.append((spec, contracts * spec.multiplier * direction, spec.strike + premium))
+        for option, shares, strike in deliveries:
+            key = InstrumentSpec(symbol=option.symbol, currency=option.currency).key
+            index = next((i for i, p in enumerate(kept) if p.instrument.key == key), None)
+            if index is None:
+                spec = InstrumentSpec(symbol=option.symbol, currency=option.currency)
+                kept.append(BrokerPosition(account_id, spec, shares, strike, strike))
+                continue
+            held = kept[index]
+            quantity = held.quantity + shares
+            grows = quantity and (held.quantity == 0 or (shares > 0) == (held.quantity > 0))
+            average = (held.quantity * held.average_price + shares * strike) / quantity if grows else held.average_price
+            kept[index] = BrokerPosition(account_id, held.instrument, quantity, average, held.market_price)
+        return [p for p in kept if p.quantity]
 
     @staticmethod
     def _position(account_id: str, p: BrokerPosition) -> WirePosition:
@@ -354,6 +404,11 @@ class GatewayState:
 
     def quote(self, symbol: str) -> Quote | None:
         return self.broker.quote(symbol)
+
+
+def _expiry_close(expiry: date) -> datetime:
+    """16:00 New York on the expiry day (the simulator does not model early closes)."""
+    return datetime.combine(expiry, time(16), tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
 
 
 def _int(value: Any) -> int:

@@ -101,42 +101,47 @@ class Command(BaseCommand):
 
     @staticmethod
     def _cleanup() -> None:
-        """Plain DELETEs: the ORM's delete would write a history row per bench fill."""
-        account_ids = list(Account.objects.filter(account_id=ACCOUNT).values_list("pk", flat=True))
-        if not account_ids:
-            return
-        tables = [
-            m._meta.db_table
-            for m in (
-                SettlementTracking,
-                LotMatch,
-                Lot,
-                RoundTrip,
-                DayTrade,
-                TradeFrequencyTracking,
-                CashAccountState,
-                CashViolation,
-                CashFlow,
-                SyncRun,
-                Execution,
-            )
-        ]
-        positions, events = Position._meta.db_table, PositionEvent._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {events} WHERE position_id IN (SELECT id FROM {positions} WHERE account_id = %s)",  # noqa: S608
-                [account_ids[0]],
-            )
-            for table in (positions, Position.history.model._meta.db_table, LedgerInstrument._meta.db_table):
-                cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
-            for table in tables:
-                cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
-            cursor.execute(
-                f"DELETE FROM {Execution.history.model._meta.db_table} WHERE account_id = %s",  # noqa: S608
-                [account_ids[0]],
-            )
-        Account.objects.filter(pk__in=account_ids).delete()
-        Instrument.objects.filter(symbol__startswith=SYMBOL_PREFIX).delete()
+        bench_account_delete(account_id=ACCOUNT, symbol_prefix=SYMBOL_PREFIX)
+
+
+def bench_account_delete(*, account_id: str, symbol_prefix: str) -> None:
+    """A bench account and everything under it, by plain DELETEs (the ORM's delete would write a history
+    row per bench fill); its instruments by symbol prefix."""
+    account_ids = list(Account.objects.filter(account_id=account_id).values_list("pk", flat=True))
+    if not account_ids:
+        return
+    tables = [
+        m._meta.db_table
+        for m in (
+            SettlementTracking,
+            LotMatch,
+            Lot,
+            RoundTrip,
+            DayTrade,
+            TradeFrequencyTracking,
+            CashAccountState,
+            CashViolation,
+            CashFlow,
+            SyncRun,
+            Execution,
+        )
+    ]
+    positions, events = Position._meta.db_table, PositionEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {events} WHERE position_id IN (SELECT id FROM {positions} WHERE account_id = %s)",  # noqa: S608
+            [account_ids[0]],
+        )
+        for table in (positions, Position.history.model._meta.db_table, LedgerInstrument._meta.db_table):
+            cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
+        for table in tables:
+            cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_ids[0]])  # noqa: S608
+        cursor.execute(
+            f"DELETE FROM {Execution.history.model._meta.db_table} WHERE account_id = %s",  # noqa: S608
+            [account_ids[0]],
+        )
+    Account.objects.filter(pk__in=account_ids).delete()
+    Instrument.objects.filter(symbol__startswith=symbol_prefix).delete()
 
 
 def _fills(count: int, seed: int) -> list[BrokerExecution]:

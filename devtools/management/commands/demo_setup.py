@@ -1,10 +1,11 @@
-"""``manage.py demo_setup``: the demo broker's state file, its accounts, two logins and the demo tick.
+"""``manage.py demo_setup``: the demo broker's state file, its accounts, the sentiment feed (ingested),
+two logins and the demo tick.
 
 Safe to run again: an existing state file is kept (unless --force), users are created once and
 their passwords never reset, and the periodic task is created only when missing.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -15,10 +16,14 @@ from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
 from core.brokers.contracts import InstrumentSpec
+from core.models import AlertChannel, AlertKind, AlertPreference, ChannelKind, SyncReason
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
+from devtools.demo_sentiment import demo_feed_build, demo_feed_write
 from marketdata.models import WatchedInstrument
 from marketdata.services import instruments_resolve
+from sentiment.services.confluence import confluence_compute
+from sentiment.services.runs import options_flow_ingest_run, sentiment_ingest_run
 from trading.models import Account
 from trading.services.accounts import accounts_sync
 
@@ -51,11 +56,13 @@ class Command(BaseCommand):
         self._state_file(force=force, seed=seed)
         self._accounts()
         self._watched()
+        self._sentiment(force=force, seed=seed)
         with transaction.atomic():
             trader = self._user(*TRADER, superuser=False)
             self._user(*STAFF, superuser=True)
             for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
                 account.users.add(trader)
+            self._alerts(trader)
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
         # The tick was once trading's task: point a demo database made then at where it lives now.
         PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
@@ -77,6 +84,27 @@ class Command(BaseCommand):
         demo_state_write(path=path, state=state)
         fills = sum(len(account["executions"]) for account in state["accounts"])
         self.stdout.write(f"Broker state {path}: written (seed {seed}, {fills} fills)")
+
+    def _sentiment(self, *, force: bool, seed: int) -> None:
+        """The demo's feed of posts and options flow, ingested and scored, with confluence for the last two days."""
+        path = Path(settings.SENTIMENT_FEED_FILE)
+        if path.exists() and not force:
+            self.stdout.write(f"Sentiment feed {path}: exists, left unchanged (--force rewrites it)")
+        else:
+            feed = demo_feed_build(now=datetime.now(UTC), seed=seed)
+            demo_feed_write(path=path, feed=feed)
+            self.stdout.write(
+                f"Sentiment feed {path}: written ({len(feed['tweets'])} tweets, {len(feed['reddit_posts'])} Reddit "
+                f"posts, {len(feed['options_flow'])} options prints)"
+            )
+        for run in (
+            sentiment_ingest_run(source="file", reason=SyncReason.MANUAL),
+            options_flow_ingest_run(reason=SyncReason.MANUAL),
+        ):
+            self.stdout.write(f"{run.get_kind_display()}: {run.status} {run.message}")
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        scored = sum(len(confluence_compute(hour=now - timedelta(hours=h))) for h in range(48))
+        self.stdout.write(f"Confluence: {scored} hourly scores over the last 48 hours")
 
     def _accounts(self) -> None:
         result = accounts_sync(broker=get_broker())
@@ -103,6 +131,17 @@ class Command(BaseCommand):
             )
             created += new
         self.stdout.write(f"Watched instruments: {created} created, {len(instruments) - created} already watched")
+
+    def _alerts(self, trader) -> None:
+        """The demo trader's alerts go to an email channel; with the default console email backend the
+        messages appear in the worker's output (make run), every fill included."""
+        _, created = AlertChannel.objects.get_or_create(
+            user=trader, kind=ChannelKind.EMAIL, name="demo (console email)", defaults={"address": "demo@localhost"}
+        )
+        AlertPreference.objects.get_or_create(
+            user=trader, defaults={"kinds": [*AlertKind.default_choice(), AlertKind.FILL]}
+        )
+        self.stdout.write(f"Alerts of {trader.get_username()}: {'an email channel created' if created else 'exist'}")
 
     def _user(self, username: str, password: str, *, superuser: bool):
         user_model = get_user_model()

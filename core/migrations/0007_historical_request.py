@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0004_tasklock_owner_holder'),
+        ('core', '0006_syncrun_sentiment_kinds'),
     ]
 
     operations = [

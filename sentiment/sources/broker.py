@@ -1,0 +1,29 @@
+"""Options flow from the broker (``OPTIONS_FLOW_SOURCE=broker``): the option prints of the tracked
+underlyings through the broker boundary, turned into this boundary's ``OptionsPrint``.
+
+Only a broker adapter that offers ``option_prints`` gives flow (today the simulated broker, reading
+``option_flow`` from its state file); with another the run is SKIPPED saying so. Broker errors
+propagate as BrokerUnavailable / BrokerError: the run is SKIPPED as for any broker outage.
+"""
+
+from core.brokers import get_broker
+from sentiment.sources.base import OptionsPrint, SourceBatch, SourceUnavailable
+
+
+class BrokerOptionsSource:
+    name = "broker"
+
+    def __init__(self, broker=None) -> None:
+        self.broker = broker or get_broker()
+
+    def options_flow(self, *, underlyings: list[str]) -> SourceBatch:
+        fetch = getattr(self.broker, "option_prints", None)
+        if fetch is None:
+            raise SourceUnavailable(
+                f"broker {getattr(self.broker, 'name', type(self.broker).__name__)!r} gives no options flow"
+            )
+        fetched = fetch(underlyings)
+        prints = tuple(
+            OptionsPrint(**{name: getattr(p, name) for name in OptionsPrint.__slots__}) for p in fetched.items
+        )
+        return SourceBatch(prints=prints, warnings=tuple(fetched.warnings))
