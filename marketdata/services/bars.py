@@ -146,6 +146,9 @@ def _store_postgresql(
         with cursor.cursor.copy(f"COPY marketdata_bar_incoming ({columns}) FROM STDIN") as copy:
             for start in range(0, len(bars), 5000):
                 copy.write("".join(_copy_line(i, b) for i, b in bars[start : start + 5000]))
+        # Row counts for the planner: without them it may scan the whole bars table to find the few rows
+        # that exist, once per store (a backfill's time then grows with the table).
+        cursor.execute("ANALYZE marketdata_bar_incoming")
         # A bar given twice in one call counts once: the later one (DISTINCT ON keeps the highest ctid).
         # Rows whose values are the same are not written (the WHERE leaves them alone). A partitioned
         # table cannot return xmax to tell inserts from updates, so the rows that existed before are
