@@ -3,9 +3,8 @@
 ``MARKETDATA_RETENTION`` reads ``1m=30d,5m=90d,15m=180d,1h=730d,1d=forever``: per bar size, days to
 keep (``forever`` or ``0``: never pruned). A bar is pruned when it started before ``now - days``;
 one that started exactly at the cutoff stays. Quotes (one row per instrument) are never pruned.
-Applied by the "Market data retention" task and ``manage.py prune_market_data`` (``market_data_prune``:
-on PostgreSQL whole expired months are dropped first, see ``marketdata.partitions``), and row by row
-by ``manage.py prune`` with everything else.
+Applied by the "Market data retention" task, ``manage.py prune_market_data`` (``market_data_prune``)
+and ``manage.py prune`` with everything else, in batches of keys.
 """
 
 from datetime import datetime, timedelta
@@ -17,7 +16,6 @@ from django.utils import timezone
 
 from core.pruning import PruneReport, PruneStep, prune
 from marketdata.models import Bar, BarSize
-from marketdata.partitions import bar_partitions_drop_expired, bar_partitions_ensure
 
 
 def retention_days() -> dict[str, int | None]:
@@ -65,14 +63,6 @@ MARKET_DATA_PRUNE_STEPS = [
 PRUNE_STEPS = list(MARKET_DATA_PRUNE_STEPS)
 
 
-def market_data_prune(*, now: datetime | None = None, dry_run: bool = False) -> tuple[dict[str, int], PruneReport]:
-    """Bars past retention: on PostgreSQL whole months first (partitions dropped, ``bar_partitions_*``),
-    then the rest row by row in batches (the month the cutoff falls in, old backfills, SQLite).
-    Returns the dropped partitions with their rows, and the row prune's report."""
-    now = now or timezone.now()
-    cutoffs = bar_cutoffs(now)
-    dropped = bar_partitions_drop_expired(cutoffs=cutoffs, dry_run=dry_run)
-    if not dry_run:
-        bar_partitions_ensure(now=now, cutoffs=cutoffs)
-    report = prune(now=now, dry_run=dry_run, steps=MARKET_DATA_PRUNE_STEPS)
-    return dropped, report
+def market_data_prune(*, now: datetime | None = None, dry_run: bool = False) -> PruneReport:
+    """Bars past retention, deleted in batches of keys, each batch its own transaction (``core.pruning``)."""
+    return prune(now=now or timezone.now(), dry_run=dry_run, steps=MARKET_DATA_PRUNE_STEPS)

@@ -49,5 +49,4 @@ def market_data_prune_task() -> dict:
     with single_flight("marketdata.prune") as acquired:
         if not acquired:
             return {"status": "SKIPPED", "message": "another market data prune is running"}
-        dropped, report = market_data_prune()
-        return {"status": "SUCCESS", "dropped_partitions": dropped, **report.as_dict()}
+        return {"status": "SUCCESS", **market_data_prune().as_dict()}

@@ -7,8 +7,7 @@ warning that names it; the others are stored.
 
 PostgreSQL gets one ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT DO UPDATE ...
 WHERE IS DISTINCT FROM`` (the comparison happens in the database: storing a million bars again reads
-none of them into Python); the table is partitioned there (``marketdata.partitions``). SQLite
-compares in Python and writes with the ORM.
+none of them into Python). SQLite compares in Python and writes with the ORM.
 """
 
 import logging
@@ -150,9 +149,8 @@ def _store_postgresql(
         # that exist, once per store (a backfill's time then grows with the table).
         cursor.execute("ANALYZE marketdata_bar_incoming")
         # A bar given twice in one call counts once: the later one (DISTINCT ON keeps the highest ctid).
-        # Rows whose values are the same are not written (the WHERE leaves them alone). A partitioned
-        # table cannot return xmax to tell inserts from updates, so the rows that existed before are
-        # counted in the same statement (its CTEs all see the table as it was).
+        # Rows whose values are the same are not written (the WHERE leaves them alone). The rows that
+        # existed before are counted in the same statement (its CTEs all see the table as it was).
         cursor.execute(
             f"WITH existed AS (SELECT count(*) AS n FROM (SELECT DISTINCT instrument_id, bar_size, start "  # noqa: S608
             f"FROM marketdata_bar_incoming) i JOIN {table} b USING (instrument_id, bar_size, start)), "

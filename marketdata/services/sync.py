@@ -31,8 +31,6 @@ from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_s
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from marketdata.hooks import implicitly_watched_ids
 from marketdata.models import Bar, BarSize, Instrument, WatchedInstrument
-from marketdata.partitions import bar_partitions_ensure
-from marketdata.retention import bar_cutoffs
 from marketdata.services.bars import BarsStoreResult, bars_store
 from marketdata.services.instruments import instruments_resolve
 from marketdata.services.quotes import quotes_store
@@ -252,8 +250,6 @@ def _sync_bars(
 ) -> None:
     days = backfill_days()
     today = now.astimezone(exchange_zone()).date()
-    # PostgreSQL: this month's and the next months' partitions exist before their first bar.
-    bar_partitions_ensure(now=now, cutoffs=bar_cutoffs(now))
     plan: list[tuple[SyncTarget, str, datetime, datetime]] = []
     for target in targets:
         for bar_size in target.bar_sizes:

@@ -8,8 +8,8 @@ from marketdata.retention import market_data_prune
 
 class Command(BaseCommand):
     help = (
-        "Delete bars past MARKETDATA_RETENTION (default 1m=30d,5m=90d,15m=180d,1h=730d,1d=forever): on "
-        "PostgreSQL whole expired months are dropped, the rest is deleted in batches."
+        "Delete bars past MARKETDATA_RETENTION (default 1m=30d,5m=90d,15m=180d,1h=730d,1d=forever), in "
+        "batches, each its own transaction."
     )
 
     def add_arguments(self, parser) -> None:
@@ -17,11 +17,5 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON")
 
     def handle(self, *args, dry_run=False, json=False, **options) -> None:
-        dropped, report = market_data_prune(dry_run=dry_run)
-        if json:
-            self.stdout.write(json_module.dumps({"dropped_partitions": dropped, **report.as_dict()}, indent=2))
-            return
-        verb = "would be dropped" if dry_run else "dropped"
-        for name, rows in dropped.items():
-            self.stdout.write(f"partition {name}: {rows:,} bars, {verb}")
-        self.stdout.write(_text(report))
+        report = market_data_prune(dry_run=dry_run)
+        self.stdout.write(json_module.dumps(report.as_dict(), indent=2) if json else _text(report))
