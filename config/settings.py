@@ -262,8 +262,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Options flow's direction (bullish/bearish) shares its field name with other enums.
-    "ENUM_NAME_OVERRIDES": {"OptionsDirectionEnum": "sentiment.models.Direction"},
+    # Options flow's direction (bullish/bearish) shares its field name with other enums; an order's
+    # status is one choice set shared by several fields (the order's, its events' from/to status).
+    "ENUM_NAME_OVERRIDES": {
+        "OptionsDirectionEnum": "sentiment.models.Direction",
+        "OrderStatusEnum": "trading.models.orders.OrderStatus",
+        # BUY/SELL of fills and orders, apart from options prints' side (sentiment).
+        "TradeSideEnum": "trading.models.executions.Side",
+    },
 }
 
 # --- Logins: brute-force lockout (django-axes) --------------------------------------------------
@@ -480,6 +486,22 @@ if DAY_TRADE_COUNTING not in {"opening", "direction"}:
 RISK_MAX_DRAWDOWN = Decimal(env.str("RISK_MAX_DRAWDOWN", default="0.20"))  # fraction of the TWR index peak
 RISK_MAX_CONSECUTIVE_LOSSES = env.int("RISK_MAX_CONSECUTIVE_LOSSES", default=5)
 RISK_DAILY_LOSS_PCT = Decimal(env.str("RISK_DAILY_LOSS_PCT", default="0.03"))  # fraction of net liquidation
+
+# --- Orders and risk checks (domain-rules.md "Orders and risk checks") ----------------------------
+# Nothing places a real order by accident: LIVE accounts' orders reach the broker only with this on
+# and a connection that is not read-only (IBKR_READONLY=false); PAPER accounts are filled by the paper engine.
+LIVE_TRADING_ENABLED = env.bool("LIVE_TRADING_ENABLED", default=False)
+MAX_ORDER_QUANTITY = Decimal(env.str("MAX_ORDER_QUANTITY", default="10000"))
+QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)  # seconds
+MAX_PRICE_DEVIATION = Decimal(env.str("MAX_PRICE_DEVIATION", default="0.10"))  # fraction of the quote
+MAX_POSITION_PCT = Decimal(env.str("MAX_POSITION_PCT", default="0.10"))  # fraction of net liquidation
+CASH_ACCOUNT_BLOCK_GFV = env.bool("CASH_ACCOUNT_BLOCK_GFV", default=True)
+MAX_TRADES_PER_DAY = env.int("MAX_TRADES_PER_DAY", default=0)  # 0: unlimited
+MAX_TRADES_PER_WEEK = env.int("MAX_TRADES_PER_WEEK", default=0)  # 0: unlimited
+PAPER_COMMISSION_PER_SHARE = Decimal(env.str("PAPER_COMMISSION_PER_SHARE", default="0.005"))
+PAPER_COMMISSION_MIN = Decimal(env.str("PAPER_COMMISSION_MIN", default="1.00"))
+PAPER_COMMISSION_MAX_PCT = Decimal(env.str("PAPER_COMMISSION_MAX_PCT", default="0.01"))  # of the trade value
+PDT_MIN_EQUITY = Decimal(env.str("PDT_MIN_EQUITY", default="25000"))
 
 # --- Retention (manage.py prune and the daily "Retention" task): days kept; 0 keeps forever -------
 RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)

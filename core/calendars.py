@@ -106,22 +106,6 @@ def previous_sessions(end: date, count: int) -> list[date]:
     return list(nyse.sessions[stop - count : stop])
 
 
-def session_open(day: date) -> datetime:
-    """The regular-hours open of an NYSE session as an aware UTC datetime (09:30 New York)."""
-    nyse = _checked(day)
-    if day not in nyse.session_set:
-        raise ValueError(f"{day.isoformat()} is not an NYSE session")
-    return nyse.calendar.session_open(pd.Timestamp(day)).to_pydatetime().astimezone(UTC)
-
-
-def market_open_at(moment: datetime) -> bool:
-    """Whether the NYSE is in regular hours at ``moment`` (aware): a session, after its open, before its close."""
-    day = moment.astimezone(ZoneInfo("America/New_York")).date()
-    if not is_nyse_session(day):
-        return False
-    return session_open(day) <= moment < session_close(day)
-
-
 def session_close(day: date) -> datetime:
     """The close of an NYSE session as an aware UTC datetime, early closes included."""
     nyse = _checked(day)
@@ -129,6 +113,49 @@ def session_close(day: date) -> datetime:
         raise ValueError(f"{day.isoformat()} is not an NYSE session")
     close = nyse.calendar.session_close(pd.Timestamp(day))
     return close.to_pydatetime().astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def session_open(day: date) -> datetime:
+    """The open of an NYSE session (regular hours) as an aware UTC datetime."""
+    nyse = _checked(day)
+    if day not in nyse.session_set:
+        raise ValueError(f"{day.isoformat()} is not an NYSE session")
+    return nyse.calendar.session_open(pd.Timestamp(day)).to_pydatetime().astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def _session_close_cached(day: date) -> datetime:
+    return session_close(day)
+
+
+def next_session(day: date) -> date:
+    """The first NYSE session after ``day``."""
+    nyse = _checked(day)
+    index = bisect_right(nyse.sessions, day)
+    if index >= len(nyse.sessions):
+        raise ValueError(f"no NYSE session after {day.isoformat()} in the calendar")
+    return nyse.sessions[index]
+
+
+def market_is_open(at: datetime) -> bool:
+    """Regular trading hours: ``at`` falls in an NYSE session between its open and its close (early ones too)."""
+    day = trade_date_of(at)
+    if not is_nyse_session(day):
+        return False
+    return session_open(day) <= at < _session_close_cached(day)
+
+
+# The name market data uses (#12); the same rule.
+market_open_at = market_is_open
+
+
+def order_session(at: datetime) -> date:
+    """The session an order placed at ``at`` belongs to: today's until its close, else the next one."""
+    day = trade_date_of(at)
+    if is_nyse_session(day) and at < _session_close_cached(day):
+        return day
+    return next_session(day)
 
 
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:

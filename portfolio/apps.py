@@ -28,8 +28,9 @@ class PortfolioConfig(AppConfig):
 
     def ready(self) -> None:
         from marketdata.hooks import implicitly_watched_register
+        from portfolio.selectors import account_risk_figures_get
         from sentiment.hooks import held_symbols_register
-        from trading.hooks import after_fills_register
+        from trading.hooks import account_figures_register, after_fills_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
@@ -37,3 +38,5 @@ class PortfolioConfig(AppConfig):
         implicitly_watched_register(_open_position_instruments)
         # Sentiment lists the held symbols first and asks its sources about them; it never names portfolio.
         held_symbols_register(_held_symbols)
+        # Trading's order checks ask for the account's value (the broker's, as portfolio last read it).
+        account_figures_register(account_risk_figures_get)

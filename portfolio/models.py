@@ -239,6 +239,7 @@ class AccountStatus(models.Model):
 class SnapshotSource(models.TextChoices):
     BROKER = "BROKER", "Broker"
     COMPUTED = "COMPUTED", "Computed from last known positions (broker unreachable)"
+    PAPER = "PAPER", "Paper account: from its own fills and stored quotes"
 
 
 class SnapshotKind(models.TextChoices):

@@ -605,3 +605,36 @@ def _chart_bars(instrument_id: int, bar_size: str, since: datetime, until: datet
         .values_list("start", "open", "high", "low", "close")[:CHART_MAX_BARS]
     )
     return reversed(list(rows))
+
+
+# --- What the order risk checks ask of portfolio (registered in PortfolioConfig.ready) ------------
+def account_risk_figures_get(account: Account):
+    """The broker's last values of the account and its previous close, for trading's order checks.
+
+    Two queries: the account status, and the last snapshot of an earlier trade date with the net
+    flows since it (subqueries of the same query, as ``_daily_pnl`` does).
+    """
+    from trading.hooks import AccountFigures
+
+    status = (
+        AccountStatus.objects.filter(account=account).values_list("net_liquidation", "day_trades_remaining").first()
+    )
+    today = trade_date_of(timezone.now())
+    previous = (
+        AccountSnapshot.objects.filter(account=account, trade_date__lt=today, net_liquidation__isnull=False)
+        .order_by("-taken_at")
+        .annotate(
+            deposits=_flows_since_snapshot(CashFlowKind.DEPOSIT),
+            withdrawals=_flows_since_snapshot(CashFlowKind.WITHDRAWAL),
+        )
+        .values_list("net_liquidation", "deposits", "withdrawals")
+        .first()
+    )
+    figures = {}
+    if status is not None:
+        figures["net_liquidation"], figures["day_trades_remaining"] = status
+    if previous is not None:
+        value, deposits, withdrawals = previous
+        figures["previous_close"] = value
+        figures["flows_since_close"] = (deposits or Decimal(0)) - (withdrawals or Decimal(0))
+    return AccountFigures(**figures)

@@ -16,7 +16,7 @@ from portfolio.services.holdings import positions_build_pending
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
 from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
-from trading.models import Account
+from trading.models import Account, AccountMode
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,14 @@ def positions_after_fills_task(account_ids: list[str], sync: bool = True) -> dic
     """New fills arrived: build the accounts' positions from them, after a position sync when
     POSITION_SYNC_ON_TRADE is on (the sync builds first, then compares with the broker)."""
     runs = []
-    if sync:
-        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=account_ids)
+    # A PAPER account's fills are the paper engine's: there is no broker to sync it with.
+    live_ids = list(
+        Account.objects.filter(account_id__in=account_ids)
+        .exclude(mode=AccountMode.PAPER)
+        .values_list("account_id", flat=True)
+    )
+    if sync and live_ids:
+        runs = positions_sync_accounts(broker=get_broker(), reason=SyncReason.AFTER_TRADE, account_ids=live_ids)
     # Whatever the sync did not catch up on (it was skipped, or is off); nothing left costs a query.
     built, failed = {}, []
     for account in Account.objects.filter(account_id__in=account_ids).order_by("account_id"):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portfolio.views import alerts, compliance, health, overview, performance, positions, trades
+from portfolio.views import alerts, compliance, health, orders, overview, performance, positions, trades
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("trades/", trades.trades, name="trades"),
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),
     path("compliance/", compliance.compliance, name="compliance"),
+    path("orders/", orders.orders, name="orders"),
     path("performance/", performance.performance, name="performance"),
     path("sync-health/", health.sync_health, name="sync-health"),
     path("alerts/", alerts.alert_settings, name="alerts"),

@@ -21,7 +21,7 @@ from core.brokers.base import Quote as BrokerQuote
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from marketdata.models import Bar, Instrument, Quote, WatchedInstrument
 from portfolio.models import Position
-from trading.models import Account, AccountType
+from trading.models import Account, AccountMode, AccountType
 
 TEST_PASSWORD = "test-password-1234"
 
@@ -113,12 +113,28 @@ class AccountFactory(DjangoModelFactory):
 
     class Params:
         cash = factory.Trait(account_type=AccountType.CASH)
+        paper = factory.Trait(mode=AccountMode.PAPER)
 
     @factory.post_generation
     def users(self, create: bool, extracted, **kwargs) -> None:
         """``AccountFactory(users=[user, ...])`` links the traders who may see the account."""
         if create and extracted:
             self.users.add(*extracted)
+
+
+class QuoteFactory(DjangoModelFactory):
+    """A stored quote; pass ``at`` (and ``fetched_at``) to place it in time."""
+
+    class Meta:
+        model = Quote
+
+    instrument = factory.SubFactory(InstrumentFactory)
+    bid = Decimal("99.90")
+    ask = Decimal("100.00")
+    last = Decimal("99.95")
+    source = "test"
+    at = factory.LazyFunction(timezone.now)
+    fetched_at = factory.LazyAttribute(lambda o: o.at)
 
 
 class PositionFactory(DjangoModelFactory):
@@ -360,19 +376,6 @@ class BarFactory(DjangoModelFactory):
     volume = Decimal("1000")
     source = "test"
     fetched_at = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-class QuoteFactory(DjangoModelFactory):
-    class Meta:
-        model = Quote
-
-    instrument = factory.SubFactory(InstrumentFactory)
-    bid = Decimal("155.05")
-    ask = Decimal("155.12")
-    last = Decimal("155.10")
-    at = datetime(2026, 11, 20, 20, 59, 59, tzinfo=UTC)
-    source = "test"
-    fetched_at = datetime(2026, 11, 20, 21, tzinfo=UTC)
 
 
 class WatchedInstrumentFactory(DjangoModelFactory):

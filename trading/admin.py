@@ -1,5 +1,7 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from trading.models import (
@@ -11,12 +13,18 @@ from trading.models import (
     Execution,
     Lot,
     LotMatch,
+    Order,
+    OrderEvent,
+    OrderEventSource,
     RiskEvent,
+    RiskEventKind,
     RoundTrip,
     SettlementTracking,
     TradeFrequencyTracking,
 )
 from trading.services.corrections import cash_flow_save, execution_correct, execution_delete, execution_enter
+from trading.services.orders import OrderNotCancellable, order_cancel
+from trading.services.risk import breaker_resume
 
 
 @admin.register(Account)
@@ -30,11 +38,12 @@ class AccountAdmin(SimpleHistoryAdmin):
         "name",
         "account_type",
         "base_currency",
+        "mode",
         "day_trade_rule",
         "is_active",
         "seen_at_broker_at",
     ]
-    list_filter = ["account_type", "day_trade_rule", "is_active", "base_currency"]
+    list_filter = ["mode", "account_type", "day_trade_rule", "is_active", "base_currency"]
     search_fields = ["account_id", "name", "users__username", "users__email"]
     filter_horizontal = ["users"]
     readonly_fields = ["seen_at_broker_at", "created_at", "updated_at"]
@@ -237,6 +246,10 @@ class CashViolationAdmin(DerivedAdmin):
     list_select_related = ["account"]
 
 
+class ResumeForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=255, help_text="Why trading may resume (required, kept).")
+
+
 @admin.register(RiskEvent)
 class RiskEventAdmin(admin.ModelAdmin):
     list_display = [
@@ -244,14 +257,106 @@ class RiskEventAdmin(admin.ModelAdmin):
         "account",
         "kind",
         "severity",
+        "action",
         "value",
         "threshold",
         "as_of",
         "resolved_at",
+        "resolved_by",
         "message",
     ]
-    list_filter = ["kind", "severity", "account"]
+    list_filter = ["kind", "severity", "action", "account"]
     search_fields = ["account__account_id", "message"]
-    list_select_related = ["account"]
+    list_select_related = ["account", "resolved_by"]
+    raw_id_fields = ["order"]
     date_hierarchy = "created_at"
-    readonly_fields = ["account", "kind", "severity", "value", "threshold", "as_of", "message", "created_at"]
+    readonly_fields = [
+        "account",
+        "kind",
+        "severity",
+        "action",
+        "value",
+        "threshold",
+        "as_of",
+        "message",
+        "settings_snapshot",
+        "order",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ]
+    action_form = ResumeForm
+    actions = ["resume_trading"]
+
+    @admin.action(description="Resume opening orders (circuit breaker; give a reason)")
+    def resume_trading(self, request, queryset) -> None:
+        reason = (request.POST.get("reason") or "").strip()
+        if not reason:
+            self.message_user(request, "A reason is required to resume trading: nothing resumed.", messages.ERROR)
+            return
+        resumed = 0
+        for event in queryset.filter(kind=RiskEventKind.CIRCUIT_BREAKER_TRIP, resolved_at__isnull=True):
+            resumed += breaker_resume(event=event, user=request.user, reason=reason, now=timezone.now())
+        self.message_user(request, f"Opening orders resumed for {resumed} breaker(s).", messages.SUCCESS)
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "source", "message"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders are records: read-only; the one write is a cancel, through the service."""
+
+    list_display = [
+        "created_at",
+        "account",
+        "client_order_id",
+        "mode",
+        "side",
+        "quantity",
+        "instrument",
+        "order_type",
+        "limit_price",
+        "status",
+        "filled_quantity",
+        "average_fill_price",
+    ]
+    list_filter = ["status", "mode", "order_type", "side", "account"]
+    search_fields = ["client_order_id", "account__account_id", "instrument__symbol", "=perm_id"]
+    list_select_related = ["account", "instrument"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    inlines = [OrderEventInline]
+    actions = ["cancel_orders"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Cancel the selected working orders")
+    def cancel_orders(self, request, queryset) -> None:
+        done, refused = 0, []
+        for order in queryset.select_related("account", "instrument"):
+            try:
+                order_cancel(order=order, source=OrderEventSource.STAFF)
+                done += 1
+            except OrderNotCancellable as exc:
+                refused.append(str(exc))
+        if done:
+            self.message_user(request, f"{done} order(s) cancelled.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)

@@ -6,6 +6,8 @@ transaction that wrote the fills has committed.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 
 AfterFills = Callable[[list[str]], None]
 
@@ -21,3 +23,32 @@ def after_fills_register(callback: AfterFills) -> None:
 def after_fills_notify(*, account_ids: list[str]) -> None:
     for callback in list(_after_fills):
         callback(account_ids)
+
+
+# --- account figures for the order risk checks -------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    """What the layers above know of an account's value (portfolio: the broker's values, snapshots)."""
+
+    net_liquidation: Decimal | None = None
+    previous_close: Decimal | None = None  # account value at the previous session's close
+    flows_since_close: Decimal = Decimal(0)  # deposits less withdrawals since then: not a gain or a loss
+    day_trades_remaining: int | None = None  # the broker's count; -1 unlimited
+
+
+AccountFiguresProvider = Callable[[object], AccountFigures]
+
+_figures_providers: list[AccountFiguresProvider] = []
+
+
+def account_figures_register(provider: AccountFiguresProvider) -> None:
+    """``provider(account) -> AccountFigures``: the order checks ask it for what trading cannot know."""
+    if provider not in _figures_providers:
+        _figures_providers.append(provider)
+
+
+def account_figures_get(account) -> AccountFigures:
+    """The first registered provider's answer; empty figures when none is registered."""
+    for provider in _figures_providers:
+        return provider(account)
+    return AccountFigures()

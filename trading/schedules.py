@@ -22,4 +22,18 @@ PERIODIC_TASKS = [
         crontab={"minute": "5", "hour": "5"},  # 00:05 or 01:05 in New York: the new trade date has begun
         expire_seconds=3600,
     ),
+    PeriodicTaskSpec(
+        name="Order expiry",
+        task="trading.orders_expire",
+        description="Paper DAY orders still working after their session's close (early closes too) expire.",
+        every_seconds=300,
+        expire_seconds=290,
+    ),
+    PeriodicTaskSpec(
+        name="Order status sync",
+        task="trading.orders_status_sync",
+        description="Reconcile working live orders with the broker, including orders whose answer was lost.",
+        every_seconds=30,
+        expire_seconds=25,
+    ),
 ]

@@ -249,3 +249,138 @@ def ledger_instruments_of(account: Account) -> dict[int, datetime | None]:
     return dict(
         LedgerInstrument.objects.filter(account=account).order_by().values_list("instrument_id", "changed_since")
     )
+
+
+# --- Orders (appended; see trading/services/orders.py) ------------------------------------------
+def order_list(*, user, account_id: str | None = None, status: str | None = None, since: datetime | None = None):
+    """Orders of the user's accounts, newest first, with what a list shows in the same query."""
+    from trading.models import Order
+
+    orders = Order.objects.visible_to(user).select_related("account", "instrument")
+    if account_id:
+        orders = orders.filter(account__account_id=account_id)
+    if status:
+        orders = orders.filter(status=status)
+    if since is not None:
+        orders = orders.filter(created_at__gte=since)
+    return orders.order_by("-created_at", "-id")
+
+
+def order_get(*, user, pk: int):
+    """One order of the user's accounts with its events and fills (None when it is not theirs)."""
+    from django.db.models import Prefetch
+
+    from trading.models import Order, OrderEvent
+
+    return (
+        Order.objects.visible_to(user)
+        .select_related("account", "instrument")
+        .prefetch_related(Prefetch("events", queryset=OrderEvent.objects.order_by("at", "id")))
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def order_fills(*, order) -> QuerySet:
+    """The fills of an order: the paper engine's (namespace ``paper``) or the broker's, matched by perm id."""
+    if order.perm_id is None:
+        return Execution.objects.none()
+    broker = "paper" if order.mode == "PAPER" else "ibkr"
+    return Execution.objects.filter(account_id=order.account_id, broker=broker, perm_id=order.perm_id).order_by(
+        "executed_at", "id"
+    )
+
+
+def order_fills_by_order(*, orders) -> dict[int, list[Execution]]:
+    """The fills of several orders in one query, by order id."""
+    wanted = {(o.account_id, "paper" if o.mode == "PAPER" else "ibkr", o.perm_id): o.pk for o in orders if o.perm_id}
+    result: dict[int, list[Execution]] = {o.pk: [] for o in orders}
+    if not wanted:
+        return result
+    perm_ids = {key[2] for key in wanted}
+    accounts = {key[0] for key in wanted}
+    for fill in Execution.objects.filter(account_id__in=accounts, perm_id__in=perm_ids).order_by("executed_at", "id"):
+        order_id = wanted.get((fill.account_id, fill.broker, fill.perm_id))
+        if order_id is not None:
+            result[order_id].append(fill)
+    return result
+
+
+@dataclass(frozen=True)
+class PaperValues:
+    """A paper account's value from its own cash flows, fills and the stored quotes (never the broker)."""
+
+    cash: Decimal
+    settled_cash: Decimal
+    unsettled_proceeds: Decimal  # sale proceeds not settled yet
+    positions_value: Decimal
+    net_liquidation: Decimal
+    # instrument id, quantity, multiplier, mark (None: no stored price), average cost per unit
+    positions: tuple[tuple[int, Decimal, Decimal, Decimal | None, Decimal], ...]
+    unpriced: int  # open positions without a stored price (valued at cost)
+
+
+def paper_values_get(*, account: Account, today: date) -> PaperValues:
+    """Four queries whatever the account holds: flows, settlements, open lots, their quotes."""
+    from django.db.models import Case, DecimalField, F, When
+
+    from marketdata.selectors import quotes_by_instrument
+    from trading.models import CashFlow, Lot
+
+    flows = CashFlow.objects.filter(account=account).aggregate(
+        total=Sum(
+            Case(
+                When(kind="DEPOSIT", then=F("amount")),
+                default=-F("amount"),
+                output_field=DecimalField(max_digits=24, decimal_places=4),
+            )
+        )
+    )["total"] or Decimal(0)
+    settle = SettlementTracking.objects.filter(account=account).aggregate(
+        total=Sum("amount"),
+        settled=Sum("amount", filter=Q(settlement_date__lte=today)),
+        proceeds=Sum("amount", filter=Q(settlement_date__gt=today, amount__gt=0)),
+    )
+    cash = flows + (settle["total"] or Decimal(0))
+    settled = flows + (settle["settled"] or Decimal(0))
+    open_lots = list(
+        Lot.objects.filter(account=account)
+        .exclude(quantity=0)
+        .values("instrument_id", "instrument__multiplier")
+        .annotate(held=Sum("quantity"), cost=Sum(F("quantity") * F("cost_price")))
+        .order_by("instrument_id")
+    )
+    quotes = quotes_by_instrument(instrument_ids=[row["instrument_id"] for row in open_lots]) if open_lots else {}
+    value = Decimal(0)
+    unpriced = 0
+    positions = []
+    for row in open_lots:
+        multiplier = row["instrument__multiplier"] or Decimal(1)
+        quote = quotes.get(row["instrument_id"])
+        mark = _mark(quote)
+        if mark is None:
+            unpriced += 1
+            value += (row["cost"] or Decimal(0)) * multiplier
+        else:
+            value += row["held"] * mark * multiplier
+        average = (row["cost"] or Decimal(0)) / row["held"] if row["held"] else Decimal(0)
+        positions.append((row["instrument_id"], row["held"], multiplier, mark, average))
+    return PaperValues(
+        cash=cash,
+        settled_cash=settled,
+        unsettled_proceeds=settle["proceeds"] or Decimal(0),
+        positions_value=value,
+        net_liquidation=cash + value,
+        positions=tuple(positions),
+        unpriced=unpriced,
+    )
+
+
+def _mark(quote) -> Decimal | None:
+    """A position's price from a stored quote: the mid, else the last, else whichever side there is."""
+    if quote is None:
+        return None
+    for price in (quote.mid, quote.last, quote.bid, quote.ask):
+        if price is not None and price > 0:
+            return Decimal(price)
+    return None

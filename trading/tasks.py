@@ -80,3 +80,34 @@ def settlements_update_task() -> dict:
         if not acquired:
             return {"status": "SKIPPED", "message": "another settlement update is running"}
         return {"status": "SUCCESS", "settled": settlements_mark_settled()}
+
+
+# --- orders ------------------------------------------------------------------------------------
+@shared_task(name="trading.paper_orders_on_quotes")
+def paper_orders_on_quotes_task(instrument_ids: list[int]) -> dict:
+    """New quotes were stored (marketdata's after-quotes hook): fill the resting paper orders they cross."""
+    from trading.services.orders import paper_orders_on_quotes
+
+    return {"status": "SUCCESS", "fills": paper_orders_on_quotes(instrument_ids=instrument_ids)}
+
+
+@shared_task(name="trading.orders_expire")
+def orders_expire_task() -> dict:
+    """Paper DAY orders still working after their session's close become EXPIRED."""
+    from trading.services.orders import orders_expire
+
+    with single_flight("trading.orders_expire") as acquired:
+        if not acquired:
+            return {"status": "SKIPPED", "message": "another order expiry is running"}
+        return {"status": "SUCCESS", "expired": orders_expire()}
+
+
+@shared_task(bind=True, name="trading.orders_status_sync", max_retries=3)
+def orders_status_sync_task(self) -> dict:
+    """Reconcile working live orders with the broker (statuses, fills, orders whose answer was lost)."""
+    from trading.services.orders import orders_status_sync_all
+
+    with single_flight("trading.orders_status_sync") as acquired:
+        if not acquired:
+            return {"status": "SKIPPED", "message": "another order status sync is running"}
+        return {"status": "SUCCESS", "accounts": orders_status_sync_all(broker=get_broker())}

@@ -153,18 +153,38 @@ class OptionPrint:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """An order to place. ``order_ref`` is the client's order id: the broker keeps it with the order
+    (IBKR's ``orderRef``), so an order whose acknowledgement was lost is found again by it."""
+
     account_id: str
     instrument: InstrumentSpec
-    side: str
-    quantity: Decimal
-    order_type: str = "MKT"
+    side: str  # BUY or SELL
+    quantity: Decimal  # positive
+    order_type: str = "MKT"  # MKT, LMT, STP, STP_LMT
     limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = "DAY"  # DAY or GTC
+    outside_rth: bool = False
+    order_ref: str = ""
+
+
+# Order statuses as they cross the boundary (IBKR's PreSubmitted/Submitted/ApiPending... normalised).
+ORDER_STATUSES = ("SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
 class OrderAck:
-    order_id: int
-    status: str
+    """What the broker says of one order: on placing it, cancelling it, or listing orders."""
+
+    order_id: int | None
+    status: str  # one of ORDER_STATUSES
+    perm_id: int | None = None
+    order_ref: str = ""
+    account_id: str = ""
+    filled: Decimal = Decimal(0)
+    remaining: Decimal | None = None
+    average_fill_price: Decimal | None = None
+    code: int | None = None  # the broker's error code when it refused the order
     message: str = ""
 
 
@@ -199,3 +219,11 @@ class Broker(Protocol):
     ) -> Fetched[Bar]: ...
 
     def quote(self, symbol: str) -> Quote | None: ...
+
+    def place_order(self, request: OrderRequest) -> OrderAck: ...
+
+    def cancel_order(self, account_id: str, order_id: int) -> OrderAck: ...
+
+    def orders(self, account_id: str) -> Fetched[OrderAck]:
+        """Open orders and today's completed ones, each with its ``order_ref``."""
+        ...

@@ -44,7 +44,18 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from ib_async import IB, ExecutionFilter, RequestError, Stock
+from ib_async import (
+    IB,
+    Contract,
+    ExecutionFilter,
+    LimitOrder,
+    MarketOrder,
+    Option,
+    RequestError,
+    Stock,
+    StopLimitOrder,
+    StopOrder,
+)
 from ib_async.ib import StartupFetchNONE
 
 from core.brokers import limits, validation
@@ -59,6 +70,8 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    OrderAck,
+    OrderRequest,
     PacingViolation,
     Quote,
 )
@@ -1079,6 +1092,177 @@ class IBKRBroker:
         except ROW_ERRORS as exc:
             logger.warning("ibkr broker: quote for %s: %s; quote skipped", symbol, validation.problem(exc))
             return None
+
+    # --- orders ---------------------------------------------------------------------------------------
+    # IBKR's order statuses as they cross the boundary. PendingSubmit/PreSubmitted/Submitted are working;
+    # Inactive is a refusal (the reason comes as an error); ApiCancelled and Cancelled are both cancels.
+    _STATUSES = {
+        "Filled": "FILLED",
+        "Cancelled": "CANCELLED",
+        "ApiCancelled": "CANCELLED",
+        "Inactive": "ERROR",
+    }
+    _ORDER_TIMEOUT_FLOOR = 2.0
+
+    def _order_ack(self, trade: Any, errors: list[tuple[int, str]] = ()) -> OrderAck:
+        order, status = trade.order, trade.orderStatus
+        filled = _quantity(_float(status.filled) or Decimal(0))
+        kind = self._STATUSES.get(status.status, "SUBMITTED")
+        if kind == "SUBMITTED" and filled > 0:
+            kind = "PARTIALLY_FILLED"
+        average = _float(status.avgFillPrice)
+        code, message = errors[-1] if errors else (None, "")
+        if kind == "ERROR" and not message:
+            message = f"IBKR order status {status.status}"
+        return OrderAck(
+            order_id=order.orderId or None,
+            perm_id=order.permId or status.permId or None,
+            status=kind,
+            order_ref=order.orderRef or "",
+            account_id=order.account or "",
+            filled=filled,
+            remaining=_quantity(_float(status.remaining) or Decimal(0)),
+            average_fill_price=_price(average) if average else None,
+            code=code,
+            message=message,
+        )
+
+    @staticmethod
+    def _ib_contract(spec: InstrumentSpec) -> Any:
+        if spec.sec_type == SecType.STOCK:
+            return Stock(spec.symbol, spec.exchange or "SMART", spec.currency, conId=spec.con_id or 0)
+        if spec.sec_type == SecType.OPTION:
+            return Option(
+                spec.symbol,
+                spec.expiry.strftime("%Y%m%d") if spec.expiry else "",
+                float(spec.strike or 0),
+                spec.right,
+                spec.exchange or "SMART",
+                f"{spec.multiplier.normalize():f}",
+                spec.currency,
+                conId=spec.con_id or 0,
+            )
+        return Contract(conId=spec.con_id or 0, symbol=spec.symbol, secType=spec.sec_type, currency=spec.currency)
+
+    @staticmethod
+    def _ib_order(request: OrderRequest) -> Any:
+        quantity = float(request.quantity)
+        if request.order_type == "LMT":
+            order = LimitOrder(request.side, quantity, float(request.limit_price))
+        elif request.order_type == "STP":
+            order = StopOrder(request.side, quantity, float(request.stop_price))
+        elif request.order_type == "STP_LMT":
+            order = StopLimitOrder(request.side, quantity, float(request.limit_price), float(request.stop_price))
+        else:
+            order = MarketOrder(request.side, quantity)
+        order.account = request.account_id
+        order.tif = request.time_in_force
+        order.outsideRth = request.outside_rth
+        order.orderRef = request.order_ref
+        return order
+
+    def place_order(self, request: OrderRequest) -> OrderAck:
+        """placeOrder, then wait for IBKR's first word on it (working, filled or refused).
+
+        A read-only connection cannot place orders: refused here, before connecting. Without an answer
+        within the timeout the order may still be at IBKR: BrokerUnavailable, and the caller looks it up
+        by ``order_ref`` (``orders``) instead of placing it again.
+        """
+        if self.readonly:
+            raise BrokerError(f"{self.where}: the connection is read-only (IBKR_READONLY=true): no order placed")
+
+        async def job(session: _Session) -> OrderAck:
+            session.require_account(request.account_id)
+            contract = self._ib_contract(request.instrument)
+            what = f"order {request.order_ref or '?'} for {request.instrument.symbol}"
+            if not contract.conId:
+                qualified = _listed(
+                    self.where, what, await session.call(what, session.ib.qualifyContractsAsync(contract))
+                )
+                if not qualified or qualified[0] is None or isinstance(qualified[0], list):
+                    raise BrokerError(f"{self.where}: {what}: the contract is unknown or ambiguous at IBKR")
+                contract = qualified[0]
+            first_error = len(session.error_codes)
+            trade = session.ib.placeOrder(contract, self._ib_order(request))
+            deadline = time.monotonic() + max(self.timeout, self._ORDER_TIMEOUT_FLOOR)
+            while time.monotonic() < deadline:
+                errors = [
+                    (c, m)
+                    for c, m, r in zip(
+                        session.error_codes[first_error:],
+                        session.error_messages[first_error:],
+                        session.error_req_ids[first_error:],
+                        strict=True,
+                    )
+                    if r == trade.order.orderId and not _is_informational(c)
+                ]
+                if errors and trade.orderStatus.status in ("PendingSubmit", "Inactive", ""):
+                    code, message = errors[-1]
+                    return OrderAck(
+                        order_id=trade.order.orderId or None,
+                        status="ERROR",
+                        order_ref=request.order_ref,
+                        account_id=request.account_id,
+                        code=code,
+                        message=message,
+                    )
+                acknowledged = trade.orderStatus.status not in ("PendingSubmit", "ApiPending", "") and (
+                    trade.order.permId or trade.orderStatus.permId
+                )
+                if acknowledged and (trade.isDone() or trade.orderStatus.status in ("Submitted", "PreSubmitted")):
+                    return self._order_ack(trade, errors)
+                await asyncio.sleep(0.02)
+            session.check_connectivity(what)
+            raise BrokerUnavailable(f"{self.where}: no answer to {what} within the timeout; it may be at IBKR")
+
+        return self._run("place_order", job)
+
+    def cancel_order(self, account_id: str, order_id: int) -> OrderAck:
+        """Cancel one of this client id's orders (IBKR lets only the client that placed it cancel it)."""
+        if self.readonly:
+            raise BrokerError(f"{self.where}: the connection is read-only (IBKR_READONLY=true): nothing cancelled")
+
+        async def job(session: _Session) -> OrderAck:
+            what = f"cancel of order {order_id}"
+            await session.call(what, session.ib.reqOpenOrdersAsync())
+            trade = next((t for t in session.ib.openTrades() if t.order.orderId == order_id), None)
+            if trade is None:
+                raise BrokerError(f"{self.where}: {what}: no such open order of client id {self.client_id}")
+            session.ib.cancelOrder(trade.order)
+            deadline = time.monotonic() + max(self.timeout, self._ORDER_TIMEOUT_FLOOR)
+            while time.monotonic() < deadline and not trade.isDone():
+                await asyncio.sleep(0.02)
+            if not trade.isDone():
+                raise BrokerUnavailable(f"{self.where}: {what}: no confirmation within the timeout")
+            return self._order_ack(trade)
+
+        return self._run("cancel_order", job)
+
+    def orders(self, account_id: str) -> Fetched[OrderAck]:
+        """Every client's open orders and today's completed ones of ``account_id``, each with its orderRef."""
+
+        async def job(session: _Session) -> list[Any]:
+            session.require_account(account_id)
+            open_trades = _listed(
+                self.where, "open orders", await session.call("open orders", session.ib.reqAllOpenOrdersAsync())
+            )
+            done = _listed(
+                self.where,
+                "completed orders",
+                await session.call("completed orders", session.ib.reqCompletedOrdersAsync(False)),
+            )
+            return [*open_trades, *done]
+
+        trades = self._run("orders", job)
+        acks: dict[int, OrderAck] = {}
+        for trade in trades:
+            if trade.order.account and trade.order.account != account_id:
+                continue
+            ack = self._order_ack(trade)
+            key = ack.perm_id or id(trade)
+            if key not in acks or acks[key].status in ("SUBMITTED", "PARTIALLY_FILLED"):
+                acks[key] = ack  # a completed answer wins over an open one
+        return Fetched(items=tuple(acks.values()))
 
 
 def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:

@@ -44,6 +44,8 @@ from core.brokers.base import (
     BrokerUnavailable,
     Fetched,
     OptionPrint,
+    OrderAck,
+    OrderRequest,
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
@@ -582,3 +584,19 @@ class SimulatedBroker:
         except ROW_ERRORS as exc:
             logger.warning("simulated broker: quotes.%s: %s; quote skipped", symbol, validation.problem(exc))
             return None
+
+    # The state file describes an account; it takes no orders. Orders of LIVE accounts go to IBKR (or the
+    # gateway simulator); the product's own simulated fills are the paper engine's, for PAPER accounts.
+    _NO_ORDERS = (
+        "the simulated broker takes no orders: use a PAPER account (the paper engine fills its orders) "
+        "or BROKER=ibkr for live orders"
+    )
+
+    def place_order(self, request: OrderRequest) -> OrderAck:
+        raise BrokerError(self._NO_ORDERS)
+
+    def cancel_order(self, account_id: str, order_id: int) -> OrderAck:
+        raise BrokerError(self._NO_ORDERS)
+
+    def orders(self, account_id: str) -> Fetched[OrderAck]:
+        return Fetched(items=())

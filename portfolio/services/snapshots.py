@@ -44,6 +44,7 @@ from portfolio.models import (
 from portfolio.services.account_values import account_value_fields
 from trading.calendars import is_nyse_session, session_close, trade_date_of
 from trading.models import Account
+from trading.selectors import paper_values_get
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,43 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
     return taken
 
 
+def _from_paper(account: Account, taken_at: datetime) -> _Taken:
+    """A PAPER account's value: its own cash flows and fills, its open lots at the stored quotes."""
+    values = paper_values_get(account=account, today=trade_date_of(taken_at))
+    taken = _Taken(
+        snapshot=AccountSnapshot(
+            account=account,
+            taken_at=taken_at,
+            source=SnapshotSource.PAPER,
+            currency=account.base_currency,
+            total_cash=quantize_money(values.cash),
+            settled_cash=quantize_money(values.settled_cash),
+            net_liquidation=quantize_money(values.net_liquidation),
+        )
+    )
+    unrealized = Decimal(0)
+    for instrument_id, quantity, multiplier, mark, average in values.positions:
+        market_value = pnl = None
+        if mark is not None:
+            market_value = quantize_money(quantity * mark * multiplier)
+            pnl = quantize_money((mark - average) * quantity * multiplier)
+            unrealized += pnl
+        taken.positions.append(
+            PositionSnapshot(
+                instrument_id=instrument_id,
+                quantity=quantize_quantity(quantity),
+                average_price=quantize_price(average),
+                price=quantize_price(mark),
+                market_value=market_value,
+                unrealized_pnl=pnl,
+            )
+        )
+    taken.snapshot.unrealized_pnl = quantize_money(unrealized)
+    if values.unpriced:
+        taken.warnings.append(f"{values.unpriced} open position(s) have no stored quote: valued at cost")
+    return taken
+
+
 def _positions_equity(account: Account, positions: list[tuple], *, cash_read_at: datetime | None) -> Decimal:
     """What the open positions add to equity on top of the cash last read.
 
@@ -306,9 +344,14 @@ def _take(
         return None
     taken: _Taken | None = None
     try:
-        answer = _ask_broker(broker, account, accounts if accounts is not None else _accounts_by_id(broker))
+        if account.is_paper:  # never asked of the broker
+            answer = _BrokerAnswer()
+        else:
+            answer = _ask_broker(broker, account, accounts if accounts is not None else _accounts_by_id(broker))
         with transaction.atomic():
-            if answer.failure:
+            if account.is_paper:
+                taken = _from_paper(account, taken_at)
+            elif answer.failure:
                 taken = _from_database(account, taken_at, answer.failure)
                 if taken is None:
                     sync_run_finish(

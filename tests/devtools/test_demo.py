@@ -459,7 +459,9 @@ def test_demo_setup_twice_creates_everything_once(settings):
     assert set(Account.objects.visible_to(demo).values_list("account_id", "name")) == {
         (MARGIN_ACCOUNT_ID, "Margin demo"),
         (CASH_ACCOUNT_ID, "Cash demo"),
+        ("PAPER-DEMO", "Paper trading"),  # the order ticket's paper account, created once
     }
+    assert Account.objects.get(account_id="PAPER-DEMO").cash_flows.count() == 1
     tick = PeriodicTask.objects.get(name="Demo broker tick")
     assert (tick.task, tick.interval.every, tick.expire_seconds) == ("devtools.demo_tick", 30, 25)
 

@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -25,7 +26,7 @@ def _client(**user) -> Client:
 def _watched(count: int, bars: int) -> None:
     for _ in range(count):
         watch = WatchedInstrumentFactory(bar_sizes=["1d", "5m"])
-        QuoteFactory(instrument=watch.instrument)
+        QuoteFactory(instrument=watch.instrument, last=Decimal("155.10"))
         for i in range(bars):
             BarFactory(
                 instrument=watch.instrument,

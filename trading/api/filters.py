@@ -1,7 +1,16 @@
 import django_filters as filters
 
-from core.inputs import DateFilter
-from trading.models import Account, DayTrade, Execution, RoundTrip, SettlementStatus, SettlementTracking
+from core.inputs import DateFilter, IsoDateTimeFilter
+from trading.models import (
+    Account,
+    DayTrade,
+    Execution,
+    Order,
+    OrderStatus,
+    RoundTrip,
+    SettlementStatus,
+    SettlementTracking,
+)
 
 
 def _visible_accounts(request):
@@ -56,3 +65,13 @@ class SettlementFilter(filters.FilterSet):
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(status=SettlementStatus.PENDING if value == "pending" else SettlementStatus.SETTLED)
+
+
+class OrderFilter(filters.FilterSet):
+    account = _account_filter()
+    status = filters.ChoiceFilter(choices=OrderStatus.choices)
+    since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Created at or after (ISO time)")
+
+    class Meta:
+        model = Order
+        fields = ["account", "status", "since"]

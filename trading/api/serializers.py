@@ -2,7 +2,20 @@ from rest_framework import serializers
 
 from core.fields import decimal_kwargs
 from core.inputs import DateField
-from trading.models import Account, CashViolation, DayTrade, Execution, RoundTrip, SettlementTracking
+from trading.models import (
+    Account,
+    CashViolation,
+    DayTrade,
+    Execution,
+    Order,
+    OrderEvent,
+    OrderType,
+    RoundTrip,
+    SettlementTracking,
+    Side,
+    TimeInForce,
+)
+from trading.rules.orders import STOCK_SYMBOL
 
 
 class LivePositionSerializer(serializers.Serializer):
@@ -172,3 +185,173 @@ class CashStateSerializer(serializers.Serializer):
     unsettled_cash = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     violations_12m = serializers.IntegerField()
     violations = CashViolationSerializer(many=True)
+
+
+# --- orders ------------------------------------------------------------------------------------
+class ExecuteOrderSerializer(serializers.Serializer):
+    """The body of ``POST /api/trading/execute``: shape only. Risk is judged by the service (422)."""
+
+    account = serializers.CharField(max_length=32, help_text="Broker (or paper) account id")
+    client_order_id = serializers.CharField(
+        max_length=64, help_text="Your id: sending it again returns the first order"
+    )
+    symbol = serializers.CharField(max_length=12)
+    sec_type = serializers.ChoiceField(choices=[("STK", "Stock"), ("OPT", "Option")], default="STK")
+    expiry = DateField(required=False, allow_null=True)
+    strike = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    right = serializers.ChoiceField(choices=[("C", "Call"), ("P", "Put")], required=False, allow_blank=True)
+    side = serializers.ChoiceField(choices=Side.choices)
+    quantity = serializers.DecimalField(**decimal_kwargs("quantity"))
+    order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
+    limit_price = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    stop_price = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    outside_rth = serializers.BooleanField(default=False)
+    decision_price = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    strategy = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    entry_type = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    stop_loss = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    target = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("price"))
+    reasoning = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    indicators = serializers.DictField(required=False, default=dict)
+    risk_reward = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("ratio"))
+
+    def validate_symbol(self, value: str) -> str:
+        value = value.strip().upper()
+        if not STOCK_SYMBOL.match(value):
+            raise serializers.ValidationError("1-5 letters or digits with an optional class, e.g. AAPL or BRK.B")
+        return value
+
+    def validate_quantity(self, value):
+        if value <= 0:
+            raise serializers.ValidationError("must be more than 0")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        errors = {}
+        for name in ("limit_price", "stop_price", "decision_price", "strike"):
+            if attrs.get(name) is not None and attrs[name] <= 0:
+                errors[name] = "must be more than 0"
+        order_type = attrs.get("order_type", OrderType.MARKET)
+        if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
+            errors["limit_price"] = f"required for a {order_type} order"
+        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and attrs.get("stop_price") is None:
+            errors["stop_price"] = f"required for a {order_type} order"
+        if order_type == OrderType.MARKET and attrs.get("limit_price") is not None:
+            errors["limit_price"] = "a MKT order has no limit price"
+        if attrs.get("sec_type") == "OPT":
+            for name in ("expiry", "strike", "right"):
+                if not attrs.get(name):
+                    errors[name] = "required for an option"
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class OrderCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    passed = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class OrderEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderEvent
+        fields = ["at", "from_status", "to_status", "source", "message", "data"]
+        read_only_fields = fields
+
+
+class OrderFillSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Execution
+        fields = [
+            "id",
+            "exec_id",
+            "side",
+            "quantity",
+            "price",
+            "commission",
+            "executed_at",
+            "trade_date",
+            "realized_pnl",
+        ]
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id")
+    symbol = serializers.CharField(source="instrument.symbol")
+    sec_type = serializers.CharField(source="instrument.sec_type")
+    description = serializers.CharField(source="instrument.display_name")
+    checks = OrderCheckSerializer(many=True)
+    reject_reasons = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "client_order_id",
+            "account",
+            "mode",
+            "symbol",
+            "sec_type",
+            "description",
+            "side",
+            "quantity",
+            "order_type",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "outside_rth",
+            "status",
+            "session_date",
+            "reference_price",
+            "checks",
+            "reject_reasons",
+            "filled_quantity",
+            "average_fill_price",
+            "commission",
+            "decision_price",
+            "slippage",
+            "broker_order_id",
+            "perm_id",
+            "broker_code",
+            "broker_message",
+            "strategy",
+            "entry_type",
+            "stop_loss",
+            "target",
+            "reasoning",
+            "indicators",
+            "risk_reward",
+            "created_at",
+            "sent_at",
+            "done_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    events = OrderEventSerializer(many=True)
+    fills = OrderFillSerializer(many=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "events", "fills"]
+        read_only_fields = fields
+
+
+class RiskStateSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    mode = serializers.CharField()
+    net_liquidation = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    previous_close = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    daily_change = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    trading_paused = serializers.BooleanField()
+    paused_since = serializers.DateTimeField(allow_null=True)
+    paused_reason = serializers.CharField(allow_blank=True)
+    banner = serializers.CharField(allow_blank=True, help_text='"Opening orders paused since ..., reason"')
+    legacy_pdt = serializers.BooleanField()
+    day_trades_remaining = serializers.IntegerField(allow_null=True, help_text="-1 means unlimited")
+    cash_available = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    settled_cash = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    live_trading = serializers.CharField(help_text="Why live orders are refused; empty when they may be sent")

@@ -9,4 +9,10 @@ urlpatterns = [
     path("day-trades", views.DayTradeListApi.as_view(), name="api-day-trades"),
     path("settlements", views.SettlementListApi.as_view(), name="api-settlements"),
     path("cash-state", views.CashStateApi.as_view(), name="api-cash-state"),
+    path("execute", views.ExecuteOrderApi.as_view(), name="api-order-execute"),
+    path("orders", views.OrderListApi.as_view(), name="api-orders"),
+    path("orders/<int:pk>", views.OrderDetailApi.as_view(), name="api-order"),
+    path("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), name="api-order-cancel"),
+    path("orders/<int:pk>/refresh", views.OrderRefreshApi.as_view(), name="api-order-refresh"),
+    path("risk-state", views.RiskStateApi.as_view(), name="api-risk-state"),
 ]

@@ -1,10 +1,11 @@
-from trading.models.accounts import Account, AccountQuerySet, AccountType, DayTradeRule
+from trading.models.accounts import Account, AccountMode, AccountQuerySet, AccountType, DayTradeRule
 from trading.models.compliance import (
     CashAccountState,
     CashViolation,
     DayTrade,
     DayTradeCounting,
     FrequencyPeriod,
+    RiskAction,
     RiskEvent,
     RiskEventKind,
     RiskSeverity,
@@ -22,9 +23,22 @@ from trading.models.ledger import (
     RoundTripDirection,
     RoundTripOutcome,
 )
+from trading.models.orders import (
+    FINAL_STATUSES,
+    WORKING_STATUSES,
+    Order,
+    OrderEvent,
+    OrderEventSource,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
 
 __all__ = [
+    "FINAL_STATUSES",
+    "WORKING_STATUSES",
     "Account",
+    "AccountMode",
     "AccountQuerySet",
     "AccountType",
     "CashAccountState",
@@ -40,6 +54,12 @@ __all__ = [
     "LedgerInstrument",
     "Lot",
     "LotMatch",
+    "Order",
+    "OrderEvent",
+    "OrderEventSource",
+    "OrderStatus",
+    "OrderType",
+    "RiskAction",
     "RiskEvent",
     "RiskEventKind",
     "RiskSeverity",
@@ -49,6 +69,7 @@ __all__ = [
     "SettlementStatus",
     "SettlementTracking",
     "Side",
+    "TimeInForce",
     "TradeFrequencyTracking",
     "ViolationKind",
 ]

@@ -15,6 +15,13 @@ class DayTradeRule(models.TextChoices):
     LEGACY = "LEGACY", "Pinned to the legacy PDT rule"
 
 
+class AccountMode(models.TextChoices):
+    # A LIVE account is the broker's; a PAPER account is the product's own: never asked of the broker,
+    # its orders filled by the paper engine, its positions and values built from its own fills.
+    LIVE = "LIVE", "Live (the broker's)"
+    PAPER = "PAPER", "Paper (simulated fills)"
+
+
 class AccountQuerySet(models.QuerySet):
     def visible_to(self, user) -> "AccountQuerySet":
         """A trader sees the accounts they belong to; staff see all; anyone else sees none."""
@@ -30,6 +37,7 @@ class Account(models.Model):
     name = models.CharField(max_length=100, blank=True)
     account_type = models.CharField(max_length=8, choices=AccountType.choices, default=AccountType.MARGIN)
     base_currency = models.CharField(max_length=3, default="USD")
+    mode = models.CharField(max_length=5, choices=AccountMode.choices, default=AccountMode.LIVE)
     day_trade_rule = models.CharField(max_length=8, choices=DayTradeRule.choices, default=DayTradeRule.BY_DATE)
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="accounts", blank=True)
     is_active = models.BooleanField(default=True, help_text="Inactive accounts are not synced.")
@@ -45,3 +53,7 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} ({self.name})" if self.name else self.account_id
+
+    @property
+    def is_paper(self) -> bool:
+        return self.mode == AccountMode.PAPER

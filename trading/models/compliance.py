@@ -1,5 +1,6 @@
 """Settlement, day trades, trade frequency and cash-account state, all derived from the fills."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -7,6 +8,7 @@ from core.fields import MoneyField, QuantityField
 from marketdata.models import Instrument
 from trading.models.accounts import Account
 from trading.models.executions import Execution
+from trading.models.orders import Order
 
 
 class SettlementStatus(models.TextChoices):
@@ -132,6 +134,14 @@ class RiskEventKind(models.TextChoices):
     MAX_DRAWDOWN = "MAX_DRAWDOWN", "Drawdown beyond the limit"
     CONSECUTIVE_LOSSES = "CONSECUTIVE_LOSSES", "Consecutive losing round trips"
     DAILY_LOSS = "DAILY_LOSS", "Daily loss beyond the limit"
+    POSITION_REJECTED = "POSITION_REJECTED", "Order refused by a risk check"
+    CIRCUIT_BREAKER_TRIP = "CIRCUIT_BREAKER_TRIP", "Circuit breaker: opening orders paused"
+
+
+class RiskAction(models.TextChoices):
+    NONE = "", "None"
+    ORDER_REJECTED = "order_rejected", "Order rejected"
+    TRADING_PAUSED = "trading_paused", "Opening orders paused"
 
 
 class RiskSeverity(models.TextChoices):
@@ -151,6 +161,13 @@ class RiskEvent(models.Model):
     message = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True, help_text="When the value came back within the limit.")
+    action = models.CharField(max_length=16, choices=RiskAction.choices, blank=True, default="")
+    settings_snapshot = models.JSONField(default=dict, blank=True, help_text="The settings it was judged by.")
+    order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="risk_events")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolution_note = models.CharField(max_length=255, blank=True, help_text="Why staff resumed trading.")
 
     class Meta:
         ordering = ["-created_at"]

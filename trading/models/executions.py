@@ -19,6 +19,7 @@ class ExecutionSource(models.TextChoices):
     FLEX = "FLEX", "Flex report"
     STAFF = "STAFF", "Entered by staff"
     INFERRED = "INFERRED", "Inferred by the position sync (option expiry, exercise, assignment)"
+    PAPER = "PAPER", "Paper engine"
 
 
 class ExecutionQuerySet(models.QuerySet):

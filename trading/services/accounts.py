@@ -8,6 +8,8 @@ fresh database already syncs them.
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +18,7 @@ from core.brokers import Broker, BrokerError, BrokerUnavailable
 from core.brokers.base import BrokerAccount, Fetched
 from core.journal import broker_skip
 from core.locks import single_flight
-from trading.models import Account, AccountType
+from trading.models import Account, AccountMode, AccountType
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +127,8 @@ def accounts_select(
     if wanted is not None:
         rows = rows.filter(account_id__in=wanted)
     known = list(rows)  # inactive ones too: the broker listing one is no reason to create it
-    selection = AccountSelection(accounts=[a for a in known if a.is_active])
+    # PAPER accounts are the product's own: known (never "unknown"), but no sync asks the broker about them.
+    selection = AccountSelection(accounts=[a for a in known if a.is_active and a.mode != AccountMode.PAPER])
     known_ids = {a.account_id for a in known}
     unknown_named = [] if wanted is None else [a for a in wanted if a not in known_ids]
     if wanted is not None and not unknown_named and not ask_broker:
@@ -151,7 +154,7 @@ def accounts_select(
     missing = unknown_named if wanted is not None else sorted(selection.listed.keys() - known_ids)
     if missing:
         _create_missing(broker, fetched, missing, selection, named=wanted is not None)
-        rows = Account.objects.filter(is_active=True).order_by("account_id")
+        rows = Account.objects.filter(is_active=True).exclude(mode=AccountMode.PAPER).order_by("account_id")
         if wanted is not None:
             rows = rows.filter(account_id__in=wanted)
         selection.accounts = list(rows)
@@ -193,3 +196,40 @@ def _create_missing(
     selection.warnings.extend(result.warnings)
     if result.created:
         logger.info("created the broker's accounts %s before syncing", ", ".join(result.created))
+
+
+def paper_account_create(
+    *,
+    account_id: str,
+    cash: Decimal,
+    account_type: str = AccountType.MARGIN,
+    members: Iterable = (),
+    name: str = "",
+    at: datetime | None = None,
+) -> Account:
+    """A PAPER account with a starting deposit: a cash flow, so returns do not count it as a gain."""
+    from trading.models import CashFlow, CashFlowKind, ExecutionSource
+    from trading.services.ledger import ledger_recompute
+
+    if cash <= 0:
+        raise ValueError(f"the starting cash must be more than 0, got {cash}")
+    if Account.objects.filter(account_id=account_id).exists():
+        raise ValueError(f"account {account_id} exists already")
+    at = at or timezone.now()
+    with transaction.atomic():
+        account = Account.objects.create(
+            account_id=account_id, name=name, mode=AccountMode.PAPER, account_type=account_type
+        )
+        account.users.add(*members)
+        CashFlow.objects.create(
+            account=account,
+            flow_id="PAPER-OPENING",
+            kind=CashFlowKind.DEPOSIT,
+            amount=cash,
+            currency=account.base_currency,
+            at=at,
+            source=ExecutionSource.PAPER,
+            note="paper account's starting deposit",
+        )
+        ledger_recompute(account=account, affected={}, cash_changed=True)
+    return account

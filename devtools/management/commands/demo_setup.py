@@ -6,6 +6,7 @@ their passwords never reset, and the periodic task is created only when missing.
 """
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -25,9 +26,10 @@ from marketdata.services import instruments_resolve
 from sentiment.services.confluence import confluence_compute
 from sentiment.services.runs import options_flow_ingest_run, sentiment_ingest_run
 from trading.models import Account
-from trading.services.accounts import accounts_sync
+from trading.services.accounts import accounts_sync, paper_account_create
 
 ACCOUNT_NAMES = {MARGIN_ACCOUNT_ID: "Margin demo", CASH_ACCOUNT_ID: "Cash demo"}
+PAPER_ACCOUNT = "PAPER-DEMO"
 TRADER = ("demo", "demo-password")
 STAFF = ("admin", "admin-password")
 DEMO_TICK = PeriodicTaskSpec(
@@ -63,6 +65,7 @@ class Command(BaseCommand):
             for account in Account.objects.filter(account_id__in=ACCOUNT_NAMES):
                 account.users.add(trader)
             self._alerts(trader)
+        self._paper_account(trader)
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
         # The tick was once trading's task: point a demo database made then at where it lives now.
         PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
@@ -131,6 +134,14 @@ class Command(BaseCommand):
             )
             created += new
         self.stdout.write(f"Watched instruments: {created} created, {len(instruments) - created} already watched")
+
+    def _paper_account(self, trader) -> None:
+        """A PAPER account for the order ticket: orders there are filled by the paper engine, never sent."""
+        if Account.objects.filter(account_id=PAPER_ACCOUNT).exists():
+            self.stdout.write(f"Paper account {PAPER_ACCOUNT}: exists, left unchanged")
+            return
+        paper_account_create(account_id=PAPER_ACCOUNT, cash=Decimal(100_000), members=[trader], name="Paper trading")
+        self.stdout.write(f"Paper account {PAPER_ACCOUNT}: created with 100,000 USD")
 
     def _alerts(self, trader) -> None:
         """The demo trader's alerts go to an email channel; with the default console email backend the
