@@ -442,6 +442,9 @@ if min(IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS, 
         "IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS and IBKR_MARKET_DATA_LINES "
         "must be at least 1"
     )
+# Longest a historical-data request waits for a pacing slot (core.brokers.pacing) before its work is
+# left for the next run.
+IBKR_PACING_MAX_WAIT = env.float("IBKR_PACING_MAX_WAIT", default=30.0)
 
 # Demo mode: the simulated broker's state walks forward as time passes.
 DEMO_MODE = env.bool("DEMO_MODE", default=False)
@@ -479,6 +482,14 @@ POSITION_SYNC_ENABLED = env.bool("POSITION_SYNC_ENABLED", default=True)
 POSITION_SYNC_MARK_MISSING_AS_CLOSED = env.bool("POSITION_SYNC_MARK_MISSING_AS_CLOSED", default=False)
 POSITION_SYNC_ON_TRADE = env.bool("POSITION_SYNC_ON_TRADE", default=True)
 POSITION_SYNC_STALE_AFTER = env.int("POSITION_SYNC_STALE_AFTER", default=900)
+
+# --- Market data ---------------------------------------------------------------------------------
+# How long bars are kept per size: "1m=30d,5m=90d,15m=180d,1h=730d,1d=forever" (marketdata.retention).
+MARKETDATA_RETENTION = env.str("MARKETDATA_RETENTION", default="1m=30d,5m=90d,15m=180d,1h=730d,1d=forever")
+# A quote older than this (seconds) is stale while the market is open.
+QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)
+# How far back a watched instrument without a backfill start is filled, per bar size (days).
+MARKETDATA_BACKFILL_DAYS = env.str("MARKETDATA_BACKFILL_DAYS", default="1m=5,5m=14,15m=30,1h=90,1d=365")
 
 # --- Executions ledger --------------------------------------------------------------------------
 LOT_MATCHING = env.str("LOT_MATCHING", default="fifo")  # fifo (IBKR's default tax-lot method) or average

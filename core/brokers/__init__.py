@@ -44,6 +44,7 @@ def get_broker(name: str | None = None) -> Broker:
         return SimulatedBroker(settings.BROKER_STATE_FILE)
     if name == "ibkr":
         from core.brokers.ibkr import IBKRBroker, OptionsFlowLimits
+        from core.brokers.pacing import pacing_acquire
 
         return IBKRBroker(
             host=settings.IBKR_HOST,
@@ -62,5 +63,6 @@ def get_broker(name: str | None = None) -> Broker:
                 tick_wait=settings.IBKR_OPTIONS_TICK_WAIT,
                 time_zone=settings.EXCHANGE_TIME_ZONE,
             ),
+            pacer=pacing_acquire,
         )
     raise ValueError(f"BROKER={name!r} is not one of: simulated, ibkr")

@@ -6,7 +6,7 @@ NaN or 1.797e308 sentinels) survives past an adapter.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
@@ -24,6 +24,10 @@ class BrokerUnavailable(Exception):  # noqa: N818 - the name the architecture gi
 
 class BrokerError(Exception):
     """The broker answered, but with an error for this request."""
+
+
+class PacingViolation(BrokerError):  # noqa: N818 - IBKR's name for it
+    """The broker refused a historical-data request for pacing (IBKR error 162): retry later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +99,19 @@ class BrokerCashFlow:
 
 @dataclass(frozen=True, slots=True)
 class Bar:
+    """One OHLCV bar. ``start`` is its opening time in UTC; a daily bar's is midnight UTC of its
+    session date (IBKR dates daily bars in the exchange's zone: the adapter keeps the date)."""
+
     symbol: str
-    bar_size: str  # 1m, 5m, 1h, 1d
+    bar_size: str  # 1m, 5m, 15m, 1h, 1d
     start: datetime
     open: Decimal
     high: Decimal
     low: Decimal
     close: Decimal
     volume: Decimal
+    wap: Decimal | None = None  # volume-weighted average price, when the broker gives one
+    trade_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,11 @@ class Quote:
     ask: Decimal | None
     last: Decimal | None
     at: datetime | None
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+    last_size: Decimal | None = None
+    volume: Decimal | None = None  # the day's volume so far
+    delayed: bool = False  # the broker answered with delayed data (no live subscription)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +195,16 @@ class OrderAck:
     message: str = ""
 
 
-BAR_SIZES = ("1m", "5m", "1h", "1d")
+BAR_SIZES = ("1m", "5m", "15m", "1h", "1d")
+# The longest span one bars() request may cover per bar size (IBKR's duration limits per bar size);
+# a longer backfill is asked in chunks of this size.
+MAX_REQUEST_SPAN = {
+    "1m": timedelta(days=1),
+    "5m": timedelta(days=7),
+    "15m": timedelta(days=14),
+    "1h": timedelta(days=30),
+    "1d": timedelta(days=365),
+}
 
 
 @runtime_checkable

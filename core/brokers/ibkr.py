@@ -79,6 +79,7 @@ from core.brokers.base import (
     OptionVolumeKey,
     OrderAck,
     OrderRequest,
+    PacingViolation,
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
@@ -129,9 +130,12 @@ OPTIONS = {SecType.OPTION, SecType.FUTURE_OPTION}
 RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
 SIDES = {"BOT": "BUY", "SLD": "SELL", "BUY": "BUY", "SELL": "SELL"}
 
-BAR_SETTINGS = {"1m": "1 min", "5m": "5 mins", "1h": "1 hour", "1d": "1 day"}
+BAR_SETTINGS = {"1m": "1 min", "5m": "5 mins", "15m": "15 mins", "1h": "1 hour", "1d": "1 day"}
 # Duration asked for when bars() gets no start: enough bars to be useful, within IBKR's limits.
-DEFAULT_DURATIONS = {"1m": "1 D", "5m": "1 W", "1h": "1 M", "1d": "1 Y"}
+DEFAULT_DURATIONS = {"1m": "1 D", "5m": "1 W", "15m": "2 W", "1h": "1 M", "1d": "1 Y"}
+# Market data types (reqMarketDataType): 1 live, 3 delayed; a ticker of type 3 or 4 holds delayed data.
+DELAYED_TYPES = {3, 4}
+NO_SUBSCRIPTION = 354
 # Historical requests are slow at IBKR; they get at least ib_async's own default deadline.
 HISTORICAL_MIN_TIMEOUT = 60.0
 # reqExecutions' time filter is read in the gateway's local zone when no zone is given, so the filter
@@ -468,6 +472,7 @@ class IBKRBroker:
         ib_factory: Callable[[], Any] | None = None,
         client_id_lease: Callable[..., AbstractContextManager[int]] | None = None,
         options_flow: "OptionsFlowLimits | None" = None,
+        pacer: Callable[..., None] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -481,6 +486,9 @@ class IBKRBroker:
         # After a 326 it is called again with ``exclude=`` the refused ids.
         self.client_id_lease = client_id_lease
         self.options_flow = options_flow or OptionsFlowLimits()
+        # Historical-data pacing shared by every process (core.brokers.pacing.pacing_acquire): called with
+        # ``contract=`` and ``request=`` before each request; it waits, or raises PacingLimited.
+        self.pacer = pacer
 
     def __repr__(self) -> str:
         return f"IBKRBroker({self.host}:{self.port}, client_id={self.client_id}, account={self.account!r})"
@@ -629,8 +637,8 @@ class IBKRBroker:
             return BrokerUnavailable(f"{self.where}: {what} failed, gateway not connected (error {code}: {message})")
         if code == 200:
             return BrokerError(f"{self.where}: {what}: no such security at IBKR (error 200: {message})")
-        if code == 162:
-            return BrokerError(
+        if code == 162 and "no data" not in str(message).lower():
+            return PacingViolation(
                 f"{self.where}: {what} refused (error 162, historical data pacing limit or an "
                 f"invalid request): {message}"
             )
@@ -966,6 +974,10 @@ class IBKRBroker:
             return Fetched(items=())
         duration = _duration(start_utc, end_utc or datetime.now(UTC)) if start_utc else DEFAULT_DURATIONS[bar_size]
         no_data: list[str] = []
+        # Every worker shares IBKR's pacing budget: take a slot first (may wait; PacingLimited when too long).
+        end_text = end_utc.isoformat() if end_utc else "now"
+        if self.pacer is not None:
+            self.pacer(contract=symbol, request=f"{symbol} TRADES {bar_size} {duration} to {end_text}")
 
         async def job(session: _Session) -> list[Any]:
             contract = await self._stock(session, symbol)
@@ -1034,29 +1046,58 @@ class IBKRBroker:
         # IBKR sends -1 when it has no volume for the bar.
         volume = _quantity(volume) if volume is not None and volume >= 0 else Decimal(0)
         try:
+            # A daily bar comes as its session's date in the exchange's zone: kept as that date's midnight UTC.
             start = _utc(row.date)
         except OverflowError:
             raise UnusableRowError(f"date: {row.date!r} is out of range once in UTC") from None
-        return validation.checked_bar(Bar(symbol=symbol, bar_size=bar_size, start=start, volume=volume, **prices))
+        wap = _float(getattr(row, "average", None))
+        count = getattr(row, "barCount", None)
+        trade_count = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+        return validation.checked_bar(
+            Bar(
+                symbol=symbol,
+                bar_size=bar_size,
+                start=start,
+                volume=volume,
+                wap=_price(wap) if wap is not None and wap > 0 else None,  # -1 / 0: none
+                trade_count=trade_count,
+                **prices,
+            )
+        )
 
     def quote(self, symbol: str) -> Quote | None:
         """A snapshot of the SMART-routed USD stock; None when IBKR has no bid, ask or last for it.
 
-        Live data only: without a market-data subscription IBKR answers error 354 (BrokerError).
+        Without a live market-data subscription (error 354) the snapshot is asked again as delayed data
+        (reqMarketDataType 3), and the quote says ``delayed``.
         """
         symbol = (symbol or "").strip().upper()
         if not symbol:
             raise BrokerError("quote: no symbol given")
 
+        asked_delayed: list[bool] = []
+
         async def job(session: _Session) -> Any | None:
             contract = await self._stock(session, symbol)
-            tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            try:
+                tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            except BrokerError as exc:
+                if getattr(exc.__cause__, "code", None) != NO_SUBSCRIPTION:
+                    raise
+                session.ib.reqMarketDataType(3)
+                asked_delayed.append(True)
+                tickers = await session.call(f"delayed quote for {symbol}", session.ib.reqTickersAsync(contract))
             tickers = _listed(self.where, f"quote for {symbol}", tickers)
             return tickers[0] if tickers else None
 
         ticker = self._run("quote", job)
         if ticker is None:
             return None
+        delayed = bool(asked_delayed) or getattr(ticker, "marketDataType", 1) in DELAYED_TYPES
+
+        def size(value: Any) -> Decimal | None:
+            number = _float(value)
+            return _quantity(number) if number is not None and number >= 0 else None
 
         def price(value: Any) -> Decimal | None:
             number = _float(value)
@@ -1068,7 +1109,18 @@ class IBKRBroker:
                 return None
             at = ticker.time if isinstance(ticker.time, datetime) else None
             return validation.checked_quote(
-                Quote(symbol=symbol, bid=bid, ask=ask, last=last, at=_utc(at) if at else None)
+                Quote(
+                    symbol=symbol,
+                    bid=bid,
+                    ask=ask,
+                    last=last,
+                    at=_utc(at) if at else None,
+                    bid_size=size(getattr(ticker, "bidSize", None)),
+                    ask_size=size(getattr(ticker, "askSize", None)),
+                    last_size=size(getattr(ticker, "lastSize", None)),
+                    volume=size(getattr(ticker, "volume", None)),
+                    delayed=delayed,
+                )
             )
         except ROW_ERRORS as exc:
             logger.warning("ibkr broker: quote for %s: %s; quote skipped", symbol, validation.problem(exc))

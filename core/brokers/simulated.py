@@ -510,6 +510,8 @@ class SimulatedBroker:
                     low=low,
                     close=_decimal(row, "close", minimum=Decimal(0)),
                     volume=_decimal(row, "volume", minimum=Decimal(0)),
+                    wap=_decimal(row, "wap", required=False, minimum=Decimal(0)),
+                    trade_count=_int(row, "trade_count"),
                 )
             )
 
@@ -577,6 +579,11 @@ class SimulatedBroker:
                     ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
                     last=_decimal(row, "last", required=False, minimum=Decimal(0)),
                     at=_time(row, "time") if row.get("time") else None,
+                    bid_size=_decimal(row, "bid_size", required=False, minimum=Decimal(0)),
+                    ask_size=_decimal(row, "ask_size", required=False, minimum=Decimal(0)),
+                    last_size=_decimal(row, "last_size", required=False, minimum=Decimal(0)),
+                    volume=_decimal(row, "volume", required=False, minimum=Decimal(0)),
+                    delayed=row.get("delayed") is True,
                 )
             )
         except ROW_ERRORS as exc:

@@ -57,7 +57,7 @@ MESSAGES = {
 # Notices IB Gateway sends after every API connect (reqId -1): informational, nothing is wrong.
 CONNECT_NOTICES = (2104, 2106, 2158)
 
-BAR_SIZES = {"1 min": "1m", "5 mins": "5m", "1 hour": "1h", "1 day": "1d"}
+BAR_SIZES = {"1 min": "1m", "5 mins": "5m", "15 mins": "15m", "1 hour": "1h", "1 day": "1d"}
 DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 31 * 86_400, "Y": 366 * 86_400}
 ANSWERS = ("normal", "empty", "partial", "none")
 # Live and delayed tick types: bid, ask, last, close; and their sizes.

@@ -17,10 +17,13 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
+from core.brokers.contracts import InstrumentSpec
 from core.models import AlertChannel, AlertKind, AlertPreference, ChannelKind, SyncReason
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
-from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
+from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
 from devtools.demo_sentiment import demo_feed_build, demo_feed_write
+from marketdata.models import WatchedInstrument
+from marketdata.services import instruments_resolve
 from sentiment.services.confluence import confluence_compute
 from sentiment.services.runs import options_flow_ingest_run, sentiment_ingest_run
 from trading.models import Account
@@ -55,6 +58,7 @@ class Command(BaseCommand):
 
         self._state_file(force=force, seed=seed)
         self._accounts()
+        self._watched()
         self._sentiment(force=force, seed=seed)
         with transaction.atomic():
             trader = self._user(*TRADER, superuser=False)
@@ -134,6 +138,17 @@ class Command(BaseCommand):
             account.name = ACCOUNT_NAMES[account.account_id]
             account.save(update_fields=["name", "updated_at"])
             self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _watched(self) -> None:
+        """Watch the demo's stocks: daily, hourly and five-minute bars (what the state file holds)."""
+        instruments = instruments_resolve(specs=[InstrumentSpec(symbol=s, con_id=c) for s, (c, *_r) in STOCKS.items()])
+        created = 0
+        for instrument in instruments.values():
+            _watch, new = WatchedInstrument.objects.get_or_create(
+                instrument=instrument, defaults={"bar_sizes": ["1d", "1h", "5m"]}
+            )
+            created += new
+        self.stdout.write(f"Watched instruments: {created} created, {len(instruments) - created} already watched")
 
     def _paper_account(self, trader) -> None:
         """A PAPER account for the order ticket: orders there are filled by the paper engine, never sent."""
