@@ -12,7 +12,10 @@ BROKER ?= simulated
 IBKR_PORT ?= 4002
 ifeq ($(BROKER),ibkr)
 PROCFILE := Procfile.ibkr
-BROKER_ENV := BROKER=ibkr IBKR_GATEWAY_SIM=true IBKR_HOST=127.0.0.1 IBKR_PORT=$(IBKR_PORT) IBKR_CLIENT_IDS=17-40
+BROKER_ENV := BROKER=ibkr IBKR_GATEWAY_SIM=true IBKR_HOST=127.0.0.1 IBKR_PORT=$(IBKR_PORT) IBKR_CLIENT_IDS=17-40 \
+	OPTIONS_FLOW_SOURCE=broker
+FLOW_ENV := OPTIONS_FLOW_SOURCE=broker
+FLOW_INGEST := && $(BROKER_ENV) $(BIN)/python manage.py ingest_options_flow
 # The demo's first syncs go through the simulator too: started for them, stopped after.
 GATEWAY_UP := mkdir -p var; $(BIN)/python manage.py ibgateway_sim --port $(IBKR_PORT) > var/ibgateway_sim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim' EXIT; \
@@ -21,6 +24,8 @@ else
 PROCFILE := Procfile.dev
 BROKER_ENV := BROKER=simulated
 GATEWAY_UP :=
+FLOW_ENV :=
+FLOW_INGEST :=
 endif
 
 .PHONY: run test lint install migrate demo requirements clean
@@ -39,12 +44,13 @@ migrate: install
 
 demo: migrate ## write the demo broker state, the demo logins and the demo's periodic tasks
 	@case "$(BROKER)" in simulated|ibkr) ;; *) echo "BROKER=$(BROKER): make run knows simulated and ibkr"; exit 2;; esac
-	BROKER=simulated DEMO_MODE=true $(BIN)/python manage.py demo_setup
+	BROKER=simulated DEMO_MODE=true $(FLOW_ENV) $(BIN)/python manage.py demo_setup
 	$(GATEWAY_UP) \
 	$(BROKER_ENV) $(BIN)/python manage.py sync_positions && \
 	$(BROKER_ENV) $(BIN)/python manage.py ingest_executions && \
 	$(BROKER_ENV) $(BIN)/python manage.py sync_positions && \
-	$(BROKER_ENV) $(BIN)/python manage.py refresh_greeks
+	$(BROKER_ENV) $(BIN)/python manage.py sync_market_data $(FLOW_INGEST) && \
+	$(BROKER_ENV) $(BIN)/python manage.py refresh_greeks  # market data first (a year of daily bars, recent 1h and 5m bars, quotes): the Greeks fallback reads the quotes
 	BROKER=simulated $(BIN)/python manage.py demo_history
 	$(BIN)/python manage.py compute_metrics --since 1990-01-01  # every day of the demo history
 

@@ -425,6 +425,26 @@ IBKR_CLIENT_IDS = _client_ids(env.str("IBKR_CLIENT_IDS", default=str(IBKR_CLIENT
 IBKR_ACCOUNT = env.str("IBKR_ACCOUNT", default="")
 IBKR_TIMEOUT = env.float("IBKR_TIMEOUT", default=15.0)
 IBKR_READONLY = env.bool("IBKR_READONLY", default=True)
+# Options flow from IBKR (OPTIONS_FLOW_SOURCE=broker): per underlying, the nearest expiries x the strikes
+# nearest the money x calls and puts; at most IBKR_OPTIONS_MAX_CONTRACTS a poll, streamed
+# IBKR_MARKET_DATA_LINES at a time (IBKR's allowance is 100 lines, shared with TWS).
+IBKR_OPTIONS_EXPIRIES = env.int("IBKR_OPTIONS_EXPIRIES", default=2)
+IBKR_OPTIONS_STRIKES = env.int("IBKR_OPTIONS_STRIKES", default=4)
+IBKR_OPTIONS_MAX_CONTRACTS = env.int("IBKR_OPTIONS_MAX_CONTRACTS", default=200)
+IBKR_MARKET_DATA_LINES = env.int("IBKR_MARKET_DATA_LINES", default=40)
+# 1 live (needs the OPRA subscription), 3 live where subscribed and delayed otherwise (recorded as delayed).
+IBKR_OPTIONS_MARKET_DATA_TYPE = env.int("IBKR_OPTIONS_MARKET_DATA_TYPE", default=3)
+IBKR_OPTIONS_TICK_WAIT = env.float("IBKR_OPTIONS_TICK_WAIT", default=3.0)
+if IBKR_OPTIONS_MARKET_DATA_TYPE not in {1, 2, 3, 4}:
+    raise ImproperlyConfigured("IBKR_OPTIONS_MARKET_DATA_TYPE must be 1, 2, 3 or 4")
+if min(IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS, IBKR_MARKET_DATA_LINES) < 1:
+    raise ImproperlyConfigured(
+        "IBKR_OPTIONS_EXPIRIES, IBKR_OPTIONS_STRIKES, IBKR_OPTIONS_MAX_CONTRACTS and IBKR_MARKET_DATA_LINES "
+        "must be at least 1"
+    )
+# Longest a historical-data request waits for a pacing slot (core.brokers.pacing) before its work is
+# left for the next run.
+IBKR_PACING_MAX_WAIT = env.float("IBKR_PACING_MAX_WAIT", default=30.0)
 
 # Demo mode: the simulated broker's state walks forward as time passes.
 DEMO_MODE = env.bool("DEMO_MODE", default=False)
@@ -462,6 +482,14 @@ POSITION_SYNC_ENABLED = env.bool("POSITION_SYNC_ENABLED", default=True)
 POSITION_SYNC_MARK_MISSING_AS_CLOSED = env.bool("POSITION_SYNC_MARK_MISSING_AS_CLOSED", default=False)
 POSITION_SYNC_ON_TRADE = env.bool("POSITION_SYNC_ON_TRADE", default=True)
 POSITION_SYNC_STALE_AFTER = env.int("POSITION_SYNC_STALE_AFTER", default=900)
+
+# --- Market data ---------------------------------------------------------------------------------
+# How long bars are kept per size: "1m=30d,5m=90d,15m=180d,1h=730d,1d=forever" (marketdata.retention).
+MARKETDATA_RETENTION = env.str("MARKETDATA_RETENTION", default="1m=30d,5m=90d,15m=180d,1h=730d,1d=forever")
+# A quote older than this (seconds) is stale while the market is open.
+QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)
+# How far back a watched instrument without a backfill start is filled, per bar size (days).
+MARKETDATA_BACKFILL_DAYS = env.str("MARKETDATA_BACKFILL_DAYS", default="1m=5,5m=14,15m=30,1h=90,1d=365")
 
 # --- Executions ledger --------------------------------------------------------------------------
 LOT_MATCHING = env.str("LOT_MATCHING", default="fifo")  # fifo (IBKR's default tax-lot method) or average

@@ -15,6 +15,8 @@ urlpatterns = [
     # portfolio's API also answers two paths under /api/trading/ (pdt-status, portfolio/summary): see there.
     path("api/", include("portfolio.api.urls")),
     path("api/trading/", include("trading.api.urls")),
+    path("api/", include("marketdata.api.urls")),
+    path("market-data/", include("marketdata.urls")),
     path("api/", include("sentiment.api.urls")),
     path("sentiment/", include("sentiment.urls")),
     path("", include("portfolio.urls")),

@@ -142,6 +142,27 @@ class SyncRun(models.Model):
         return f"{self.get_kind_display()} {self.account_id or '-'} {self.status} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+# --- historical-data pacing ----------------------------------------------------------------------
+class HistoricalRequest(models.Model):
+    """One historical-data request sent to IBKR, so every process counts against one pacing budget.
+
+    IBKR allows at most 60 historical requests in 10 minutes, no identical request within 15 s and
+    at most 6 for one contract within 2 s (error 162 beyond). Web, workers and commands may run on
+    several machines: the count lives in the database they share (``core.brokers.pacing``). Rows
+    older than ten minutes no longer count and are deleted as new ones arrive.
+    """
+
+    contract = models.CharField(max_length=120)
+    request = models.CharField(max_length=300)
+    sent_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "historical-data request"
+
+    def __str__(self) -> str:
+        return f"{self.request} @ {self.sent_at:%H:%M:%S}"
+
+
 # --- the live broker connection ----------------------------------------------------------------
 class ConnectionState(models.TextChoices):
     CONNECTED = "CONNECTED", "Connected"

@@ -20,14 +20,24 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from portfolio.rules.greeks import bsm_greeks, days_to_expiry
-from trading.calendars import exchange_zone, is_nyse_session, previous_sessions, session_close, settlement_date
+from trading.calendars import (
+    exchange_zone,
+    is_nyse_session,
+    previous_sessions,
+    session_close,
+    session_open,
+    settlement_date,
+)
 
 DEFAULT_SEED = 7
 MARGIN_ACCOUNT_ID = "DU1234567"
 CASH_ACCOUNT_ID = "U7654321"
 
 SESSION_OPEN = time(9, 30)
-BAR_SESSIONS = 60  # daily bars: about three months of history for charts
+BAR_SESSIONS = 60  # daily bars the fills are priced from: about three months
+HISTORY_SESSIONS = 200  # daily bars before those, for charts: a year of daily bars in all
+HOURLY_SESSIONS = 60  # 1h bars of the last sessions (about three months)
+FIVE_MINUTE_SESSIONS = 10  # 5m bars of the last sessions (two weeks)
 TRADING_SESSIONS = 30  # fills: about six weeks before now
 
 ZERO = Decimal(0)
@@ -394,6 +404,74 @@ def _marks(book: AverageCostBook, prices: dict[str, Decimal], today: date) -> di
         else:  # not a demo symbol: carry it at cost rather than invent a price
             marks[contract] = holding.basis / abs(holding.quantity) / contract.multiplier
     return marks
+
+
+def _bars_rows(bars: dict[str, dict[date, DayBar]], bar_days: list[date], *, now: datetime, seed: int) -> dict:
+    """The state file's bars: a year of daily bars (a walk back in time before the ones the fills are
+    priced from), and hourly and five-minute bars inside the recent daily bars, so the market-data
+    sync and the position charts have something to show. Its own random stream: the fills stay as
+    they were."""
+    rng = random.Random(seed * 7_919 + 1)
+    earlier = previous_sessions(_session_before(bar_days[0]), HISTORY_SESSIONS)
+    rows: dict[str, dict[str, list[dict]]] = {}
+    for symbol, by_day in bars.items():
+        back: list[tuple[date, DayBar]] = []
+        close = by_day[bar_days[0]].open
+        for day in reversed(earlier):
+            # Walk backwards: this day's close leads to the next day's open.
+            close_ = _cents(close * (1 + Decimal(rng.randint(-50, 50)) / 10000))
+            move = Decimal(rng.randint(-150, 150) + rng.randint(-150, 150)) / 10000
+            open_ = max(_cents(close_ * (1 - move)), Decimal("1.00"))
+            high = _cents(max(open_, close_) * (1 + Decimal(rng.randint(0, 100)) / 10000))
+            low = _cents(min(open_, close_) * (1 - Decimal(rng.randint(0, 100)) / 10000))
+            back.append((day, DayBar(open_, high, low, close_, STOCKS[symbol][2] * rng.randint(60, 140) // 100)))
+            close = open_
+        daily = [bar.row(day) for day, bar in reversed(back)] + [bar.row(day) for day, bar in by_day.items()]
+        rows[symbol] = {
+            "1d": daily,
+            "1h": [r for day in bar_days[-HOURLY_SESSIONS:] for r in _intraday(by_day[day], day, 60, rng, now)],
+            "5m": [r for day in bar_days[-FIVE_MINUTE_SESSIONS:] for r in _intraday(by_day[day], day, 5, rng, now)],
+        }
+    return rows
+
+
+def _intraday(bar: DayBar, day: date, minutes: int, rng: random.Random, now: datetime) -> list[dict]:
+    """Bars of ``minutes`` inside a daily bar: from its open to its close, touching its high and low once
+    each; the first at the open, the others on the step's boundaries, none after ``now``."""
+    opens, closes = session_open(day), session_close(day)
+    starts, start = [], opens
+    while start < closes and start <= now:
+        starts.append(start)
+        step = minutes * 60
+        start = datetime.fromtimestamp((int(start.timestamp()) // step + 1) * step, tz=UTC)
+    count = len(starts)
+    if not count:
+        return []
+    # A bridge from open to close, kept inside [low, high].
+    points = [bar.open]
+    for i in range(1, count):
+        drift = (bar.close - points[-1]) / (count - i + 1)
+        jitter = (bar.high - bar.low) * Decimal(rng.randint(-12, 12)) / 100
+        points.append(min(max(_cents(points[-1] + drift + jitter), bar.low), bar.high))
+    points.append(bar.close)
+    high_at, low_at = rng.randrange(count), rng.randrange(count)
+    volume = bar.volume // max(count, 1)
+    rows = []
+    for i, moment in enumerate(starts):
+        open_, close_ = points[i], points[i + 1]
+        high = bar.high if i == high_at else min(bar.high, _cents(max(open_, close_) * Decimal("1.001")))
+        low = bar.low if i == low_at else max(bar.low, _cents(min(open_, close_) * Decimal("0.999")))
+        rows.append(
+            {
+                "time": _iso(moment),
+                "open": _text(open_),
+                "high": _text(high),
+                "low": _text(low),
+                "close": _text(close_),
+                "volume": _text(volume * rng.randint(50, 150) // 100),
+            }
+        )
+    return rows
 
 
 # --- derived rows: positions, values, quotes ------------------------------------------------------
@@ -780,8 +858,9 @@ def _option_contract(now: datetime, spy_price: Decimal) -> Contract:
 
 # --- public API ------------------------------------------------------------------------------------
 def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
-    """A complete broker state (broker-state.md) for the demo: two accounts, six weeks of fills,
-    three months of daily bars, all derived from ``seed`` and ``now``."""
+    """A complete broker state (broker-state.md) for the demo: two accounts, six weeks of fills, a year
+    of daily bars, three months of hourly and two weeks of five-minute bars, all derived from ``seed``
+    and ``now``."""
     now = _as_utc(now)
     rng = random.Random(seed)
     bar_days = _sessions_until(now, BAR_SESSIONS)
@@ -795,7 +874,7 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
     state = {
         "connected": True,
         "accounts": list(history.accounts.values()),
-        "bars": {symbol: {"1d": [bar.row(day) for day, bar in by_day.items()]} for symbol, by_day in bars.items()},
+        "bars": _bars_rows(bars, bar_days, now=now, seed=seed),
         "quotes": {},
         "demo": {"seed": seed, "tick": 0, "last_advanced": _iso(now)},
     }

@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin
 
-from marketdata.models import Instrument
+from marketdata.models import Bar, BarSize, Instrument, Quote, WatchedInstrument
 
 
 @admin.register(Instrument)
@@ -15,3 +16,66 @@ class InstrumentAdmin(admin.ModelAdmin):
         # The natural key follows the fields staff edit, exactly as the services compute it.
         obj.key = obj.spec.key
         super().save_model(request, obj, form, change)
+
+
+class WatchedInstrumentForm(forms.ModelForm):
+    class Meta:
+        model = WatchedInstrument
+        fields = ["instrument", "bar_sizes", "enabled", "backfill_start"]
+
+    def clean_bar_sizes(self):
+        sizes = self.cleaned_data["bar_sizes"]
+        if not isinstance(sizes, list) or not sizes:
+            raise forms.ValidationError(f'a list of bar sizes, e.g. ["1d", "5m"]; any of {", ".join(BarSize.values)}')
+        unknown = [s for s in sizes if s not in BarSize.values]
+        if unknown:
+            raise forms.ValidationError(
+                f"unknown bar size(s) {', '.join(map(str, unknown))}: use {', '.join(BarSize.values)}"
+            )
+        return list(dict.fromkeys(sizes))
+
+
+@admin.register(WatchedInstrument)
+class WatchedInstrumentAdmin(admin.ModelAdmin):
+    form = WatchedInstrumentForm
+    list_display = ["instrument", "bar_sizes", "enabled", "backfill_start", "updated_at"]
+    list_filter = ["enabled"]
+    list_select_related = ["instrument"]
+    search_fields = ["instrument__symbol"]
+    autocomplete_fields = ["instrument"]
+    list_editable = ["enabled"]
+
+
+@admin.register(Quote)
+class QuoteAdmin(admin.ModelAdmin):
+    """Quotes come from the broker: read-only here."""
+
+    list_display = ["instrument", "bid", "ask", "last", "at", "delayed", "source", "fetched_at"]
+    list_select_related = ["instrument"]
+    search_fields = ["instrument__symbol"]
+    list_filter = ["delayed", "source"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Bar)
+class BarAdmin(admin.ModelAdmin):
+    """Bars come from the broker: read-only here (a big table: no counts, raw ids)."""
+
+    list_display = ["instrument", "bar_size", "start", "open", "high", "low", "close", "volume", "source", "fetched_at"]
+    list_select_related = ["instrument"]
+    list_filter = ["bar_size"]
+    search_fields = ["=instrument__symbol"]
+    raw_id_fields = ["instrument"]
+    show_full_result_count = False
+    ordering = ["-start"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -21,3 +21,23 @@ def after_quotes_register(callback: AfterQuotes) -> None:
 def after_quotes_notify(*, instrument_ids: list[int]) -> None:
     for callback in list(_after_quotes):
         callback(instrument_ids)
+
+
+# --- instruments watched implicitly -------------------------------------------------------------
+WatchedIds = Callable[[], list[int]]
+
+_implicitly_watched: list[WatchedIds] = []
+
+
+def implicitly_watched_register(provider: WatchedIds) -> None:
+    """``provider()`` returns instrument ids whose daily bars and quote are kept without a
+    WatchedInstrument row (portfolio registers every instrument with an open position)."""
+    if provider not in _implicitly_watched:
+        _implicitly_watched.append(provider)
+
+
+def implicitly_watched_ids() -> set[int]:
+    ids: set[int] = set()
+    for provider in list(_implicitly_watched):
+        ids.update(provider())
+    return ids

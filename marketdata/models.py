@@ -76,7 +76,13 @@ class Bar(models.Model):
     daily bars as exchange-zone dates), an intraday bar's is the exact minute it opens.
     """
 
-    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    # No index of its own: the unique key (instrument, bar_size, start) starts with it. No database
+    # constraint either, on purpose: bars are written a million at a time (bars_store, from instruments
+    # it has just resolved) and a constraint checks every row again at insert, a third of a first
+    # store's time; the ORM still cascades an instrument's deletion to its bars.
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, related_name="bars", db_index=False, db_constraint=False
+    )
     bar_size = models.CharField(max_length=3, choices=BarSize.choices)
     start = models.DateTimeField()
     open = PriceField()

@@ -10,6 +10,13 @@ def _positions_after_fills(account_ids: list[str]) -> None:
     positions_after_fills_task.delay(account_ids=account_ids, sync=settings.POSITION_SYNC_ON_TRADE)
 
 
+def _open_position_instruments() -> list[int]:
+    """Every instrument with an open position: its daily bars and quote are kept (marketdata's hook)."""
+    from portfolio.models import Position, PositionStatus
+
+    return list(Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct())
+
+
 def _held_symbols(user) -> list[str]:
     from portfolio.selectors import held_symbols_get
 
@@ -20,12 +27,15 @@ class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
+        from marketdata.hooks import implicitly_watched_register
         from portfolio.selectors import account_risk_figures_get, round_trip_entry_greeks_get
         from sentiment.hooks import held_symbols_register
         from trading.hooks import account_figures_register, after_fills_register, round_trip_entry_greeks_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
+        # Marketdata keeps daily bars and quotes of what is held, without naming portfolio.
+        implicitly_watched_register(_open_position_instruments)
         # Sentiment lists the held symbols first and asks its sources about them; it never names portfolio.
         held_symbols_register(_held_symbols)
         # Trading's order checks ask for the account's value (the broker's, as portfolio last read it).

@@ -3,12 +3,15 @@
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from core.models import SkipReason, SyncKind, SyncRun, SyncStatus
+from marketdata.models import Instrument
+from marketdata.selectors import bars_between
 from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
@@ -621,6 +624,96 @@ def position_greeks_history(*, position: Position, limit: int = 500) -> list:
         rows = rows.filter(snapshot__taken_at__lte=position.closed_at)
     latest = rows.select_related("snapshot").order_by("-snapshot__taken_at")[:limit]
     return list(reversed(list(latest)))
+
+
+# --- the position page's price chart --------------------------------------------------------------
+CHART_MAX_BARS = 2000
+
+
+@dataclass(frozen=True)
+class PositionChart:
+    bar_size: str
+    instrument_label: str  # the charted instrument (an option's underlying stock)
+    note: str
+    data: dict  # for json_script: bars, fills and lifecycle events, numbers as strings
+
+
+def chart_bar_size(held: timedelta) -> str:
+    """The bar size that shows a holding of this length well: minutes for a day trade, days for a swing."""
+    if held <= timedelta(days=2):
+        return "5m"
+    if held <= timedelta(days=20):
+        return "1h"
+    return "1d"
+
+
+def position_chart_get(
+    *, position: Position, events: list[PositionEvent], now: datetime | None = None
+) -> PositionChart:
+    """Stored bars around the holding (the bar size follows its length), its fills at their time and
+    price (buys and sells apart) and its other lifecycle events. From the database only: at most three
+    queries (the underlying of an option, the bars, coarser bars when the first size has none)."""
+    now = now or timezone.now()
+    instrument = position.instrument
+    note = ""
+    charted, fills_fit = instrument, True
+    if instrument.sec_type != "STK":
+        underlying = Instrument.objects.filter(symbol=instrument.symbol, sec_type="STK").first()
+        if underlying is not None:
+            charted, fills_fit = underlying, False
+            note = f"The underlying {underlying.symbol}; the option's fills are premiums, listed below the chart."
+    opened = position.opened_at
+    closed = position.closed_at or now
+    held = closed - opened
+    bar_size = chart_bar_size(held)
+    pad = max(held / 4, {"5m": timedelta(hours=6), "1h": timedelta(days=2), "1d": timedelta(days=20)}[bar_size])
+    bars = list(_chart_bars(charted.pk, bar_size, opened - pad, closed + pad))
+    if not bars and bar_size != "1d":
+        bar_size = "1d"
+        bars = list(_chart_bars(charted.pk, bar_size, opened - timedelta(days=20), closed + timedelta(days=20)))
+    zone = ZoneInfo(settings.EXCHANGE_TIME_ZONE)
+
+    def x(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def bar_x(start: datetime) -> str:
+        return start.strftime("%Y-%m-%d") if bar_size == "1d" else x(start)
+
+    fills, others = [], []
+    for event in events:
+        label = (
+            f"{event.get_kind_display()} {event.quantity_before.normalize():f} → {event.quantity_after.normalize():f}"
+        )
+        if event.execution_id and fills_fit and event.price is not None:
+            side = "BUY" if event.quantity_after > event.quantity_before else "SELL"
+            fills.append({"x": x(event.at), "price": str(event.price), "side": side, "label": label})
+        else:
+            others.append(
+                {"x": x(event.at), "price": None if event.price is None else str(event.price), "label": label}
+            )
+    data = {
+        "bar_size": bar_size,
+        "bars": {
+            "x": [bar_x(b[0]) for b in bars],
+            "open": [str(b[1]) for b in bars],
+            "high": [str(b[2]) for b in bars],
+            "low": [str(b[3]) for b in bars],
+            "close": [str(b[4]) for b in bars],
+        },
+        "fills": fills,
+        "events": others,
+    }
+    return PositionChart(bar_size=bar_size, instrument_label=charted.display_name, note=note, data=data)
+
+
+def _chart_bars(instrument_id: int, bar_size: str, since: datetime, until: datetime):
+    # The newest CHART_MAX_BARS of the window, returned oldest first.
+    rows = (
+        bars_between(instrument_id=instrument_id, bar_size=bar_size, since=since, until=until)
+        .order_by("-start")
+        .values_list("start", "open", "high", "low", "close")[:CHART_MAX_BARS]
+    )
+    return reversed(list(rows))
 
 
 # --- What the order risk checks ask of portfolio (registered in PortfolioConfig.ready) ------------

@@ -128,7 +128,7 @@ class OptionsFlowAdmin(ComputedAdmin):
         "unusual",
         "kind",
     ]
-    list_filter = ["unusual", "side", "direction", "kind", "right", "source"]
+    list_filter = ["unusual", "side", "direction", "kind", "right", "source", "delayed"]
     search_fields = ["=underlying", "=print_id"]
     date_hierarchy = "time"
 

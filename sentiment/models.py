@@ -241,6 +241,7 @@ class OptionsFlow(models.Model):
     side = models.CharField(max_length=8, choices=PrintSide.choices)
     direction = models.CharField(max_length=8, choices=Direction.choices, blank=True)
     unusual = models.BooleanField(default=False)
+    delayed = models.BooleanField(default=False, help_text="From delayed market data (the broker said so).")
     fetched_at = models.DateTimeField()
 
     class Meta:

@@ -1,11 +1,13 @@
 """Reads of posts, aggregates, options flow and confluence, for the API, the pages and the apps above."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, Max, OuterRef, QuerySet, Value
 from django.utils import timezone
 
+from core.brokers.base import OptionVolumeKey
 from core.brokers.contracts import SecType
 from marketdata.models import Bar, BarSize, Instrument, WatchedInstrument
 from sentiment.hooks import held_symbols
@@ -32,6 +34,19 @@ def tracked_symbols() -> list[str]:
         "instrument__symbol", flat=True
     )
     return sorted(set(watched) | set(held_symbols(None)))
+
+
+def options_known_volumes(*, source: str, underlyings: list[str], since: date) -> dict[OptionVolumeKey, Decimal]:
+    """The day volume each option contract had reached in each session from ``since`` on, as far as
+    ``source``'s stored prints say (the largest a print reports): what a broker that derives prints
+    from day volume (IBKR) has already reported. One query."""
+    rows = (
+        OptionsFlow.objects.filter(source=source, underlying__in=underlyings, session__gte=since, volume__isnull=False)
+        .values_list("underlying", "expiry", "strike", "right", "session")
+        .annotate(reached=Max("volume"))
+        .order_by()
+    )
+    return {(u, e, k, r, s): reached for u, e, k, r, s, reached in rows}
 
 
 def _post_values(model, *, symbol: str | None, label: str | None, since: datetime | None) -> QuerySet:

@@ -8,7 +8,7 @@ that document; ``BrokerStateFactory`` builds a whole file from rows.
 
 import copy
 import dataclasses
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import factory
@@ -16,8 +16,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from factory.django import DjangoModelFactory, Password
 
+from core.brokers.base import Bar as BrokerBar
+from core.brokers.base import Quote as BrokerQuote
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
-from marketdata.models import Instrument, Quote
+from marketdata.models import Bar, Instrument, Quote, WatchedInstrument
 from portfolio.models import Position
 from trading.models import Account, AccountMode, AccountType
 
@@ -332,6 +334,59 @@ def broker_state_example() -> dict:
     return copy.deepcopy(_EXAMPLE_STATE)
 
 
+# --- market data (#12) --------------------------------------------------------------------------
+class BrokerBarFactory(factory.Factory):
+    """A bar as it crosses the broker boundary (``core.brokers.base.Bar``)."""
+
+    class Meta:
+        model = BrokerBar
+
+    symbol = "AAPL"
+    bar_size = "1d"
+    start = datetime(2026, 11, 19, tzinfo=UTC)
+    open = Decimal("150.00")
+    high = Decimal("156.00")
+    low = Decimal("149.50")
+    close = Decimal("155.10")
+    volume = Decimal("48211000")
+
+
+class BrokerQuoteFactory(factory.Factory):
+    class Meta:
+        model = BrokerQuote
+
+    symbol = "AAPL"
+    bid = Decimal("155.05")
+    ask = Decimal("155.12")
+    last = Decimal("155.10")
+    at = datetime(2026, 11, 20, 20, 59, 59, tzinfo=UTC)
+
+
+class BarFactory(DjangoModelFactory):
+    class Meta:
+        model = Bar
+
+    instrument = factory.SubFactory(InstrumentFactory)
+    bar_size = "1d"
+    start = datetime(2026, 11, 19, tzinfo=UTC)
+    open = Decimal("150")
+    high = Decimal("156")
+    low = Decimal("149.5")
+    close = Decimal("155.1")
+    volume = Decimal("1000")
+    source = "test"
+    fetched_at = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+class WatchedInstrumentFactory(DjangoModelFactory):
+    class Meta:
+        model = WatchedInstrument
+
+    instrument = factory.SubFactory(InstrumentFactory)
+    bar_sizes = factory.LazyFunction(lambda: ["1d"])
+    enabled = True
+
+
 # --- alerts -------------------------------------------------------------------------------------
 class AlertChannelFactory(DjangoModelFactory):
     class Meta:
@@ -355,6 +410,8 @@ class AlertPreferenceFactory(DjangoModelFactory):
     def accounts(self, create, extracted, **kwargs):
         if create and extracted:
             self.accounts.set(extracted)
+
+
 # --- sentiment feed rows (docs: sentiment-feed.md) and sentiment rows -----------------------------
 class TweetRowFactory(factory.DictFactory):
     id = factory.Sequence(lambda n: f"18612345678901{n:05d}")

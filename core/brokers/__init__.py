@@ -43,7 +43,8 @@ def get_broker(name: str | None = None) -> Broker:
 
         return SimulatedBroker(settings.BROKER_STATE_FILE)
     if name == "ibkr":
-        from core.brokers.ibkr import IBKRBroker
+        from core.brokers.ibkr import IBKRBroker, OptionsFlowLimits
+        from core.brokers.pacing import pacing_acquire
 
         return IBKRBroker(
             host=settings.IBKR_HOST,
@@ -53,5 +54,15 @@ def get_broker(name: str | None = None) -> Broker:
             timeout=settings.IBKR_TIMEOUT,
             readonly=settings.IBKR_READONLY,
             client_id_lease=lambda exclude=(): client_id_lease(settings.IBKR_CLIENT_IDS, exclude),
+            options_flow=OptionsFlowLimits(
+                expiries=settings.IBKR_OPTIONS_EXPIRIES,
+                strikes=settings.IBKR_OPTIONS_STRIKES,
+                max_contracts=settings.IBKR_OPTIONS_MAX_CONTRACTS,
+                market_data_lines=settings.IBKR_MARKET_DATA_LINES,
+                market_data_type=settings.IBKR_OPTIONS_MARKET_DATA_TYPE,
+                tick_wait=settings.IBKR_OPTIONS_TICK_WAIT,
+                time_zone=settings.EXCHANGE_TIME_ZONE,
+            ),
+            pacer=pacing_acquire,
         )
     raise ValueError(f"BROKER={name!r} is not one of: simulated, ibkr")

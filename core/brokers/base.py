@@ -6,7 +6,7 @@ NaN or 1.797e308 sentinels) survives past an adapter.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
@@ -24,6 +24,10 @@ class BrokerUnavailable(Exception):  # noqa: N818 - the name the architecture gi
 
 class BrokerError(Exception):
     """The broker answered, but with an error for this request."""
+
+
+class PacingViolation(BrokerError):  # noqa: N818 - IBKR's name for it
+    """The broker refused a historical-data request for pacing (IBKR error 162): retry later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +129,19 @@ class BrokerCashFlow:
 
 @dataclass(frozen=True, slots=True)
 class Bar:
+    """One OHLCV bar. ``start`` is its opening time in UTC; a daily bar's is midnight UTC of its
+    session date (IBKR dates daily bars in the exchange's zone: the adapter keeps the date)."""
+
     symbol: str
-    bar_size: str  # 1m, 5m, 1h, 1d
+    bar_size: str  # 1m, 5m, 15m, 1h, 1d
     start: datetime
     open: Decimal
     high: Decimal
     low: Decimal
     close: Decimal
     volume: Decimal
+    wap: Decimal | None = None  # volume-weighted average price, when the broker gives one
+    trade_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +151,11 @@ class Quote:
     ask: Decimal | None
     last: Decimal | None
     at: datetime | None
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+    last_size: Decimal | None = None
+    volume: Decimal | None = None  # the day's volume so far
+    delayed: bool = False  # the broker answered with delayed data (no live subscription)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +179,13 @@ class OptionPrint:
     exchanges: int | None = None
     kind: str = ""  # SWEEP, BLOCK, SPLIT or "" for a plain print
     multiplier: Decimal = Decimal(100)
+    delayed: bool = False  # the broker served delayed (15-20 minutes old) market data for it
+
+
+# (underlying, expiry, strike, right, session): the day volume of one option contract in one exchange
+# session (New York date) already reported as prints; an adapter that derives prints from day volume
+# (IBKR) reports only what traded beyond it.
+OptionVolumeKey = tuple[str, date, Decimal, str, date]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +225,16 @@ class OrderAck:
     message: str = ""
 
 
-BAR_SIZES = ("1m", "5m", "1h", "1d")
+BAR_SIZES = ("1m", "5m", "15m", "1h", "1d")
+# The longest span one bars() request may cover per bar size (IBKR's duration limits per bar size);
+# a longer backfill is asked in chunks of this size.
+MAX_REQUEST_SPAN = {
+    "1m": timedelta(days=1),
+    "5m": timedelta(days=7),
+    "15m": timedelta(days=14),
+    "1h": timedelta(days=30),
+    "1d": timedelta(days=365),
+}
 
 
 @runtime_checkable

@@ -23,7 +23,9 @@ IBKR quirks are normalised here and nowhere else:
 - account values are strings; "", NaN, infinity and 1.797e308 (max double, "unset") become None;
 - floats become ``Decimal(str(x))``, quantized with the project's precision (core.fields);
 - times become aware UTC datetimes; a daily bar's date becomes midnight UTC of that date;
-- an expiry given as a contract month (YYYYMM) becomes the last day of that month.
+- an expiry given as a contract month (YYYYMM) becomes the last day of that month;
+- in option market data, -1 for a missing bid or ask is none, and the day volume becomes prints (the
+  volume since the last poll at the last price: ``option_prints``), marked when IBKR sent delayed data.
 
 A row that cannot be normalised (no symbol, a security type the project does not model, an option
 without strike, a time that overflows) or that would not fit where it is stored (a 300-character
@@ -38,11 +40,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from ib_async import (
     IB,
@@ -72,8 +77,11 @@ from core.brokers.base import (
     BrokerUnavailable,
     Fetched,
     OptionGreeks,
+    OptionPrint,
+    OptionVolumeKey,
     OrderAck,
     OrderRequest,
+    PacingViolation,
     Quote,
 )
 from core.brokers.contracts import InstrumentSpec, SecType
@@ -125,9 +133,12 @@ OPTIONS = {SecType.OPTION, SecType.FUTURE_OPTION}
 RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
 SIDES = {"BOT": "BUY", "SLD": "SELL", "BUY": "BUY", "SELL": "SELL"}
 
-BAR_SETTINGS = {"1m": "1 min", "5m": "5 mins", "1h": "1 hour", "1d": "1 day"}
+BAR_SETTINGS = {"1m": "1 min", "5m": "5 mins", "15m": "15 mins", "1h": "1 hour", "1d": "1 day"}
 # Duration asked for when bars() gets no start: enough bars to be useful, within IBKR's limits.
-DEFAULT_DURATIONS = {"1m": "1 D", "5m": "1 W", "1h": "1 M", "1d": "1 Y"}
+DEFAULT_DURATIONS = {"1m": "1 D", "5m": "1 W", "15m": "2 W", "1h": "1 M", "1d": "1 Y"}
+# Market data types (reqMarketDataType): 1 live, 3 delayed; a ticker of type 3 or 4 holds delayed data.
+DELAYED_TYPES = {3, 4}
+NO_SUBSCRIPTION = 354
 # Historical requests are slow at IBKR; they get at least ib_async's own default deadline.
 HISTORICAL_MIN_TIMEOUT = 60.0
 # reqExecutions' time filter is read in the gateway's local zone when no zone is given, so the filter
@@ -142,10 +153,32 @@ CONNECTIVITY_LOST = 1100
 # while the connection is lost (not followed by a restore) is doubtful: it may be empty for that reason.
 CONNECTIVITY_LOST_CODES = {1100, 2110, 10276}
 CONNECTIVITY_RESTORED_CODES = {1101, 1102}
+# Market data types (MARKET_DATA_TYPE): 1 live, 2 frozen, 3 delayed, 4 delayed frozen.
+DELAYED_DATA_TYPES = {3, 4}
 
 
 class UnusableRowError(RowRejected):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class OptionsFlowLimits:
+    """How much of each underlying's option chain ``option_prints`` follows, and how it asks.
+
+    ``expiries`` nearest expiries (not yet expired) x ``strikes`` strikes nearest the underlying's
+    price x calls and puts, at most ``max_contracts`` contracts in all per poll; at most
+    ``market_data_lines`` streaming subscriptions open at once (IBKR's allowance is 100 lines by
+    default, shared with TWS and other clients); ``market_data_type`` 1 live, 3 live where subscribed
+    and delayed otherwise; ``tick_wait`` seconds a batch may go without another contract's volume
+    arriving before the contracts still silent are given up."""
+
+    expiries: int = 2
+    strikes: int = 4
+    max_contracts: int = 200
+    market_data_lines: int = 40
+    market_data_type: int = 3
+    tick_wait: float = 3.0
+    time_zone: str = "America/New_York"
 
 
 def _listed(where: str, what: str, answer: Any) -> list:
@@ -329,15 +362,17 @@ class _Session:
         self.error_codes: list[int] = []
         self.error_messages: list[str] = []
         self.error_req_ids: list[int] = []
+        self.error_con_ids: list[int] = []  # the conId of the contract an error names (0: none)
         # The connectivity notice in force: (code, message) of a 1100/10276 not yet followed by 1101/1102.
         self.connectivity_lost: tuple[int, str] | None = None
         self.client_id_refused: asyncio.Future = asyncio.get_running_loop().create_future()
 
-    def on_error(self, req_id: int, code: int, message: str, *_args: Any) -> None:
+    def on_error(self, req_id: int, code: int, message: str, *args: Any) -> None:
         code = int(code)
         self.error_codes.append(code)
         self.error_messages.append(f"error {code}: {message}")
         self.error_req_ids.append(req_id)
+        self.error_con_ids.append(getattr(args[0], "conId", 0) or 0 if args else 0)
         if code in CONNECTIVITY_LOST_CODES:
             self.connectivity_lost = (code, message)
         elif code in CONNECTIVITY_RESTORED_CODES:
@@ -439,6 +474,8 @@ class IBKRBroker:
         readonly: bool = True,
         ib_factory: Callable[[], Any] | None = None,
         client_id_lease: Callable[..., AbstractContextManager[int]] | None = None,
+        options_flow: "OptionsFlowLimits | None" = None,
+        pacer: Callable[..., None] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -451,6 +488,10 @@ class IBKRBroker:
         # a pool shared by all processes (web, every worker), instead of all using the same id (error 326).
         # After a 326 it is called again with ``exclude=`` the refused ids.
         self.client_id_lease = client_id_lease
+        self.options_flow = options_flow or OptionsFlowLimits()
+        # Historical-data pacing shared by every process (core.brokers.pacing.pacing_acquire): called with
+        # ``contract=`` and ``request=`` before each request; it waits, or raises PacingLimited.
+        self.pacer = pacer
 
     def __repr__(self) -> str:
         return f"IBKRBroker({self.host}:{self.port}, client_id={self.client_id}, account={self.account!r})"
@@ -599,8 +640,8 @@ class IBKRBroker:
             return BrokerUnavailable(f"{self.where}: {what} failed, gateway not connected (error {code}: {message})")
         if code == 200:
             return BrokerError(f"{self.where}: {what}: no such security at IBKR (error 200: {message})")
-        if code == 162:
-            return BrokerError(
+        if code == 162 and "no data" not in str(message).lower():
+            return PacingViolation(
                 f"{self.where}: {what} refused (error 162, historical data pacing limit or an "
                 f"invalid request): {message}"
             )
@@ -936,6 +977,10 @@ class IBKRBroker:
             return Fetched(items=())
         duration = _duration(start_utc, end_utc or datetime.now(UTC)) if start_utc else DEFAULT_DURATIONS[bar_size]
         no_data: list[str] = []
+        # Every worker shares IBKR's pacing budget: take a slot first (may wait; PacingLimited when too long).
+        end_text = end_utc.isoformat() if end_utc else "now"
+        if self.pacer is not None:
+            self.pacer(contract=symbol, request=f"{symbol} TRADES {bar_size} {duration} to {end_text}")
 
         async def job(session: _Session) -> list[Any]:
             contract = await self._stock(session, symbol)
@@ -1004,10 +1049,24 @@ class IBKRBroker:
         # IBKR sends -1 when it has no volume for the bar.
         volume = _quantity(volume) if volume is not None and volume >= 0 else Decimal(0)
         try:
+            # A daily bar comes as its session's date in the exchange's zone: kept as that date's midnight UTC.
             start = _utc(row.date)
         except OverflowError:
             raise UnusableRowError(f"date: {row.date!r} is out of range once in UTC") from None
-        return validation.checked_bar(Bar(symbol=symbol, bar_size=bar_size, start=start, volume=volume, **prices))
+        wap = _float(getattr(row, "average", None))
+        count = getattr(row, "barCount", None)
+        trade_count = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+        return validation.checked_bar(
+            Bar(
+                symbol=symbol,
+                bar_size=bar_size,
+                start=start,
+                volume=volume,
+                wap=_price(wap) if wap is not None and wap > 0 else None,  # -1 / 0: none
+                trade_count=trade_count,
+                **prices,
+            )
+        )
 
     def option_greeks(self, instruments: list[InstrumentSpec]) -> Fetched[BrokerOptionGreeks]:
         """IBKR's model Greeks of options: one market-data snapshot per contract (live where subscribed,
@@ -1038,21 +1097,36 @@ class IBKRBroker:
     def quote(self, symbol: str) -> Quote | None:
         """A snapshot of the SMART-routed USD stock; None when IBKR has no bid, ask or last for it.
 
-        Live data only: without a market-data subscription IBKR answers error 354 (BrokerError).
+        Without a live market-data subscription (error 354) the snapshot is asked again as delayed data
+        (reqMarketDataType 3), and the quote says ``delayed``.
         """
         symbol = (symbol or "").strip().upper()
         if not symbol:
             raise BrokerError("quote: no symbol given")
 
+        asked_delayed: list[bool] = []
+
         async def job(session: _Session) -> Any | None:
             contract = await self._stock(session, symbol)
-            tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            try:
+                tickers = await session.call(f"quote for {symbol}", session.ib.reqTickersAsync(contract))
+            except BrokerError as exc:
+                if getattr(exc.__cause__, "code", None) != NO_SUBSCRIPTION:
+                    raise
+                session.ib.reqMarketDataType(3)
+                asked_delayed.append(True)
+                tickers = await session.call(f"delayed quote for {symbol}", session.ib.reqTickersAsync(contract))
             tickers = _listed(self.where, f"quote for {symbol}", tickers)
             return tickers[0] if tickers else None
 
         ticker = self._run("quote", job)
         if ticker is None:
             return None
+        delayed = bool(asked_delayed) or getattr(ticker, "marketDataType", 1) in DELAYED_TYPES
+
+        def size(value: Any) -> Decimal | None:
+            number = _float(value)
+            return _quantity(number) if number is not None and number >= 0 else None
 
         def price(value: Any) -> Decimal | None:
             number = _float(value)
@@ -1064,11 +1138,311 @@ class IBKRBroker:
                 return None
             at = ticker.time if isinstance(ticker.time, datetime) else None
             return validation.checked_quote(
-                Quote(symbol=symbol, bid=bid, ask=ask, last=last, at=_utc(at) if at else None)
+                Quote(
+                    symbol=symbol,
+                    bid=bid,
+                    ask=ask,
+                    last=last,
+                    at=_utc(at) if at else None,
+                    bid_size=size(getattr(ticker, "bidSize", None)),
+                    ask_size=size(getattr(ticker, "askSize", None)),
+                    last_size=size(getattr(ticker, "lastSize", None)),
+                    volume=size(getattr(ticker, "volume", None)),
+                    delayed=delayed,
+                )
             )
         except ROW_ERRORS as exc:
             logger.warning("ibkr broker: quote for %s: %s; quote skipped", symbol, validation.problem(exc))
             return None
+
+    # --- options flow -------------------------------------------------------------------------------
+    def option_prints(
+        self, underlyings: list[str], known_volumes: Mapping[OptionVolumeKey, Decimal] | None = None
+    ) -> Fetched[OptionPrint]:
+        """Option prints of ``underlyings``, derived from the day volume of the contracts near the money.
+
+        For each underlying: its option chains (reqSecDefOptParams), the price of the stock (a
+        snapshot), the contracts of the ``expiries`` nearest expiries (one contract-details request
+        per expiry) and of those the ``strikes`` strikes nearest the price, calls and puts. Each
+        contract's market data is streamed with generic ticks 100 and 101 (volume and open interest),
+        ``market_data_lines`` subscriptions at a time, until its volume has come (or ``tick_wait``).
+
+        A print is the volume a contract traded beyond what ``known_volumes`` says was already reported
+        for its session (the New York date of its last trade; nothing known: the whole day so far), at
+        the last price, with the bid and ask of the moment (the side is read from them above the
+        boundary), the last trade's time (the poll's when IBKR gives none), the stock's price, the
+        contract's open interest and day volume, and whether IBKR served delayed data. Its id is the
+        contract, the session and the day volume reached, so a poll that sees nothing new makes no
+        print and the same volume is never reported twice. IBKR does not tell sweeps or blocks apart:
+        ``kind`` is empty and ``exchanges`` unknown.
+
+        An underlying IBKR does not know, without chain or price, is skipped with a warning; so is a
+        contract whose data IBKR refuses (no subscription, too many lines). A lost gateway is
+        BrokerUnavailable: a poll that could not be made is never "no flow".
+        """
+        limits_ = self.options_flow
+        known = known_volumes or {}
+        symbols = list(dict.fromkeys((s or "").strip().upper() for s in underlyings if (s or "").strip()))
+        if not symbols:
+            return Fetched(items=())
+        warnings: list[str] = []
+        zone = ZoneInfo(limits_.time_zone)
+
+        async def job(session: _Session) -> list[tuple[str, Decimal | None, Any]]:
+            session.ib.reqMarketDataType(limits_.market_data_type)
+            followed: list[tuple[str, Decimal | None, Any]] = []
+            for index, symbol in enumerate(symbols):
+                room = limits_.max_contracts - len(followed)
+                if room <= 0:
+                    warnings.append(
+                        f"options flow: {limits_.max_contracts} contracts followed (IBKR_OPTIONS_MAX_CONTRACTS); "
+                        f"not polled this time: {', '.join(symbols[index:])}"
+                    )
+                    break
+                try:
+                    spot, contracts = await self._option_contracts(session, symbol, zone, warnings)
+                except BrokerError as exc:
+                    warnings.append(f"options flow: {symbol}: {exc}; underlying skipped")
+                    continue
+                if len(contracts) > room:
+                    warnings.append(
+                        f"options flow: {symbol}: {len(contracts) - room} of its contracts not followed "
+                        f"(IBKR_OPTIONS_MAX_CONTRACTS is {limits_.max_contracts})"
+                    )
+                followed += [(symbol, spot, c) for c in contracts[:room]]
+            tickers = await self._option_tickers(session, [c for _, _, c in followed], warnings)
+            return [(symbol, spot, tickers[c.conId]) for symbol, spot, c in followed if c.conId in tickers]
+
+        rows = self._run("option prints", job)
+        polled_at = datetime.now(UTC)
+        items: dict[str, OptionPrint] = {}
+        for symbol, spot, ticker in rows:
+            try:
+                found = self._option_print(symbol, spot, ticker, known=known, zone=zone, polled_at=polled_at)
+            except ROW_ERRORS as exc:
+                message = f"options flow: {_contract_label(ticker.contract)}: {validation.problem(exc)}; row skipped"
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
+            if found is not None:
+                items[found.print_id] = found
+        return Fetched(items=tuple(items.values()), warnings=tuple(warnings))
+
+    async def _option_contracts(
+        self, session: _Session, symbol: str, zone: ZoneInfo, warnings: list[str]
+    ) -> tuple[Decimal | None, list[Any]]:
+        """The stock's price and the option contracts to follow (qualified: with their conId)."""
+        limits_ = self.options_flow
+        stock = await self._stock(session, symbol)
+        what = f"option chains of {symbol}"
+        chains = _listed(
+            self.where,
+            what,
+            await session.call(what, session.ib.reqSecDefOptParamsAsync(stock.symbol, "", "STK", stock.conId)),
+        )
+        # One chain per exchange; SMART (routed to all) of the symbol's own trading class first.
+        chains.sort(key=lambda c: (c.exchange != "SMART", c.tradingClass != symbol))
+        if not chains:
+            raise BrokerError(f"{self.where}: IBKR lists no option chain for {symbol}")
+        chain = chains[0]
+        today = datetime.now(zone).date()
+        expiries = []
+        for raw in chain.expirations:
+            try:
+                expiry = _expiry(raw)
+            except UnusableRowError:
+                warnings.append(f"options flow: {symbol}: expiry {shown(raw)!r} of its chain is not a date; ignored")
+                continue
+            if expiry >= today:
+                expiries.append(expiry)
+        spot = await self._option_spot(session, stock, warnings)
+        contracts: list[Any] = []
+        for expiry in sorted(set(expiries))[: limits_.expiries]:
+            what = f"option contracts of {symbol} expiring {expiry.isoformat()}"
+            template = Option(
+                symbol,
+                expiry.strftime("%Y%m%d"),
+                exchange="SMART",
+                multiplier=chain.multiplier,
+                currency=stock.currency or "USD",
+                tradingClass=chain.tradingClass,
+            )
+            try:
+                details = _listed(
+                    self.where, what, await session.call(what, session.ib.reqContractDetailsAsync(template))
+                )
+            except BrokerError as exc:
+                warnings.append(f"options flow: {symbol}: {exc}; expiry {expiry.isoformat()} skipped")
+                continue
+            found = [d.contract for d in details if d.contract is not None and d.contract.secType == "OPT"]
+            strikes = sorted({s for s in (_float(c.strike) for c in found) if s is not None and s > 0})
+            if not strikes:
+                continue
+            center = spot if spot is not None else strikes[len(strikes) // 2]
+            near = set(sorted(strikes, key=lambda k: (abs(k - center), k))[: limits_.strikes])
+            contracts += sorted(
+                (c for c in found if _float(c.strike) in near and c.conId),
+                key=lambda c: (_float(c.strike), c.right),
+            )
+        return spot, contracts
+
+    @staticmethod
+    async def _option_spot(session: _Session, stock: Any, warnings: list[str]) -> Decimal | None:
+        """The underlying's price: last, else the bid/ask midpoint, else the previous close."""
+        what = f"price of {stock.symbol}"
+        try:
+            tickers = _listed(session.broker.where, what, await session.call(what, session.ib.reqTickersAsync(stock)))
+        except BrokerError as exc:
+            tickers = []
+            warnings.append(f"options flow: {stock.symbol}: {exc}")
+        ticker = tickers[0] if tickers else None
+
+        def positive(value: Any) -> Decimal | None:
+            number = _float(value)
+            return _price(number) if number is not None and number > 0 else None
+
+        if ticker is not None:
+            last, bid, ask, close = (positive(getattr(ticker, n, None)) for n in ("last", "bid", "ask", "close"))
+            if last is not None:
+                return last
+            if bid is not None and ask is not None:
+                return _price((bid + ask) / 2)
+            if close is not None:
+                return close
+        warnings.append(
+            f"options flow: {stock.symbol}: IBKR gave no price for the stock; strikes picked around the middle of "
+            "the chain, prints without the underlying's price"
+        )
+        return None
+
+    async def _option_tickers(self, session: _Session, contracts: list[Any], warnings: list[str]) -> dict[int, Any]:
+        """Each contract's ticker (by conId), streamed ``market_data_lines`` at a time with generic ticks
+        100 and 101; the tickers of contracts IBKR refused are left out, with a warning per error code."""
+        limits_ = self.options_flow
+        ib = session.ib
+        result: dict[int, Any] = {}
+        refused: dict[int, list[str]] = defaultdict(list)
+        messages: dict[int, str] = {}
+        silent: list[str] = []
+        lines = max(limits_.market_data_lines, 1)
+        for start in range(0, len(contracts), lines):
+            batch = contracts[start : start + lines]
+            first_error = len(session.error_codes)
+            tickers = [ib.reqMktData(c, "100,101", False, False) for c in batch]
+            failed: dict[int, int] = {}
+            began, still_waiting = time.monotonic(), len(tickers)
+            # ib_async paces what it sends (Client.MaxRequests a RequestsInterval: 45 a second), so a large
+            # batch goes out over seconds: the wait counts from the last contract whose volume came, and
+            # allows for the pacing on top of the tick wait.
+            pace = getattr(ib.client, "MaxRequests", 0) or 0
+            sending = len(batch) / pace * float(getattr(ib.client, "RequestsInterval", 1) or 1) if pace else 0.0
+            try:
+                while True:
+                    await asyncio.sleep(0.05)
+                    for code, con_id, message in zip(
+                        session.error_codes[first_error:],
+                        session.error_con_ids[first_error:],
+                        session.error_messages[first_error:],
+                        strict=True,
+                    ):
+                        if con_id and not _is_informational(code) and code not in CONNECTIVITY_LOST_CODES:
+                            failed[con_id] = code
+                            messages.setdefault(code, message)
+                    if not ib.isConnected():
+                        raise BrokerUnavailable(f"{self.where}: connection lost while streaming option market data")
+                    session.check_connectivity("option market data")
+                    waiting = [t for t in tickers if t.contract.conId not in failed and _float(t.volume) is None]
+                    if not waiting:
+                        await asyncio.sleep(0.1)  # open interest and the last trade's time may trail the volume
+                        break
+                    if len(waiting) < still_waiting:
+                        still_waiting, began = len(waiting), time.monotonic()
+                    elif time.monotonic() - began >= limits_.tick_wait + sending:
+                        silent += [_contract_label(t.contract) for t in waiting]
+                        break
+            finally:
+                for ticker in tickers:
+                    with contextlib.suppress(Exception):  # a lost connection cancels every subscription anyway
+                        ib.cancelMktData(ticker.contract)
+            for ticker in tickers:
+                code = failed.get(ticker.contract.conId)
+                if code is not None:
+                    refused[code].append(_contract_label(ticker.contract))
+                else:
+                    result[ticker.contract.conId] = ticker
+        for code, labels in sorted(refused.items()):
+            hint = " (lower IBKR_MARKET_DATA_LINES)" if code == 101 else ""
+            warnings.append(
+                f"options flow: IBKR refused market data for {len(labels)} contract(s) ({messages[code]}){hint}: "
+                f"{', '.join(labels[:5])}{' ...' if len(labels) > 5 else ''}; skipped"
+            )
+        if silent:
+            warnings.append(
+                f"options flow: {len(silent)} contract(s) sent no volume within {limits_.tick_wait:g}s: "
+                f"{', '.join(silent[:5])}{' ...' if len(silent) > 5 else ''}"
+            )
+        return result
+
+    @staticmethod
+    def _option_print(
+        underlying: str,
+        spot: Decimal | None,
+        ticker: Any,
+        *,
+        known: Mapping[OptionVolumeKey, Decimal],
+        zone: ZoneInfo,
+        polled_at: datetime,
+    ) -> OptionPrint | None:
+        """The print of one contract's ticker: the volume beyond ``known`` at the last price; None when
+        nothing traded since (or no volume came)."""
+        instrument = _instrument(ticker.contract)
+        if instrument.sec_type not in OPTIONS:
+            raise UnusableRowError(f"not an option: {instrument.sec_type}")
+        volume = _float(ticker.volume)
+        if volume is None or volume <= 0:  # NaN or unset: no volume tick; IBKR's -1: none known
+            return None
+        volume = _quantity(volume)
+        when = getattr(ticker, "lastTimestamp", None) or getattr(ticker, "delayedLastTimestamp", None)
+        try:
+            when = _utc(when) if isinstance(when, datetime) else polled_at
+        except OverflowError:
+            raise UnusableRowError(f"last trade time {when!r} is out of range once in UTC") from None
+        session = when.astimezone(zone).date()
+        key = (underlying, instrument.expiry, instrument.strike, instrument.right, session)
+        reached = known.get(key) or Decimal(0)
+        if volume <= reached:
+            return None
+
+        def positive(value: Any) -> Decimal | None:
+            number = _float(value)  # NaN, infinity and 1.797e308 are None; IBKR's -1 "no bid" is not a price
+            return _price(number) if number is not None and number > 0 else None
+
+        last = positive(ticker.last)
+        if last is None:
+            raise UnusableRowError(f"day volume {volume} but no last price")
+        interest = _float(ticker.callOpenInterest if instrument.right == "C" else ticker.putOpenInterest)
+        if interest is None:
+            interest = _float(getattr(ticker, "openInterest", None))
+        con_id = instrument.con_id
+        if not con_id:
+            raise UnusableRowError("no conId")
+        return OptionPrint(
+            print_id=f"ibkr-{con_id}-{session:%Y%m%d}-{volume.normalize():f}",
+            time=when,
+            underlying=underlying,
+            expiry=instrument.expiry,
+            strike=instrument.strike,
+            right=instrument.right,
+            size=volume - reached,
+            price=last,
+            bid=positive(ticker.bid),
+            ask=positive(ticker.ask),
+            underlying_price=spot,
+            open_interest=_quantity(interest) if interest is not None and interest >= 0 else None,
+            volume=volume,
+            multiplier=instrument.multiplier,
+            delayed=getattr(ticker, "marketDataType", 1) in DELAYED_DATA_TYPES,
+        )
 
     # --- orders ---------------------------------------------------------------------------------------
     # IBKR's order statuses as they cross the boundary. PendingSubmit/PreSubmitted/Submitted are working;

@@ -37,7 +37,7 @@ PRICE_LIMIT = Decimal(10) ** (PRICE_DIGITS - PRICE_PLACES)  # prices, strikes
 MONEY_LIMIT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES)  # commissions, amounts, quantity x price
 
 # Fill and cash-flow times: trade and settlement dates are computed from them with the NYSE calendar
-# (trading.calendars), which starts on 1990-01-01 and raises before; a day later here leaves room for any
+# (core.calendars), which starts on 1990-01-01 and raises before; a day later here leaves room for any
 # time zone. A fill from the future is impossible: a day of clock difference is allowed.
 EARLIEST_TIME = datetime(1990, 1, 2, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)

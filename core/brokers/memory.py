@@ -35,11 +35,22 @@ class MemoryBroker:
         accounts: list[BrokerAccount],
         positions: dict[str, list[BrokerPosition]] | None = None,
         executions: dict[str, list[BrokerExecution]] | None = None,
+        bars: list[Bar] | None = None,
+        quotes: list[Quote] | None = None,
         fill_prices: dict[str, Decimal] | None = None,
     ) -> None:
         self.account_rows = {a.account_id: a for a in accounts}
         self.position_rows = positions or {}
         self.execution_rows = executions or {}
+        self.bar_rows: dict[tuple[str, str], list[Bar]] = {}
+        for bar in bars or ():
+            self.bar_rows.setdefault((bar.symbol, bar.bar_size), []).append(bar)
+        self.quote_rows = {q.symbol: q for q in quotes or ()}
+        # What bars() was asked, in order: (symbol, bar size, start, end). Tests read it to prove a
+        # sync asks only for what is missing.
+        self.bar_requests: list[tuple[str, str, datetime | None, datetime | None]] = []
+        # An exception to raise instead of answering, per call name ("bars", "quote"): a test's outage.
+        self.failures: dict[str, Exception] = {}
         self.fill_prices = fill_prices or {}
         self.placed: dict[int, tuple[OrderRequest, OrderAck]] = {}
         self.fail_next_place: BrokerUnavailable | None = None
@@ -69,10 +80,23 @@ class MemoryBroker:
     def bars(
         self, symbol: str, bar_size: str, start: datetime | None = None, end: datetime | None = None
     ) -> Fetched[Bar]:
-        return Fetched(items=())
+        self.bar_requests.append((symbol, bar_size, start, end))
+        if "bars" in self.failures:
+            raise self.failures["bars"]
+        rows = self.bar_rows.get((symbol.upper(), bar_size), ())
+        return Fetched(
+            items=tuple(
+                sorted(
+                    (b for b in rows if (start is None or b.start >= start) and (end is None or b.start < end)),
+                    key=lambda b: b.start,
+                )
+            )
+        )
 
     def quote(self, symbol: str) -> Quote | None:
-        return None
+        if "quote" in self.failures:
+            raise self.failures["quote"]
+        return self.quote_rows.get(symbol.upper())
 
     # --- orders ---------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> OrderAck:

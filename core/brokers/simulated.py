@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -45,6 +45,7 @@ from core.brokers.base import (
     Fetched,
     OptionGreeks,
     OptionPrint,
+    OptionVolumeKey,
     OrderAck,
     OrderRequest,
     Quote,
@@ -537,6 +538,8 @@ class SimulatedBroker:
                     low=low,
                     close=_decimal(row, "close", minimum=Decimal(0)),
                     volume=_decimal(row, "volume", minimum=Decimal(0)),
+                    wap=_decimal(row, "wap", required=False, minimum=Decimal(0)),
+                    trade_count=_int(row, "trade_count"),
                 )
             )
 
@@ -548,9 +551,12 @@ class SimulatedBroker:
         items.sort(key=lambda b: b.start)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
 
-    def option_prints(self, underlyings: list[str]) -> Fetched[OptionPrint]:
+    def option_prints(
+        self, underlyings: list[str], known_volumes: Mapping[OptionVolumeKey, Decimal] | None = None
+    ) -> Fetched[OptionPrint]:
         """The state file's ``option_flow`` rows of these underlyings (rows as in sentiment-feed.md's
-        ``options_flow``); not part of the Broker protocol: a broker without it gives no options flow."""
+        ``options_flow``); not part of the Broker protocol: a broker without it gives no options flow.
+        The rows are prints already, each with its own id: ``known_volumes`` is not needed here."""
         warnings: list[str] = []
         wanted = {u.upper() for u in underlyings}
 
@@ -580,6 +586,7 @@ class SimulatedBroker:
                 exchanges=_int(row, "exchanges"),
                 kind=_text(row, "kind", required=False).upper(),
                 multiplier=_decimal(row, "multiplier", required=False, strictly_positive=True) or Decimal(100),
+                delayed=row.get("delayed") is True,
             )
 
         rows = _parse_rows(self._list(self._state().get("option_flow"), "option_flow"), "option_flow", parse, warnings)
@@ -600,6 +607,11 @@ class SimulatedBroker:
                     ask=_decimal(row, "ask", required=False, minimum=Decimal(0)),
                     last=_decimal(row, "last", required=False, minimum=Decimal(0)),
                     at=_time(row, "time") if row.get("time") else None,
+                    bid_size=_decimal(row, "bid_size", required=False, minimum=Decimal(0)),
+                    ask_size=_decimal(row, "ask_size", required=False, minimum=Decimal(0)),
+                    last_size=_decimal(row, "last_size", required=False, minimum=Decimal(0)),
+                    volume=_decimal(row, "volume", required=False, minimum=Decimal(0)),
+                    delayed=row.get("delayed") is True,
                 )
             )
         except ROW_ERRORS as exc:

@@ -258,10 +258,19 @@ def checked_bar(row: Bar) -> Bar:
     for name in ("open", "high", "low", "close"):
         price(getattr(row, name), field=name)
     quantity(row.volume, field="volume")
+    if row.wap is not None:
+        price(row.wap, field="wap")
+    if not row.low <= row.open <= row.high:
+        raise RowRejected(f"open {row.open} is outside [low {row.low}, high {row.high}]")
+    if not row.low <= row.close <= row.high:
+        raise RowRejected(f"close {row.close} is outside [low {row.low}, high {row.high}]")
     return row
 
 
 def checked_quote(row: Quote) -> Quote:
     for name in ("bid", "ask", "last"):
         price(getattr(row, name), field=name)
+    for name in ("bid_size", "ask_size", "last_size", "volume"):
+        if getattr(row, name) is not None:
+            quantity(getattr(row, name), field=name)
     return row

@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
                 ('trade_count', models.BigIntegerField(blank=True, null=True)),
                 ('source', models.CharField(max_length=32)),
                 ('fetched_at', models.DateTimeField()),
-                ('instrument', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bars', to='marketdata.instrument')),
+                ('instrument', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='bars', to='marketdata.instrument')),
             ],
             options={
                 'ordering': ['instrument', 'bar_size', 'start'],

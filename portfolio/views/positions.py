@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 
 from portfolio.rules.expiries import is_past_expiry
 from portfolio.selectors import (
+    position_chart_get,
     position_counts_get,
     position_event_list,
     position_get,
@@ -127,6 +128,7 @@ def position_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.GET.get("account") and choice.selected != position.account:
         # The account switcher on this page: show the positions of the account picked.
         return redirect(reverse("positions"))
+    events = list(position_event_list(position=position))
     return render(
         request,
         "portfolio/position_detail.html",
@@ -139,7 +141,8 @@ def position_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 position.opened_at,
                 position.opening_execution.executed_at if position.opening_execution else position.opened_at,
             ),
-            "events": list(position_event_list(position=position)),
+            "events": events,
+            "chart": position_chart_get(position=position, events=events),
             "round_trip": position_round_trip_get(position=position),
             "is_option": (is_option := position.instrument.sec_type in OPTION_SEC_TYPES),
             "greeks_history": position_greeks_history(position=position) if is_option else [],

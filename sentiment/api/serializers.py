@@ -118,7 +118,7 @@ class OptionsFlowSerializer(serializers.ModelSerializer):
         fields = [
             "source", "print_id", "time", "session", "underlying", "expiry", "strike", "right", "size", "price",
             "bid", "ask", "underlying_price", "open_interest", "volume", "exchanges", "kind", "multiplier",
-            "premium", "side", "direction", "unusual",
+            "premium", "side", "direction", "unusual", "delayed",
         ]  # fmt: skip
 
 

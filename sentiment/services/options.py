@@ -23,7 +23,7 @@ from sentiment.sources.base import OptionsPrint
 
 COMPARED = (
     "time", "underlying", "expiry", "strike", "right", "size", "price", "bid", "ask", "underlying_price",
-    "open_interest", "volume", "exchanges", "kind", "multiplier",
+    "open_interest", "volume", "exchanges", "kind", "multiplier", "delayed",
 )  # fmt: skip
 
 

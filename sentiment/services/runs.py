@@ -12,20 +12,23 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from core.brokers import BrokerError, BrokerUnavailable
 from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_skip, sync_run_start
 from core.locks import single_flight
 from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
-from sentiment.selectors import tracked_symbols
+from sentiment.selectors import options_known_volumes, tracked_symbols
 from sentiment.services.aggregation import hour_floor, sentiment_aggregate
 from sentiment.services.confluence import confluence_compute
-from sentiment.services.options import options_flow_ingest
+from sentiment.services.options import options_flow_ingest, session_of
 from sentiment.services.posts import posts_ingest
 from sentiment.sources import SourceDisabled, SourceUnavailable, get_source
 
 logger = logging.getLogger(__name__)
 CURSOR_KEY = "sentiment.cursor.{source}"
+# How many days back the broker's already-reported day volumes are read (a long weekend and then some).
+KNOWN_VOLUME_DAYS = 7
 
 
 def _skip(*, kind: SyncKind, reason: SyncReason, skip_reason: SkipReason, message: str) -> SyncRun:
@@ -132,7 +135,11 @@ def _options_batch(source: str):
     if source == "broker":
         from sentiment.sources.broker import BrokerOptionsSource
 
-        return BrokerOptionsSource().options_flow(underlyings=tracked_symbols())
+        underlyings = tracked_symbols()
+        # The sessions a poll can still see (IBKR keeps a day's volume until its next session starts).
+        since = session_of(timezone.now()) - timedelta(days=KNOWN_VOLUME_DAYS)
+        known = options_known_volumes(source="broker", underlyings=underlyings, since=since)
+        return BrokerOptionsSource().options_flow(underlyings=underlyings, known_volumes=known)
     return get_source("file").options_flow(underlyings=tracked_symbols())
 
 

@@ -70,6 +70,7 @@ class OptionsPrint:
     exchanges: int | None = None
     kind: str = ""  # SWEEP, BLOCK, SPLIT or "" for a plain print
     multiplier: Decimal = Decimal(100)
+    delayed: bool = False  # from delayed market data (the broker said so)
 
 
 @dataclass(frozen=True, slots=True)

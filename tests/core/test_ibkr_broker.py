@@ -13,6 +13,7 @@ import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -82,6 +83,8 @@ class FakeIB:
         self.tickers = tickers
         self.qualify = qualify
         self.fail = dict(fail or {})
+        self.delayed_available = False
+        self.market_data_type = 1
         self.connect_error = connect_error
         self.connect_codes = list(connect_codes)
         self.late_reports = late_reports or {}
@@ -180,6 +183,11 @@ class FakeIB:
         self._record("reqTickersAsync", *contracts, **kwargs)
         await self._maybe_fail("reqTickersAsync")
         return [self.tickers] if self.tickers is not None else []
+
+    def reqMarketDataType(self, market_data_type):
+        self.market_data_type = market_data_type
+        if market_data_type == 3:
+            self.fail.pop("reqTickersAsync", None) if self.delayed_available else None
 
 
 def make_broker(fake: FakeIB, **kwargs) -> IBKRBroker:
@@ -812,6 +820,27 @@ def test_quote_without_market_data_subscription_is_an_error():
     fake = FakeIB(fail={"reqTickersAsync": RequestError(6, 354, "Requested market data is not subscribed")})
     with pytest.raises(BrokerError, match="no market data subscription"):
         make_broker(fake).quote("AAPL")
+    assert fake.market_data_type == 3  # delayed data was asked for before giving up
+
+
+def test_quote_without_subscription_falls_back_to_delayed_data_and_says_so():
+    fake = FakeIB(fail={"reqTickersAsync": RequestError(6, 354, "Requested market data is not subscribed")})
+    fake.delayed_available = True
+    fake.tickers = SimpleNamespace(
+        bid=155.05, ask=155.12, last=155.1, time=None, bidSize=300.0, askSize=float("nan"), lastSize=-1, volume=1e6
+    )
+
+    quote = make_broker(fake).quote("AAPL")
+
+    assert quote.delayed is True
+    assert (quote.bid, quote.ask, quote.last) == (Decimal("155.05"), Decimal("155.12"), Decimal("155.1"))
+    # NaN and -1 are IBKR's "no value": never stored as a size.
+    assert (quote.bid_size, quote.ask_size, quote.last_size, quote.volume) == (
+        Decimal("300.0"),
+        None,
+        None,
+        Decimal("1000000.0"),
+    )
 
 
 # --- the real ib_async.IB over real sockets ----------------------------------------------------------

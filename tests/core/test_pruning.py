@@ -240,6 +240,7 @@ def test_every_app_contributes_its_steps_and_each_can_be_planned():
         "core.SyncRun",
         "core.TaskLock",
         "sessions.Session",
+        "marketdata.Bar",
         "portfolio.AccountSnapshot",
         "sentiment.Tweet",
         "sentiment.RedditPost",
@@ -301,12 +302,12 @@ def test_the_time_budget_stops_between_batches(account, monkeypatch):
     assert sync_runs_only().deleted == {"core.SyncRun": 2}  # the next prune goes on
 
 
-def test_a_prune_with_nothing_to_delete_is_eight_queries(django_assert_num_queries):
+def test_a_prune_with_nothing_to_delete_is_nine_queries(django_assert_num_queries):
     AccountFactory.create_batch(3)  # the last runs are read in one query whatever the number of accounts
 
-    # One batch query per step (6: core 3, portfolio 1, sentiment 2), and the last runs of each kind:
-    # accounts', runs without one.
-    with django_assert_num_queries(8):
+    # One batch query per step (7: core 3, marketdata 1, portfolio 1, sentiment 2), and the last runs of
+    # each kind: accounts', runs without one.
+    with django_assert_num_queries(9):
         report = prune()
 
     assert set(report.deleted.values()) == {0}
@@ -364,6 +365,7 @@ def test_command_dry_run_and_json(account, capsys):
         "core.SyncRun",
         "core.TaskLock",
         "sessions.Session",
+        "marketdata.Bar",
         "portfolio.AccountSnapshot",
         "portfolio.PositionSnapshot",
         "sentiment.Tweet",
@@ -377,6 +379,7 @@ def test_command_dry_run_and_json(account, capsys):
         "sync runs",
         "lapsed locks",
         "expired sessions",
+        "bars",
         "hourly snapshots",
         "tweets",
         "reddit posts",

@@ -367,7 +367,7 @@ def test_unknown_keys_are_ignored(broker_state, simulated_broker):
         for section in ("positions", "executions", "cash_flows"):
             for row in account[section]:
                 row["note"] = {"anything": ["goes"]}
-        state["bars"]["AAPL"]["1d"][0]["wap"] = "152.1"
+        state["bars"]["AAPL"]["1d"][0]["provider"] = "SIP"  # wap and trade_count are read since #12
         state["quotes"]["AAPL"]["exchange"] = "NASDAQ"
 
     extended = (
@@ -815,7 +815,9 @@ def _bars_state() -> dict:
                 ],
                 "1d": [BarRowFactory(time="2026-11-19T00:00:00Z", close="155.10")],
             },
-            "MSFT": {"1h": [BarRowFactory(time="2026-11-19T14:00:00Z", close="410")]},
+            "MSFT": {
+                "1h": [BarRowFactory(time="2026-11-19T14:00:00Z", open="409", high="411", low="408", close="410")]
+            },
         }
     )
 

@@ -299,17 +299,33 @@ def test_sessions_are_the_nyse_s_holidays_skipped_and_early_closes_kept():
     assert early and max(early).strftime("%H:%M") < "13:00"
 
 
-def test_bars_cover_about_sixty_weekday_sessions_up_to_now(state):
+def test_daily_bars_cover_a_year_of_sessions_up_to_now(state):
     for symbol in STOCKS:
         rows = state["bars"][symbol]["1d"]
         days = [datetime.fromisoformat(r["time"]).date() for r in rows]
-        assert 55 <= len(rows) <= 65
+        assert 250 <= len(rows) <= 270
         assert days == sorted(days)
         assert all(is_nyse_session(day) for day in days)
         assert days[-1] == NOW.date()
         assert all(Decimal(r["low"]) <= min(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
         assert all(Decimal(r["high"]) >= max(Decimal(r["open"]), Decimal(r["close"])) for r in rows)
         assert state["quotes"][symbol]["last"] == rows[-1]["close"]
+
+
+def test_recent_intraday_bars_lie_inside_their_day_and_open_and_close_with_it(state):
+    for symbol in STOCKS:
+        daily = {r["time"][:10]: r for r in state["bars"][symbol]["1d"]}
+        for size, sessions in (("1h", 60), ("5m", 10)):
+            rows = state["bars"][symbol][size]
+            by_day: dict[str, list[dict]] = {}
+            for row in rows:
+                by_day.setdefault(row["time"][:10], []).append(row)
+            assert len(by_day) == sessions
+            for day, bars in by_day.items():
+                assert bars[0]["open"] == daily[day]["open"] and bars[-1]["close"] == daily[day]["close"]
+                assert max(Decimal(b["high"]) for b in bars) == Decimal(daily[day]["high"])
+                assert min(Decimal(b["low"]) for b in bars) == Decimal(daily[day]["low"])
+                assert all(Decimal(b["low"]) <= min(Decimal(b["open"]), Decimal(b["close"])) for b in bars)
 
 
 def test_same_seed_and_now_give_the_same_state_and_another_seed_does_not():

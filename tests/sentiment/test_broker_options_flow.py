@@ -32,3 +32,12 @@ def test_an_unreachable_broker_skips_the_run(settings, broker_state):
         state["connected"] = False
     run = options_flow_ingest_run()
     assert (run.status, run.skip_reason) == (SyncStatus.SKIPPED, SkipReason.BROKER_UNREACHABLE)
+
+
+def test_a_print_the_broker_says_is_from_delayed_data_is_stored_so(settings, broker_state):
+    settings.OPTIONS_FLOW_SOURCE = "broker"
+    WatchedInstrument.objects.create(instrument=InstrumentFactory(symbol="NVDA"))
+    with broker_state.edit() as state:
+        state["option_flow"] = [OptionsPrintRowFactory(id="d1", delayed=True), OptionsPrintRowFactory(id="l1")]
+    assert options_flow_ingest_run().status == SyncStatus.SUCCESS
+    assert dict(OptionsFlow.objects.values_list("print_id", "delayed")) == {"d1": True, "l1": False}

@@ -125,3 +125,33 @@ def test_staff_resume_in_the_admin_with_a_reason_kept(client, paper_account, aap
     assert event.resolved_at is not None and event.resolved_by == staff
     assert event.resolution_note == "loss was a data error, checked with the trader"
     assert order(paper_account, "after", "BUY").status == OrderStatus.FILLED
+
+
+def test_a_trip_and_a_resume_reach_the_account_users_as_alerts(
+    paper_account, aapl, clock, settings, django_capture_on_commit_callbacks
+):
+    from core.models import Alert, AlertKind
+    from tests.factories import AlertChannelFactory
+    from trading.services.risk import breaker_resume
+
+    member = UserFactory()
+    paper_account.users.add(member)
+    AlertChannelFactory(user=member)
+    settings.RISK_DAILY_LOSS_PCT = Decimal("0.03")
+    AccountSnapshot.objects.create(
+        account=paper_account,
+        taken_at=datetime(2026, 12, 7, 21, 0, tzinfo=UTC),
+        trade_date=datetime(2026, 12, 7).date(),
+        kind=SnapshotKind.CLOSE,
+        source=SnapshotSource.PAPER,
+        net_liquidation=Decimal("104000"),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        order(paper_account, "a", "BUY")
+        order(paper_account, "b", "BUY")  # still paused: the same trip, not a second alert
+    event = RiskEvent.objects.get(kind=RiskEventKind.CIRCUIT_BREAKER_TRIP)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert breaker_resume(event=event, user=UserFactory(superuser=True), reason="checked", now=clock.now)
+    alerts = list(Alert.objects.filter(user=member).order_by("id").values_list("kind", "title"))
+    assert [kind for kind, _ in alerts] == [AlertKind.CIRCUIT_BREAKER, AlertKind.RISK_RESOLVED]
+    assert alerts[0][1].startswith("PAPER1:") and "tripped" in alerts[0][1]

@@ -40,6 +40,7 @@ from trading.rules.cash import GOOD_FAITH, CashFill, CashMovement, cash_account_
 from trading.rules.daytrades import LEGACY, pdt_rule
 from trading.rules.orders import Limits, OrderFacts, QuoteFacts, reducing
 from trading.rules.types import LedgerFill
+from trading.services.alerts import risk_event_alert
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,11 @@ def breaker_active(*, account: Account, now: datetime) -> RiskEvent | None:
     if event is None:
         return None
     if trade_date_of(now) >= next_session(event.as_of):
-        RiskEvent.objects.filter(pk=event.pk, resolved_at__isnull=True).update(
+        lifted = RiskEvent.objects.filter(pk=event.pk, resolved_at__isnull=True).update(
             resolved_at=now, resolution_note="lifted by the next session"
         )
+        if lifted:
+            risk_event_alert(event=event, resolved=True)
         return None
     return event
 
@@ -140,7 +143,7 @@ def breaker_trip_if_crossed(
         return None  # staff resumed it today
     try:
         with transaction.atomic():
-            return RiskEvent.objects.create(
+            event = RiskEvent.objects.create(
                 account=account,
                 kind=RiskEventKind.CIRCUIT_BREAKER_TRIP,
                 severity=RiskSeverity.CRITICAL,
@@ -154,10 +157,12 @@ def breaker_trip_if_crossed(
                     "RISK_MAX_CONSECUTIVE_LOSSES": settings.RISK_MAX_CONSECUTIVE_LOSSES,
                 },
             )
-    except IntegrityError:  # a concurrent order tripped it first
+    except IntegrityError:  # a concurrent order tripped it first (and told the account's users)
         return RiskEvent.objects.filter(
             account=account, kind=RiskEventKind.CIRCUIT_BREAKER_TRIP, resolved_at__isnull=True
         ).first()
+    risk_event_alert(event=event)
+    return event
 
 
 def breaker_resume(*, event: RiskEvent, user, reason: str, now: datetime) -> bool:
@@ -167,6 +172,8 @@ def breaker_resume(*, event: RiskEvent, user, reason: str, now: datetime) -> boo
     updated = RiskEvent.objects.filter(pk=event.pk, resolved_at__isnull=True).update(
         resolved_at=now, resolved_by=user, resolution_note=reason.strip()[:255]
     )
+    if updated:
+        risk_event_alert(event=event, resolved=True)
     return updated == 1
 
 

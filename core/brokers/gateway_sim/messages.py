@@ -327,6 +327,35 @@ class Encoder:
             fields += [date_text, _number(open_), _number(high), _number(low), _number(close), volume, wap, count]
         return frame(fields)
 
+    def option_chain(
+        self,
+        req_id: int,
+        *,
+        exchange: str,
+        underlying_con_id: int,
+        trading_class: str,
+        multiplier: str,
+        expirations: list[str],
+        strikes: list[Decimal],
+    ) -> bytes:
+        return frame(
+            [
+                Out.SECURITY_DEFINITION_OPTION_PARAMETER,
+                req_id,
+                exchange,
+                underlying_con_id,
+                trading_class,
+                multiplier,
+                len(expirations),
+                *expirations,
+                len(strikes),
+                *(_number(k) for k in strikes),
+            ]
+        )
+
+    def option_chain_end(self, req_id: int) -> bytes:
+        return frame([Out.SECURITY_DEFINITION_OPTION_PARAMETER_END, req_id])
+
     def market_data_type(self, req_id: int, data_type: int) -> bytes:
         return frame([Out.MARKET_DATA_TYPE, 1, req_id, data_type])
 

@@ -57,7 +57,7 @@ MESSAGES = {
 # Notices IB Gateway sends after every API connect (reqId -1): informational, nothing is wrong.
 CONNECT_NOTICES = (2104, 2106, 2158)
 
-BAR_SIZES = {"1 min": "1m", "5 mins": "5m", "1 hour": "1h", "1 day": "1d"}
+BAR_SIZES = {"1 min": "1m", "5 mins": "5m", "15 mins": "15m", "1 hour": "1h", "1 day": "1d"}
 DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 31 * 86_400, "Y": 366 * 86_400}
 ANSWERS = ("normal", "empty", "partial", "none")
 # Live and delayed tick types: bid, ask, last, close; and their sizes.
@@ -66,6 +66,11 @@ SIZE_TICKS = {1: (0, 3, 5), 3: (69, 70, 71)}
 LAST_TIMESTAMP = 45
 MODEL_GREEKS = {1: 13, 3: 83}  # the model option computation tick, live and delayed
 OPTION_TYPES = {SecType.OPTION, SecType.FUTURE_OPTION}
+# An option's day volume and last trade time, live and delayed; its open interest (generic tick 101:
+# call open interest for a call, put open interest for a put).
+VOLUME_TICK = {1: 8, 3: 74}
+TIMESTAMP_TICK = {1: 45, 3: 88}
+OPEN_INTEREST_TICK = {"C": 27, "P": 28}
 
 
 def message_for(code: int, **what: Any) -> str:
@@ -151,6 +156,7 @@ REQUESTS = {
     In.REQ_CONTRACT_DATA: ("contract_details", 2),
     In.REQ_HISTORICAL_DATA: ("historical_data", 1),
     In.REQ_MKT_DATA: ("market_data", 2),
+    In.REQ_SEC_DEF_OPT_PARAMS: ("option_chains", 1),
     In.PLACE_ORDER: ("place_order", 1),
     In.CANCEL_ORDER: ("cancel_order", 2),
     In.REQ_OPEN_ORDERS: ("open_orders", None),
@@ -588,12 +594,14 @@ class _Connection:
             f.skip(f.int() * 4)
         if f.int():
             f.skip(3)  # delta-neutral contract
-        f.skip()  # genericTickList
+        generic = {t.strip() for t in f.next().split(",") if t.strip()}
         snapshot = f.next() in ("1", "True")
         matches = state.lookup(wanted)
         if not matches:
             return Answer(end=[self.error(req_id, 200)])
         contract = matches[0]
+        if contract.sec_type == SecType.OPTION:
+            return self._option_market_data(state, contract, req_id, generic=generic, snapshot=snapshot)
         quote = state.quote(contract.symbol) if contract.sec_type == SecType.STOCK else None
         data_type = self.market_data_type
         rows = [self.encoder.market_data_type(req_id, data_type)]
@@ -604,23 +612,77 @@ class _Connection:
                     rows.append(self.encoder.tick_price(req_id, tick, price, 100))
             if quote.at is not None:
                 rows.append(self.encoder.tick_string(req_id, LAST_TIMESTAMP, str(int(quote.at.timestamp()))))
+        rows += self._model_greeks(state, contract, req_id, data_type)  # a future option's
+        return Answer(rows=rows, end=[self.encoder.tick_snapshot_end(req_id)] if snapshot else [])
+
+    def _model_greeks(self, state: GatewayState, contract: WireContract, req_id: int, data_type: int) -> list[bytes]:
+        """The option's model Greeks (its position row's ``greeks``) as an option computation tick."""
         model = state.model_greeks(contract.con_id) if contract.sec_type in OPTION_TYPES else None
-        if model is not None:
-            greeks, option_price = model
+        if model is None:
+            return []
+        greeks, option_price = model
+        return [
+            self.encoder.tick_option_computation(
+                req_id,
+                MODEL_GREEKS[data_type],
+                iv=greeks.iv,
+                delta=greeks.delta,
+                option_price=option_price,
+                gamma=greeks.gamma,
+                vega=greeks.vega,
+                theta=greeks.theta,
+                underlying_price=greeks.underlying_price,
+            )
+        ]
+
+    def _option_market_data(
+        self, state: GatewayState, contract: WireContract, req_id: int, *, generic: set[str], snapshot: bool
+    ) -> Answer:
+        """An option's ticks as IBKR sends them: bid and ask (price -1 with size 0 when there is none),
+        last price and size, the day's volume, the last trade's time and, with generic tick 101, its
+        open interest; delayed tick types when delayed data was asked for."""
+        market = state.option_market(contract)
+        data_type = self.market_data_type
+        bid_tick, ask_tick, last_tick, _close = TICKS[data_type]
+        rows = [self.encoder.market_data_type(req_id, data_type)]
+        for tick, price in ((bid_tick, market.bid), (ask_tick, market.ask)):
             rows.append(
-                self.encoder.tick_option_computation(
-                    req_id,
-                    MODEL_GREEKS[data_type],
-                    iv=greeks.iv,
-                    delta=greeks.delta,
-                    option_price=option_price,
-                    gamma=greeks.gamma,
-                    vega=greeks.vega,
-                    theta=greeks.theta,
-                    underlying_price=greeks.underlying_price,
+                self.encoder.tick_price(
+                    req_id, tick, price if price is not None else Decimal(-1), 0 if price is None else 10
                 )
             )
+        if market.last is not None:
+            rows.append(self.encoder.tick_price(req_id, last_tick, market.last, market.last_size or 0))
+        rows.append(self.encoder.tick_size(req_id, VOLUME_TICK[data_type], market.volume))
+        if market.last_time is not None:
+            rows.append(
+                self.encoder.tick_string(req_id, TIMESTAMP_TICK[data_type], str(int(market.last_time.timestamp())))
+            )
+        if "101" in generic and market.open_interest is not None:
+            rows.append(self.encoder.tick_size(req_id, OPEN_INTEREST_TICK[contract.right], market.open_interest))
+        rows += self._model_greeks(state, contract, req_id, data_type)
         return Answer(rows=rows, end=[self.encoder.tick_snapshot_end(req_id)] if snapshot else [])
+
+    async def _on_option_chains(self, state: GatewayState, f: Fields, req_id: int) -> Answer:
+        f.skip(2)  # id, reqId
+        symbol = f.next().upper()
+        f.skip()  # futFopExchange
+        sec_type = f.next().upper()
+        con_id = f.int()
+        chain = state.option_chains().get(symbol)
+        if chain is None or sec_type not in ("", SecType.STOCK):
+            # IB Gateway answers an underlying without options with an empty list.
+            return Answer(end=[self.encoder.option_chain_end(req_id)])
+        row = self.encoder.option_chain(
+            req_id,
+            exchange="SMART",
+            underlying_con_id=con_id,
+            trading_class=symbol,
+            multiplier=f"{chain.multiplier.normalize():f}",
+            expirations=[e.strftime("%Y%m%d") for e in chain.expiries],
+            strikes=chain.strikes,
+        )
+        return Answer(rows=[row], end=[self.encoder.option_chain_end(req_id)])
 
     # --- orders ---------------------------------------------------------------------------------------
     async def _on_place_order(self, state: GatewayState, f: Fields, req_id: int) -> Answer:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionGreeks, Quote
+from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionGreeks, OptionPrint, Quote
 from core.brokers.contracts import InstrumentSpec, SecType
 from core.brokers.gateway_sim.messages import WireContract
 from core.brokers.simulated import SimulatedBroker, _instrument, _load
@@ -107,6 +107,34 @@ class WirePosition:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionMarket:
+    """What IBKR's market data shows for one option contract: its latest session's prints summed up."""
+
+    volume: Decimal  # the day's volume so far
+    last: Decimal | None = None
+    last_size: Decimal | None = None
+    last_time: datetime | None = None
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    open_interest: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionChain:
+    symbol: str
+    multiplier: Decimal
+    strikes_by_expiry: dict[date, set[Decimal]]
+
+    @property
+    def expiries(self) -> list[date]:
+        return sorted(self.strikes_by_expiry)
+
+    @property
+    def strikes(self) -> list[Decimal]:
+        return sorted(set().union(*self.strikes_by_expiry.values())) if self.strikes_by_expiry else []
+
+
+@dataclass(frozen=True, slots=True)
 class WireExecution:
     account: str
     contract: WireContract
@@ -134,6 +162,8 @@ class GatewayState:
         faults = self.raw.get("faults")
         self.faults: dict = faults if isinstance(faults, dict) else {}
         self._accounts: list[BrokerAccount] | None = None
+        self._prints: list[OptionPrint] | None = None
+        self._chains: dict[str, OptionChain] | None = None
 
     def _warn(self, warnings: tuple[str, ...]) -> None:
         for warning in warnings:
@@ -357,6 +387,10 @@ class GatewayState:
             table = self.raw.get(key)
             if isinstance(table, dict):
                 symbols |= {s.upper() for s in table if isinstance(s, str) and s.strip()}
+        for chain in self.option_chains().values():
+            symbols.add(chain.symbol)
+            for contract in self.chain_contracts(chain):
+                found.setdefault(contract.con_id, contract)
         stocks = {c.symbol for c in found.values() if c.sec_type == SecType.STOCK}
         for symbol in sorted(symbols - stocks):
             contract = wire_contract(InstrumentSpec(symbol=symbol))
@@ -403,7 +437,111 @@ class GatewayState:
         return list(fetched.items)
 
     def quote(self, symbol: str) -> Quote | None:
-        return self.broker.quote(symbol)
+        """The ``quotes`` row; without one, an underlying of ``option_flow`` is priced at the
+        ``underlying_price`` of its latest print (a last price, no bid or ask)."""
+        quote = self.broker.quote(symbol)
+        if quote is not None:
+            return quote
+        latest = None
+        for p in self.option_prints():
+            if p.underlying == symbol and p.underlying_price is not None and (latest is None or p.time >= latest.time):
+                latest = p
+        if latest is None:
+            return None
+        return Quote(symbol=symbol, bid=None, ask=None, last=latest.underlying_price, at=latest.time)
+
+    # --- options ---------------------------------------------------------------------------------
+    def option_prints(self) -> list[OptionPrint]:
+        """The ``option_flow`` rows (sentiment-feed.md's ``options_flow`` shape) that have happened
+        (time not after now): what the exchanges have printed so far."""
+        if self._prints is None:
+            fetched = self.broker.option_prints([])
+            self._warn(fetched.warnings)
+            now = datetime.now(UTC)
+            self._prints = [p for p in fetched.items if p.time <= now]
+        return self._prints
+
+    def option_chains(self) -> dict[str, OptionChain]:
+        """Each underlying's chain: the ``option_chains`` section (``{"NVDA": {"expiries": [...],
+        "strikes": [...], "multiplier": "100"}}``, or ``"expiries": {"2026-12-18": [strikes]}`` for
+        strikes per expiry) joined with the contracts ``option_flow`` prints."""
+        if self._chains is not None:
+            return self._chains
+        strikes: dict[str, dict[date, set[Decimal]]] = {}
+        multipliers: dict[str, Decimal] = {}
+        raw = self.raw.get("option_chains")
+        for symbol, row in raw.items() if isinstance(raw, dict) else ():
+            if not isinstance(symbol, str) or not isinstance(row, dict):
+                logger.warning("ibgateway_sim: option_chains.%s: expected an object; ignored", symbol)
+                continue
+            symbol = symbol.strip().upper()
+            by_expiry = strikes.setdefault(symbol, {})
+            multipliers[symbol] = _decimal(row.get("multiplier")) or Decimal(100)
+            expiries = row.get("expiries")
+            grid = {e: row.get("strikes") for e in expiries} if isinstance(expiries, list) else expiries
+            for raw_expiry, listed in grid.items() if isinstance(grid, dict) else ():
+                try:
+                    expiry = date.fromisoformat(str(raw_expiry))
+                except ValueError:
+                    logger.warning("ibgateway_sim: option_chains.%s: expiry %r is not a date", symbol, raw_expiry)
+                    continue
+                values = {_decimal(k) for k in listed} if isinstance(listed, list) else set()
+                by_expiry.setdefault(expiry, set()).update(k for k in values if k is not None and k > 0)
+        for p in self.option_prints():
+            strikes.setdefault(p.underlying, {}).setdefault(p.expiry, set()).add(p.strike)
+            multipliers.setdefault(p.underlying, p.multiplier)
+        self._chains = {s: OptionChain(s, multipliers.get(s, Decimal(100)), e) for s, e in strikes.items()}
+        return self._chains
+
+    @staticmethod
+    def chain_contracts(chain: OptionChain) -> list[WireContract]:
+        return [
+            wire_contract(
+                InstrumentSpec(
+                    symbol=chain.symbol,
+                    sec_type=SecType.OPTION,
+                    multiplier=chain.multiplier,
+                    expiry=expiry,
+                    strike=strike,
+                    right=right,
+                )
+            )
+            for expiry, listed in sorted(chain.strikes_by_expiry.items())
+            for strike in sorted(listed)
+            for right in ("C", "P")
+        ]
+
+    def option_market(self, contract: WireContract) -> OptionMarket:
+        """A contract's market: its prints of the latest session (New York date) it printed in. Day
+        volume is the sum of their sizes, or the largest ``volume`` a print states if that is more
+        (the feed's day volume counts trades the feed does not list); last price, size and time, bid,
+        ask and open interest are the latest print's. No print: volume 0 and nothing else."""
+        prints = [
+            p
+            for p in self.option_prints()
+            if p.underlying == contract.symbol
+            and p.expiry.strftime("%Y%m%d") == contract.last_trade
+            and p.strike == contract.strike
+            and p.right == contract.right
+        ]
+        if not prints:
+            return OptionMarket(volume=Decimal(0))
+        zone = ZoneInfo("America/New_York")
+        prints.sort(key=lambda p: (p.time, p.print_id))
+        latest = prints[-1]
+        session = latest.time.astimezone(zone).date()
+        day = [p for p in prints if p.time.astimezone(zone).date() == session]
+        stated = [p.volume for p in day if p.volume is not None]
+        interest = next((p.open_interest for p in reversed(day) if p.open_interest is not None), None)
+        return OptionMarket(
+            volume=max([sum((p.size for p in day), Decimal(0)), *stated]),
+            last=latest.price,
+            last_size=latest.size,
+            last_time=latest.time,
+            bid=latest.bid,
+            ask=latest.ask,
+            open_interest=interest,
+        )
 
     def model_greeks(self, con_id: int) -> tuple[OptionGreeks, Decimal | None] | None:
         """The broker's model Greeks of an option (a position row's ``greeks``) with its market price."""

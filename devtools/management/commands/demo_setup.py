@@ -5,6 +5,7 @@ Safe to run again: an existing state file is kept (unless --force), users are cr
 their passwords never reset, and the periodic task is created only when missing.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,10 +17,13 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from core.brokers import get_broker
+from core.brokers.contracts import InstrumentSpec
 from core.models import AlertChannel, AlertKind, AlertPreference, ChannelKind, SyncReason
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
-from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, demo_state_build, demo_state_write
+from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
 from devtools.demo_sentiment import demo_feed_build, demo_feed_write
+from marketdata.models import WatchedInstrument
+from marketdata.services import instruments_resolve
 from sentiment.services.confluence import confluence_compute
 from sentiment.services.runs import options_flow_ingest_run, sentiment_ingest_run
 from trading.models import Account
@@ -54,6 +58,7 @@ class Command(BaseCommand):
 
         self._state_file(force=force, seed=seed)
         self._accounts()
+        self._watched()
         self._sentiment(force=force, seed=seed)
         with transaction.atomic():
             trader = self._user(*TRADER, superuser=False)
@@ -96,14 +101,28 @@ class Command(BaseCommand):
                 f"Sentiment feed {path}: written ({len(feed['tweets'])} tweets, {len(feed['reddit_posts'])} Reddit "
                 f"posts, {len(feed['options_flow'])} options prints)"
             )
-        for run in (
-            sentiment_ingest_run(source="file", reason=SyncReason.MANUAL),
-            options_flow_ingest_run(reason=SyncReason.MANUAL),
-        ):
+        runs = [sentiment_ingest_run(source="file", reason=SyncReason.MANUAL)]
+        if settings.OPTIONS_FLOW_SOURCE == "broker":
+            # The broker serves the feed's prints (`make run BROKER=ibkr`: the IB Gateway simulator, whose
+            # IBKR adapter derives prints from them); the first ingest goes through it (ingest_options_flow).
+            self._option_flow_to_broker(json.loads(path.read_text(encoding="utf-8")).get("options_flow") or [])
+        else:
+            runs.append(options_flow_ingest_run(reason=SyncReason.MANUAL))
+        for run in runs:
             self.stdout.write(f"{run.get_kind_display()}: {run.status} {run.message}")
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         scored = sum(len(confluence_compute(hour=now - timedelta(hours=h))) for h in range(48))
         self.stdout.write(f"Confluence: {scored} hourly scores over the last 48 hours")
+
+    def _option_flow_to_broker(self, prints: list[dict]) -> None:
+        path = Path(settings.BROKER_STATE_FILE)
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state["option_flow"] = prints
+        demo_state_write(path=path, state=state)
+        self.stdout.write(
+            f"Broker state {path}: {len(prints)} options prints as option_flow (OPTIONS_FLOW_SOURCE=broker: "
+            "the options flow comes from the broker)"
+        )
 
     def _accounts(self) -> None:
         result = accounts_sync(broker=get_broker())
@@ -119,6 +138,17 @@ class Command(BaseCommand):
             account.name = ACCOUNT_NAMES[account.account_id]
             account.save(update_fields=["name", "updated_at"])
             self.stdout.write(f"Account {account.account_id}: named {account.name!r}")
+
+    def _watched(self) -> None:
+        """Watch the demo's stocks: daily, hourly and five-minute bars (what the state file holds)."""
+        instruments = instruments_resolve(specs=[InstrumentSpec(symbol=s, con_id=c) for s, (c, *_r) in STOCKS.items()])
+        created = 0
+        for instrument in instruments.values():
+            _watch, new = WatchedInstrument.objects.get_or_create(
+                instrument=instrument, defaults={"bar_sizes": ["1d", "1h", "5m"]}
+            )
+            created += new
+        self.stdout.write(f"Watched instruments: {created} created, {len(instruments) - created} already watched")
 
     def _paper_account(self, trader) -> None:
         """A PAPER account for the order ticket: orders there are filled by the paper engine, never sent."""

@@ -1,4 +1,4 @@
-"""Writes for instruments and other shared market-data records."""
+"""Instruments: found by IBKR con_id or natural key, created when unknown."""
 
 from collections.abc import Iterable
 

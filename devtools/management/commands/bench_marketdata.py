@@ -1,0 +1,226 @@
+"""Measure market-data persistence: storing bars from broker answers, the quote and bars APIs, pruning.
+
+Writes its own BENCHMD* instruments and bars and removes them afterwards. Run it against PostgreSQL.
+"""
+
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.management.base import BaseCommand
+from django.db import connection, reset_queries
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from core.brokers.base import Bar as BrokerBar
+from core.brokers.base import Quote as BrokerQuote
+from core.brokers.contracts import InstrumentSpec
+from core.brokers.memory import MemoryBroker
+from core.calendars import nyse_sessions, session_open
+from marketdata.models import Bar, Instrument, Quote
+from marketdata.retention import market_data_prune
+from marketdata.services import bars_store, instruments_resolve, quotes_store
+from marketdata.services.sync import market_data_sync
+
+PREFIX = "BENCHMD"
+USER = "benchmd-user"
+
+
+class Command(BaseCommand):
+    help = (
+        "Time storing 1,000,000 one-minute bars from broker answers (and the same again), the quote API "
+        "(median), the bars API (10,000 bars) and pruning a month of one-minute bars."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--symbols", type=int, default=100, help="Symbols of the store benchmark (100)")
+        parser.add_argument("--sessions", type=int, default=26, help="Sessions of 1m bars per symbol (26: ~1M bars)")
+        parser.add_argument("--prune-symbols", type=int, default=500, help="Symbols with a month of 1m bars to prune")
+        parser.add_argument("--prune-days", type=int, default=21, help="Sessions of 1m bars past retention per symbol")
+        parser.add_argument("--requests", type=int, default=200, help="Quote API requests for the median")
+        parser.add_argument("--skip-prune", action="store_true")
+        parser.add_argument("--skip-sync", action="store_true", help="Skip the end-to-end sync measurement")
+
+    def handle(self, *args, **options) -> None:
+        self.stdout.write(f"database: {connection.vendor}")
+        self._clean()
+        try:
+            self._store(options["symbols"], options["sessions"])
+            if not options["skip_sync"]:
+                self._sync(min(options["symbols"], 20), min(options["sessions"], 5))
+            self._apis(options["requests"])
+            if not options["skip_prune"]:
+                self._prune(options["prune_symbols"], options["prune_days"])
+        finally:
+            self._clean()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _instruments(self, count: int, tag: str) -> list[Instrument]:
+        specs = [InstrumentSpec(symbol=f"{PREFIX}{tag}{n}") for n in range(count)]
+        return list(instruments_resolve(specs=specs).values())
+
+    @staticmethod
+    def _minute_bars(symbol: str, sessions: list, offset: int = 0) -> list[BrokerBar]:
+        bars = []
+        for day in sessions:
+            opens = session_open(day)
+            for minute in range(390):
+                price = Decimal(100 + (minute + offset) % 50) + Decimal("0.25")
+                bars.append(
+                    BrokerBar(
+                        symbol=symbol,
+                        bar_size="1m",
+                        start=opens + timedelta(minutes=minute),
+                        open=price,
+                        high=price + 1,
+                        low=price - 1,
+                        close=price,
+                        volume=Decimal(1000 + minute),
+                        wap=price,
+                        trade_count=minute,
+                    )
+                )
+        return bars
+
+    def _clean(self) -> None:
+        Bar.objects.filter(instrument__symbol__startswith=PREFIX).delete()
+        Quote.objects.filter(instrument__symbol__startswith=PREFIX).delete()
+        Instrument.objects.filter(symbol__startswith=PREFIX).delete()
+        get_user_model().objects.filter(username=USER).delete()
+
+    def _analyze(self) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {Bar._meta.db_table}")
+
+    # --- storing ---------------------------------------------------------------------------------
+    def _store(self, symbols: int, sessions_per_symbol: int) -> None:
+        sessions = nyse_sessions(datetime(2026, 1, 2).date(), datetime(2026, 11, 30).date())[-sessions_per_symbol:]
+        instruments = self._instruments(symbols, "S")
+        answers = [(i.pk, self._minute_bars(i.symbol, sessions)) for i in instruments]
+        total = sum(len(bars) for _pk, bars in answers)
+        self.stdout.write(f"store: {symbols} symbols x {len(sessions)} sessions = {total:,} one-minute bars")
+        for label in ("first time", "the same bars again"):
+            started = time.perf_counter()
+            created = updated = unchanged = 0
+            for instrument_id, bars in answers:  # one broker answer per symbol, as a backfill stores it
+                result = bars_store(bars=[(instrument_id, b) for b in bars], source="bench")
+                created, updated, unchanged = (
+                    created + result.created,
+                    updated + result.updated,
+                    unchanged + result.unchanged,
+                )
+            seconds = time.perf_counter() - started
+            self.stdout.write(
+                f"  {label}: {seconds:.2f} s ({created:,} created, {updated:,} updated, {unchanged:,} unchanged)"
+            )
+            self._analyze()
+        revised = [(pk, [b if n % 100 else _revised(b) for n, b in enumerate(bars)]) for pk, bars in answers]
+        started = time.perf_counter()
+        updated = sum(bars_store(bars=[(pk, b) for b in bars], source="bench").updated for pk, bars in revised)
+        self.stdout.write(f"  1% of them revised: {time.perf_counter() - started:.2f} s ({updated:,} updated)")
+
+    def _sync(self, symbols: int, sessions_per_symbol: int) -> None:
+        """End to end: the gap-free sync asks a broker in memory for one session per request (1m)."""
+        last = datetime(2026, 11, 30).date()
+        sessions = nyse_sessions(datetime(2026, 1, 2).date(), last)[-sessions_per_symbol:]
+        instruments = self._instruments(symbols, "Y")
+        broker = MemoryBroker(accounts=[], bars=[b for i in instruments for b in self._minute_bars(i.symbol, sessions)])
+        symbols_ = [i.symbol for i in instruments]
+        now = datetime(2026, 11, 30, 22, tzinfo=UTC)
+        for label in ("backfill", "steady (nothing missing)"):
+            started = time.perf_counter()
+            run = market_data_sync(
+                broker=broker, symbols=symbols_, bar_sizes=["1m"], since=sessions[0], quotes=False, now=now
+            )
+            self.stdout.write(
+                f"sync {label}: {symbols} symbols x {len(sessions)} sessions: {time.perf_counter() - started:.2f} s, "
+                f"{len(broker.bar_requests)} broker requests, {run.created:,} bars created"
+            )
+            broker.bar_requests.clear()
+
+    # --- the APIs --------------------------------------------------------------------------------
+    def _apis(self, requests: int) -> None:
+        user = get_user_model().objects.create_user(username=USER, password="bench-password-1234")
+        client = Client()
+        client.force_login(user)
+        instrument = self._instruments(1, "Q")[0]
+        quotes_store(
+            quotes=[
+                (
+                    instrument.pk,
+                    BrokerQuote(symbol=instrument.symbol, bid=Decimal(1), ask=Decimal(2), last=Decimal(1), at=None),
+                )
+            ],
+            source="bench",
+        )
+        url = f"/api/market-data/quote/{instrument.symbol}"
+        for label, clear in (("cache", False), ("database", True)):
+            timings = []
+            for _ in range(requests):
+                if clear:
+                    cache.delete(f"marketdata:quote:{instrument.symbol}")
+                started = time.perf_counter()
+                response = client.get(url)
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.content
+            self.stdout.write(
+                f"quote API from the {label}: median {statistics.median(timings):.2f} ms, "
+                f"p95 {sorted(timings)[int(len(timings) * 0.95)]:.2f} ms ({requests} requests; source "
+                f"{response.json()['source']})"
+            )
+        bars_symbol = Instrument.objects.filter(symbol__startswith=f"{PREFIX}S").order_by("pk").first()
+        if bars_symbol is None:
+            return
+        url = f"/api/market-data/bars/{bars_symbol.symbol}"
+        timings = []
+        for _ in range(20):
+            reset_queries()
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                response = client.get(url, {"bar_size": "1m", "page_size": 10_000})
+                timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and len(response.json()["results"]) == 10_000
+        self.stdout.write(
+            f"bars API, 10,000 bars in one page: median {statistics.median(timings):.1f} ms, "
+            f"best {min(timings):.1f} ms ({len(queries)} queries)"
+        )
+
+    # --- pruning ---------------------------------------------------------------------------------
+    def _prune(self, symbols: int, days: int) -> None:
+        """A month of 1m bars past the 30-day retention for ``symbols`` symbols, then the prune."""
+        now = datetime(2026, 12, 31, 12, tzinfo=UTC)
+        Bar.objects.filter(instrument__symbol__startswith=PREFIX).delete()  # only this step's bars are old
+        old = nyse_sessions(datetime(2026, 10, 1).date(), datetime(2026, 11, 20).date())[-days:]
+        instruments = self._instruments(symbols, "P")
+        started = time.perf_counter()
+        for instrument in instruments:
+            bars_store(bars=[(instrument.pk, b) for b in self._minute_bars(instrument.symbol, old)], source="bench")
+        self._analyze()
+        total = Bar.objects.filter(instrument__symbol__startswith=f"{PREFIX}P").count()
+        self.stdout.write(
+            f"prune: {symbols} symbols x {len(old)} sessions = {total:,} one-minute bars past retention "
+            f"(written in {time.perf_counter() - started:.1f} s)"
+        )
+        report = market_data_prune(now=now)
+        self.stdout.write(
+            f"  prune_market_data: {report.deleted.get('marketdata.Bar', 0):,} bars deleted in {report.seconds:.2f} s"
+        )
+
+
+def _revised(bar: BrokerBar) -> BrokerBar:
+    return BrokerBar(
+        symbol=bar.symbol,
+        bar_size=bar.bar_size,
+        start=bar.start,
+        open=bar.open,
+        high=bar.high + 1,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume + 1,
+        wap=bar.wap,
+        trade_count=bar.trade_count,
+    )
