@@ -384,3 +384,70 @@ def _mark(quote) -> Decimal | None:
         if price is not None and price > 0:
             return Decimal(price)
     return None
+
+
+# --- signals and paper trades ------------------------------------------------------------------
+def signal_list(*, user, account_id: str | None = None, day=None, status: str | None = None):
+    """Signals of the user's accounts, newest first; ``day`` is a trade date (New York) of creation."""
+    from trading.calendars import exchange_zone
+    from trading.models import Signal
+
+    signals = Signal.objects.visible_to(user).select_related("account", "instrument", "paper_trade")
+    if account_id:
+        signals = signals.filter(account__account_id=account_id)
+    if status:
+        signals = signals.filter(status=status)
+    if day is not None:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=exchange_zone())
+        signals = signals.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+    return signals.order_by("-created_at", "-id")
+
+
+def paper_trade_list(*, user, account_id: str | None = None, status: str | None = None):
+    """Paper trades of the user's accounts; ``status`` is ``open``, ``closed`` or a status name."""
+    from trading.models import PaperTrade, PaperTradeStatus
+
+    trades = PaperTrade.objects.visible_to(user).select_related("account", "instrument", "signal")
+    if account_id:
+        trades = trades.filter(account__account_id=account_id)
+    if status == "open":
+        trades = trades.filter(status=PaperTradeStatus.OPEN)
+    elif status == "closed":
+        trades = trades.exclude(status=PaperTradeStatus.OPEN)
+    elif status:
+        trades = trades.filter(status=status)
+    return trades.order_by("-opened_at", "-id")
+
+
+def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
+    """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
+    from trading.models import PaperTrade, PaperTradeStatus
+
+    trades = PaperTrade.objects.visible_to(user)
+    if account_id:
+        trades = trades.filter(account__account_id=account_id)
+    closed = trades.filter(exit_date=day).aggregate(total=Sum("realized_pnl"), n=Count("id"))
+    still_open = trades.filter(status=PaperTradeStatus.OPEN).aggregate(total=Sum("unrealized_pnl"), n=Count("id"))
+    realized = closed["total"] or Decimal(0)
+    unrealized = still_open["total"] or Decimal(0)
+    return {
+        "date": day,
+        "account": account_id or "",
+        "realized_pnl": realized,
+        "unrealized_pnl": unrealized,
+        "total_pnl": realized + unrealized,
+        "closed_trades": closed["n"],
+        "open_trades": still_open["n"],
+    }
+
+
+def journal_list(*, user, day, account_id: str | None = None):
+    """That trade date's closed paper trades with their signal's reasoning, in exit order."""
+    from trading.models import PaperTradeStatus
+
+    return (
+        paper_trade_list(user=user, account_id=account_id)
+        .filter(exit_date=day)
+        .exclude(status=PaperTradeStatus.OPEN)
+        .order_by("exited_at", "id")
+    )
