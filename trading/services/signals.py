@@ -149,13 +149,14 @@ def signal_execute(
     is its own order); an accepted one makes it EXECUTED, and a fill opens its paper trade.
     """
     now = now or timezone.now()
+    # Expired before the monitor saw it: record that first (outside the transaction the refusal rolls back).
+    if Signal.objects.filter(pk=signal.pk, status=SignalStatus.GENERATED, expires_at__lte=now).update(
+        status=SignalStatus.EXPIRED
+    ):
+        raise SignalError(f"signal {signal.signal_id} expired at {signal.expires_at.isoformat()}")
     with transaction.atomic():
         # One execute at a time per signal: the row lock orders concurrent requests.
         signal = Signal.objects.select_for_update().select_related("account", "instrument").get(pk=signal.pk)
-        if signal.status == SignalStatus.GENERATED and signal.expires_at is not None and signal.expires_at <= now:
-            signal.status = SignalStatus.EXPIRED
-            signal.save(update_fields=["status"])
-            raise SignalError(f"signal {signal.signal_id} expired at {signal.expires_at.isoformat()}")
         if signal.status != SignalStatus.GENERATED:
             raise SignalError(f"signal {signal.signal_id} is {signal.status}: only a GENERATED signal executes")
         size = quantity or signal.quantity
