@@ -528,6 +528,8 @@ PAPER_COMMISSION_MAX_PCT = Decimal(env.str("PAPER_COMMISSION_MAX_PCT", default="
 PDT_MIN_EQUITY = Decimal(env.str("PDT_MIN_EQUITY", default="25000"))
 # --- Signals and paper trades: intraday trades still open this many minutes before the close are closed
 EOD_CLOSE_MINUTES = env.int("EOD_CLOSE_MINUTES", default=5)
+# The trade record's bot_version: the product's version a deployment runs.
+TRADING_BOT_VERSION = env.str("TRADING_BOT_VERSION", default="1.0.0")
 
 # --- Retention (manage.py prune and the daily "Retention" task): days kept; 0 keeps forever -------
 RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)

@@ -451,3 +451,114 @@ def journal_list(*, user, day, account_id: str | None = None):
         .exclude(status=PaperTradeStatus.OPEN)
         .order_by("exited_at", "id")
     )
+
+
+# --- the trade record ---------------------------------------------------------------------------
+TRADE_RECORD_CHUNK = 2000
+
+
+def trading_config_hash() -> str:
+    """The hash of the risk and strategy settings in force now (the record's ``config_hash``)."""
+    from trading.rules.trade_records import config_hash
+    from trading.services.risk import limits_from_settings
+
+    return config_hash({**limits_from_settings().snapshot(), "EOD_CLOSE_MINUTES": settings.EOD_CLOSE_MINUTES})
+
+
+def trade_records_iter(
+    *,
+    user=None,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+):
+    """Yield the 27-field record of each closed round trip (oldest first), in chunks: constant memory.
+
+    Any fill gets a record; when the opening fill came from an order of ours the decision fields are
+    that order's, and the closing order's reasoning is the exit reasoning. ``user`` None: every account
+    (the command line, staff).
+    """
+    from trading.models import Account, Order, RoundTrip
+    from trading.rules.trade_records import TradeRecordInput, trade_record
+
+    trips = RoundTrip.objects.select_related("account", "instrument", "opening_execution", "closing_execution")
+    if user is not None:
+        trips = trips.filter(account__in=Account.objects.visible_to(user))
+    if account_id:
+        trips = trips.filter(account__account_id=account_id)
+    if since is not None:
+        trips = trips.filter(closed_at__gte=since)
+    if until is not None:
+        trips = trips.filter(closed_at__lt=until)
+    if outcome:
+        trips = trips.filter(outcome=outcome.upper())
+    trips = trips.order_by("closed_at", "id")
+    version = settings.TRADING_BOT_VERSION
+    hashed = trading_config_hash()
+    chunk: list = []
+
+    def flush(rows):
+        keys = set()
+        for trip in rows:
+            for fill in (trip.opening_execution, trip.closing_execution):
+                if fill.perm_id is not None:
+                    keys.add((fill.account_id, fill.perm_id))
+        orders = {}
+        if keys:
+            for order in Order.objects.filter(
+                account_id__in={k[0] for k in keys}, perm_id__in={k[1] for k in keys}
+            ).only(
+                "account_id",
+                "perm_id",
+                "mode",
+                "client_order_id",
+                "strategy",
+                "entry_type",
+                "stop_loss",
+                "target",
+                "reasoning",
+                "indicators",
+                "risk_reward",
+                "slippage",
+            ):
+                orders[(order.account_id, order.perm_id)] = order
+        for trip in rows:
+            opening, closing = trip.opening_execution, trip.closing_execution
+            entry = orders.get((opening.account_id, opening.perm_id))
+            yield trade_record(
+                TradeRecordInput(
+                    opened_at=trip.opened_at,
+                    closed_at=trip.closed_at,
+                    symbol=trip.instrument.symbol,
+                    direction=trip.direction,
+                    quantity=trip.quantity,
+                    average_entry=trip.average_entry,
+                    multiplier=trip.instrument.multiplier or Decimal(1),
+                    account_id=trip.account.account_id,
+                    mode=trip.account.mode,
+                    outcome=trip.outcome,
+                    realized_pnl=trip.realized_pnl,
+                    commissions=trip.commissions,
+                    holding_seconds=trip.holding_seconds,
+                    session_id=f"{trade_date_of_local(trip.opened_at).isoformat()}-{hashed[:8]}",
+                    bot_version=version,
+                    config_hash=hashed,
+                    entry_order=entry,
+                    exit_order=orders.get((closing.account_id, closing.perm_id)),
+                )
+            )
+
+    for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
+        chunk.append(trip)
+        if len(chunk) >= TRADE_RECORD_CHUNK:
+            yield from flush(chunk)
+            chunk = []
+    if chunk:
+        yield from flush(chunk)
+
+
+def trade_date_of_local(at: datetime) -> date:
+    from trading.calendars import trade_date_of
+
+    return trade_date_of(at)

@@ -519,3 +519,12 @@ class DailyPnlSerializer(serializers.Serializer):
     total_pnl = serializers.DecimalField(**decimal_kwargs("money"))
     closed_trades = serializers.IntegerField()
     open_trades = serializers.IntegerField()
+
+
+class TradeRecordQuerySerializer(AccountQuerySerializer):
+    since = serializers.DateTimeField(required=False, help_text="Closed at or after (ISO 8601)")
+    until = serializers.DateTimeField(required=False, help_text="Closed before (ISO 8601)")
+    outcome = serializers.ChoiceField(
+        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven")], required=False
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=10000, default=1000)

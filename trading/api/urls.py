@@ -19,5 +19,6 @@ urlpatterns = [
     path("paper-trades", views.PaperTradeListApi.as_view(), name="api-paper-trades"),
     path("daily-pnl", views.DailyPnlApi.as_view(), name="api-daily-pnl"),
     path("journal", views.JournalApi.as_view(), name="api-journal"),
+    path("trade-records", views.TradeRecordListApi.as_view(), name="api-trade-records"),
     path("risk-state", views.RiskStateApi.as_view(), name="api-risk-state"),
 ]

@@ -1,4 +1,5 @@
 from dataclasses import fields as dataclass_fields
+from itertools import islice
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -31,6 +32,7 @@ from trading.api.serializers import (
     SettlementSerializer,
     SignalQuerySerializer,
     SignalSerializer,
+    TradeRecordQuerySerializer,
 )
 from trading.calendars import trade_date_of
 from trading.hooks import round_trip_entry_greeks
@@ -48,6 +50,7 @@ from trading.selectors import (
     round_trip_list,
     settlement_list,
     signal_list,
+    trade_records_iter,
 )
 from trading.services.orders import (
     OrderInput,
@@ -378,3 +381,23 @@ class JournalApi(APIView):
         day = query.validated_data.get("date") or trade_date_of(timezone.now())
         trades = journal_list(user=request.user, day=day, account_id=account.account_id if account else None)
         return Response(PaperTradeSerializer(trades, many=True).data)
+
+
+class TradeRecordListApi(APIView):
+    """The 27-field trade record of your closed trades, oldest first: ``?account=&since=&until=&outcome=&limit=``
+    (at most ``limit``, default 1,000; ``manage.py export_trade_records`` streams them all)."""
+
+    @extend_schema(parameters=[TradeRecordQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        query = TradeRecordQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        account = params.get("account")
+        records = trade_records_iter(
+            user=request.user,
+            account_id=account.account_id if account else None,
+            since=params.get("since"),
+            until=params.get("until"),
+            outcome=params.get("outcome"),
+        )
+        return Response(list(islice(records, params["limit"])))
