@@ -562,3 +562,52 @@ def trade_date_of_local(at: datetime) -> date:
     from trading.calendars import trade_date_of
 
     return trade_date_of(at)
+
+
+# --- tax lots ----------------------------------------------------------------------------------
+def tax_lots_iter(*, year: int, account_id: str | None = None):
+    """Form 8949 rows of every lot match closed in ``year`` (by the closing fill's trade date), in sale order."""
+    from trading.models import Execution, LotMatch, Side
+    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row
+
+    matches = LotMatch.objects.filter(closing_execution__trade_date__year=year).select_related(
+        "account", "instrument", "opening_execution", "closing_execution"
+    )
+    if account_id:
+        matches = matches.filter(account__account_id=account_id)
+    matches = matches.order_by("closing_execution__executed_at", "id")
+    first, last = date(year, 1, 1) - WASH_WINDOW, date(year, 12, 31) + WASH_WINDOW
+    buys: dict[tuple[int, int], list[tuple[date, int, Decimal]]] = {}
+    wanted = matches.values_list("account_id", "instrument_id").distinct()
+    for execution in (
+        Execution.objects.filter(side=Side.BUY, trade_date__gte=first, trade_date__lte=last)
+        .filter(account_id__in={a for a, _ in wanted}, instrument_id__in={i for _, i in wanted})
+        .only("pk", "account_id", "instrument_id", "trade_date", "quantity")
+    ):
+        buys.setdefault((execution.account_id, execution.instrument_id), []).append(
+            (execution.trade_date, execution.pk, execution.quantity)
+        )
+    for match in matches.iterator(chunk_size=2000):
+        opening, closing = match.opening_execution, match.closing_execution
+        sold_on = closing.trade_date
+        replacement = sum(
+            (
+                quantity
+                for day, pk, quantity in buys.get((match.account_id, match.instrument_id), [])
+                if abs(day - sold_on) <= WASH_WINDOW and pk not in (opening.pk, closing.pk)
+            ),
+            Decimal(0),
+        )
+        yield tax_lot_row(
+            ClosedLot(
+                account_id=match.account.account_id,
+                symbol=match.instrument.symbol,
+                quantity=match.quantity,
+                multiplier=match.instrument.multiplier or Decimal(1),
+                opened_on=opening.trade_date,
+                closed_on=sold_on,
+                entry_price=match.entry_price,
+                exit_price=match.exit_price,
+            ),
+            replacement_quantity=replacement,
+        )
