@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from marketdata.models import Quote
+from trading.models import PaperTrade
 from trading.rules.trade_records import TRADE_RECORD_FIELDS, TradeRecordInput, trade_record
 from trading.services.signals import SignalInput, paper_trades_monitor, signal_create, signal_execute
 
@@ -50,6 +51,9 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
     assert tuple(record) == TRADE_RECORD_FIELDS and len(record) == 27
     config_hash = record.pop("config_hash")
     assert len(config_hash) == 16 and record.pop("session_id") == f"2026-12-08-{config_hash[:8]}"
+    trade = PaperTrade.objects.get()
+    assert record.pop("order_id") == f"sig-{trade.signal_id}-1"
+    assert record.pop("exit_reasoning") == f"Target reached: paper trade {trade.pk}"
     assert record == {
         "timestamp": "2026-12-08T15:00:00Z",
         "symbol": "AAPL",
@@ -57,7 +61,6 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
         "quantity": "100",
         "price": "100",
         "total_value": "10000",
-        "order_id": "sig-1-1",
         "execution_mode": "PAPER",
         "account_id": "PAPER1",
         "strategy_name": "breakout",
@@ -71,7 +74,6 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
         "profit_loss": "400",
         "hold_duration_seconds": 1800,
         "exit_timestamp": "2026-12-08T15:30:00Z",
-        "exit_reasoning": "Target reached: paper trade 1",
         "slippage": "0",
         "commission": "2",
         "net_profit_loss": "398",
