@@ -528,3 +528,35 @@ class TradeRecordQuerySerializer(AccountQuerySerializer):
         choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven")], required=False
     )
     limit = serializers.IntegerField(min_value=1, max_value=10000, default=1000)
+
+
+class TradeRecordSerializer(serializers.Serializer):
+    """The schema of one trade record (the record itself is built by ``trading.rules.trade_records``)."""
+
+    timestamp = serializers.CharField()
+    symbol = serializers.CharField()
+    action = serializers.CharField()
+    quantity = serializers.CharField()
+    price = serializers.CharField()
+    total_value = serializers.CharField()
+    order_id = serializers.CharField(allow_null=True)
+    execution_mode = serializers.CharField()
+    account_id = serializers.CharField()
+    strategy_name = serializers.CharField(allow_null=True)
+    entry_type = serializers.CharField(allow_null=True)
+    stop_loss = serializers.CharField(allow_null=True)
+    target = serializers.CharField(allow_null=True)
+    decision_reasoning = serializers.CharField(allow_null=True)
+    indicators_used = serializers.ListField(child=serializers.CharField())
+    risk_reward_ratio = serializers.CharField(allow_null=True)
+    outcome = serializers.CharField()
+    profit_loss = serializers.CharField(allow_null=True)
+    hold_duration_seconds = serializers.IntegerField(allow_null=True)
+    exit_timestamp = serializers.CharField(allow_null=True)
+    exit_reasoning = serializers.CharField(allow_null=True)
+    slippage = serializers.CharField(allow_null=True)
+    commission = serializers.CharField()
+    net_profit_loss = serializers.CharField(allow_null=True)
+    session_id = serializers.CharField()
+    bot_version = serializers.CharField()
+    config_hash = serializers.CharField()

@@ -33,6 +33,7 @@ from trading.api.serializers import (
     SignalQuerySerializer,
     SignalSerializer,
     TradeRecordQuerySerializer,
+    TradeRecordSerializer,
 )
 from trading.calendars import trade_date_of
 from trading.hooks import round_trip_entry_greeks
@@ -387,7 +388,7 @@ class TradeRecordListApi(APIView):
     """The 27-field trade record of your closed trades, oldest first: ``?account=&since=&until=&outcome=&limit=``
     (at most ``limit``, default 1,000; ``manage.py export_trade_records`` streams them all)."""
 
-    @extend_schema(parameters=[TradeRecordQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[TradeRecordQuerySerializer], responses={200: TradeRecordSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = TradeRecordQuerySerializer(data=request.query_params, user=request.user)
         query.is_valid(raise_exception=True)
