@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from marketdata.models import Bar
 from marketdata.services import bars_store
@@ -29,10 +28,10 @@ def minute_bars(symbol: str, count: int, *, first: datetime = OPEN, **values) ->
 
 def store_queries() -> int:
     """Queries of one bars_store call inside the test's transaction (a savepoint and its release, then):
-    PostgreSQL creates and empties the staging table, analyzes it after the COPY (which Django does not
-    count) and runs the one upsert statement; SQLite reads the stored bars once per series (two here)
+    PostgreSQL creates and empties the staging table and, after the COPY (which Django does not count),
+    runs the one upsert statement; SQLite reads the stored bars once per series (two here)
     and updates the revised one."""
-    return 6 if connection.vendor == "postgresql" else 5
+    return 5
 
 
 def test_new_bars_are_created_then_the_same_again_are_left_alone():
