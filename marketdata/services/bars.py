@@ -160,14 +160,16 @@ def _store_postgresql(bars: list[tuple[int, BrokerBar]], *, source: str, now: da
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS marketdata_bar_incoming ("
+            "CREATE TEMPORARY TABLE IF NOT EXISTS marketdata_bar_staging ("
             f"instrument_id bigint, bar_size varchar(3), start_epoch double precision, {types}, trade_count bigint"
             ") ON COMMIT DELETE ROWS"
         )
+        # Named apart from the first version's staging table (its start was a timestamptz): a connection
+        # that outlived a deploy keeps its temporary tables, and IF NOT EXISTS would take the old one.
         # Empty also inside an outer transaction (a savepoint commits nothing, so nothing was deleted).
-        cursor.execute("TRUNCATE marketdata_bar_incoming")
+        cursor.execute("TRUNCATE marketdata_bar_staging")
         staged = ", ".join(c if c != "start" else "start_epoch" for c in _COLUMNS)
-        with cursor.cursor.copy(f"COPY marketdata_bar_incoming ({staged}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY marketdata_bar_staging ({staged}) FROM STDIN") as copy:
             for first in range(0, len(bars), _CHUNK):
                 copy.write(_copy_lines(bars[first : first + _CHUNK]))
         # A bar given twice in one call counts once: the later one (DISTINCT ON keeps the highest ctid).
@@ -178,7 +180,7 @@ def _store_postgresql(bars: list[tuple[int, BrokerBar]], *, source: str, now: da
         # meanwhile). Every CTE sees the table as it was, so `stored_id` counts the bars that existed.
         cursor.execute(
             f"WITH incoming AS (SELECT DISTINCT ON (instrument_id, bar_size, start_epoch) instrument_id, bar_size, "  # noqa: S608
-            f"to_timestamp(start_epoch) AS start, {', '.join(VALUE_FIELDS)} FROM marketdata_bar_incoming "
+            f"to_timestamp(start_epoch) AS start, {', '.join(VALUE_FIELDS)} FROM marketdata_bar_staging "
             f"ORDER BY instrument_id, bar_size, start_epoch, ctid DESC), "
             f"compared AS (SELECT i.*, b.id AS stored_id, ({stored}) IS NOT DISTINCT FROM ({given}) AS same "
             f"FROM incoming i LEFT JOIN LATERAL (SELECT * FROM {table} s WHERE s.instrument_id = i.instrument_id "
