@@ -526,6 +526,10 @@ PAPER_COMMISSION_PER_SHARE = Decimal(env.str("PAPER_COMMISSION_PER_SHARE", defau
 PAPER_COMMISSION_MIN = Decimal(env.str("PAPER_COMMISSION_MIN", default="1.00"))
 PAPER_COMMISSION_MAX_PCT = Decimal(env.str("PAPER_COMMISSION_MAX_PCT", default="0.01"))  # of the trade value
 PDT_MIN_EQUITY = Decimal(env.str("PDT_MIN_EQUITY", default="25000"))
+# --- Signals and paper trades: intraday trades still open this many minutes before the close are closed
+EOD_CLOSE_MINUTES = env.int("EOD_CLOSE_MINUTES", default=5)
+# The trade record's bot_version: the product's version a deployment runs.
+TRADING_BOT_VERSION = env.str("TRADING_BOT_VERSION", default="1.0.0")
 
 # --- Retention (manage.py prune and the daily "Retention" task): days kept; 0 keeps forever -------
 RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)

@@ -16,10 +16,12 @@ from trading.models import (
     Order,
     OrderEvent,
     OrderEventSource,
+    PaperTrade,
     RiskEvent,
     RiskEventKind,
     RoundTrip,
     SettlementTracking,
+    Signal,
     TradeFrequencyTracking,
 )
 from trading.services.corrections import cash_flow_save, execution_correct, execution_delete, execution_enter
@@ -360,3 +362,39 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, f"{done} order(s) cancelled.", messages.SUCCESS)
         for message in refused:
             self.message_user(request, message, messages.WARNING)
+
+
+@admin.register(Signal)
+class SignalAdmin(admin.ModelAdmin):
+    """Signals are records: read-only here; they are created and executed through the API."""
+
+    list_display = ["created_at", "account", "signal_id", "instrument", "action", "entry_price", "status"]
+    list_filter = ["status", "timeframe", "action", "account"]
+    search_fields = ["signal_id", "account__account_id", "instrument__symbol", "strategy"]
+    list_select_related = ["account", "instrument"]
+    raw_id_fields = ["order"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Signal._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(PaperTrade)
+class PaperTradeAdmin(admin.ModelAdmin):
+    """Paper trades are records: read-only; the monitor opens and closes them through orders."""
+
+    list_display = ["opened_at", "account", "instrument", "side", "quantity", "entry_price", "status", "realized_pnl"]
+    list_filter = ["status", "timeframe", "account"]
+    search_fields = ["signal__signal_id", "account__account_id", "instrument__symbol"]
+    list_select_related = ["account", "instrument"]
+    raw_id_fields = ["signal", "entry_order", "exit_order"]
+    date_hierarchy = "opened_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in PaperTrade._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

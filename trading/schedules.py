@@ -36,4 +36,11 @@ PERIODIC_TASKS = [
         every_seconds=30,
         expire_seconds=25,
     ),
+    PeriodicTaskSpec(
+        name="Paper trade monitor",
+        task="trading.paper_trades_monitor",
+        description="Close open paper trades at their stop, target or before the session's close; expire signals.",
+        every_seconds=60,
+        expire_seconds=55,
+    ),
 ]

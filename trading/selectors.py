@@ -384,3 +384,230 @@ def _mark(quote) -> Decimal | None:
         if price is not None and price > 0:
             return Decimal(price)
     return None
+
+
+# --- signals and paper trades ------------------------------------------------------------------
+def signal_list(*, user, account_id: str | None = None, day=None, status: str | None = None):
+    """Signals of the user's accounts, newest first; ``day`` is a trade date (New York) of creation."""
+    from trading.calendars import exchange_zone
+    from trading.models import Signal
+
+    signals = Signal.objects.visible_to(user).select_related("account", "instrument", "paper_trade")
+    if account_id:
+        signals = signals.filter(account__account_id=account_id)
+    if status:
+        signals = signals.filter(status=status)
+    if day is not None:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=exchange_zone())
+        signals = signals.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+    return signals.order_by("-created_at", "-id")
+
+
+def paper_trade_list(*, user, account_id: str | None = None, status: str | None = None):
+    """Paper trades of the user's accounts; ``status`` is ``open``, ``closed`` or a status name."""
+    from trading.models import PaperTrade, PaperTradeStatus
+
+    trades = PaperTrade.objects.visible_to(user).select_related("account", "instrument", "signal")
+    if account_id:
+        trades = trades.filter(account__account_id=account_id)
+    if status == "open":
+        trades = trades.filter(status=PaperTradeStatus.OPEN)
+    elif status == "closed":
+        trades = trades.exclude(status=PaperTradeStatus.OPEN)
+    elif status:
+        trades = trades.filter(status=status)
+    return trades.order_by("-opened_at", "-id")
+
+
+def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
+    """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
+    from trading.models import PaperTrade, PaperTradeStatus
+
+    trades = PaperTrade.objects.visible_to(user)
+    if account_id:
+        trades = trades.filter(account__account_id=account_id)
+    closed = trades.filter(exit_date=day).aggregate(total=Sum("realized_pnl"), n=Count("id"))
+    still_open = trades.filter(status=PaperTradeStatus.OPEN).aggregate(total=Sum("unrealized_pnl"), n=Count("id"))
+    realized = closed["total"] or Decimal(0)
+    unrealized = still_open["total"] or Decimal(0)
+    return {
+        "date": day,
+        "account": account_id or "",
+        "realized_pnl": realized,
+        "unrealized_pnl": unrealized,
+        "total_pnl": realized + unrealized,
+        "closed_trades": closed["n"],
+        "open_trades": still_open["n"],
+    }
+
+
+def journal_list(*, user, day, account_id: str | None = None):
+    """That trade date's closed paper trades with their signal's reasoning, in exit order."""
+    from trading.models import PaperTradeStatus
+
+    return (
+        paper_trade_list(user=user, account_id=account_id)
+        .filter(exit_date=day)
+        .exclude(status=PaperTradeStatus.OPEN)
+        .order_by("exited_at", "id")
+    )
+
+
+# --- the trade record ---------------------------------------------------------------------------
+TRADE_RECORD_CHUNK = 2000
+
+
+def trading_config_hash() -> str:
+    """The hash of the risk and strategy settings in force now (the record's ``config_hash``)."""
+    from trading.rules.trade_records import config_hash
+    from trading.services.risk import limits_from_settings
+
+    return config_hash({**limits_from_settings().snapshot(), "EOD_CLOSE_MINUTES": settings.EOD_CLOSE_MINUTES})
+
+
+def trade_records_iter(
+    *,
+    user=None,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+):
+    """Yield the 27-field record of each closed round trip (oldest first), in chunks: constant memory.
+
+    Any fill gets a record; when the opening fill came from an order of ours the decision fields are
+    that order's, and the closing order's reasoning is the exit reasoning. ``user`` None: every account
+    (the command line, staff).
+    """
+    from trading.models import Account, Order, RoundTrip
+    from trading.rules.trade_records import TradeRecordInput, trade_record
+
+    trips = RoundTrip.objects.select_related("account", "instrument", "opening_execution", "closing_execution")
+    if user is not None:
+        trips = trips.filter(account__in=Account.objects.visible_to(user))
+    if account_id:
+        trips = trips.filter(account__account_id=account_id)
+    if since is not None:
+        trips = trips.filter(closed_at__gte=since)
+    if until is not None:
+        trips = trips.filter(closed_at__lt=until)
+    if outcome:
+        trips = trips.filter(outcome=outcome.upper())
+    trips = trips.order_by("closed_at", "id")
+    version = settings.TRADING_BOT_VERSION
+    hashed = trading_config_hash()
+    chunk: list = []
+
+    def flush(rows):
+        keys = set()
+        for trip in rows:
+            for fill in (trip.opening_execution, trip.closing_execution):
+                if fill.perm_id is not None:
+                    keys.add((fill.account_id, fill.perm_id))
+        orders = {}
+        if keys:
+            for order in Order.objects.filter(
+                account_id__in={k[0] for k in keys}, perm_id__in={k[1] for k in keys}
+            ).only(
+                "account_id",
+                "perm_id",
+                "mode",
+                "client_order_id",
+                "strategy",
+                "entry_type",
+                "stop_loss",
+                "target",
+                "reasoning",
+                "indicators",
+                "risk_reward",
+                "slippage",
+            ):
+                orders[(order.account_id, order.perm_id)] = order
+        for trip in rows:
+            opening, closing = trip.opening_execution, trip.closing_execution
+            entry = orders.get((opening.account_id, opening.perm_id))
+            yield trade_record(
+                TradeRecordInput(
+                    opened_at=trip.opened_at,
+                    closed_at=trip.closed_at,
+                    symbol=trip.instrument.symbol,
+                    direction=trip.direction,
+                    quantity=trip.quantity,
+                    average_entry=trip.average_entry,
+                    multiplier=trip.instrument.multiplier or Decimal(1),
+                    account_id=trip.account.account_id,
+                    mode=trip.account.mode,
+                    outcome=trip.outcome,
+                    realized_pnl=trip.realized_pnl,
+                    commissions=trip.commissions,
+                    holding_seconds=trip.holding_seconds,
+                    session_id=f"{trade_date_of_local(trip.opened_at).isoformat()}-{hashed[:8]}",
+                    bot_version=version,
+                    config_hash=hashed,
+                    entry_order=entry,
+                    exit_order=orders.get((closing.account_id, closing.perm_id)),
+                )
+            )
+
+    for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
+        chunk.append(trip)
+        if len(chunk) >= TRADE_RECORD_CHUNK:
+            yield from flush(chunk)
+            chunk = []
+    if chunk:
+        yield from flush(chunk)
+
+
+def trade_date_of_local(at: datetime) -> date:
+    from trading.calendars import trade_date_of
+
+    return trade_date_of(at)
+
+
+# --- tax lots ----------------------------------------------------------------------------------
+def tax_lots_iter(*, year: int, account_id: str | None = None):
+    """Form 8949 rows of every lot match closed in ``year`` (by the closing fill's trade date), in sale order."""
+    from trading.models import Execution, LotMatch, Side
+    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row
+
+    matches = LotMatch.objects.filter(closing_execution__trade_date__year=year).select_related(
+        "account", "instrument", "opening_execution", "closing_execution"
+    )
+    if account_id:
+        matches = matches.filter(account__account_id=account_id)
+    matches = matches.order_by("closing_execution__executed_at", "id")
+    first, last = date(year, 1, 1) - WASH_WINDOW, date(year, 12, 31) + WASH_WINDOW
+    buys: dict[tuple[int, int], list[tuple[date, int, Decimal]]] = {}
+    wanted = matches.values_list("account_id", "instrument_id").distinct()
+    for execution in (
+        Execution.objects.filter(side=Side.BUY, trade_date__gte=first, trade_date__lte=last)
+        .filter(account_id__in={a for a, _ in wanted}, instrument_id__in={i for _, i in wanted})
+        .only("pk", "account_id", "instrument_id", "trade_date", "quantity")
+    ):
+        buys.setdefault((execution.account_id, execution.instrument_id), []).append(
+            (execution.trade_date, execution.pk, execution.quantity)
+        )
+    for match in matches.iterator(chunk_size=2000):
+        opening, closing = match.opening_execution, match.closing_execution
+        sold_on = closing.trade_date
+        replacement = sum(
+            (
+                quantity
+                for day, pk, quantity in buys.get((match.account_id, match.instrument_id), [])
+                if abs(day - sold_on) <= WASH_WINDOW and pk not in (opening.pk, closing.pk)
+            ),
+            Decimal(0),
+        )
+        yield tax_lot_row(
+            ClosedLot(
+                account_id=match.account.account_id,
+                symbol=match.instrument.symbol,
+                quantity=match.quantity,
+                multiplier=match.instrument.multiplier or Decimal(1),
+                opened_on=opening.trade_date,
+                closed_on=sold_on,
+                entry_price=match.entry_price,
+                exit_price=match.exit_price,
+            ),
+            replacement_quantity=replacement,
+        )

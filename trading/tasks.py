@@ -111,3 +111,16 @@ def orders_status_sync_task(self) -> dict:
         if not acquired:
             return {"status": "SKIPPED", "message": "another order status sync is running"}
         return {"status": "SUCCESS", "accounts": orders_status_sync_all(broker=get_broker())}
+
+
+# --- signals and paper trades ------------------------------------------------------------------
+@shared_task(name="trading.paper_trades_monitor")
+def paper_trades_monitor_task() -> dict:
+    """Every minute: while the market is open (or for trades allowed outside regular hours), single-flight."""
+    from trading.services.signals import MONITOR_LOCK, paper_trades_monitor
+
+    with single_flight(MONITOR_LOCK) as acquired:
+        if not acquired:
+            logger.info("paper trade monitor: another monitor is running, skipping")
+            return {"status": "SKIPPED", "message": "another paper trade monitor is running"}
+        return {"status": "SUCCESS", **paper_trades_monitor().as_dict()}

@@ -11,9 +11,13 @@ from trading.models import (
     Order,
     OrderEvent,
     OrderType,
+    PaperTrade,
     RoundTrip,
     SettlementTracking,
     Side,
+    Signal,
+    SignalStatus,
+    Timeframe,
     TimeInForce,
 )
 from trading.rules.orders import STOCK_SYMBOL
@@ -368,3 +372,191 @@ class RiskStateSerializer(serializers.Serializer):
     cash_available = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     settled_cash = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     live_trading = serializers.CharField(help_text="Why live orders are refused; empty when they may be sent")
+
+
+# --- signals and paper trades ------------------------------------------------------------------
+class CreateSignalSerializer(serializers.Serializer):
+    """The body of ``POST /api/trading/signals``: shape only; the stop and target sides are checked too."""
+
+    account = serializers.CharField(max_length=32, help_text="Broker (or paper) account id")
+    signal_id = serializers.CharField(max_length=64, help_text="Your id: sending it again returns the first signal")
+    symbol = serializers.CharField(max_length=12)
+    action = serializers.ChoiceField(choices=Side.choices)
+    entry_price = serializers.DecimalField(**decimal_kwargs("price"))
+    stop_loss = serializers.DecimalField(**decimal_kwargs("price"))
+    take_profit = serializers.DecimalField(**decimal_kwargs("price"))
+    risk_amount = serializers.DecimalField(**decimal_kwargs("money"))
+    confidence = serializers.DecimalField(max_digits=5, decimal_places=4, min_value=0, max_value=1, default=0)
+    timeframe = serializers.ChoiceField(choices=Timeframe.choices, default=Timeframe.INTRADAY)
+    quantity = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("quantity"))
+    strategy = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    entry_type = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    reasoning = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    indicators = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    confluence_score = serializers.DecimalField(
+        max_digits=7, decimal_places=2, min_value=-100, max_value=100, required=False, allow_null=True
+    )
+    confluence_components = serializers.DictField(required=False, default=dict)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_symbol(self, value: str) -> str:
+        value = value.strip().upper()
+        if not STOCK_SYMBOL.match(value):
+            raise serializers.ValidationError("1-5 letters or digits with an optional class, e.g. AAPL or BRK.B")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        errors = {}
+        for name in ("entry_price", "stop_loss", "take_profit", "risk_amount", "quantity"):
+            if attrs.get(name) is not None and attrs[name] <= 0:
+                errors[name] = "must be more than 0"
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class ExecuteSignalSerializer(serializers.Serializer):
+    quantity = serializers.DecimalField(required=False, allow_null=True, **decimal_kwargs("quantity"))
+
+    def validate_quantity(self, value):
+        if value is not None and value <= 0:
+            raise serializers.ValidationError("must be more than 0")
+        return value
+
+
+class SignalQuerySerializer(AccountDateQuerySerializer):
+    status = serializers.ChoiceField(choices=SignalStatus.choices, required=False)
+
+
+class PaperTradeQuerySerializer(AccountQuerySerializer):
+    status = serializers.ChoiceField(choices=[("open", "Open"), ("closed", "Closed")], required=False)
+
+
+class PaperTradeSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id")
+    symbol = serializers.CharField(source="instrument.symbol")
+    signal_id = serializers.CharField(source="signal.signal_id")
+    reasoning = serializers.CharField(source="signal.reasoning")
+    strategy = serializers.CharField(source="signal.strategy")
+
+    class Meta:
+        model = PaperTrade
+        fields = [
+            "id",
+            "signal_id",
+            "account",
+            "symbol",
+            "side",
+            "quantity",
+            "entry_price",
+            "stop_loss",
+            "take_profit",
+            "risk_amount",
+            "timeframe",
+            "status",
+            "opened_at",
+            "entry_order",
+            "entry_commission",
+            "current_price",
+            "price_at",
+            "unrealized_pnl",
+            "exit_order",
+            "exit_price",
+            "exited_at",
+            "exit_note",
+            "realized_pnl",
+            "strategy",
+            "reasoning",
+        ]
+
+
+class SignalSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id")
+    symbol = serializers.CharField(source="instrument.symbol")
+    paper_trade = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Signal
+        fields = [
+            "id",
+            "signal_id",
+            "account",
+            "symbol",
+            "action",
+            "entry_price",
+            "stop_loss",
+            "take_profit",
+            "confidence",
+            "timeframe",
+            "risk_amount",
+            "quantity",
+            "strategy",
+            "entry_type",
+            "reasoning",
+            "indicators",
+            "confluence_score",
+            "confluence_components",
+            "status",
+            "status_reasons",
+            "order",
+            "paper_trade",
+            "created_at",
+            "expires_at",
+            "executed_at",
+        ]
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_paper_trade(self, signal) -> int | None:
+        trade = getattr(signal, "paper_trade", None) if hasattr(signal, "paper_trade") else None
+        return trade.pk if trade is not None else None
+
+
+class DailyPnlSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    account = serializers.CharField(allow_blank=True)
+    realized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    unrealized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    total_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    closed_trades = serializers.IntegerField()
+    open_trades = serializers.IntegerField()
+
+
+class TradeRecordQuerySerializer(AccountQuerySerializer):
+    since = serializers.DateTimeField(required=False, help_text="Closed at or after (ISO 8601)")
+    until = serializers.DateTimeField(required=False, help_text="Closed before (ISO 8601)")
+    outcome = serializers.ChoiceField(
+        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven")], required=False
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=10000, default=1000)
+
+
+class TradeRecordSerializer(serializers.Serializer):
+    """The schema of one trade record (the record itself is built by ``trading.rules.trade_records``)."""
+
+    timestamp = serializers.CharField()
+    symbol = serializers.CharField()
+    action = serializers.CharField()
+    quantity = serializers.CharField()
+    price = serializers.CharField()
+    total_value = serializers.CharField()
+    order_id = serializers.CharField(allow_null=True)
+    execution_mode = serializers.CharField()
+    account_id = serializers.CharField()
+    strategy_name = serializers.CharField(allow_null=True)
+    entry_type = serializers.CharField(allow_null=True)
+    stop_loss = serializers.CharField(allow_null=True)
+    target = serializers.CharField(allow_null=True)
+    decision_reasoning = serializers.CharField(allow_null=True)
+    indicators_used = serializers.ListField(child=serializers.CharField())
+    risk_reward_ratio = serializers.CharField(allow_null=True)
+    outcome = serializers.CharField()
+    profit_loss = serializers.CharField(allow_null=True)
+    hold_duration_seconds = serializers.IntegerField(allow_null=True)
+    exit_timestamp = serializers.CharField(allow_null=True)
+    exit_reasoning = serializers.CharField(allow_null=True)
+    slippage = serializers.CharField(allow_null=True)
+    commission = serializers.CharField()
+    net_profit_loss = serializers.CharField(allow_null=True)
+    session_id = serializers.CharField()
+    bot_version = serializers.CharField()
+    config_hash = serializers.CharField()

@@ -14,5 +14,11 @@ urlpatterns = [
     path("orders/<int:pk>", views.OrderDetailApi.as_view(), name="api-order"),
     path("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), name="api-order-cancel"),
     path("orders/<int:pk>/refresh", views.OrderRefreshApi.as_view(), name="api-order-refresh"),
+    path("signals", views.SignalsApi.as_view(), name="api-signals"),
+    path("signals/<int:pk>/execute", views.SignalExecuteApi.as_view(), name="api-signal-execute"),
+    path("paper-trades", views.PaperTradeListApi.as_view(), name="api-paper-trades"),
+    path("daily-pnl", views.DailyPnlApi.as_view(), name="api-daily-pnl"),
+    path("journal", views.JournalApi.as_view(), name="api-journal"),
+    path("trade-records", views.TradeRecordListApi.as_view(), name="api-trade-records"),
     path("risk-state", views.RiskStateApi.as_view(), name="api-risk-state"),
 ]

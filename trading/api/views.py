@@ -1,4 +1,5 @@
 from dataclasses import fields as dataclass_fields
+from itertools import islice
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -15,28 +16,42 @@ from trading.api.serializers import (
     AccountDateQuerySerializer,
     AccountQuerySerializer,
     CashStateSerializer,
+    CreateSignalSerializer,
+    DailyPnlSerializer,
     DayTradeSerializer,
     ExecuteOrderSerializer,
+    ExecuteSignalSerializer,
     ExecutionSerializer,
     LivePositionsSerializer,
     OrderDetailSerializer,
     OrderSerializer,
+    PaperTradeQuerySerializer,
+    PaperTradeSerializer,
     RiskStateSerializer,
     RoundTripSerializer,
     SettlementSerializer,
+    SignalQuerySerializer,
+    SignalSerializer,
+    TradeRecordQuerySerializer,
+    TradeRecordSerializer,
 )
 from trading.calendars import trade_date_of
 from trading.hooks import round_trip_entry_greeks
-from trading.models import Account, OrderEventSource, OrderStatus
+from trading.models import Account, OrderEventSource, OrderStatus, Signal, SignalStatus
 from trading.selectors import (
     cash_state_get,
+    daily_pnl_get,
     day_trade_list,
     execution_list,
+    journal_list,
     order_fills,
     order_get,
     order_list,
+    paper_trade_list,
     round_trip_list,
     settlement_list,
+    signal_list,
+    trade_records_iter,
 )
 from trading.services.orders import (
     OrderInput,
@@ -46,6 +61,7 @@ from trading.services.orders import (
     orders_status_sync,
 )
 from trading.services.risk import risk_state_get
+from trading.services.signals import SignalError, SignalInput, signal_create, signal_execute
 
 ACCOUNT_PARAM = OpenApiParameter("account", OpenApiTypes.STR, description="Broker account id")
 
@@ -257,3 +273,132 @@ class OrderRefreshApi(APIView):
                 return Response({"detail": f"Broker request failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
             order = order_get(user=request.user, pk=pk)
         return Response(_order_body(order))
+
+
+# --- signals and paper trades ------------------------------------------------------------------
+SIGNAL_INPUT_FIELDS = tuple(f.name for f in dataclass_fields(SignalInput))
+
+
+class SignalsApi(APIView):
+    """``GET``: signals of your accounts (``?account=&date=&status=``, date a New York trade date, default
+    today). ``POST``: store a signal; 201 created, 200 the same ``signal_id`` again (the first signal),
+    400 malformed (the field named; a stop or target on the wrong side of the entry too), 403 not yours.
+    The confluence score and components are the sender's (trading does not read sentiment)."""
+
+    @extend_schema(
+        parameters=[SignalQuerySerializer],
+        responses={200: SignalSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        query = SignalQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = query.validated_data.get("account")
+        signals = signal_list(
+            user=request.user,
+            account_id=account.account_id if account else None,
+            day=query.validated_data.get("date") or trade_date_of(timezone.now()),
+            status=query.validated_data.get("status"),
+        )
+        return Response(SignalSerializer(signals, many=True).data)
+
+    @extend_schema(request=CreateSignalSerializer, responses={201: SignalSerializer, 200: SignalSerializer})
+    def post(self, request: Request) -> Response:
+        body = CreateSignalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        account = Account.objects.visible_to(request.user).filter(account_id=data.pop("account")).first()
+        if account is None:
+            raise PermissionDenied("Unknown account, or not one of yours.")
+        try:
+            signal, created = signal_create(
+                account=account, data=SignalInput(**{k: v for k, v in data.items() if k in SIGNAL_INPUT_FIELDS})
+            )
+        except ValueError as exc:
+            return Response(exc.args[0], status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            SignalSerializer(signal).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class SignalExecuteApi(APIView):
+    """Execute a signal: an order of ``quantity`` (default ``risk_amount / |entry - stop|`` whole shares)
+    through every risk check. 201 the order was accepted (EXECUTED; a fill opens the paper trade), 422
+    refused by a risk check (the signal stays GENERATED with the reasons), 409 expired or not GENERATED."""
+
+    @extend_schema(request=ExecuteSignalSerializer, responses={201: SignalSerializer, 422: SignalSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        body = ExecuteSignalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        signal = Signal.objects.visible_to(request.user).filter(pk=pk).first()
+        if signal is None:
+            raise NotFound("No such signal in your accounts.")
+        try:
+            signal = signal_execute(signal=signal, quantity=body.validated_data.get("quantity"), user=request.user)
+        except SignalError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        code = (
+            status.HTTP_201_CREATED if signal.status == SignalStatus.EXECUTED else status.HTTP_422_UNPROCESSABLE_ENTITY
+        )
+        return Response(SignalSerializer(signal_list(user=request.user).get(pk=signal.pk)).data, status=code)
+
+
+class PaperTradeListApi(APIView):
+    """Paper trades of your accounts: ``?status=open|closed&account=``, newest first."""
+
+    @extend_schema(parameters=[PaperTradeQuerySerializer], responses={200: PaperTradeSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = PaperTradeQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = query.validated_data.get("account")
+        trades = paper_trade_list(
+            user=request.user,
+            account_id=account.account_id if account else None,
+            status=query.validated_data.get("status"),
+        )
+        return Response(PaperTradeSerializer(trades, many=True).data)
+
+
+class DailyPnlApi(APIView):
+    """``?account=&date=``: realized P&L of paper trades exited that trade date plus unrealized of open ones."""
+
+    @extend_schema(parameters=[AccountDateQuerySerializer], responses={200: DailyPnlSerializer})
+    def get(self, request: Request) -> Response:
+        query = AccountDateQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = query.validated_data.get("account")
+        day = query.validated_data.get("date") or trade_date_of(timezone.now())
+        pnl = daily_pnl_get(user=request.user, day=day, account_id=account.account_id if account else None)
+        return Response(DailyPnlSerializer(pnl).data)
+
+
+class JournalApi(APIView):
+    """``?account=&date=``: that trade date's closed paper trades with their reasoning, in exit order."""
+
+    @extend_schema(parameters=[AccountDateQuerySerializer], responses={200: PaperTradeSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = AccountDateQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        account = query.validated_data.get("account")
+        day = query.validated_data.get("date") or trade_date_of(timezone.now())
+        trades = journal_list(user=request.user, day=day, account_id=account.account_id if account else None)
+        return Response(PaperTradeSerializer(trades, many=True).data)
+
+
+class TradeRecordListApi(APIView):
+    """The 27-field trade record of your closed trades, oldest first: ``?account=&since=&until=&outcome=&limit=``
+    (at most ``limit``, default 1,000; ``manage.py export_trade_records`` streams them all)."""
+
+    @extend_schema(parameters=[TradeRecordQuerySerializer], responses={200: TradeRecordSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = TradeRecordQuerySerializer(data=request.query_params, user=request.user)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        account = params.get("account")
+        records = trade_records_iter(
+            user=request.user,
+            account_id=account.account_id if account else None,
+            since=params.get("since"),
+            until=params.get("until"),
+            outcome=params.get("outcome"),
+        )
+        return Response(list(islice(records, params["limit"])))

@@ -33,6 +33,13 @@ from trading.models.orders import (
     OrderType,
     TimeInForce,
 )
+from trading.models.signals import (
+    PaperTrade,
+    PaperTradeStatus,
+    Signal,
+    SignalStatus,
+    Timeframe,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -59,6 +66,8 @@ __all__ = [
     "OrderEventSource",
     "OrderStatus",
     "OrderType",
+    "PaperTrade",
+    "PaperTradeStatus",
     "RiskAction",
     "RiskEvent",
     "RiskEventKind",
@@ -69,7 +78,10 @@ __all__ = [
     "SettlementStatus",
     "SettlementTracking",
     "Side",
+    "Signal",
+    "SignalStatus",
     "TimeInForce",
+    "Timeframe",
     "TradeFrequencyTracking",
     "ViolationKind",
 ]
