@@ -23,11 +23,12 @@ pytestmark = pytest.mark.django_db  # through the marker: the database outlives 
 EXECUTE = "/api/trading/execute"
 # A paper market order through the API: session and user, the account, the instrument, the order
 # insert (no read first: the unique client order id decides), the facts (quote, lots, account
-# figures, paper cash and positions, breaker, losing streak), the fill through the ledger (execution,
-# lots, day trades, settlement, trade frequency, change marks; a fill after every stored one of its
-# instrument deletes no matches, round trips or settlements), the order and its events, the answer's
-# fills and events. SQLite takes more queries to reserve the execution's id (core.bulk.reserve_ids).
-EXECUTE_QUERIES = {"sqlite": 36, "postgresql": 31}
+# figures, paper cash and positions valued with the quote already read, breaker, losing streak), the
+# fill through the ledger (execution, lots, day trades, settlement, trade frequency, change marks; a
+# fill after every stored one of its instrument deletes no matches, round trips or settlements), the
+# order and its events, the answer's fills and events. SQLite takes more queries to reserve the
+# execution's id (core.bulk.reserve_ids).
+EXECUTE_QUERIES = {"sqlite": 35, "postgresql": 30}
 # A fill not after every stored fill of its instrument: the deletes of matches, round trips, settlements.
 FULL_PATH_EXTRA = 3
 
