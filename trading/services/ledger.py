@@ -197,32 +197,10 @@ def _instrument_refresh(
     executed_at = {f.id: f.executed_at for f in fills}
     pair = {"account": account, "instrument_id": instrument_id}
     ids = (account.pk, instrument_id)
-    Lot.objects.filter(**pair).delete()
-    bulk_insert(
-        Lot,
-        (
-            "account_id",
-            "instrument_id",
-            "opening_execution_id",
-            "opened_at",
-            "original_quantity",
-            "quantity",
-            "cost_price",
-            "position_opening_execution_id",
-        ),
-        [
-            (
-                *ids,
-                lot.opening_fill_id,
-                lot.opened_at,
-                lot.original_quantity,
-                lot.quantity,
-                quantize_price(lot.cost_price),
-                result.position_opening_fill_id,
-            )
-            for lot in result.open_lots
-        ],
-    )
+    # Nothing closed from ``since`` on (fills that only open or add): the stored lots are kept and the
+    # new ones added. Otherwise they are replaced at once (as many statements as the comparison).
+    closed = any(executed_at[m.closing_fill_id] >= since for m in result.matches)
+    _lots_write(account, instrument_id, result, compare=not closed)
     if not appended:
         LotMatch.objects.filter(**pair, closing_execution__executed_at__gte=since).delete()
     method = settings.LOT_MATCHING
@@ -299,6 +277,57 @@ def _instrument_refresh(
             for d in day_trades_find(fills, counting=counting)
             if d.trade_date >= since_date
         ],
+    )
+
+
+LOT_COLUMNS = (
+    "opening_execution_id",
+    "opened_at",
+    "original_quantity",
+    "quantity",
+    "cost_price",
+    "position_opening_execution_id",
+)
+
+
+def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, compare: bool) -> None:
+    """Make the stored open lots of the instrument equal ``result.open_lots``.
+
+    ``compare``: the stored lots are read and compared, and only the difference is written, so a fill
+    that adds a lot to a position built from hundreds of fills does not rewrite them all. A stored lot
+    differing in any column is deleted and inserted anew. Otherwise all are deleted and inserted.
+    """
+    wanted = [
+        (
+            lot.opening_fill_id,
+            lot.opened_at,
+            lot.original_quantity,
+            lot.quantity,
+            quantize_price(lot.cost_price),
+            result.position_opening_fill_id,
+        )
+        for lot in result.open_lots
+    ]
+    columns = ("account_id", "instrument_id", *LOT_COLUMNS)
+    if not compare:
+        Lot.objects.filter(account=account, instrument_id=instrument_id).delete()
+        bulk_insert(Lot, columns, [(account.pk, instrument_id, *row) for row in wanted])
+        return
+    unmatched: dict[tuple, list[int]] = defaultdict(list)
+    for pk, *values in Lot.objects.filter(account=account, instrument_id=instrument_id).values_list("pk", *LOT_COLUMNS):
+        unmatched[tuple(values)].append(pk)
+    to_insert = []
+    for row in wanted:
+        kept = unmatched.get(row)
+        if kept:
+            kept.pop()  # stored exactly so: left alone
+        else:
+            to_insert.append(row)
+    stale = [pk for pks in unmatched.values() for pk in pks]
+    if stale:
+        Lot.objects.filter(pk__in=stale).delete()
+    bulk_insert(
+        Lot, ("account_id", "instrument_id", *LOT_COLUMNS), [(account.pk, instrument_id, *row) for row in to_insert]
     )
 
 

@@ -49,6 +49,7 @@ class Command(BaseCommand):
             n = 0
             for _ in range(history):
                 n += 1
+                self._quote(instrument)
                 self._post(client, account, instrument, n)
             filled, filled_queries = self._timed(client, account, instrument, orders, start=n)
             refused, refused_queries = self._timed(
