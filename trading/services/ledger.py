@@ -314,7 +314,9 @@ def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, c
         bulk_insert(Lot, columns, [(account.pk, instrument_id, *row) for row in wanted])
         return
     unmatched: dict[tuple, list[int]] = defaultdict(list)
-    for pk, *values in Lot.objects.filter(account=account, instrument_id=instrument_id).values_list("pk", *LOT_COLUMNS):
+    for pk, *values in (
+        Lot.objects.filter(account=account, instrument_id=instrument_id).order_by().values_list("pk", *LOT_COLUMNS)
+    ):
         unmatched[tuple(values)].append(pk)
     to_insert = []
     for row in wanted:

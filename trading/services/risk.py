@@ -269,7 +269,10 @@ def order_facts_gather(
 ) -> OrderFacts:
     today = trade_date_of(now)
     quote = Quote.objects.filter(instrument=instrument).first()
-    lots = list(Lot.objects.filter(account=account, instrument=instrument).values_list("quantity", "opened_at"))
+    # No order: the model's default (account, instrument, ...) would join and sort both tables for nothing.
+    lots = list(
+        Lot.objects.filter(account=account, instrument=instrument).order_by().values_list("quantity", "opened_at")
+    )
     position = sum((q for q, _ in lots), Decimal(0))
     opened_today = sum((q for q, at in lots if trade_date_of(at) == today), Decimal(0))
     risk = risk or account_risk_get(account=account, now=now, known_quotes={instrument.pk: quote})
