@@ -504,6 +504,13 @@ RISK_MAX_DRAWDOWN = Decimal(env.str("RISK_MAX_DRAWDOWN", default="0.20"))  # fra
 RISK_MAX_CONSECUTIVE_LOSSES = env.int("RISK_MAX_CONSECUTIVE_LOSSES", default=5)
 RISK_DAILY_LOSS_PCT = Decimal(env.str("RISK_DAILY_LOSS_PCT", default="0.03"))  # fraction of net liquidation
 
+# --- Option Greeks (the Black-Scholes-Merton fallback when the broker has no model values) ----------
+RISK_FREE_RATE = Decimal(env.str("RISK_FREE_RATE", default="0.04"))  # annualised, continuously compounded
+# Known dividend yields per underlying symbol, "SPY=0.012,AAPL=0.005" (annualised); any other is 0.
+GREEKS_DIVIDEND_YIELDS = {
+    symbol.upper(): Decimal(value) for symbol, value in env.dict("GREEKS_DIVIDEND_YIELDS", default={}).items()
+}
+
 # --- Orders and risk checks (domain-rules.md "Orders and risk checks") ----------------------------
 # Nothing places a real order by accident: LIVE accounts' orders reach the broker only with this on
 # and a connection that is not read-only (IBKR_READONLY=false); PAPER accounts are filled by the paper engine.

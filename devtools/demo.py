@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from portfolio.rules.greeks import bsm_greeks, days_to_expiry
 from trading.calendars import (
     exchange_zone,
     is_nyse_session,
@@ -41,6 +42,8 @@ TRADING_SESSIONS = 30  # fills: about six weeks before now
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+DEMO_RATE = Decimal("0.04")  # the rate the demo broker's model Greeks assume
+GREEK_PLACES = Decimal("0.0001")
 AVG_COST_PLACES = Decimal("0.0001")
 BUY, SELL = "BUY", "SELL"
 
@@ -472,7 +475,33 @@ def _intraday(bar: DayBar, day: date, minutes: int, rng: random.Random, now: dat
 
 
 # --- derived rows: positions, values, quotes ------------------------------------------------------
-def _positions_rows(book: AverageCostBook, marks: dict[Contract, Decimal]) -> list[dict]:
+def _model_greeks(contract: Contract, mark: Decimal, prices: dict[str, Decimal], now: datetime) -> dict | None:
+    """The demo broker's model Greeks of an option (what IBKR sends as model Greeks): Black-Scholes-Merton
+    at the volatility its mark implies, as the state file's ``greeks``; None when the mark has none."""
+    underlying = prices.get(contract.symbol)
+    if underlying is None or contract.expiry is None:
+        return None
+    greeks = bsm_greeks(
+        right=contract.right,
+        underlying_price=underlying,
+        strike=contract.strike,
+        days=days_to_expiry(expiry=contract.expiry, now=now),
+        option_price=mark,
+        price_kind="mark",
+        rate=DEMO_RATE,
+    )
+    if not greeks.known:
+        return None
+    values = {name: getattr(greeks, name) for name in ("delta", "gamma", "theta", "vega", "iv")}
+    return {
+        **{name: _text(value.quantize(GREEK_PLACES, ROUND_HALF_UP)) for name, value in values.items()},
+        "underlying_price": _text(underlying),
+    }
+
+
+def _positions_rows(
+    book: AverageCostBook, marks: dict[Contract, Decimal], prices: dict[str, Decimal], now: datetime
+) -> list[dict]:
     rows = []
     open_holdings = [(c, h) for c, h in book.holdings.items() if h.quantity != 0]
     for contract, holding in sorted(open_holdings, key=lambda item: (item[0].sec_type, item[0].symbol)):
@@ -486,6 +515,8 @@ def _positions_rows(book: AverageCostBook, marks: dict[Contract, Decimal]) -> li
                 "market_price": _text(marks[contract]),
             }
         )
+        if contract.sec_type == "OPT" and (greeks := _model_greeks(contract, marks[contract], prices, now)):
+            rows[-1]["greeks"] = greeks
     return rows
 
 
@@ -547,7 +578,7 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
     for account in state.get("accounts", []):
         book = _book_replay(account, now)
         marks = _marks(book, prices, today)
-        account["positions"] = _positions_rows(book, marks)
+        account["positions"] = _positions_rows(book, marks, prices, now)
         account["values"] = _account_values(book, marks, prices, today)
     state["quotes"] = _quotes(prices, now)
 

@@ -8,6 +8,7 @@ from portfolio.models import (
     PerformanceMetrics,
     Position,
     PositionEvent,
+    PositionGreeks,
     PositionSnapshot,
 )
 from portfolio.services.sync_requests import positions_sync_request
@@ -196,4 +197,22 @@ class PerformanceMetricsAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in PerformanceMetrics._meta.fields]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(PositionGreeks)
+class PositionGreeksAdmin(admin.ModelAdmin):
+    """Read-only: the "Option Greeks" task writes these (manage.py refresh_greeks runs it once)."""
+
+    list_display = ["position", "source", "delta", "gamma", "theta", "vega", "iv", "days_to_expiry", "as_of"]
+    list_select_related = ["position__account", "position__instrument"]
+    list_filter = ["source", "entry_source"]
+    search_fields = ["position__account__account_id", "position__instrument__symbol"]
+    raw_id_fields = ["position"]
+    readonly_fields = [f.name for f in PositionGreeks._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

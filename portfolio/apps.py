@@ -28,9 +28,9 @@ class PortfolioConfig(AppConfig):
 
     def ready(self) -> None:
         from marketdata.hooks import implicitly_watched_register
-        from portfolio.selectors import account_risk_figures_get
+        from portfolio.selectors import account_risk_figures_get, round_trip_entry_greeks_get
         from sentiment.hooks import held_symbols_register
-        from trading.hooks import account_figures_register, after_fills_register
+        from trading.hooks import account_figures_register, after_fills_register, round_trip_entry_greeks_register
 
         # Trading announces new fills through its hook; it never names portfolio.
         after_fills_register(_positions_after_fills)
@@ -40,3 +40,5 @@ class PortfolioConfig(AppConfig):
         held_symbols_register(_held_symbols)
         # Trading's order checks ask for the account's value (the broker's, as portfolio last read it).
         account_figures_register(account_risk_figures_get)
+        # The trades API shows an option round trip's Greeks at entry, which portfolio keeps.
+        round_trip_entry_greeks_register(round_trip_entry_greeks_get)

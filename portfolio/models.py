@@ -293,6 +293,14 @@ class PositionSnapshot(models.Model):
     price = PriceField(null=True, blank=True)
     market_value = MoneyField(null=True, blank=True)
     unrealized_pnl = MoneyField(null=True, blank=True)
+    # Options: the position's Greeks at the snapshot (per share, as PositionGreeks keeps them), the history.
+    delta = RatioField(null=True, blank=True)
+    gamma = RatioField(null=True, blank=True)
+    theta = RatioField(null=True, blank=True)
+    vega = RatioField(null=True, blank=True)
+    iv = RatioField(null=True, blank=True)
+    underlying_price = PriceField(null=True, blank=True)
+    greeks_source = models.CharField(max_length=8, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["snapshot", "instrument"]
@@ -347,3 +355,48 @@ class PerformanceMetrics(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.as_of} ({self.window})"
+
+
+class GreeksSource(models.TextChoices):
+    NONE = "", "-"
+    BROKER = "BROKER", "Broker (model Greeks)"
+    COMPUTED = "COMPUTED", "Computed (Black-Scholes-Merton)"
+
+
+class PositionGreeks(models.Model):
+    """An option position's Greeks: the current set (refreshed by the "Option Greeks" task) and the set at
+    entry (the first one recorded for the position, never overwritten).
+
+    Per share of one contract, as the broker gives them: delta, gamma, theta per calendar day, vega per
+    volatility point, implied volatility annualised. ``source`` says whether the broker gave them or they
+    were computed, ``inputs`` with what; empty values come with the ``reason``. The position's own
+    figures are per share x multiplier x signed quantity (``portfolio.rules.greeks``).
+    """
+
+    position = models.OneToOneField(Position, on_delete=models.CASCADE, related_name="greeks", primary_key=True)
+    delta = RatioField(null=True, blank=True)
+    gamma = RatioField(null=True, blank=True)
+    theta = RatioField(null=True, blank=True, help_text="Per calendar day, per share.")
+    vega = RatioField(null=True, blank=True, help_text="Per volatility point, per share.")
+    iv = RatioField(null=True, blank=True, help_text="Implied volatility, annualised.")
+    underlying_price = PriceField(null=True, blank=True)
+    days_to_expiry = RatioField(null=True, blank=True, help_text="Calendar days to the expiry session's close.")
+    source = models.CharField(max_length=8, choices=GreeksSource.choices, blank=True, default=GreeksSource.NONE)
+    reason = models.CharField(max_length=255, blank=True, default="", help_text="Why the Greeks are empty.")
+    inputs = models.JSONField(default=dict, blank=True, help_text="What a computed set was computed from.")
+    as_of = models.DateTimeField()
+    entry_delta = RatioField(null=True, blank=True)
+    entry_gamma = RatioField(null=True, blank=True)
+    entry_theta = RatioField(null=True, blank=True)
+    entry_vega = RatioField(null=True, blank=True)
+    entry_iv = RatioField(null=True, blank=True)
+    entry_underlying_price = PriceField(null=True, blank=True)
+    entry_days_to_expiry = RatioField(null=True, blank=True)
+    entry_source = models.CharField(max_length=8, choices=GreeksSource.choices, blank=True, default=GreeksSource.NONE)
+    entry_at = models.DateTimeField(help_text="When the entry Greeks were recorded.")
+
+    class Meta:
+        verbose_name_plural = "position Greeks"
+
+    def __str__(self) -> str:
+        return f"Greeks of position {self.position_id} ({self.source or 'empty'})"

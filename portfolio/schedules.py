@@ -45,4 +45,14 @@ PERIODIC_TASKS += [
         crontab_timezone="America/New_York",
         expire_seconds=1800,
     ),
+    PeriodicTaskSpec(
+        name="Option Greeks",
+        task="portfolio.refresh_greeks",
+        description=(
+            "While the NYSE is open: the open option positions' Greeks, the broker's model values or computed "
+            "(RISK_FREE_RATE, GREEKS_DIVIDEND_YIELDS); manage.py refresh_greeks at any hour."
+        ),
+        every_seconds=30,
+        expire_seconds=25,
+    ),
 ]

@@ -20,9 +20,12 @@ from portfolio.models import (
     Position,
     PositionEvent,
     PositionEventKind,
+    PositionGreeks,
+    PositionSnapshot,
     PositionStatus,
 )
 from portfolio.rules.expiries import is_past_expiry
+from portfolio.rules.greeks import PortfolioRisk, RiskRow, portfolio_risk
 from sentiment.selectors import confluence_latest_by_symbol
 from trading.calendars import exchange_zone, previous_sessions, trade_date_of
 from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
@@ -31,7 +34,7 @@ from trading.selectors import pdt_status_get, trade_frequency_by_session
 
 
 def position_list(*, user, account_id: str | None = None, status: str = "open", symbol: str | None = None) -> QuerySet:
-    positions = Position.objects.visible_to(user).select_related("account", "instrument")
+    positions = Position.objects.visible_to(user).select_related("account", "instrument", "greeks")
     if status == "open":
         positions = positions.filter(status=PositionStatus.OPEN)
     elif status == "closed":
@@ -328,6 +331,7 @@ class AccountOverview:
     fills: list[Execution]
     # The latest confluence score of each open position's symbol (sentiment), by symbol.
     confluence: dict = field(default_factory=dict)
+    risk: PortfolioRisk | None = None  # the option risk per underlying, from the stored Greeks
 
 
 def held_symbols_get(*, user=None) -> list[str]:
@@ -367,6 +371,7 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
         positions=shown,
         fills=list(recent[:fills]),
         confluence=confluence,
+        risk=portfolio_risk_get(account=account),
     )
 
 
@@ -459,7 +464,7 @@ def position_get(*, user, pk: int) -> Position | None:
     """One position the user may see, with what its detail page shows next to it; None otherwise."""
     return (
         Position.objects.visible_to(user)
-        .select_related("account", "instrument", "opening_execution", "closing_execution")
+        .select_related("account", "instrument", "opening_execution", "closing_execution", "greeks")
         .filter(pk=pk)
         .first()
     )
@@ -515,6 +520,110 @@ def position_round_trip_get(*, position: Position) -> RoundTrip | None:
         instrument_id=position.instrument_id,
         opening_execution_id=position.opening_execution_id,
     ).first()
+
+
+# --- option Greeks -----------------------------------------------------------------------------
+OPTION_SEC_TYPES = ("OPT", "FOP")
+
+
+def _plain_decimal(value) -> str | None:
+    return None if value is None else f"{value:f}"
+
+
+def entry_greeks_dict(greeks: PositionGreeks) -> dict | None:
+    """The entry set of a position's Greeks, JSON-ready (decimals as strings); None when none was recorded."""
+    if not greeks.entry_source:
+        return None
+    return {
+        "source": greeks.entry_source,
+        "delta": _plain_decimal(greeks.entry_delta),
+        "gamma": _plain_decimal(greeks.entry_gamma),
+        "theta": _plain_decimal(greeks.entry_theta),
+        "vega": _plain_decimal(greeks.entry_vega),
+        "iv": _plain_decimal(greeks.entry_iv),
+        "underlying_price": _plain_decimal(greeks.entry_underlying_price),
+        "days_to_expiry": _plain_decimal(greeks.entry_days_to_expiry),
+        "recorded_at": greeks.entry_at.isoformat(),
+    }
+
+
+def round_trip_entry_greeks_get(round_trips: list[RoundTrip]) -> dict[int, dict]:
+    """The entry Greeks of the option round trips among ``round_trips``, by round trip id: those of the
+    position that is the round trip's holding (same opening fill). One query, none without options."""
+    options = {
+        (rt.account_id, rt.opening_execution_id): rt.pk
+        for rt in round_trips
+        if rt.opening_execution_id and rt.instrument.sec_type in OPTION_SEC_TYPES
+    }
+    if not options:
+        return {}
+    rows = PositionGreeks.objects.filter(
+        position__opening_execution_id__in={execution for _, execution in options}
+    ).select_related("position")
+    found = {}
+    for greeks in rows:
+        key = (greeks.position.account_id, greeks.position.opening_execution_id)
+        entry = entry_greeks_dict(greeks)
+        if key in options and entry is not None:
+            found[options[key]] = entry
+    return found
+
+
+def portfolio_risk_get(*, account: Account) -> PortfolioRisk:
+    """The account's option risk per underlying (its options and their underlying's stock) with totals,
+    from the stored Greeks: one query, whatever the number of positions."""
+    positions = (
+        Position.objects.filter(account=account, status=PositionStatus.OPEN)
+        .exclude(quantity=0)
+        .select_related("instrument", "greeks")
+        .only(
+            "quantity",
+            "current_price",
+            "instrument__symbol",
+            "instrument__currency",
+            "instrument__sec_type",
+            "instrument__multiplier",
+            *(f"greeks__{name}" for name in ("delta", "gamma", "theta", "vega", "underlying_price")),
+        )
+    )
+    rows = []
+    for position in positions:
+        instrument = position.instrument
+        is_option = instrument.sec_type in OPTION_SEC_TYPES
+        if not is_option and instrument.sec_type != "STK":
+            continue
+        greeks = getattr(position, "greeks", None) if is_option else None
+        rows.append(
+            RiskRow(
+                symbol=instrument.symbol,
+                currency=instrument.currency,
+                is_option=is_option,
+                quantity=position.quantity,
+                multiplier=instrument.multiplier,
+                price=position.current_price,
+                delta=greeks.delta if greeks else None,
+                gamma=greeks.gamma if greeks else None,
+                theta=greeks.theta if greeks else None,
+                vega=greeks.vega if greeks else None,
+                underlying_price=greeks.underlying_price if greeks else None,
+            )
+        )
+    return portfolio_risk(rows)
+
+
+def position_greeks_history(*, position: Position, limit: int = 500) -> list:
+    """The position's Greeks over time: its instrument's rows in the account's snapshots while it was
+    open, oldest first (at most ``limit``, the latest ones). One query."""
+    rows = PositionSnapshot.objects.filter(
+        snapshot__account_id=position.account_id,
+        instrument_id=position.instrument_id,
+        snapshot__taken_at__gte=position.opened_at.replace(microsecond=0),  # snapshots are stamped to the second
+        greeks_source__in=["BROKER", "COMPUTED"],
+    )
+    if position.closed_at is not None:
+        rows = rows.filter(snapshot__taken_at__lte=position.closed_at)
+    latest = rows.select_related("snapshot").order_by("-snapshot__taken_at")[:limit]
+    return list(reversed(list(latest)))
 
 
 # --- the position page's price chart --------------------------------------------------------------

@@ -12,10 +12,12 @@ from core.locks import single_flight
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import SnapshotKind
 from portfolio.selectors import positions_past_expiry
+from portfolio.services.greeks import greeks_refresh
 from portfolio.services.holdings import positions_build_pending
 from portfolio.services.metrics import metrics_compute
 from portfolio.services.snapshots import close_snapshot_due, close_snapshots_take, snapshots_take_all
 from portfolio.services.sync import positions_sync_accounts, positions_sync_execute
+from trading.calendars import market_is_open
 from trading.models import Account, AccountMode
 
 logger = logging.getLogger(__name__)
@@ -177,3 +179,21 @@ def metrics_compute_task(account_ids: list[str] | None = None) -> dict:
                 logger.exception("metrics of %s failed", account.account_id)
                 failed.append(account.account_id)
     return {"status": "DONE" if not failed else "PARTIAL", "computed": done, "failed": failed}
+
+
+# --- option Greeks -----------------------------------------------------------------------------
+GREEKS_LOCK = "portfolio.refresh_greeks"
+
+
+@shared_task(name="portfolio.refresh_greeks")
+def greeks_refresh_task(account_ids: list[str] | None = None, force: bool = False) -> dict:
+    """Every 30 s: the Greeks of the open option positions, while the NYSE is open (``force``: at any
+    hour). Single-flight: a tick that finds the last one still running is skipped."""
+    if not force and not market_is_open(timezone.now()):
+        return {"status": "NOT_DUE", "message": "the market is closed"}
+    with single_flight(GREEKS_LOCK) as acquired:
+        if not acquired:
+            logger.info("option Greeks: another refresh is running, skipping")
+            return {"status": "SKIPPED", "message": "another Greeks refresh is running"}
+        result = greeks_refresh(broker=get_broker(), account_ids=account_ids)
+    return {"status": "DONE", **result.as_dict()}

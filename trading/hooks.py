@@ -25,6 +25,26 @@ def after_fills_notify(*, account_ids: list[str]) -> None:
         callback(account_ids)
 
 
+# --- what the trades API shows of a round trip that an app above keeps ---------------------------
+RoundTripEntryGreeks = Callable[[list], dict[int, dict]]
+
+_round_trip_entry_greeks: list[RoundTripEntryGreeks] = []
+
+
+def round_trip_entry_greeks_register(callback: RoundTripEntryGreeks) -> None:
+    """``callback(round_trips)`` returns ``{round_trip_id: entry Greeks}`` for the option round trips it
+    knows (one query for a page of them); the trades API shows them."""
+    if callback not in _round_trip_entry_greeks:
+        _round_trip_entry_greeks.append(callback)
+
+
+def round_trip_entry_greeks(round_trips: list) -> dict[int, dict]:
+    found: dict[int, dict] = {}
+    for callback in list(_round_trip_entry_greeks):
+        found.update(callback(round_trips))
+    return found
+
+
 # --- account figures for the order risk checks -------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AccountFigures:

@@ -61,12 +61,42 @@ class BrokerAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionGreeks:
+    """The broker's model values for one option, per share of one contract (IBKR's model Greeks).
+
+    ``delta`` of a long call lies between 0 and 1, ``theta`` is per calendar day, ``vega`` per volatility
+    point, ``iv`` annualised. A value the broker did not give (or gave as a sentinel) is None.
+    """
+
+    delta: Decimal | None = None
+    gamma: Decimal | None = None
+    theta: Decimal | None = None
+    vega: Decimal | None = None
+    iv: Decimal | None = None
+    underlying_price: Decimal | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every Greek is known: only then is the broker's set used instead of a computed one."""
+        return None not in (self.delta, self.gamma, self.theta, self.vega, self.iv)
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerPosition:
     account_id: str
     instrument: InstrumentSpec
     quantity: Decimal  # signed: negative is short; 0 is a position closed today
     average_price: Decimal  # per unit (IBKR's avgCost divided by the multiplier)
     market_price: Decimal | None = None  # per unit
+    greeks: OptionGreeks | None = None  # options: the broker's model Greeks, when it has them
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptionGreeks:
+    """An option's model Greeks as a broker computes them from its market data (IBKR's modelGreeks)."""
+
+    instrument: InstrumentSpec
+    greeks: OptionGreeks
 
 
 @dataclass(frozen=True, slots=True)

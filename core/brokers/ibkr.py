@@ -72,9 +72,11 @@ from core.brokers.base import (
     BrokerCashFlow,
     BrokerError,
     BrokerExecution,
+    BrokerOptionGreeks,
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    OptionGreeks,
     OptionPrint,
     OptionVolumeKey,
     OrderAck,
@@ -91,6 +93,7 @@ from core.fields import (
     quantize_money,
     quantize_price,
     quantize_quantity,
+    quantize_ratio,
 )
 
 logger = logging.getLogger(__name__)
@@ -1065,6 +1068,32 @@ class IBKRBroker:
             )
         )
 
+    def option_greeks(self, instruments: list[InstrumentSpec]) -> Fetched[BrokerOptionGreeks]:
+        """IBKR's model Greeks of options: one market-data snapshot per contract (live where subscribed,
+        delayed otherwise), read from the ticker's ``modelGreeks``. An option whose tick never came, or
+        came with IBKR's "not computed" values only, is left out with a warning: the caller computes it."""
+        options = [spec for spec in instruments if spec.sec_type in OPTIONS and spec.expiry and spec.strike]
+        if not options:
+            return Fetched(items=())
+
+        async def job(session: _Session) -> list[Any]:
+            session.ib.reqMarketDataType(MARKET_DATA_LIVE_ELSE_DELAYED)
+            contracts = [_option_contract(spec) for spec in options]
+            tickers = await session.call("option model Greeks", session.ib.reqTickersAsync(*contracts))
+            return _listed(self.where, "option model Greeks", tickers)
+
+        tickers = self._run("option model Greeks", job)
+        by_con_id = {getattr(t.contract, "conId", 0): t for t in tickers if t.contract is not None}
+        items, warnings = [], []
+        for spec in options:
+            ticker = by_con_id.get(spec.con_id or 0)
+            greeks = _model_greeks(getattr(ticker, "modelGreeks", None)) if ticker is not None else None
+            if greeks is None:
+                warnings.append(f"{spec.key}: no model Greeks from IBKR (no option market data): computed instead")
+                continue
+            items.append(BrokerOptionGreeks(instrument=spec, greeks=greeks))
+        return Fetched(items=tuple(items), warnings=tuple(warnings))
+
     def quote(self, symbol: str) -> Quote | None:
         """A snapshot of the SMART-routed USD stock; None when IBKR has no bid, ask or last for it.
 
@@ -1585,6 +1614,56 @@ class IBKRBroker:
             if key not in acks or acks[key].status in ("SUBMITTED", "PARTIALLY_FILLED"):
                 acks[key] = ack  # a completed answer wins over an open one
         return Fetched(items=tuple(acks.values()))
+
+
+# --- option model Greeks ------------------------------------------------------------------------------
+# IBKR's "not computed" values in an option computation: -2 for delta, gamma, vega and theta, -1 for the
+# volatility and prices (ib_async maps some of them to None, but passes vega and theta's -2 through).
+GREEK_UNSET = {"delta": -2, "gamma": -2, "vega": -2, "theta": -2, "impliedVol": -1, "undPrice": -1}
+MARKET_DATA_LIVE_ELSE_DELAYED = 3  # live where the account subscribes, delayed (ticks 66.., 83) elsewhere
+
+
+def _greek(computation: Any, name: str) -> Decimal | None:
+    """One value of an option computation, or None for a sentinel, NaN or max-double."""
+    value = _float(getattr(computation, name, None))
+    if value is None or value == GREEK_UNSET.get(name):
+        return None
+    if name in ("impliedVol", "undPrice") and value <= 0:
+        return None
+    if name == "delta" and abs(value) > 1:
+        return None
+    return value
+
+
+def _model_greeks(computation: Any) -> OptionGreeks | None:
+    """IBKR's modelGreeks normalised: per share, theta per calendar day, vega per volatility point (as
+    IBKR computes them); None when the tick never came or carries no Greek at all."""
+    if computation is None:
+        return None
+    values = {
+        "delta": _greek(computation, "delta"),
+        "gamma": _greek(computation, "gamma"),
+        "theta": _greek(computation, "theta"),
+        "vega": _greek(computation, "vega"),
+        "iv": _greek(computation, "impliedVol"),
+    }
+    if all(v is None for v in values.values()):
+        return None
+    greeks = {k: _fit(v, 10, quantize_ratio) for k, v in values.items()}
+    return OptionGreeks(**greeks, underlying_price=_price(_greek(computation, "undPrice")))
+
+
+def _option_contract(spec: InstrumentSpec) -> Any:
+    return Option(
+        symbol=spec.symbol,
+        lastTradeDateOrContractMonth=spec.expiry.strftime("%Y%m%d") if spec.expiry else "",
+        strike=float(spec.strike or 0),
+        right=spec.right,
+        exchange=spec.exchange or "SMART",
+        multiplier=f"{spec.multiplier.normalize():f}",
+        currency=spec.currency,
+        conId=spec.con_id or 0,
+    )
 
 
 def _with_known_reports(ib: Any, fills: list[Any]) -> list[Any]:

@@ -43,6 +43,7 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    OptionGreeks,
     OptionPrint,
     OptionVolumeKey,
     OrderAck,
@@ -283,6 +284,32 @@ def _instrument(row: dict) -> InstrumentSpec:
     )
 
 
+GREEK_KEYS = ("delta", "gamma", "theta", "vega", "iv", "underlying_price")
+
+
+def _greeks(row: dict, instrument: InstrumentSpec, notes: list[str]) -> OptionGreeks | None:
+    """An option row's ``greeks``: the broker's model values. A malformed set is dropped with a note
+    (the position is kept, its Greeks are then computed); a missing value is None."""
+    raw = row.get("greeks")
+    if raw is None or instrument.sec_type not in DERIVATIVES:
+        return None
+    try:
+        if not isinstance(raw, dict):
+            raise MalformedRow(f"expected an object, got {type(raw).__name__}")
+        values = {key: _decimal(raw, key, required=False) for key in GREEK_KEYS}
+        for key in ("iv", "underlying_price"):
+            if values[key] is not None and values[key] <= 0:
+                raise MalformedRow(f"{key}: must be positive, got {values[key]}")
+        if values["gamma"] is not None and values["gamma"] < 0:
+            raise MalformedRow(f"gamma: must not be negative, got {values['gamma']}")
+        if values["delta"] is not None and abs(values["delta"]) > 1:
+            raise MalformedRow(f"delta: must lie between -1 and 1, got {values['delta']}")
+    except MalformedRow as exc:
+        notes.append(f"greeks.{exc}; the broker's Greeks ignored (they are computed instead)")
+        return None
+    return OptionGreeks(**values)
+
+
 def _label(where: str, index: int, row: Any) -> str:
     if isinstance(row, dict):
         name = row.get("exec_id") or row.get("id") or row.get("symbol") or row.get("account_id")
@@ -417,6 +444,7 @@ class SimulatedBroker:
                     quantity=quantity,
                     average_price=avg_cost / instrument.multiplier,
                     market_price=market_price,
+                    greeks=_greeks(row, instrument, notes),
                 ),
                 notes,
             )

@@ -1,9 +1,70 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
 from core.models import SyncRun
-from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent
+from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent, PositionGreeks
+from portfolio.rules.greeks import position_greeks
+from portfolio.selectors import entry_greeks_dict
 from trading.models import Account
+
+# A JSON object of decimals as strings, or null (a SerializerMethodField's schema says so explicitly).
+NULLABLE_OBJECT = {"type": "object", "nullable": True, "additionalProperties": True}
+
+
+class PositionGreeksSerializer(serializers.ModelSerializer):
+    """An option position's current Greeks (per share of one contract), the position's own figures
+    (x multiplier x signed quantity) and the set at entry."""
+
+    position = serializers.SerializerMethodField(
+        help_text="delta_shares, dollar_delta, gamma, theta (money per day), vega (money per volatility point)"
+    )
+    entry = serializers.SerializerMethodField(help_text="The Greeks at entry; null when none were recorded.")
+
+    class Meta:
+        model = PositionGreeks
+        fields = [
+            "source",
+            "delta",
+            "gamma",
+            "theta",
+            "vega",
+            "iv",
+            "underlying_price",
+            "days_to_expiry",
+            "reason",
+            "inputs",
+            "as_of",
+            "position",
+            "entry",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(NULLABLE_OBJECT)
+    def get_position(self, greeks: PositionGreeks) -> dict | None:
+        if None in (greeks.delta, greeks.gamma, greeks.theta, greeks.vega):
+            return None
+        position = greeks.position
+        values = position_greeks(
+            delta=greeks.delta,
+            gamma=greeks.gamma,
+            theta=greeks.theta,
+            vega=greeks.vega,
+            multiplier=position.instrument.multiplier,
+            quantity=position.quantity,
+            underlying_price=greeks.underlying_price,
+        )
+        return {
+            "delta_shares": f"{values.delta_shares:f}",
+            "dollar_delta": None if values.dollar_delta is None else f"{values.dollar_delta:f}",
+            "gamma": f"{values.gamma:f}",
+            "theta": f"{values.theta:f}",
+            "vega": f"{values.vega:f}",
+        }
+
+    @extend_schema_field(NULLABLE_OBJECT)
+    def get_entry(self, greeks: PositionGreeks) -> dict | None:
+        return entry_greeks_dict(greeks)
 
 
 class PositionSerializer(serializers.ModelSerializer):
@@ -13,6 +74,7 @@ class PositionSerializer(serializers.ModelSerializer):
     currency = serializers.CharField(source="instrument.currency", read_only=True)
     description = serializers.CharField(source="instrument.display_name", read_only=True)
     multiplier = serializers.DecimalField(source="instrument.multiplier", read_only=True, **decimal_kwargs("quantity"))
+    greeks = serializers.SerializerMethodField(help_text="Options: their Greeks (null for other positions).")
 
     class Meta:
         model = Position
@@ -37,8 +99,14 @@ class PositionSerializer(serializers.ModelSerializer):
             "closed_at",
             "last_synced_at",
             "missing_since",
+            "greeks",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(PositionGreeksSerializer(allow_null=True))
+    def get_greeks(self, position: Position) -> dict | None:
+        greeks = getattr(position, "greeks", None)  # joined by the selector; absent for non-options
+        return None if greeks is None else PositionGreeksSerializer(greeks).data
 
 
 class PositionEventSerializer(serializers.ModelSerializer):

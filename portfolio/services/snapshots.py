@@ -36,6 +36,7 @@ from portfolio.models import (
     AccountSnapshot,
     AccountStatus,
     Position,
+    PositionGreeks,
     PositionSnapshot,
     PositionStatus,
     SnapshotKind,
@@ -48,6 +49,8 @@ from trading.selectors import paper_values_get
 
 logger = logging.getLogger(__name__)
 
+OPTION_SEC_TYPES = {SecType.OPTION, SecType.FUTURE_OPTION}
+SNAPSHOT_GREEKS = ("delta", "gamma", "theta", "vega", "iv", "underlying_price")
 NOTE_LENGTH = AccountSnapshot._meta.get_field("note").max_length
 VALUE_FIELDS = [*ACCOUNT_VALUE_FIELDS, "positions_value", "positions_count"]
 # What a retake of the same (account, taken_at) overwrites; ``kind`` only when the retake is a CLOSE.
@@ -64,6 +67,8 @@ class _Taken:
     # What the positions add to the account's equity, when computed: market values, but a future's
     # P&L since its last settlement or entry (its notional is not equity). None: the positions value.
     equity_value: Decimal | None = None
+    # The option instruments among the positions: their rows carry the positions' current Greeks.
+    options: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,8 @@ def _from_broker(account: Account, taken_at: datetime, answer: _BrokerAnswer) ->
             taken.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
             continue
         seen.add(instrument.pk)
+        if instrument.sec_type in OPTION_SEC_TYPES:
+            taken.options.add(instrument.pk)
         quantity, average = quantize_quantity(row.quantity), quantize_price(row.average_price)
         price = quantize_price(row.market_price)
         market_value = unrealized = None
@@ -216,6 +223,7 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
         positions=snapshot_rows,
         warnings=[f"{failure}; snapshot computed from the last known positions, prices and cash"],
         equity_value=equity,
+        options={row[0] for row in positions if row[6] in OPTION_SEC_TYPES},
     )
     unpriced = len(snapshot_rows) - len(priced)
     if unpriced:
@@ -324,10 +332,27 @@ def _write(taken: _Taken, *, kind: SnapshotKind) -> AccountSnapshot:
         [snapshot], update_conflicts=True, unique_fields=["account", "taken_at"], update_fields=update_fields
     )
     PositionSnapshot.objects.filter(snapshot_id=snapshot.pk).delete()
+    greeks = _current_greeks(snapshot.account_id, taken.options) if taken.options else {}
     for position in taken.positions:
         position.snapshot = snapshot
+        for name, value in greeks.get(position.instrument_id, {}).items():
+            setattr(position, name, value)
     PositionSnapshot.objects.bulk_create(taken.positions)
     return snapshot
+
+
+def _current_greeks(account_id: int, instrument_ids: set[int]) -> dict[int, dict]:
+    """The open option positions' current Greeks by instrument (the "Option Greeks" task keeps them
+    fresh), as PositionSnapshot's field values: the Greeks' history. One query."""
+    rows = PositionGreeks.objects.filter(
+        position__account_id=account_id,
+        position__status=PositionStatus.OPEN,
+        position__instrument_id__in=instrument_ids,
+    ).values_list("position__instrument_id", *SNAPSHOT_GREEKS, "source")
+    return {
+        instrument_id: {**dict(zip(SNAPSHOT_GREEKS, values, strict=True)), "greeks_source": source}
+        for instrument_id, *values, source in rows
+    }
 
 
 def _take(

@@ -37,6 +37,7 @@ FRAGMENTS = {
     "banners": "portfolio/_overview_banners.html",
     "cards": "portfolio/_overview_cards.html",
     "positions": "portfolio/_overview_positions.html",
+    "risk": "portfolio/_overview_risk.html",
     "fills": "portfolio/_overview_fills.html",
 }
 

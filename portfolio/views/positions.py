@@ -16,6 +16,7 @@ from portfolio.selectors import (
     position_counts_get,
     position_event_list,
     position_get,
+    position_greeks_history,
     position_round_trip_get,
     position_sort_clean,
     position_table_list,
@@ -36,6 +37,16 @@ OPEN_COLUMNS = [
     ("unrealized_pct", "Unrealized %", True),
     ("opened", "Opened", False),
 ]
+# Shown after the open tab's columns when the page holds an option: the position's Greeks (not sortable).
+GREEKS_COLUMNS = [
+    ("", "Delta (sh)", True),
+    ("", "Gamma", True),
+    ("", "Theta/day", True),
+    ("", "Vega", True),
+    ("", "IV", True),
+    ("", "DTE", True),
+]
+OPTION_SEC_TYPES = {"OPT", "FOP"}
 CLOSED_COLUMNS = [
     ("symbol", "Instrument", False),
     ("", "Size", True),
@@ -55,10 +66,11 @@ class Column:
     aria_sort: str  # "ascending", "descending" or "" (not the sorted column)
 
 
-def _columns(status: str, sort: str) -> list[Column]:
+def _columns(status: str, sort: str, *, greeks: bool = False) -> list[Column]:
     """Header cells: a click sorts by the column, a second click reverses it."""
     columns = []
-    for key, label, numeric in OPEN_COLUMNS if status == "open" else CLOSED_COLUMNS:
+    specs = (OPEN_COLUMNS + (GREEKS_COLUMNS if greeks else [])) if status == "open" else CLOSED_COLUMNS
+    for key, label, numeric in specs:
         current = sort.removeprefix("-") == key and bool(key)
         descending = sort.startswith("-")
         # Numbers and dates read best largest / newest first; names A to Z.
@@ -88,6 +100,7 @@ def positions(request: HttpRequest) -> HttpResponse:
     # Options past their expiry session's close the sync has not settled yet (the broker still lists
     # them over the weekend's processing, or no sync has run since): said on their row.
     awaiting = {p.pk for p in page.object_list if is_past_expiry(p, now=now)} if status == "open" else set()
+    greeks = status == "open" and any(p.instrument.sec_type in OPTION_SEC_TYPES for p in page.object_list)
     return render(
         request,
         "portfolio/positions.html",
@@ -95,7 +108,8 @@ def positions(request: HttpRequest) -> HttpResponse:
             "choice": choice,
             "status": status,
             "sort": sort,
-            "columns": _columns(status, sort),
+            "columns": _columns(status, sort, greeks=greeks),
+            "greeks": greeks,
             "page": page,
             "counts": position_counts_get(user=request.user, account_id=account_id),
             "mode": positions_mode_get(account=choice.selected) if choice.selected else None,
@@ -130,6 +144,8 @@ def position_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": events,
             "chart": position_chart_get(position=position, events=events),
             "round_trip": position_round_trip_get(position=position),
+            "is_option": (is_option := position.instrument.sec_type in OPTION_SEC_TYPES),
+            "greeks_history": position_greeks_history(position=position) if is_option else [],
             "fills": [
                 (label, execution)
                 for label, execution in (

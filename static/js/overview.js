@@ -21,7 +21,7 @@
   if (!root || !window.Live) return;
   const Live = window.Live;
   const data = root.dataset;
-  const PARTS = ["last_synced", "banners", "cards", "positions", "fills"]; // "progress" is handled apart
+  const PARTS = ["last_synced", "banners", "cards", "positions", "risk", "fills"]; // "progress" is handled apart
   const FOLLOW_EVERY = 1500;
   const FOLLOW_AT_MOST = 120000;
 

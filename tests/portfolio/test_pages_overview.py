@@ -341,9 +341,9 @@ def test_sync_now_enforces_csrf():
 # --- queries ------------------------------------------------------------------------------------
 # session, user, accounts; summary: status, open positions, fills, last success, metrics, previous close
 # (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
-# broker); the latest confluence score of the positions' symbols (sentiment). The same with or without a
-# previous close; the broker connection (banner).
-OVERVIEW_QUERIES = 16
+# broker); the latest confluence score of the positions' symbols (sentiment); the option risk (open positions
+# with their Greeks). The same with or without a previous close; the broker connection (banner).
+OVERVIEW_QUERIES = 17
 
 
 def _overview_data(size: int):
@@ -431,7 +431,7 @@ def test_overview_queries_stay_the_same_once_the_history_reaches_an_earlier_trad
 
 
 # --- live fragments (GET /overview/fragments) -----------------------------------------------------
-FRAGMENT_NAMES = {"last_synced", "progress", "banners", "cards", "positions", "fills", "outcome"}
+FRAGMENT_NAMES = {"last_synced", "progress", "banners", "cards", "positions", "risk", "fills", "outcome"}
 
 
 def _fragments(client, account_id: str, **extra):
@@ -599,8 +599,8 @@ def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries)
     account_id = trader.accounts.order_by("id").first().account_id
     # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
     # close with the flows since; outage, latest run (with the running one), positions, fills, confluence,
-    # the broker connection
-    with django_assert_num_queries(15):
+    # the broker connection; the option risk (open positions with their Greeks)
+    with django_assert_num_queries(16):
         response = _fragments(client, account_id)
     assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size
 

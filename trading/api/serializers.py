@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
@@ -16,6 +17,9 @@ from trading.models import (
     TimeInForce,
 )
 from trading.rules.orders import STOCK_SYMBOL
+
+# A JSON object of decimals as strings, or null (a SerializerMethodField's schema says so explicitly).
+NULLABLE_OBJECT = {"type": "object", "nullable": True, "additionalProperties": True}
 
 
 class LivePositionSerializer(serializers.Serializer):
@@ -97,6 +101,14 @@ class RoundTripSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id")
     symbol = serializers.CharField(source="instrument.symbol")
     description = serializers.CharField(source="instrument.display_name")
+    entry_greeks = serializers.SerializerMethodField(
+        help_text="Options: the Greeks at entry (per share of one contract, decimals as strings) with their "
+        "source; null when none were recorded."
+    )
+
+    @extend_schema_field(NULLABLE_OBJECT)
+    def get_entry_greeks(self, round_trip) -> dict | None:
+        return self.context.get("entry_greeks", {}).get(round_trip.pk)
 
     class Meta:
         model = RoundTrip
@@ -117,6 +129,7 @@ class RoundTripSerializer(serializers.ModelSerializer):
             "holding_seconds",
             "opening_execution",
             "closing_execution",
+            "entry_greeks",
         ]
         read_only_fields = fields
 

@@ -26,6 +26,7 @@ from trading.api.serializers import (
     SettlementSerializer,
 )
 from trading.calendars import trade_date_of
+from trading.hooks import round_trip_entry_greeks
 from trading.models import Account, OrderEventSource, OrderStatus
 from trading.selectors import (
     cash_state_get,
@@ -90,6 +91,15 @@ class RoundTripListApi(generics.ListAPIView):
 
     def get_queryset(self):
         return round_trip_list(user=self.request.user)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        # The entry Greeks of the page's option round trips, kept by an app above (trading.hooks).
+        self.entry_greeks = round_trip_entry_greeks(list(page if page is not None else queryset))
+        return page
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "entry_greeks": getattr(self, "entry_greeks", {})}
 
 
 class DayTradeListApi(generics.ListAPIView):

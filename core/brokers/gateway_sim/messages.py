@@ -368,6 +368,32 @@ class Encoder:
     def tick_string(self, req_id: int, tick_type: int, value: str) -> bytes:
         return frame([Out.TICK_STRING, 6, req_id, tick_type, value])
 
+    def tick_option_computation(
+        self, req_id: int, tick_type: int, *, iv, delta, option_price, gamma, vega, theta, underlying_price
+    ) -> bytes:
+        """Model Greeks (tick 13, delayed 83); a value the broker has not is IBKR's sentinel (-2 for a
+        Greek, -1 for a volatility or price), as IB Gateway sends it. Server versions >= 156: no version."""
+
+        def value(number, unset: int) -> str:
+            return str(unset) if number is None else _number(number)
+
+        return frame(
+            [
+                Out.TICK_OPTION_COMPUTATION,
+                req_id,
+                tick_type,
+                0,  # tickAttrib: return-based
+                value(iv, -1),
+                value(delta, -2),
+                value(option_price, -1),
+                -1,  # pvDividend: not computed
+                value(gamma, -2),
+                value(vega, -2),
+                value(theta, -2),
+                value(underlying_price, -1),
+            ]
+        )
+
     def tick_snapshot_end(self, req_id: int) -> bytes:
         return frame([Out.TICK_SNAPSHOT_END, 1, req_id])
 

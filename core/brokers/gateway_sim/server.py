@@ -64,6 +64,8 @@ ANSWERS = ("normal", "empty", "partial", "none")
 TICKS = {1: (1, 2, 4, 9), 3: (66, 67, 68, 75)}
 SIZE_TICKS = {1: (0, 3, 5), 3: (69, 70, 71)}
 LAST_TIMESTAMP = 45
+MODEL_GREEKS = {1: 13, 3: 83}  # the model option computation tick, live and delayed
+OPTION_TYPES = {SecType.OPTION, SecType.FUTURE_OPTION}
 # An option's day volume and last trade time, live and delayed; its open interest (generic tick 101:
 # call open interest for a call, put open interest for a put).
 VOLUME_TICK = {1: 8, 3: 74}
@@ -610,7 +612,28 @@ class _Connection:
                     rows.append(self.encoder.tick_price(req_id, tick, price, 100))
             if quote.at is not None:
                 rows.append(self.encoder.tick_string(req_id, LAST_TIMESTAMP, str(int(quote.at.timestamp()))))
+        rows += self._model_greeks(state, contract, req_id, data_type)  # a future option's
         return Answer(rows=rows, end=[self.encoder.tick_snapshot_end(req_id)] if snapshot else [])
+
+    def _model_greeks(self, state: GatewayState, contract: WireContract, req_id: int, data_type: int) -> list[bytes]:
+        """The option's model Greeks (its position row's ``greeks``) as an option computation tick."""
+        model = state.model_greeks(contract.con_id) if contract.sec_type in OPTION_TYPES else None
+        if model is None:
+            return []
+        greeks, option_price = model
+        return [
+            self.encoder.tick_option_computation(
+                req_id,
+                MODEL_GREEKS[data_type],
+                iv=greeks.iv,
+                delta=greeks.delta,
+                option_price=option_price,
+                gamma=greeks.gamma,
+                vega=greeks.vega,
+                theta=greeks.theta,
+                underlying_price=greeks.underlying_price,
+            )
+        ]
 
     def _option_market_data(
         self, state: GatewayState, contract: WireContract, req_id: int, *, generic: set[str], snapshot: bool
@@ -637,6 +660,7 @@ class _Connection:
             )
         if "101" in generic and market.open_interest is not None:
             rows.append(self.encoder.tick_size(req_id, OPEN_INTEREST_TICK[contract.right], market.open_interest))
+        rows += self._model_greeks(state, contract, req_id, data_type)
         return Answer(rows=rows, end=[self.encoder.tick_snapshot_end(req_id)] if snapshot else [])
 
     async def _on_option_chains(self, state: GatewayState, f: Fields, req_id: int) -> Answer:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionPrint, Quote
+from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionGreeks, OptionPrint, Quote
 from core.brokers.contracts import InstrumentSpec, SecType
 from core.brokers.gateway_sim.messages import WireContract
 from core.brokers.simulated import SimulatedBroker, _instrument, _load
@@ -542,6 +542,14 @@ class GatewayState:
             ask=latest.ask,
             open_interest=interest,
         )
+
+    def model_greeks(self, con_id: int) -> tuple[OptionGreeks, Decimal | None] | None:
+        """The broker's model Greeks of an option (a position row's ``greeks``) with its market price."""
+        for account_id in self.account_ids():
+            for position in self.broker.positions(account_id).items:
+                if position.greeks is not None and wire_contract(position.instrument).con_id == con_id:
+                    return position.greeks, position.market_price
+        return None
 
 
 def _expiry_close(expiry: date) -> datetime:
