@@ -274,7 +274,8 @@ def test_a_poll_that_brings_nothing_new_changes_nothing(page, login, settings, b
     _wait_for_fragments(page, times=2)
     page.wait_for_timeout(200)  # let the second answer be applied
     assert page.evaluate("window.fragmentMutations") == 0
-    assert page.evaluate("document.querySelectorAll('[data-fragment]').length") == 6
+    # banners, cards, progress, last synced, positions, fills, portfolio risk
+    assert page.evaluate("document.querySelectorAll('[data-fragment]').length") == 7
     assert page.js_errors == []
 
 
