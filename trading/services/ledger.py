@@ -139,7 +139,10 @@ def ledger_recompute(
         earliest = min(affected.values())
         changed = [r for r in rows if r["executed_at"] >= earliest]
         new_ids = {r["id"] for r in new}
-        _settlements_refresh(account, changed, today, appended=all(r["id"] in new_ids for r in changed))
+        # Only when every affected instrument's change is appended fills and no stored fill of another
+        # one is at or after the earliest of them: then the rows are all new, with nothing to replace.
+        only_new = appended.issuperset(affected) and all(r["id"] in new_ids for r in changed)
+        _settlements_refresh(account, changed, today, appended=only_new)
         loaded = [fill for instrument_id in affected for fill in by_instrument.get(instrument_id, [])]
         _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
