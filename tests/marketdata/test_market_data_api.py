@@ -121,3 +121,43 @@ def test_a_stored_quote_answers_after_a_sync_even_with_the_cache_emptied(client)
     )
     cache.clear()
     assert client.get("/api/market-data/quote/AAPL").json()["last"] == "155.10000000"
+
+
+def test_a_bar_reads_the_same_on_every_database_fractions_nulls_and_all_places(client):
+    """PostgreSQL writes the texts itself (to_char, numeric's text): they must be what the Python
+    formatting of SQLite's rows writes."""
+    aapl = InstrumentFactory(symbol="AAPL")
+    whole, fraction = datetime(2026, 11, 30, 14, 30, tzinfo=UTC), datetime(2026, 11, 30, 14, 31, 5, 1200, tzinfo=UTC)
+    BarFactory(
+        instrument=aapl,
+        bar_size="1m",
+        start=fraction,
+        open=Decimal("12345.12345678"),
+        high=Decimal("12346"),
+        low=Decimal("0.00000001"),
+        close=Decimal("100"),
+        volume=Decimal("0"),
+        wap=None,
+        trade_count=None,
+    )
+    BarFactory(instrument=aapl, bar_size="1m", start=whole, wap=Decimal("150.5"), trade_count=42)
+
+    page = client.get("/api/market-data/bars/AAPL", {"bar_size": "1m", "page_size": 1}).json()
+    following = client.get(page["next"]).json()
+    back = client.get(following["previous"]).json()
+
+    assert page["results"][0]["start"] == "2026-11-30T14:30:00Z"
+    assert (page["results"][0]["wap"], page["results"][0]["trade_count"]) == ("150.50000000", 42)
+    assert following["results"] == [
+        {
+            "start": "2026-11-30T14:31:05.001200Z",
+            "open": "12345.12345678",
+            "high": "12346.00000000",
+            "low": "0.00000001",
+            "close": "100.00000000",
+            "volume": "0.00000000",
+            "wap": None,
+            "trade_count": None,
+        }
+    ]
+    assert back["results"] == page["results"]

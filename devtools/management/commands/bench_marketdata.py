@@ -3,6 +3,7 @@
 Writes its own BENCHMD* instruments and bars and removes them afterwards. Run it against PostgreSQL.
 """
 
+import logging
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -172,6 +173,33 @@ class Command(BaseCommand):
                 f"p95 {sorted(timings)[int(len(timings) * 0.95)]:.2f} ms ({requests} requests; source "
                 f"{response.json()['source']})"
             )
+        # The floor under any figure above: the same logged-in request for a symbol the pattern refuses
+        # (a 404 before any cache or database lookup), so session, user and middleware only.
+        floor = []
+        request_log = logging.getLogger("django.request")
+        level, request_log.level = request_log.level, logging.ERROR  # not a warning per 404
+        try:
+            for _ in range(requests):
+                started = time.perf_counter()
+                response = client.get("/api/market-data/quote/!")
+                floor.append((time.perf_counter() - started) * 1000)
+        finally:
+            request_log.level = level
+        quotes_store(
+            quotes=[
+                (
+                    instrument.pk,
+                    BrokerQuote(symbol=instrument.symbol, bid=Decimal(1), ask=Decimal(2), last=Decimal(1), at=None),
+                )
+            ],
+            source="bench",
+        )
+        with CaptureQueriesContext(connection) as queries:
+            source = client.get(url).json()["source"]
+        self.stdout.write(
+            f"a logged-in request that looks nothing up (the floor): median {statistics.median(floor):.2f} ms; "
+            f"the quote API from the {source} makes {len(queries)} queries (the session and the user)"
+        )
         bars_symbol = Instrument.objects.filter(symbol__startswith=f"{PREFIX}S").order_by("pk").first()
         if bars_symbol is None:
             return
