@@ -1,6 +1,6 @@
 """Reads of the executions ledger, with the joins they need."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -320,8 +320,12 @@ class PaperValues:
     unpriced: int  # open positions without a stored price (valued at cost)
 
 
-def paper_values_get(*, account: Account, today: date) -> PaperValues:
-    """Four queries whatever the account holds: flows, settlements, open lots, their quotes."""
+def paper_values_get(*, account: Account, today: date, known_quotes: Mapping | None = None) -> PaperValues:
+    """Four queries whatever the account holds: flows, settlements, open lots, their quotes.
+
+    ``known_quotes`` (instrument id -> stored Quote or None) were just read by the caller: only the
+    other instruments' quotes are read (none when it holds nothing else: three queries).
+    """
     from django.db.models import Case, DecimalField, F, When
 
     from marketdata.selectors import quotes_by_instrument
@@ -350,7 +354,11 @@ def paper_values_get(*, account: Account, today: date) -> PaperValues:
         .annotate(held=Sum("quantity"), cost=Sum(F("quantity") * F("cost_price")))
         .order_by("instrument_id")
     )
-    quotes = quotes_by_instrument(instrument_ids=[row["instrument_id"] for row in open_lots]) if open_lots else {}
+    known = known_quotes or {}
+    quotes = {i: q for i, q in known.items() if q is not None}
+    unknown = [row["instrument_id"] for row in open_lots if row["instrument_id"] not in known]
+    if unknown:
+        quotes.update(quotes_by_instrument(instrument_ids=unknown))
     value = Decimal(0)
     unpriced = 0
     positions = []

@@ -21,12 +21,16 @@ from trading.models import (
 pytestmark = pytest.mark.django_db  # through the marker: the database outlives the autouse fixtures' teardown
 
 EXECUTE = "/api/trading/execute"
-# A paper market order through the API: session and user, the account, the idempotency look-up, the
-# instrument, the order insert, the facts (quote, lots, account figures, paper cash and positions,
-# breaker, losing streak), the fill through the ledger (execution, lots, matches, round trips, day
-# trades, settlement, trade frequency, change marks), the order and its events, the answer's fills
-# and events. SQLite takes more queries to reserve the execution's id (core.bulk.reserve_ids).
-EXECUTE_QUERIES = {"sqlite": 43, "postgresql": 38}
+# A paper market order through the API: session and user, the account, the instrument, the order
+# insert (no read first: the unique client order id decides), the facts (quote, lots, account
+# figures, paper cash and positions valued with the quote already read, breaker, losing streak), the
+# fill through the ledger (execution, lots, day trades, settlement, trade frequency, change marks; a
+# fill after every stored one of its instrument deletes no matches, round trips or settlements), the
+# order and its events, the answer's fills and events. SQLite takes more queries to reserve the
+# execution's id (core.bulk.reserve_ids).
+EXECUTE_QUERIES = {"sqlite": 35, "postgresql": 30}
+# A fill not after every stored fill of its instrument: the deletes of matches, round trips, settlements.
+FULL_PATH_EXTRA = 3
 
 
 def body(**kwargs) -> dict:
@@ -215,17 +219,35 @@ def test_risk_state_shows_the_breaker_and_the_account_figures(api, paper_account
     assert state["mode"] == "PAPER" and state["live_trading"] == ""
 
 
-def test_execute_query_count_does_not_grow_with_history(api, paper_account, aapl, django_assert_num_queries):
+def _post_later(api, clock, client_order_id: str):
+    clock.set(clock.now + timedelta(seconds=1))  # each fill after the last: the ledger's appended path
+    return api.post(EXECUTE, body(client_order_id=client_order_id, quantity="1"), content_type="application/json")
+
+
+def test_execute_query_count_does_not_grow_with_history(api, paper_account, aapl, clock, django_assert_num_queries):
     for n in range(3):
-        api.post(EXECUTE, body(client_order_id=f"warm-{n}", quantity="1"), content_type="application/json")
+        _post_later(api, clock, f"warm-{n}")
     with django_assert_num_queries(EXECUTE_QUERIES[connection.vendor]):
-        answer = api.post(EXECUTE, body(client_order_id="pinned", quantity="1"), content_type="application/json")
+        answer = _post_later(api, clock, "pinned")
     assert answer.status_code == 201, answer.json()
     for n in range(10):
-        api.post(EXECUTE, body(client_order_id=f"more-{n}", quantity="1"), content_type="application/json")
+        _post_later(api, clock, f"more-{n}")
     with django_assert_num_queries(EXECUTE_QUERIES[connection.vendor]):
-        answer = api.post(EXECUTE, body(client_order_id="pinned-2", quantity="1"), content_type="application/json")
+        answer = _post_later(api, clock, "pinned-2")
     assert answer.status_code == 201
+
+
+def test_a_fill_not_after_every_stored_one_takes_the_full_ledger_path(
+    api, paper_account, aapl, django_assert_num_queries
+):
+    # The clock stands still: the new fill's time equals the stored ones', so it is not "appended" and
+    # the ledger deletes and rewrites matches, round trips and settlements from that time on.
+    for n in range(3):
+        api.post(EXECUTE, body(client_order_id=f"warm-{n}", quantity="1"), content_type="application/json")
+    with django_assert_num_queries(EXECUTE_QUERIES[connection.vendor] + FULL_PATH_EXTRA):
+        answer = api.post(EXECUTE, body(client_order_id="pinned", quantity="1"), content_type="application/json")
+    assert answer.status_code == 201, answer.json()
+    assert SettlementTracking.objects.count() == Execution.objects.count() == 4
 
 
 def test_stored_quotes_reach_the_paper_engine_through_marketdatas_hook(api, paper_account, aapl, clock):

@@ -27,6 +27,7 @@ from core.bulk import bulk_insert, reserve_ids
 from core.fields import quantize_money, quantize_price, quantize_quantity
 from core.journal import sync_run_fail, sync_run_finish, sync_run_isolated, sync_run_skip_broker, sync_run_start
 from core.models import SyncKind, SyncReason, SyncRun, SyncStatus
+from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
 from trading.calendars import settlement_date, trade_date_of
 from trading.models import Account, CashFlow, Execution, ExecutionSource
@@ -158,6 +159,7 @@ def executions_upsert(
     broker_name: str,
     source: str = ExecutionSource.API,
     write_new: bool = True,
+    instruments: Mapping[str, Instrument] | None = None,
 ) -> IngestResult:
     """Insert new fills, update changed ones (commission reports, corrections from the broker).
 
@@ -165,7 +167,8 @@ def executions_upsert(
     re-ingest of a hundred thousand unchanged fills builds no model objects and writes nothing.
     With ``write_new=False`` the new fills are not written here but returned in ``result.unwritten``
     with reserved ids: the caller passes them to ``ledger_recompute(unwritten=...)`` in the same
-    transaction, which stores them complete with their realized P&L.
+    transaction, which stores them complete with their realized P&L. ``instruments`` (spec key ->
+    Instrument) are ones the caller already holds (the paper engine's order): not looked up again.
     """
     result = IngestResult()
     by_exec_id: dict[str, BrokerExecution] = {}
@@ -182,7 +185,9 @@ def executions_upsert(
     if not by_exec_id:
         return result
 
-    instruments = instruments_resolve(specs={row.instrument for row in by_exec_id.values()})
+    known = instruments or {}
+    unknown = {row.instrument for row in by_exec_id.values() if row.instrument.key not in known}
+    instruments = {**known, **instruments_resolve(specs=unknown)} if unknown else dict(known)
     existing = _existing(account, broker_name, by_exec_id)
 
     now = timezone.now()

@@ -122,11 +122,27 @@ def ledger_recompute(
             if row["executed_at"] >= affected[row["instrument_id"]] and row["realized_pnl"] != realized.get(row["id"])
         ],
     )
+    # Appended fills: new ones at the end of their instruments' history, nothing stored at or after
+    # them. Then no stored match, round trip or settlement row can be at or after ``since``, and their
+    # deletes are skipped (everything else is the full path).
+    appended = _appended_only(affected=affected, stored=stored, new=new)
     for instrument_id, since in affected.items():
-        _instrument_refresh(account, instrument_id, by_instrument.get(instrument_id, []), results[instrument_id], since)
+        _instrument_refresh(
+            account,
+            instrument_id,
+            by_instrument.get(instrument_id, []),
+            results[instrument_id],
+            since,
+            appended=instrument_id in appended,
+        )
     if affected:
         earliest = min(affected.values())
-        _settlements_refresh(account, [r for r in rows if r["executed_at"] >= earliest], today)
+        changed = [r for r in rows if r["executed_at"] >= earliest]
+        new_ids = {r["id"] for r in new}
+        # Only when every affected instrument's change is appended fills and no stored fill of another
+        # one is at or after the earliest of them: then the rows are all new, with nothing to replace.
+        only_new = appended.issuperset(affected) and all(r["id"] in new_ids for r in changed)
+        _settlements_refresh(account, changed, today, appended=only_new)
         loaded = [fill for instrument_id in affected for fill in by_instrument.get(instrument_id, [])]
         _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
     if account.account_type == AccountType.CASH:
@@ -136,45 +152,60 @@ def ledger_recompute(
     ledger_changes_mark(account=account, affected=affected)
 
 
+def _appended_only(*, affected: dict[int, datetime], stored: list[dict], new: list[dict]) -> set[int]:
+    """The affected instruments whose change is only new fills after every stored fill of theirs.
+
+    ``since`` must be the first new fill's time (what ``executions_upsert`` marks): an instrument
+    whose mark is earlier (a changed or removed stored fill) is not one of them.
+    """
+    if not new:
+        return set()
+    first_new: dict[int, datetime] = {}
+    for row in new:
+        at = first_new.get(row["instrument_id"])
+        if at is None or row["executed_at"] < at:
+            first_new[row["instrument_id"]] = row["executed_at"]
+    last_stored: dict[int, datetime] = {}
+    for row in stored:
+        at = last_stored.get(row["instrument_id"])
+        if at is None or row["executed_at"] > at:
+            last_stored[row["instrument_id"]] = row["executed_at"]
+    return {
+        instrument_id
+        for instrument_id, since in affected.items()
+        if first_new.get(instrument_id) == since
+        and (instrument_id not in last_stored or last_stored[instrument_id] < since)
+    }
+
+
 def _row_order(row: dict) -> tuple:
     """``fills_of``'s order (the ledger's ``fill_order``), for stored and unwritten fills together."""
     return (row["executed_at"], row["exec_id"], row["id"])
 
 
 def _instrument_refresh(
-    account: Account, instrument_id: int, fills: list[LedgerFill], result: LedgerResult, since: datetime
+    account: Account,
+    instrument_id: int,
+    fills: list[LedgerFill],
+    result: LedgerResult,
+    since: datetime,
+    *,
+    appended: bool = False,
 ) -> None:
-    """Rewrite one instrument's lots, and its matches, round trips and day trades from ``since`` on."""
+    """Rewrite one instrument's lots, and its matches, round trips and day trades from ``since`` on.
+
+    ``appended``: only new fills after every stored one changed, so there is no stored match or round
+    trip to delete from ``since`` on (their closing fills are all earlier); only inserts.
+    """
     executed_at = {f.id: f.executed_at for f in fills}
     pair = {"account": account, "instrument_id": instrument_id}
     ids = (account.pk, instrument_id)
-    Lot.objects.filter(**pair).delete()
-    bulk_insert(
-        Lot,
-        (
-            "account_id",
-            "instrument_id",
-            "opening_execution_id",
-            "opened_at",
-            "original_quantity",
-            "quantity",
-            "cost_price",
-            "position_opening_execution_id",
-        ),
-        [
-            (
-                *ids,
-                lot.opening_fill_id,
-                lot.opened_at,
-                lot.original_quantity,
-                lot.quantity,
-                quantize_price(lot.cost_price),
-                result.position_opening_fill_id,
-            )
-            for lot in result.open_lots
-        ],
-    )
-    LotMatch.objects.filter(**pair, closing_execution__executed_at__gte=since).delete()
+    # Nothing closed from ``since`` on (fills that only open or add): the stored lots are kept and the
+    # new ones added. Otherwise they are replaced at once (as many statements as the comparison).
+    closed = any(executed_at[m.closing_fill_id] >= since for m in result.matches)
+    _lots_write(account, instrument_id, result, compare=not closed)
+    if not appended:
+        LotMatch.objects.filter(**pair, closing_execution__executed_at__gte=since).delete()
     method = settings.LOT_MATCHING
     bulk_insert(
         LotMatch,
@@ -204,7 +235,8 @@ def _instrument_refresh(
             if executed_at[m.closing_fill_id] >= since
         ],
     )
-    RoundTrip.objects.filter(**pair, closed_at__gte=since).delete()
+    if not appended:
+        RoundTrip.objects.filter(**pair, closed_at__gte=since).delete()
     bulk_insert(
         RoundTrip,
         ROUND_TRIP_COLUMNS,
@@ -251,13 +283,70 @@ def _instrument_refresh(
     )
 
 
-def _settlements_refresh(account: Account, rows: list[dict], today: date) -> None:
-    """One settlement row per fill at or after the first change: replaced, not patched."""
+LOT_COLUMNS = (
+    "opening_execution_id",
+    "opened_at",
+    "original_quantity",
+    "quantity",
+    "cost_price",
+    "position_opening_execution_id",
+)
+
+
+def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, compare: bool) -> None:
+    """Make the stored open lots of the instrument equal ``result.open_lots``.
+
+    ``compare``: the stored lots are read and compared, and only the difference is written, so a fill
+    that adds a lot to a position built from hundreds of fills does not rewrite them all. A stored lot
+    differing in any column is deleted and inserted anew. Otherwise all are deleted and inserted.
+    """
+    wanted = [
+        (
+            lot.opening_fill_id,
+            lot.opened_at,
+            lot.original_quantity,
+            lot.quantity,
+            quantize_price(lot.cost_price),
+            result.position_opening_fill_id,
+        )
+        for lot in result.open_lots
+    ]
+    columns = ("account_id", "instrument_id", *LOT_COLUMNS)
+    if not compare:
+        Lot.objects.filter(account=account, instrument_id=instrument_id).delete()
+        bulk_insert(Lot, columns, [(account.pk, instrument_id, *row) for row in wanted])
+        return
+    unmatched: dict[tuple, list[int]] = defaultdict(list)
+    for pk, *values in (
+        Lot.objects.filter(account=account, instrument_id=instrument_id).order_by().values_list("pk", *LOT_COLUMNS)
+    ):
+        unmatched[tuple(values)].append(pk)
+    to_insert = []
+    for row in wanted:
+        kept = unmatched.get(row)
+        if kept:
+            kept.pop()  # stored exactly so: left alone
+        else:
+            to_insert.append(row)
+    stale = [pk for pks in unmatched.values() for pk in pks]
+    if stale:
+        Lot.objects.filter(pk__in=stale).delete()
+    bulk_insert(
+        Lot, ("account_id", "instrument_id", *LOT_COLUMNS), [(account.pk, instrument_id, *row) for row in to_insert]
+    )
+
+
+def _settlements_refresh(account: Account, rows: list[dict], today: date, *, appended: bool = False) -> None:
+    """One settlement row per fill at or after the first change: replaced, not patched.
+
+    ``appended``: the rows are only new fills (nothing stored at or after them): nothing to delete.
+    """
     if not rows:
         return
-    SettlementTracking.objects.filter(account=account, execution__executed_at__gte=rows[0]["executed_at"]).filter(
-        execution__instrument_id__in={r["instrument_id"] for r in rows}
-    ).delete()
+    if not appended:
+        SettlementTracking.objects.filter(account=account, execution__executed_at__gte=rows[0]["executed_at"]).filter(
+            execution__instrument_id__in={r["instrument_id"] for r in rows}
+        ).delete()
     bulk_insert(
         SettlementTracking,
         ("execution_id", "account_id", "trade_date", "settlement_date", "amount", "status", "from_broker"),

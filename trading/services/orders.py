@@ -143,119 +143,121 @@ def _event(order: Order, to_status: str, source: str, message: str, at: datetime
 def order_execute(
     *, account: Account, data: OrderInput, user=None, now: datetime | None = None, broker: Broker | None = None
 ) -> OrderOutcome:
-    """Judge and place one order; the same ``client_order_id`` again returns the first order."""
-    existing = Order.objects.filter(account=account, client_order_id=data.client_order_id).first()
-    if existing is not None:
-        return OrderOutcome(order=existing, created=False)
+    """Judge and place one order; the same ``client_order_id`` again returns the first order.
+
+    The unique ``(account, client_order_id)`` decides, not a read before the insert: a repeat costs a
+    refused insert, a new order saves the read.
+    """
     now = now or timezone.now()
     spec = data.spec
     instrument = instruments_resolve(specs=[spec])[spec.key]
     limits = limits_from_settings()
     refusal = live_refusal() if account.mode == AccountMode.LIVE else ""
     notify = False
-    with transaction.atomic():
-        order = Order(
-            account=account,
-            client_order_id=data.client_order_id,
-            mode=account.mode,
-            instrument=instrument,
-            side=data.side,
-            quantity=data.quantity,
-            order_type=data.order_type,
-            limit_price=data.limit_price,
-            stop_price=data.stop_price,
-            time_in_force=data.time_in_force,
-            outside_rth=data.outside_rth,
-            status=OrderStatus.PENDING,
-            session_date=order_session(now),
-            decision_price=data.decision_price,
-            strategy=data.strategy,
-            entry_type=data.entry_type,
-            stop_loss=data.stop_loss,
-            target=data.target,
-            reasoning=data.reasoning,
-            indicators=data.indicators,
-            risk_reward=data.risk_reward,
-            created_by=user if user is not None and user.is_authenticated else None,
-            created_at=now,
-        )
-        try:
-            with transaction.atomic():
-                order.save()
-        except IntegrityError:
-            # A concurrent request with the same client order id committed first: answer with its order.
-            first = Order.objects.filter(account=account, client_order_id=data.client_order_id).first()
-            if first is None:
-                raise
-            return OrderOutcome(order=first, created=False)
-        facts = order_facts_gather(
-            account=account,
-            instrument=instrument,
-            side=data.side,
-            quantity=data.quantity,
-            order_type=data.order_type,
-            limit_price=data.limit_price,
-            stop_price=data.stop_price,
-            symbol=data.symbol.upper(),
-            now=now,
-            live_refusal=refusal,
-        )
-        checks = order_checks(facts, limits)
-        failed = [c for c in checks if not c.passed]
-        order.checks = [c.as_dict() for c in checks]
-        order.reference_price = quantize_price(reference_price(facts))
-        events = [_event(order, OrderStatus.PENDING, OrderEventSource.API, "received", now)]
-        if failed:
-            order.status = OrderStatus.REJECTED
-            order.reject_reasons = [f"{c.name}: {c.message}" for c in failed]
-            order.done_at = now
-            events.append(
-                _event(
-                    order,
-                    OrderStatus.REJECTED,
-                    OrderEventSource.RISK,
-                    "refused by " + ", ".join(c.name for c in failed),
-                    now,
-                    OrderStatus.PENDING,
-                )
-            )
-            RiskEvent.objects.create(
+    try:
+        with transaction.atomic():
+            order = Order(
                 account=account,
-                kind=RiskEventKind.POSITION_REJECTED,
-                severity=RiskSeverity.WARNING,
-                action=RiskAction.ORDER_REJECTED,
-                value=Decimal(len(failed)),
-                threshold=Decimal(0),
-                as_of=trade_date_of(now),
-                message=(f"order {data.client_order_id} refused: " + "; ".join(order.reject_reasons))[:255],
-                settings_snapshot=limits.snapshot(),
-                order=order,
-                resolved_at=now,  # a refusal is a one-off: nothing stays open
+                client_order_id=data.client_order_id,
+                mode=account.mode,
+                instrument=instrument,
+                side=data.side,
+                quantity=data.quantity,
+                order_type=data.order_type,
+                limit_price=data.limit_price,
+                stop_price=data.stop_price,
+                time_in_force=data.time_in_force,
+                outside_rth=data.outside_rth,
+                status=OrderStatus.PENDING,
+                session_date=order_session(now),
+                decision_price=data.decision_price,
+                strategy=data.strategy,
+                entry_type=data.entry_type,
+                stop_loss=data.stop_loss,
+                target=data.target,
+                reasoning=data.reasoning,
+                indicators=data.indicators,
+                risk_reward=data.risk_reward,
+                created_by=user if user is not None and user.is_authenticated else None,
+                created_at=now,
             )
-        elif account.mode == AccountMode.PAPER:
-            order.status = OrderStatus.SUBMITTED
-            order.perm_id = order.pk  # a paper order's fills carry its id as their perm id
-            events.append(
-                _event(
-                    order,
-                    OrderStatus.SUBMITTED,
-                    OrderEventSource.PAPER,
-                    "accepted by the paper engine",
-                    now,
-                    OrderStatus.PENDING,
+            order.save()  # the transaction's first write: a known client order id fails here, before any work
+            facts = order_facts_gather(
+                account=account,
+                instrument=instrument,
+                side=data.side,
+                quantity=data.quantity,
+                order_type=data.order_type,
+                limit_price=data.limit_price,
+                stop_price=data.stop_price,
+                symbol=data.symbol.upper(),
+                now=now,
+                live_refusal=refusal,
+            )
+            checks = order_checks(facts, limits)
+            failed = [c for c in checks if not c.passed]
+            order.checks = [c.as_dict() for c in checks]
+            order.reference_price = quantize_price(reference_price(facts))
+            events = [_event(order, OrderStatus.PENDING, OrderEventSource.API, "received", now)]
+            if failed:
+                order.status = OrderStatus.REJECTED
+                order.reject_reasons = [f"{c.name}: {c.message}" for c in failed]
+                order.done_at = now
+                events.append(
+                    _event(
+                        order,
+                        OrderStatus.REJECTED,
+                        OrderEventSource.RISK,
+                        "refused by " + ", ".join(c.name for c in failed),
+                        now,
+                        OrderStatus.PENDING,
+                    )
                 )
-            )
-            quote = facts.quote
-            if _may_fill_now(order, quote, now):
-                price, triggered = paper_fill_price(_paper_view(order), quote)
-                order.stop_triggered = triggered
-                if price is not None:
-                    events.append(_paper_fill(order, price=price, now=now))
-                    notify = True
-        order.save()
-        OrderEvent.objects.bulk_create(events)
-        if notify:
-            transaction.on_commit(lambda: after_fills_notify(account_ids=[account.account_id]))
+                RiskEvent.objects.create(
+                    account=account,
+                    kind=RiskEventKind.POSITION_REJECTED,
+                    severity=RiskSeverity.WARNING,
+                    action=RiskAction.ORDER_REJECTED,
+                    value=Decimal(len(failed)),
+                    threshold=Decimal(0),
+                    as_of=trade_date_of(now),
+                    message=(f"order {data.client_order_id} refused: " + "; ".join(order.reject_reasons))[:255],
+                    settings_snapshot=limits.snapshot(),
+                    order=order,
+                    resolved_at=now,  # a refusal is a one-off: nothing stays open
+                )
+            elif account.mode == AccountMode.PAPER:
+                order.status = OrderStatus.SUBMITTED
+                order.perm_id = order.pk  # a paper order's fills carry its id as their perm id
+                events.append(
+                    _event(
+                        order,
+                        OrderStatus.SUBMITTED,
+                        OrderEventSource.PAPER,
+                        "accepted by the paper engine",
+                        now,
+                        OrderStatus.PENDING,
+                    )
+                )
+                quote = facts.quote
+                if _may_fill_now(order, quote, now):
+                    price, triggered = paper_fill_price(_paper_view(order), quote)
+                    order.stop_triggered = triggered
+                    if price is not None:
+                        events.append(_paper_fill(order, price=price, now=now))
+                        notify = True
+            order.save()
+            OrderEvent.objects.bulk_create(events)
+            if notify:
+                transaction.on_commit(lambda: after_fills_notify(account_ids=[account.account_id]))
+    except IntegrityError:
+        # The same client order id is stored (a repeat, or a concurrent request that committed first;
+        # the unique index made this insert wait for it): answer with that order. Nothing of this
+        # attempt is kept. Any other integrity error finds no such order and is raised.
+        first = Order.objects.filter(account=account, client_order_id=data.client_order_id).first()
+        if first is None:
+            raise
+        return OrderOutcome(order=first, created=False)
     if order.status == OrderStatus.PENDING and account.mode == AccountMode.LIVE:
         if broker is None:
             from core.brokers import get_broker
@@ -312,7 +314,12 @@ def _paper_fill(order: Order, *, price: Decimal, now: datetime) -> OrderEvent:
         raw={"client_order_id": order.client_order_id},
     )
     result = executions_upsert(
-        account=order.account, rows=[row], broker_name=PAPER_NAMESPACE, source=ExecutionSource.PAPER, write_new=False
+        account=order.account,
+        rows=[row],
+        broker_name=PAPER_NAMESPACE,
+        source=ExecutionSource.PAPER,
+        write_new=False,
+        instruments={row.instrument.key: instrument},  # the order's: not resolved again
     )
     ledger_recompute(
         account=order.account, affected=result.affected, unwritten=result.unwritten, today=trade_date_of(now)

@@ -178,8 +178,13 @@ def breaker_resume(*, event: RiskEvent, user, reason: str, now: datetime) -> boo
 
 
 # --- the account -------------------------------------------------------------------------------
-def account_risk_get(*, account: Account, now: datetime, trip: bool = True) -> AccountRisk:
-    """The account's value, breaker and day-trade state (for the checks and the order ticket)."""
+def account_risk_get(
+    *, account: Account, now: datetime, trip: bool = True, known_quotes: dict[int, Quote | None] | None = None
+) -> AccountRisk:
+    """The account's value, breaker and day-trade state (for the checks and the order ticket).
+
+    ``known_quotes``: stored quotes the caller already read (instrument id -> Quote or None).
+    """
     from trading.selectors import paper_values_get
 
     today = trade_date_of(now)
@@ -187,7 +192,7 @@ def account_risk_get(*, account: Account, now: datetime, trip: bool = True) -> A
     net_liquidation = figures.net_liquidation
     settled = cash_available = None
     if account.is_paper:
-        values = paper_values_get(account=account, today=today)
+        values = paper_values_get(account=account, today=today, known_quotes=known_quotes)
         net_liquidation = values.net_liquidation
         settled = values.settled_cash
         # Settled cash plus unsettled sale proceeds, less what pending purchases will take: all of it.
@@ -264,10 +269,13 @@ def order_facts_gather(
 ) -> OrderFacts:
     today = trade_date_of(now)
     quote = Quote.objects.filter(instrument=instrument).first()
-    lots = list(Lot.objects.filter(account=account, instrument=instrument).values_list("quantity", "opened_at"))
+    # No order: the model's default (account, instrument, ...) would join and sort both tables for nothing.
+    lots = list(
+        Lot.objects.filter(account=account, instrument=instrument).order_by().values_list("quantity", "opened_at")
+    )
     position = sum((q for q, _ in lots), Decimal(0))
     opened_today = sum((q for q, at in lots if trade_date_of(at) == today), Decimal(0))
-    risk = risk or account_risk_get(account=account, now=now)
+    risk = risk or account_risk_get(account=account, now=now, known_quotes={instrument.pk: quote})
     signed = quantity if side == Side.BUY else -quantity
     facts_quote = quote_facts(quote)
     mark = None
