@@ -6,9 +6,11 @@ a tweepy, praw or feed-file quirk.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
+
+from core.brokers.base import OptionPrint
 
 
 class SourceUnavailable(Exception):  # noqa: N818 - the broker boundary's name for the same thing
@@ -52,25 +54,8 @@ class Deletion:
     post_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class OptionsPrint:
-    print_id: str
-    time: datetime
-    underlying: str
-    expiry: date
-    strike: Decimal
-    right: str  # C or P
-    size: Decimal
-    price: Decimal
-    bid: Decimal | None = None
-    ask: Decimal | None = None
-    underlying_price: Decimal | None = None
-    open_interest: Decimal | None = None
-    volume: Decimal | None = None
-    exchanges: int | None = None
-    kind: str = ""  # SWEEP, BLOCK, SPLIT or "" for a plain print
-    multiplier: Decimal = Decimal(100)
-    delayed: bool = False  # from delayed market data (the broker said so)
+# One type for an options print wherever it comes from (the feed file or the broker boundary).
+OptionsPrint = OptionPrint
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Options flow from the broker (``OPTIONS_FLOW_SOURCE=broker``): the option prints of the tracked
-underlyings through the broker boundary, turned into this boundary's ``OptionsPrint``.
+underlyings through the broker boundary, passed on as they are (this boundary's ``OptionsPrint`` is the
+broker's ``OptionPrint``).
 
 Only a broker adapter that offers ``option_prints`` gives flow (the simulated broker, reading
 ``option_flow`` from its state file, and the IBKR adapter, deriving prints from the option contracts'
@@ -14,7 +15,7 @@ counted twice and volume a failed run did not store is reported by the next one.
 from collections.abc import Mapping
 
 from core.brokers import get_broker
-from sentiment.sources.base import OptionsPrint, SourceBatch, SourceUnavailable
+from sentiment.sources.base import SourceBatch, SourceUnavailable
 
 
 class BrokerOptionsSource:
@@ -30,7 +31,4 @@ class BrokerOptionsSource:
                 f"broker {getattr(self.broker, 'name', type(self.broker).__name__)!r} gives no options flow"
             )
         fetched = fetch(underlyings, known_volumes=known_volumes or {})
-        prints = tuple(
-            OptionsPrint(**{name: getattr(p, name) for name in OptionsPrint.__slots__}) for p in fetched.items
-        )
-        return SourceBatch(prints=prints, warnings=tuple(fetched.warnings))
+        return SourceBatch(prints=tuple(fetched.items), warnings=tuple(fetched.warnings))

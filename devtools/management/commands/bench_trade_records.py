@@ -19,6 +19,7 @@ from marketdata.services import instrument_get_or_create
 from trading.management.commands.export_trade_records import write_records
 from trading.models import Account, AccountMode, Execution, ExecutionSource, RoundTrip, Side
 from trading.selectors import trade_records_iter
+from trading.services.ledger import ROUND_TRIP_COLUMNS
 
 ACCOUNT = "BENCHTR"
 CHUNK = 50_000
@@ -94,22 +95,7 @@ class Command(BaseCommand):
                         source=ExecutionSource.API,
                     )
                 )
-        fields = (
-            "account_id",
-            "instrument_id",
-            "direction",
-            "opened_at",
-            "closed_at",
-            "quantity",
-            "average_entry",
-            "average_exit",
-            "realized_pnl",
-            "commissions",
-            "outcome",
-            "holding_seconds",
-            "opening_execution_id",
-            "closing_execution_id",
-        )
+        fields = ROUND_TRIP_COLUMNS
         for first in range(0, count, CHUNK):
             rows = []
             for n in range(first, min(count, first + CHUNK)):
