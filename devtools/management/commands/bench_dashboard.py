@@ -21,6 +21,7 @@ from django.utils import timezone
 from core.brokers.contracts import InstrumentSpec
 from core.bulk import bulk_insert
 from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
+from devtools.management.commands.bench_retention import METRICS_FIELDS
 from marketdata.models import Instrument
 from portfolio.models import (
     AccountSnapshot,
@@ -370,25 +371,7 @@ class Command(BaseCommand):
             bulk_insert(AccountSnapshot, fields, chunk)
 
     def _metrics(self, account_pks: list[int], *, skip_days: int) -> None:
-        fields = [
-            "account_id",
-            "as_of",
-            "window",
-            "daily_return",
-            "twr",
-            "twr_index",
-            "drawdown",
-            "max_drawdown",
-            "daily_pnl",
-            "round_trips",
-            "win_rate",
-            "expectancy",
-            "gross_profit",
-            "gross_loss",
-            "current_consecutive_losses",
-            "max_consecutive_losses",
-            "computed_at",
-        ]
+        fields = METRICS_FIELDS
         today = self.now.astimezone(self.zone).date()
         rows = []
         for account in account_pks:
