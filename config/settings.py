@@ -490,6 +490,9 @@ MARKETDATA_RETENTION = env.str("MARKETDATA_RETENTION", default="1m=30d,5m=90d,15
 QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)
 # How far back a watched instrument without a backfill start is filled, per bar size (days).
 MARKETDATA_BACKFILL_DAYS = env.str("MARKETDATA_BACKFILL_DAYS", default="1m=5,5m=14,15m=30,1h=90,1d=365")
+# A stored daily exchange rate converts amounts of its day and of up to this many days after it (weekends,
+# holidays, a broker that was down); an amount with no rate that recent has no base-currency value.
+FX_RATE_MAX_AGE_DAYS = env.int("FX_RATE_MAX_AGE_DAYS", default=7)
 
 # --- Executions ledger --------------------------------------------------------------------------
 LOT_MATCHING = env.str("LOT_MATCHING", default="fifo")  # fifo (IBKR's default tax-lot method) or average
@@ -516,7 +519,6 @@ GREEKS_DIVIDEND_YIELDS = {
 # and a connection that is not read-only (IBKR_READONLY=false); PAPER accounts are filled by the paper engine.
 LIVE_TRADING_ENABLED = env.bool("LIVE_TRADING_ENABLED", default=False)
 MAX_ORDER_QUANTITY = Decimal(env.str("MAX_ORDER_QUANTITY", default="10000"))
-QUOTE_STALE_AFTER = env.int("QUOTE_STALE_AFTER", default=60)  # seconds
 MAX_PRICE_DEVIATION = Decimal(env.str("MAX_PRICE_DEVIATION", default="0.10"))  # fraction of the quote
 MAX_POSITION_PCT = Decimal(env.str("MAX_POSITION_PCT", default="0.10"))  # fraction of net liquidation
 CASH_ACCOUNT_BLOCK_GFV = env.bool("CASH_ACCOUNT_BLOCK_GFV", default=True)

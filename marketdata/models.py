@@ -159,3 +159,30 @@ class WatchedInstrument(models.Model):
 
     def __str__(self) -> str:
         return f"watch {self.instrument_id}"
+
+
+class FxRate(models.Model):
+    """A daily exchange rate: one unit of ``currency`` is worth ``rate`` units of ``base`` on ``day``.
+
+    ``day`` is the date the rate applies to (the broker's rate of that day, or the close of the cash pair's
+    daily bar); ``marketdata.fx`` reads these to convert amounts to an account's base currency. A day's
+    rate is replaced when a newer answer for the same day arrives (the broker's rate moves during a day).
+    """
+
+    currency = models.CharField(max_length=3)
+    base = models.CharField(max_length=3)
+    day = models.DateField()
+    rate = models.DecimalField(max_digits=24, decimal_places=10)
+    source = models.CharField(max_length=32, help_text="Who said so: the broker's name, 'history' or 'admin'.")
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["base", "currency", "-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "base", "day"], name="fxrate_unique_day"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="fxrate_rate_positive"),
+            models.CheckConstraint(condition=~Q(currency=models.F("base")), name="fxrate_not_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate.normalize():f} {self.base} on {self.day}"

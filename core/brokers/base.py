@@ -50,6 +50,11 @@ class AccountValues:
     realized_pnl: Decimal | None = None
     day_trades_remaining: int | None = None  # -1 means unlimited, as IBKR reports it
     currency: str = "USD"
+    # Cash per currency (IBKR's CashBalance rows; a currency's own amount, not converted).
+    cash_balances: dict[str, Decimal] = field(default_factory=dict)
+    # The broker's rate from each currency to ``currency`` (IBKR's ExchangeRate: {"EUR": 1.16} for a USD
+    # account means 1 EUR = 1.16 USD). The base currency itself is not listed; a missing one is unknown.
+    fx_rates: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
