@@ -412,7 +412,7 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     depend on how many positions, fills or runs it has."""
     open_positions = (
         Position.objects.filter(account=account, status=PositionStatus.OPEN)
-        .select_related("instrument")
+        .select_related("account", "instrument")
         .order_by("instrument__symbol", "-opened_at", "-id")  # as the positions API orders one account
     )
     recent = Execution.objects.filter(account=account).select_related("instrument").order_by("-executed_at", "-id")
@@ -421,7 +421,8 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     # start comes along in the same query.
     running = runs.filter(status=SyncStatus.RUNNING).order_by("started_at").values("started_at")[:1]
     latest_run = runs.annotate(running_since=Subquery(running)).order_by("-started_at", "-id").first()
-    shown = list(open_positions[:positions])  # the rest are one click away, on the positions page
+    # The rest are one click away, on the positions page. Each with its figures in base (current rate).
+    shown = positions_in_base(list(open_positions[:positions]))
     confluence = confluence_latest_by_symbol(symbols=[p.instrument.symbol for p in shown])
     for position in shown:
         position.confluence = confluence.get(position.instrument.symbol)
