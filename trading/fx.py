@@ -109,3 +109,43 @@ def round_trips_in_base(round_trips: list) -> list:
         t.realized_pnl_base = amount_base(tables.convert(t.realized_pnl, currency, base=base, on=day))
         t.commissions_base = amount_base(tables.convert(t.commissions, currency, base=base, on=day))
     return round_trips
+
+
+# --- the trade record and the tax lots: figures in base at each transaction's date -------------------
+# Appended after the record's own fields: the round trip's currency, its account's base currency and
+# the money fields in base (entry value at the opening day's rate, P&L and commissions at the closing
+# day's), empty without a rate.
+TRADE_RECORD_BASE_FIELDS = (
+    "currency",
+    "base_currency",
+    "total_value_base",
+    "profit_loss_base",
+    "commission_base",
+    "net_profit_loss_base",
+)
+
+
+def trade_record_in_base(record: dict, *, trip, tables: FxTables) -> dict:
+    """``record`` (of round trip ``trip``, account and instrument joined) with ``TRADE_RECORD_BASE_FIELDS``."""
+    base, currency = trip.account.base_currency, trip.instrument.currency
+    opened_on, closed_on = trade_date_of(trip.opened_at), trade_date_of(trip.closed_at)
+
+    def at(field: str, on) -> str | None:
+        text = record.get(field)
+        if text is None:
+            return None
+        value = tables.convert(Decimal(text), currency, base=base, on=on).amount_base
+        return None if value is None else f"{value.quantize(CENT).normalize():f}"  # as the record writes decimals
+
+    return {
+        **record,
+        "currency": currency,
+        "base_currency": base,
+        "total_value_base": at("total_value", opened_on),
+        "profit_loss_base": at("profit_loss", closed_on),
+        "commission_base": at("commission", closed_on),
+        "net_profit_loss_base": at("net_profit_loss", closed_on),
+    }
+
+
+CENT = Decimal("0.01")

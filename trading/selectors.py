@@ -487,6 +487,7 @@ def trade_records_iter(
     that order's, and the closing order's reasoning is the exit reasoning. ``user`` None: every account
     (the command line, staff).
     """
+    from trading.fx import FxTables, trade_record_in_base
     from trading.models import Account, Order, RoundTrip
     from trading.rules.trade_records import TradeRecordInput, trade_record
 
@@ -531,10 +532,12 @@ def trade_records_iter(
                 "slippage",
             ):
                 orders[(order.account_id, order.perm_id)] = order
+        # The figures in the account's base currency at each day's rate: one query per chunk (none in base).
+        tables = FxTables.load((trip.account.base_currency, trip.instrument.currency) for trip in rows)
         for trip in rows:
             opening, closing = trip.opening_execution, trip.closing_execution
             entry = orders.get((opening.account_id, opening.perm_id))
-            yield trade_record(
+            record = trade_record(
                 TradeRecordInput(
                     opened_at=trip.opened_at,
                     closed_at=trip.closed_at,
@@ -556,6 +559,7 @@ def trade_records_iter(
                     exit_order=orders.get((closing.account_id, closing.perm_id)),
                 )
             )
+            yield trade_record_in_base(record, trip=trip, tables=tables)
 
     for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
         chunk.append(trip)
@@ -575,8 +579,9 @@ def trade_date_of_local(at: datetime) -> date:
 # --- tax lots ----------------------------------------------------------------------------------
 def tax_lots_iter(*, year: int, account_id: str | None = None):
     """Form 8949 rows of every lot match closed in ``year`` (by the closing fill's trade date), in sale order."""
+    from trading.fx import FxTables
     from trading.models import Execution, LotMatch, Side
-    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row
+    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row, tax_lot_row_in_base
 
     matches = LotMatch.objects.filter(closing_execution__trade_date__year=year).select_related(
         "account", "instrument", "opening_execution", "closing_execution"
@@ -595,6 +600,8 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
         buys.setdefault((execution.account_id, execution.instrument_id), []).append(
             (execution.trade_date, execution.pk, execution.quantity)
         )
+    # Each lot's sides in its account's base currency at their own dates' rates: one query (none in base).
+    tables = FxTables.load(matches.order_by().values_list("account__base_currency", "instrument__currency").distinct())
     for match in matches.iterator(chunk_size=2000):
         opening, closing = match.opening_execution, match.closing_execution
         sold_on = closing.trade_date
@@ -606,7 +613,7 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
             ),
             Decimal(0),
         )
-        yield tax_lot_row(
+        row = tax_lot_row(
             ClosedLot(
                 account_id=match.account.account_id,
                 symbol=match.instrument.symbol,
@@ -618,4 +625,14 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
                 exit_price=match.exit_price,
             ),
             replacement_quantity=replacement,
+        )
+        base, currency = match.account.base_currency, match.instrument.currency
+        sold_rate = tables.rate(currency, base=base, on=date.fromisoformat(row["date_sold"]))
+        acquired_rate = tables.rate(currency, base=base, on=date.fromisoformat(row["date_acquired"]))
+        yield tax_lot_row_in_base(
+            row,
+            currency=currency,
+            base=base,
+            sold_rate=sold_rate.rate if sold_rate else None,
+            acquired_rate=acquired_rate.rate if acquired_rate else None,
         )

@@ -592,3 +592,10 @@ class TradeRecordSerializer(serializers.Serializer):
     session_id = serializers.CharField()
     bot_version = serializers.CharField()
     config_hash = serializers.CharField()
+    # trading.fx.trade_record_in_base: the account's base currency at each day's rate (null without one).
+    currency = serializers.CharField(help_text="The instrument's currency: of price, values, P&L, commissions.")
+    base_currency = serializers.CharField()
+    total_value_base = serializers.CharField(allow_null=True, help_text="At the opening day's rate.")
+    profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
+    commission_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
+    net_profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
