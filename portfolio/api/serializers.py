@@ -253,6 +253,7 @@ class MetricsSerializer(serializers.ModelSerializer):
             "gross_loss",
             "current_consecutive_losses",
             "max_consecutive_losses",
+            "round_trips_fx_missing",
             "twr",
             "twr_index",
             "daily_return",
