@@ -429,23 +429,44 @@ def paper_trade_list(*, user, account_id: str | None = None, status: str | None 
 
 def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
     """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
+    from core.fields import quantize_money
+    from trading.fx import FxTables
     from trading.models import PaperTrade, PaperTradeStatus
 
     trades = PaperTrade.objects.visible_to(user)
     if account_id:
         trades = trades.filter(account__account_id=account_id)
-    closed = trades.filter(exit_date=day).aggregate(total=Sum("realized_pnl"), n=Count("id"))
-    still_open = trades.filter(status=PaperTradeStatus.OPEN).aggregate(total=Sum("unrealized_pnl"), n=Count("id"))
-    realized = closed["total"] or Decimal(0)
-    unrealized = still_open["total"] or Decimal(0)
+    # In the accounts' base currency (``currency``): realized at the day's rate, unrealized at the current
+    # one; a currency without a rate is named in ``fx_missing`` and leaves its figure None (never 1), and
+    # accounts of different base currencies are never added together.
+    by_currency = ("account__base_currency", "instrument__currency")
+    closed = list(
+        trades.filter(exit_date=day).values(*by_currency).order_by().annotate(total=Sum("realized_pnl"), n=Count("id"))
+    )
+    still_open = list(
+        trades.filter(status=PaperTradeStatus.OPEN)
+        .values(*by_currency)
+        .order_by()
+        .annotate(total=Sum("unrealized_pnl"), n=Count("id"))
+    )
+    bases = {row["account__base_currency"] for row in closed + still_open}
+    base = bases.pop() if len(bases) == 1 else ("" if bases else "USD")
+    tables = FxTables.load((row["account__base_currency"], row["instrument__currency"]) for row in closed + still_open)
+    table = tables.table(base)
+    realized = table.total((row["total"], row["instrument__currency"], day) for row in closed)
+    unrealized = table.total((row["total"], row["instrument__currency"], None) for row in still_open)
+    realized_pnl = quantize_money(realized.amount) if base else None
+    unrealized_pnl = quantize_money(unrealized.amount) if base else None
     return {
         "date": day,
         "account": account_id or "",
-        "realized_pnl": realized,
-        "unrealized_pnl": unrealized,
-        "total_pnl": realized + unrealized,
-        "closed_trades": closed["n"],
-        "open_trades": still_open["n"],
+        "currency": base,
+        "realized_pnl": realized_pnl,
+        "unrealized_pnl": unrealized_pnl,
+        "total_pnl": None if realized_pnl is None or unrealized_pnl is None else realized_pnl + unrealized_pnl,
+        "closed_trades": sum(row["n"] for row in closed),
+        "open_trades": sum(row["n"] for row in still_open),
+        "fx_missing": sorted(realized.missing | unrealized.missing),
     }
 
 

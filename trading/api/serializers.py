@@ -546,11 +546,15 @@ class SignalSerializer(serializers.ModelSerializer):
 class DailyPnlSerializer(serializers.Serializer):
     date = serializers.DateField()
     account = serializers.CharField(allow_blank=True)
-    realized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
-    unrealized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
-    total_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    currency = serializers.CharField(
+        allow_blank=True, help_text="The accounts' base currency; empty when they differ (no totals then)."
+    )
+    realized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    unrealized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    total_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     closed_trades = serializers.IntegerField()
     open_trades = serializers.IntegerField()
+    fx_missing = serializers.ListField(child=serializers.CharField(), help_text="Currencies without a known rate.")
 
 
 class TradeRecordQuerySerializer(AccountQuerySerializer):
