@@ -74,10 +74,6 @@ def amount_base(converted: Converted) -> Decimal | None:
     return quantize_money(converted.amount_base)
 
 
-def rate_text(rate: Rate | None) -> str | None:
-    return None if rate is None else f"{rate.rate.normalize():f}"
-
-
 def executions_in_base(executions: list) -> list:
     """Set ``base_currency``, ``fx_rate``, ``price_base``, ``commission_base`` and ``realized_pnl_base`` on
     each fill (account and instrument joined), at the rate of its trade date; the commission in its own

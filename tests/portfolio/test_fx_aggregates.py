@@ -221,6 +221,15 @@ def test_metrics_are_in_base_and_a_round_trip_without_a_rate_is_left_out_and_cou
         assert row.gross_profit == Decimal("117.6000") and row.expectancy == Decimal("117.6000")
 
 
+def test_performance_page_says_how_many_round_trips_were_left_out(settings, broker_state, trader, account):
+    with broker_state.edit() as state:
+        broker_state.account(state, ACCOUNT)["executions"] = []
+    eur_round_trip(settings, broker_state, account, symbol="VOD", currency="GBP", con_id=9999)  # no GBP rate
+    metrics_compute(account=account, as_of=date(2026, 11, 20))
+    page = client_for(trader).get("/performance/").content.decode()
+    assert 'data-metrics="fx_missing"' in page and "1 round trip (all time), 1 of the last 20" in page
+
+
 def test_metrics_of_an_account_in_its_base_currency_alone_count_nothing_missing(settings, broker_state, account):
     executions_ingest(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
     for row in metrics_compute(account=account, as_of=date(2026, 11, 20)):
