@@ -294,7 +294,9 @@ class PortfolioSummarySerializer(serializers.Serializer):
         help_text="The broker's base figure when it gave one, else the database's.",
         **decimal_kwargs("money"),
     )
-    unrealized_pnl_source = serializers.ChoiceField(choices=["broker", "database"])
+    unrealized_pnl_source = serializers.CharField(
+        help_text="broker: the broker's base-currency figure; database: the positions' own total converted."
+    )
     unrealized_pnl_database = serializers.DecimalField(
         allow_null=True, help_text="The positions' own P&L converted at the current rates.", **decimal_kwargs("money")
     )
