@@ -87,6 +87,8 @@ def test_the_brokers_base_figure_is_preferred_and_the_database_total_shown_besid
     assert body["unrealized_pnl"] == "200.0000" and body["unrealized_pnl_differs"] is True
     page = client.get("/").content.decode()
     assert 'data-kpi="unrealized_pnl_database"' in page and "+$216.00" in page
+    # The open positions table: each row's currency code, its own figure and its value in base.
+    assert '<td data-cell="currency">EUR</td>' in page and "+€100.00" in page and "+$116.00" in page
 
 
 def test_a_missing_rate_leaves_the_totals_empty_and_named_never_summed_at_one(trader, account):
@@ -267,3 +269,19 @@ def test_a_computed_snapshot_without_a_rate_stores_no_value_rather_than_a_wrong_
     assert snapshot.positions_count == 2 and snapshot.total_cash == Decimal("1000.0000")
     assert "no EUR rate: value unknown" in snapshot.note
     assert "no exchange rate to USD known for EUR" in caplog.text
+
+
+def test_a_broker_snapshot_adds_its_positions_value_in_base(settings, broker_state, account):
+    eur_rate("1.16")
+    with broker_state.edit() as state:
+        row = broker_state.account(state, ACCOUNT)
+        row["positions"] = [
+            {"symbol": "AAPL", "sec_type": "STK", "con_id": 265598, "currency": "USD", "exchange": "SMART",
+             "multiplier": "1", "quantity": "10", "avg_cost": "100", "market_price": "100"},
+            {"symbol": "SAP", "sec_type": "STK", "con_id": 14204, "currency": "EUR", "exchange": "IBIS",
+             "multiplier": "1", "quantity": "10", "avg_cost": "100", "market_price": "100"},
+        ]  # fmt: skip
+    snapshot = snapshot_take(account=account, broker=SimulatedBroker(settings.BROKER_STATE_FILE))
+    assert snapshot.source == SnapshotSource.BROKER
+    assert snapshot.positions_value == Decimal("2160.0000")  # 1,000 USD + 1,000 EUR x 1.16, not 2,000
+    assert snapshot.net_liquidation == Decimal("100000.0000")  # the broker's own base figure, as it said
