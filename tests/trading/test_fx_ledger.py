@@ -3,7 +3,7 @@ currency, each at the rate of its own date (domain-rules.md "Currencies")."""
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from django.test import Client
 
 from core.brokers.simulated import SimulatedBroker
 from marketdata.fx import fx_rates_store
+from marketdata.models import Quote
 from tests.factories import AccountFactory, ExecutionRowFactory, UserFactory
 from trading.selectors import tax_lots_iter, trade_records_iter
 from trading.services.executions import executions_ingest
@@ -148,3 +149,26 @@ def test_trade_records_carry_base_figures_at_each_days_rate(account):
     assert record["net_profit_loss"] == "98" and record["net_profit_loss_base"] == "117.6"  # at the close, 1.20
     assert record["commission_base"] == "2.4"
     assert Decimal(record["total_value_base"]) == Decimal(record["total_value"]) * Decimal("1.10")  # at the open
+
+
+def test_paper_trades_daily_pnl_is_in_base_and_a_missing_rate_is_named(client, paper_account, aapl, clock):
+    from trading.models import PaperTrade
+    from trading.services.signals import SignalInput, paper_trades_monitor, signal_create, signal_execute
+
+    values = {"signal_id": "s-1", "symbol": "AAPL", "action": "BUY", "entry_price": Decimal("100.00")}
+    values |= {"stop_loss": Decimal("98.00"), "take_profit": Decimal("104.00"), "risk_amount": Decimal("200")}
+    values |= {"confidence": Decimal("0.8"), "timeframe": "intraday", "strategy": "s", "reasoning": "r"}
+    signal, _ = signal_create(account=paper_account, data=SignalInput(**values, indicators=[]))
+    signal_execute(signal=signal)
+    aapl.currency = "EUR"  # as if it were listed in euros: its P&L is in euros
+    aapl.save()
+    clock.set(clock.now + timedelta(minutes=1))
+    Quote.objects.update(bid=Decimal("101.00"), ask=Decimal("101.10"), last=Decimal("101.00"), at=clock.now)
+    paper_trades_monitor()
+    assert PaperTrade.objects.get().unrealized_pnl == Decimal("100.0000")
+    client.force_login(paper_account.users.get())
+    pnl = client.get("/api/trading/daily-pnl").json()
+    assert pnl["unrealized_pnl"] is None and pnl["total_pnl"] is None and pnl["fx_missing"] == ["EUR"]
+    fx_rates_store(base="USD", rates={"EUR": Decimal("1.16")}, day=date(2026, 12, 8), source="test")
+    pnl = client.get("/api/trading/daily-pnl").json()
+    assert (pnl["currency"], pnl["unrealized_pnl"], pnl["fx_missing"]) == ("USD", "116.0000", [])
