@@ -786,7 +786,10 @@ def fx_needs_get() -> list[tuple[str, str, date]]:
     every other currency of its fills, positions and cash balances, from the account's first fill (a cash
     balance of an account without fills: from ``FX_RATE_MAX_AGE_DAYS`` ago). Three queries."""
     first_fill = dict(
-        Execution.objects.values("account_id").annotate(first=Min("executed_at")).values_list("account_id", "first")
+        Execution.objects.order_by()
+        .values("account_id")
+        .annotate(first=Min("executed_at"))
+        .values_list("account_id", "first")
     )
     fallback = timezone.localdate() - timedelta(days=settings.FX_RATE_MAX_AGE_DAYS)
     needs: list[tuple[str, str, date]] = []
@@ -795,11 +798,13 @@ def fx_needs_get() -> list[tuple[str, str, date]]:
         .values("account__base_currency", "instrument__currency")
         .annotate(first=Min("executed_at"))
         .values_list("instrument__currency", "account__base_currency", "first")
+        .order_by()
         .union(
             Position.objects.exclude(instrument__currency=F("account__base_currency"))
             .values("account__base_currency", "instrument__currency")
             .annotate(first=Min("opened_at"))
             .values_list("instrument__currency", "account__base_currency", "first")
+            .order_by()
         )
     )
     for currency, base, first in held:
