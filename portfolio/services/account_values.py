@@ -43,11 +43,13 @@ def cash_fields(
     amounts = {currency.upper(): quantize_money(amount) for currency, amount in balances.items()}
     broker_rates = {currency.upper(): rate for currency, rate in (rates or {}).items()}
     today = timezone.localdate()
-    unrated = {c for c in amounts if c != base and c not in broker_rates}
+    unrated = {c for c, a in amounts.items() if a and c != base and c not in broker_rates}
     stored = FxTable.load(base=base, currencies=unrated) if unrated else FxTable(base, {})
     given = FxTable(base, {c: [(today, r, "broker")] for c, r in broker_rates.items()}, max_age_days=0)
     total = Total(base)
     for currency, amount in sorted(amounts.items()):
+        if not amount:
+            continue  # zero in any currency is zero in base: no rate needed (IBKR lists 0.00 rows)
         table = given if currency in broker_rates else stored
         total.add(table.convert(amount, currency))
     return {

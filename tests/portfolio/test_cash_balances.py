@@ -75,6 +75,14 @@ def test_a_missing_rate_leaves_the_total_empty_and_flagged_never_one(settings, b
     assert status.cash_fx_missing == ["GBP"]
 
 
+def test_a_zero_balance_needs_no_rate(settings, broker_state, account):
+    _cash(broker_state, cash={"USD": "20000.00", "CHF": "0.00"}, rates={})
+    _sync(settings, account)
+    status = AccountStatus.objects.get(account=account)
+    assert (status.cash_total_base, status.cash_fx_missing) == (Decimal("20000.00"), [])
+    assert status.cash_balances["CHF"] == "0.0000"
+
+
 def test_a_later_sync_updates_the_balances_and_rate_of_the_day(settings, broker_state, account):
     _cash(broker_state)
     _sync(settings, account)
