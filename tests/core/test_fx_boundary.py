@@ -108,7 +108,8 @@ def test_ibkr_without_rates_lists_cash_only_in_the_base_currency(gateway):
     assert account.values.fx_rates == {}
 
 
-def test_ibkr_fx_history_is_the_cash_pairs_daily_midpoint_through_the_pacing_limiter(gateway, db):
+@pytest.mark.django_db
+def test_ibkr_fx_history_is_the_cash_pairs_daily_midpoint_through_the_pacing_limiter(gateway):
     _multi_currency(gateway.state)
     broker = gateway.broker(pacer=lambda **kw: pacing_acquire(**kw, max_wait=0))
     fetched = broker.fx_history("EUR", "USD", date(2026, 11, 2), date(2026, 11, 5))
