@@ -64,7 +64,8 @@ STOCKS: dict[str, tuple[int, str, int]] = {
 FOREIGN_STOCKS: dict[str, tuple[int, str, int, str, str]] = {  # symbol -> (con_id, start, volume, currency, venue)
     "SAP": (14204, "235.00", 2_500_000, "EUR", "IBIS"),
 }
-# The broker's rate of each foreign currency to USD (IBKR's ExchangeRate): 1 EUR = 1.16 USD.
+# What the history's decisions (cash available) assume a euro is worth; the account's values use the
+# broker's rate the state carries (`fx_rates`, set by _fx_demo).
 DEMO_FX_RATES = {"EUR": Decimal("1.16")}
 # (session index, side, shares) in the margin account, at 16:00 Frankfurt (10:00 New York, while both are
 # open): a round trip closed in the
@@ -102,11 +103,6 @@ class Contract:
     strike: Decimal | None = None
     right: str = ""
     currency: str = "USD"
-
-    @property
-    def rate(self) -> Decimal:
-        """What one unit of the contract's currency is worth in the accounts' base currency (USD)."""
-        return DEMO_FX_RATES.get(self.currency, Decimal(1))
 
     def fields(self) -> dict:
         """The instrument part of a position or execution row."""
@@ -157,6 +153,14 @@ class AverageCostBook:
     cash: Decimal = ZERO
     holdings: dict[Contract, Holding] = field(default_factory=dict)
     realized: dict[date, Decimal] = field(default_factory=dict)  # by exchange trade date
+    # The broker's rate of each foreign currency to the base (USD), and the cash the foreign fills moved,
+    # in its own currency: it stays in that currency (a EUR balance), valued at the rate.
+    rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEMO_FX_RATES))
+    foreign_cash: dict[str, Decimal] = field(default_factory=dict)
+
+    def rate(self, currency: str) -> Decimal:
+        return Decimal(1) if currency == "USD" else self.rates.get(currency, DEMO_FX_RATES.get(currency, Decimal(1)))
+
     sales: list[tuple[date, Decimal]] = field(default_factory=list)  # (settlement date, net proceeds)
 
     def cash_flow(self, kind: str, amount: Decimal) -> None:
@@ -183,18 +187,22 @@ class AverageCostBook:
     def fill(
         self, contract: Contract, side: str, quantity: Decimal, price: Decimal, commission: Decimal, at: datetime
     ) -> None:
-        # The book's cash and realized P&L are in the base currency (USD): a foreign fill converts at the
-        # demo's rate, as if the broker converted its cash at once; positions keep their own currency.
-        gross = quantity * price * contract.multiplier * contract.rate
-        commission_base = commission * contract.rate
+        # The book's cash and realized P&L are in the base currency (USD): a foreign fill's cash stays in
+        # its currency (``foreign_cash``) and counts at the broker's rate; positions keep their own currency.
+        rate = self.rate(contract.currency)
+        gross = quantity * price * contract.multiplier * rate
+        commission_base = commission * rate
         trade_date = _exchange_date(at)
+        if contract.currency != "USD":
+            flow = quantity * price * contract.multiplier * (-1 if side == BUY else 1) - commission
+            self.foreign_cash[contract.currency] = self.foreign_cash.get(contract.currency, ZERO) + flow
         if side == BUY:
             self.cash -= gross + commission_base
         else:
             self.cash += gross - commission_base
             self.sales.append((_settlement_date(trade_date), gross - commission_base))
         realized = self._position_apply(contract, side, quantity, price * contract.multiplier, commission)
-        self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized * contract.rate
+        self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized * rate
 
     def _position_apply(
         self, contract: Contract, side: str, quantity: Decimal, unit_value: Decimal, commission: Decimal
@@ -232,6 +240,7 @@ def _book_replay(account: dict, now: datetime | None = None) -> AverageCostBook:
     """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill.
     With ``now``, options that have expired by then are gone, as at the broker."""
     book = AverageCostBook(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
+    book.rates.update({currency: Decimal(rate) for currency, rate in (account.get("fx_rates") or {}).items()})
     events = [(_parse_time(f["time"]), 0, f) for f in account.get("cash_flows", [])]
     events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
     for at, is_fill, row in sorted(events, key=lambda event: (event[0], event[1])):
@@ -561,10 +570,11 @@ def _account_values(
     for contract, mark in marks.items():
         holding = book.holdings[contract]
         value = holding.quantity * mark * contract.multiplier  # signed: a short is a liability
-        market_value += value * contract.rate  # the account's figures are in USD (IBKR's BASE)
+        rate = book.rate(contract.currency)
+        market_value += value * rate  # the account's figures are in USD (IBKR's BASE)
         # A long gains what its value exceeds its cost; a short gains what its proceeds exceed its liability.
-        unrealized += (value - holding.basis if holding.quantity > 0 else value + holding.basis) * contract.rate
-        maintenance += _maintenance_margin(contract, holding.quantity, mark, prices) * contract.rate
+        unrealized += (value - holding.basis if holding.quantity > 0 else value + holding.basis) * rate
+        maintenance += _maintenance_margin(contract, holding.quantity, mark, prices) * rate
     net_liquidation = book.cash + market_value
     settled = book.cash - book.unsettled(today)
     if book.account_type == "CASH":
@@ -603,6 +613,7 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
         marks = _marks(book, prices, today)
         account["positions"] = _positions_rows(book, marks, prices, now)
         account["values"] = _account_values(book, marks, prices, today)
+        _cash_balances_refresh(account, book.foreign_cash)
     state["quotes"] = _quotes(prices, now)
 
 
@@ -669,7 +680,6 @@ class _History:
             "account_id": account_id,
             "account_type": account_type,
             "base_currency": "USD",
-            "fx_rates": {currency: _text(rate) for currency, rate in DEMO_FX_RATES.items()},
             "values": {},
             "positions": [],
             "executions": [],
@@ -936,8 +946,48 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
         "quotes": {},
         "demo": {"seed": seed, "tick": 0, "last_advanced": _iso(now)},
     }
+    _fx_demo(state, start=bar_days[0], now=now, seed=seed)
     _state_refresh(state, {symbol: bars[symbol][bar_days[-1]].close for symbol in (*STOCKS, *FOREIGN_STOCKS)}, now)
     return state
+
+
+# The margin account holds some euros (issue #17): a EUR cash balance, the broker's EUR rate, and the
+# daily EUR/USD history the rates backfill (manage.py sync_fx_rates) stores. The USD balance is the
+# ledger's cash less the euros' value, so the balances add up to TotalCashValue at the current rate.
+DEMO_EUR_CASH = Decimal("2500.00")
+
+
+def _fx_demo(state: dict, *, start: date, now: datetime, seed: int) -> None:
+    rng = random.Random(seed * 7919 + 17)  # its own sequence: the rest of the demo is unchanged by it
+    rate, history = Decimal("1.0850"), []
+    day = start
+    while day < now.date():
+        if day.weekday() < 5 and (day.month, day.day) not in {(1, 1), (12, 25)}:
+            rate = (rate * (1 + Decimal(rng.randint(-40, 40)) / 10_000)).quantize(Decimal("0.0001"))
+            history.append({"day": day.isoformat(), "rate": _text(rate)})
+        day += timedelta(days=1)
+    state["fx_history"] = {"USD": {"EUR": history}}
+    for account in state["accounts"]:
+        if account.get("account_id") == MARGIN_ACCOUNT_ID:
+            account["fx_rates"] = {"EUR": _text(rate)}
+            account["cash_balances"] = {"EUR": _text(DEMO_EUR_CASH)}
+
+
+def _cash_balances_refresh(account: dict, foreign_cash: dict[str, Decimal] | None = None) -> None:
+    """The USD balance beside the account's other currencies: what TotalCashValue leaves once they are
+    converted at the broker's rates. A foreign currency's balance is its opening balance plus what the
+    fills in that currency moved (``foreign_cash``: SAP bought with euros leaves fewer euros)."""
+    balances = account.get("cash_balances")
+    if not isinstance(balances, dict):
+        return
+    for currency, moved in (foreign_cash or {}).items():
+        opening = DEMO_EUR_CASH if currency == "EUR" else ZERO
+        balances[currency] = _text(_cents(opening + moved))
+    rates = account.get("fx_rates") or {}
+    others = sum(
+        (Decimal(amount) * Decimal(rates[c]) for c, amount in balances.items() if c != "USD" and c in rates), ZERO
+    )
+    balances["USD"] = _text(_cents(Decimal(account["values"]["TotalCashValue"]) - others))
 
 
 def demo_state_write(*, path: str | Path, state: dict) -> None:

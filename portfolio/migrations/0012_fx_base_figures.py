@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portfolio', '0010_position_greeks'),
+        ('portfolio', '0011_cash_per_currency'),
     ]
 
     operations = [
