@@ -213,9 +213,15 @@ FILL_FIELDS = (
 
 
 def fills_of(
-    *, account: Account, instrument_ids: Iterable[int] | None = None, trade_date_from: date | None = None
+    *,
+    account: Account,
+    instrument_ids: Iterable[int] | None = None,
+    trade_date_from: date | None = None,
+    where: Q | None = None,
 ) -> list[dict]:
     fills = Execution.objects.filter(account=account)
+    if where is not None:
+        fills = fills.filter(where)
     if instrument_ids is not None:
         fills = fills.filter(instrument_id__in=list(instrument_ids))
     if trade_date_from is not None:
