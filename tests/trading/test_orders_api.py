@@ -1,11 +1,13 @@
 """POST /api/trading/execute and the order endpoints, on a paper account (the default mode)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.urls import reverse
+from rest_framework.renderers import JSONRenderer
 
 from marketdata.models import Quote
 from tests.factories import AccountFactory, UserFactory
@@ -257,3 +259,27 @@ def test_stored_quotes_reach_the_paper_engine_through_marketdatas_hook(api, pape
     Quote.objects.update(bid=Decimal("98.90"), ask=Decimal("99.00"), at=clock.now)
     after_quotes_notify(instrument_ids=[aapl.pk])  # what marketdata calls after storing quotes (tasks eager)
     assert Order.objects.get().status == OrderStatus.FILLED
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"decision_price": "99.98", "strategy": "breakout", "indicators": {"rsi": "61.5"}, "stop_loss": "95"},
+        {"quantity": "100000"},  # refused: every failed check named
+        {"order_type": "LMT", "limit_price": "99.00", "time_in_force": "GTC"},  # resting
+        {"side": "SELL", "quantity": "3.5", "risk_reward": "2.25", "reasoning": "trim"},  # a short, fractional
+    ],
+)
+def test_the_execute_answer_is_what_the_order_serializer_says_of_the_stored_order(api, paper_account, aapl, change):
+    from trading.api.serializers import OrderDetailSerializer
+    from trading.selectors import order_fills
+
+    answer = api.post(EXECUTE, body(**change), content_type="application/json")
+    assert answer.status_code in (201, 422), answer.json()
+    order = Order.objects.select_related("account", "instrument").get()  # read back: nothing from the request
+    order.fills = list(order_fills(order=order))
+    expected = OrderDetailSerializer(order).data
+    assert answer.json() == json.loads(JSONRenderer().render(expected))
+    # The repeat (read from the database) answers the same, but for nothing.
+    again = api.post(EXECUTE, body(**change), content_type="application/json")
+    assert again.status_code == 200 and again.json() == answer.json()
