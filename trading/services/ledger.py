@@ -5,6 +5,12 @@ order (``fill_order``), so a late or out-of-order fill gives exactly the result 
 would have. Only what can have changed is rewritten: matches, round trips, realized P&L and day
 trades at or after the first affected fill, the open lots, the settlement rows of changed fills,
 trade frequency from that week on, and a CASH account's daily state and violations.
+
+The replay need not start at the instrument's first fill: its state is empty whenever the position
+is flat, so when new fills come after the fill that opened the stored position (the paper engine's,
+a live ingest's), the replay starts there, and the day trades and trade frequency read only the
+fills of the changed weeks (``_Window``). New fills that only add to the position (FIFO) replay
+alone and add their own lots. ``tests/trading/test_ledger_incremental.py`` holds both paths equal.
 """
 
 from collections import defaultdict
