@@ -55,11 +55,11 @@ def _fill(n: int, symbol: str, side: str, quantity: int, at: datetime, order: in
     )
 
 
-def _generated(seed: int, count: int) -> list[BrokerExecution]:
+def _generated(seed: int, count: int, symbols: tuple[str, ...] = SYMBOLS) -> list[BrokerExecution]:
     """Fills in time order, mostly; reversals that cross zero, adds, partial closes, the same second twice,
     several fills of one order, and now and then one that arrives after later ones (placed late in the list)."""
     rng = random.Random(seed)
-    position = dict.fromkeys(SYMBOLS, 0)
+    position = dict.fromkeys(symbols, 0)
     rows, at, order = [], datetime(2026, 11, 16, 14, 30, tzinfo=UTC), 1
     day = 0
     for n in range(count):
@@ -68,7 +68,7 @@ def _generated(seed: int, count: int) -> list[BrokerExecution]:
             at = datetime.combine(DAYS[day], datetime.min.time(), tzinfo=UTC) + timedelta(hours=14, minutes=30)
         elif rng.random() > 0.1:  # else: the same second as the previous fill
             at += timedelta(seconds=rng.randint(1, 600))
-        symbol = rng.choice(SYMBOLS)
+        symbol = rng.choice(symbols)
         held = position[symbol]
         roll = rng.random()
         if held and roll < 0.35:
@@ -181,30 +181,34 @@ def _full_replay(account) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seed", "method", "counting", "cash"),
+    ("seed", "method", "counting", "cash", "symbols"),
     [
-        (1, "fifo", "opening", False),
-        (2, "fifo", "direction", False),
-        (3, "average", "opening", False),
-        (4, "fifo", "opening", True),
-        (5, "average", "direction", True),
+        (1, "fifo", "opening", False, SYMBOLS),
+        (2, "fifo", "direction", False, SYMBOLS),
+        (3, "average", "opening", False, SYMBOLS),
+        (4, "fifo", "opening", True, SYMBOLS),
+        (5, "average", "direction", True, SYMBOLS),
+        # One instrument: every fill of the week is the window's (trade frequency without a second read).
+        (6, "fifo", "opening", False, ("AAPL",)),
+        (7, "fifo", "direction", True, ("AAPL",)),
     ],
 )
-def test_fills_one_at_a_time_book_what_a_full_replay_books(settings, seed, method, counting, cash):
+def test_fills_one_at_a_time_book_what_a_full_replay_books(settings, seed, method, counting, cash, symbols):
     settings.LOT_MATCHING = method
     settings.DAY_TRADE_COUNTING = counting
     account = AccountFactory(paper=True, cash=cash) if cash else AccountFactory(paper=True)
-    rows = _generated(seed, 90)
+    rows = _generated(seed, 90, symbols)
     rng = random.Random(seed)
     start = 0
     while start < len(rows):
         size = 1 if rng.random() < 0.8 else rng.randint(2, 4)  # mostly one fill, as the paper engine sends
         _ingest(account, rows[start : start + size])
         start += size
-    incremental = _books(account)
+        # After every step, not only at the end: a later full-path step would mend an earlier mistake.
+        incremental = _books(account)
+        _full_replay(account)
+        assert _books(account) == incremental, f"after {start} fills"
     assert incremental["round_trips"] and incremental["day_trades"] and incremental["matches"]
-    _full_replay(account)
-    assert _books(account) == incremental
 
 
 def _open_position(account, fills: int) -> None:

@@ -168,7 +168,13 @@ def ledger_recompute(
         only_new = appended.issuperset(affected) and all(r["id"] in new_ids for r in changed)
         _settlements_refresh(account, changed, today, appended=only_new)
         loaded = [fill for instrument_id in affected for fill in by_instrument.get(instrument_id, [])]
-        _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
+        _frequency_refresh(
+            account,
+            trade_date_of(earliest),
+            loaded=loaded,
+            loaded_instruments=set(affected),
+            added_only=opened_only.issuperset(affected),
+        )
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
     # Last, so the marks are locked only for the moment before the commit: the layers above (the
@@ -544,8 +550,19 @@ def _settlements_refresh(account: Account, rows: list[dict], today: date, *, app
 
 
 def _frequency_refresh(
-    account: Account, from_date: date, *, loaded: list[LedgerFill], loaded_instruments: set[int]
+    account: Account,
+    from_date: date,
+    *,
+    loaded: list[LedgerFill],
+    loaded_instruments: set[int],
+    added_only: bool = False,
 ) -> None:
+    """Trades and day trades per day from ``from_date`` and per week from its Monday, recounted.
+
+    ``added_only``: the change is new fills that only opened or added (no day trade came or went);
+    when they are all the fills since that Monday, the trades are recounted from them and written over
+    the stored counts (an upsert), the day-trade counts left as they are.
+    """
     week_start = from_date - timedelta(days=from_date.weekday())
     others = Execution.objects.filter(account=account, trade_date__gte=week_start).exclude(
         instrument_id__in=loaded_instruments
@@ -554,6 +571,20 @@ def _frequency_refresh(
         fills = [_ledger_fill(r) for r in fills_of(account=account, trade_date_from=week_start)]
     else:  # every instrument traded since then was just loaded: no second read of the fills
         fills = [f for f in loaded if f.trade_date >= week_start]
+        if added_only:
+            TradeFrequencyTracking.objects.bulk_create(
+                [
+                    TradeFrequencyTracking(
+                        account=account, period=row.period, period_start=row.period_start, trades=row.trades
+                    )
+                    for row in trade_frequency(fills, [])
+                    if row.period_start >= (from_date if row.period == FrequencyPeriod.DAY else week_start)
+                ],
+                update_conflicts=True,
+                unique_fields=["account", "period", "period_start"],
+                update_fields=["trades"],
+            )
+            return
     day_trades = [
         DayTradeResult(
             instrument_id=instrument_id,
