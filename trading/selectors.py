@@ -427,6 +427,39 @@ def paper_trade_list(*, user, account_id: str | None = None, status: str | None 
     return trades.order_by("-opened_at", "-id")
 
 
+@dataclass(frozen=True)
+class MarkedPaperTrade:
+    """An open paper trade with its P&L at the stored quote now (the side its closing order would take)."""
+
+    trade: object  # trading.models.PaperTrade
+    price: Decimal | None
+    price_at: datetime | None
+    pnl: Decimal | None
+
+
+def paper_trades_open_marked(*, user, account_id: str | None = None) -> list[MarkedPaperTrade]:
+    """Open paper trades of the user's accounts marked at the stored quotes: two queries however many."""
+    from core.fields import quantize_money
+    from marketdata.selectors import quotes_by_instrument
+    from trading.rules.orders import QuoteFacts
+
+    trades = list(paper_trade_list(user=user, account_id=account_id, status="open"))
+    quotes = quotes_by_instrument(instrument_ids={t.instrument_id for t in trades}) if trades else {}
+    marked = []
+    for trade in trades:
+        quote = quotes.get(trade.instrument_id)
+        price = None
+        if quote is not None:
+            price = QuoteFacts(bid=quote.bid, ask=quote.ask, last=quote.last, at=quote.at).price_for(trade.exit_side)
+        if price is None:  # no quote stored: the monitor's last price
+            marked.append(MarkedPaperTrade(trade, trade.current_price, trade.price_at, trade.unrealized_pnl))
+            continue
+        multiplier = trade.instrument.multiplier or Decimal(1)
+        pnl = quantize_money(trade.direction * (price - trade.entry_price) * trade.quantity * multiplier)
+        marked.append(MarkedPaperTrade(trade, price, quote.at, pnl))
+    return marked
+
+
 def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
     """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
     from trading.models import PaperTrade, PaperTradeStatus

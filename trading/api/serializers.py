@@ -460,6 +460,7 @@ class PaperTradeSerializer(serializers.ModelSerializer):
             "current_price",
             "price_at",
             "unrealized_pnl",
+            "exit_reason",
             "exit_order",
             "exit_price",
             "exited_at",
