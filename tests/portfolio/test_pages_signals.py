@@ -1,0 +1,143 @@
+"""The Signals and Journal pages: today's signals (check, execute through every risk check), open paper
+trades marked at the stored quotes and closed by hand, the journal with trade records and alerts."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.factories import AccountFactory, UserFactory
+from tests.trading.test_signals import quote, signal_input
+from trading.models import (
+    PaperTrade,
+    PaperTradeStatus,
+    RiskAction,
+    RiskEvent,
+    RiskEventKind,
+    RiskSeverity,
+    Signal,
+    SignalStatus,
+)
+from trading.services.signals import paper_trade_close, signal_create, signal_execute
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def page(client, trader, paper_account, aapl):
+    client.force_login(trader)
+    return client
+
+
+def make_signal(account, n: int = 1, **kwargs) -> Signal:
+    values = {"signal_id": f"s-{n}", "quantity": Decimal(1), **kwargs}
+    signal, _ = signal_create(account=account, data=signal_input(**values))
+    return signal
+
+
+def test_the_page_lists_todays_signals_and_executes_one(page, paper_account):
+    signal = make_signal(paper_account, confluence_score=Decimal("42.5"))
+    text = page.get("/signals/?account=PAPER1").content.decode()
+    assert 'data-signal="s-1"' in text and "Generated" in text and ">42<" in text or ">43<" in text
+    answer = page.post(f"/signals/{signal.pk}/execute?account=PAPER1", follow=True)
+    text = answer.content.decode()
+    assert "filled, paper trade open" in text
+    signal.refresh_from_db()
+    assert signal.status == SignalStatus.EXECUTED
+    assert f'data-trade="{signal.paper_trade.pk}"' in text  # now among the open paper trades
+
+
+def test_check_shows_the_order_tickets_checks_and_stores_nothing(page, paper_account):
+    signal = make_signal(paper_account)
+    text = page.get(f"/signals/?account=PAPER1&check={signal.pk}").content.decode()
+    assert "Checks for signal s-1: BUY 1 AAPL MKT" in text and "position_size" in text
+    assert not signal.__class__.objects.filter(order__isnull=False).exists()
+
+
+def test_a_refused_execute_shows_the_reasons_and_leaves_the_signal_generated(page, paper_account, settings):
+    settings.MAX_ORDER_QUANTITY = Decimal(0.5)
+    signal = make_signal(paper_account)
+    text = page.post(f"/signals/{signal.pk}/execute?account=PAPER1", follow=True).content.decode()
+    assert "Signal s-1 refused: quantity:" in text
+    signal.refresh_from_db()
+    assert signal.status == SignalStatus.GENERATED and signal.status_reasons
+
+
+def test_open_trades_show_live_pnl_from_the_stored_quote_and_close_by_hand(page, paper_account, clock):
+    trade = signal_execute(signal=make_signal(paper_account, quantity=Decimal(10))).paper_trade
+    clock.set(clock.now + timedelta(minutes=1))
+    quote("101.00", "101.10", clock.now)  # not yet seen by the monitor: the page marks it itself
+    text = page.get("/signals/?account=PAPER1").content.decode()
+    assert "+$10.00" in text  # 10 x (101.00 bid - 100.00)
+    text = page.post(f"/paper-trades/{trade.pk}/close?account=PAPER1", follow=True).content.decode()
+    assert f"Paper trade {trade.pk} closed at 101" in text
+    trade.refresh_from_db()
+    assert trade.status == PaperTradeStatus.MANUAL
+    assert f'data-journal="{trade.pk}"' in text  # today's journal, with the reasoning
+    assert "broke the morning range on volume" in text
+
+
+def test_another_traders_signals_are_not_shown_nor_executable(client, page, paper_account):
+    signal = make_signal(paper_account)
+    other = UserFactory()
+    AccountFactory(account_id="OTHER1", users=[other])
+    client.force_login(other)
+    text = client.get("/signals/?account=PAPER1").content.decode()
+    assert 'data-signal="s-1"' not in text
+    assert client.post(f"/signals/{signal.pk}/execute?account=PAPER1").status_code == 404
+    signal.refresh_from_db()
+    assert signal.status == SignalStatus.GENERATED
+
+
+def test_staff_see_every_account(client, page, paper_account):
+    make_signal(paper_account)
+    client.force_login(UserFactory(staff=True))
+    assert 'data-signal="s-1"' in client.get("/signals/?account=PAPER1").content.decode()
+
+
+@pytest.mark.parametrize("path", ["/signals/", "/journal/"])
+def test_anonymous_is_sent_to_log_in(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 302 and "/login" in answer["Location"]
+
+
+SIGNALS_PAGE_QUERIES = 9
+JOURNAL_PAGE_QUERIES = 8
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_page_query_counts_do_not_depend_on_the_rows(page, paper_account, clock, django_assert_num_queries, n):
+    for i in range(n):  # per round: one open trade, one closed trade, one signal left GENERATED
+        signal_execute(signal=make_signal(paper_account, n=3 * i))
+        closed = signal_execute(signal=make_signal(paper_account, n=3 * i + 1)).paper_trade
+        make_signal(paper_account, n=3 * i + 2)
+        paper_trade_close(trade=closed, reason=PaperTradeStatus.MANUAL)
+    page.get("/signals/?account=PAPER1")  # remembers the account in the session
+    with django_assert_num_queries(SIGNALS_PAGE_QUERIES):
+        text = page.get("/signals/").content.decode()
+    assert text.count("data-signal=") == 3 * n and text.count("data-trade=") == n and text.count("data-journal=") == n
+    with django_assert_num_queries(JOURNAL_PAGE_QUERIES):
+        text = page.get("/journal/", {"date": "2026-12-08"}).content.decode()
+    assert text.count("data-journal=") == n and text.count("data-record=") == n
+
+
+def test_the_journal_shows_trade_records_beside_the_days_risk_events(page, paper_account, clock):
+    trade = signal_execute(signal=make_signal(paper_account)).paper_trade
+    paper_trade_close(trade=trade, reason=PaperTradeStatus.MANUAL)
+    RiskEvent.objects.create(
+        account=paper_account,
+        kind=RiskEventKind.CIRCUIT_BREAKER_TRIP,
+        severity=RiskSeverity.CRITICAL,
+        action=RiskAction.TRADING_PAUSED,
+        value=Decimal(5),
+        threshold=Decimal(5),
+        as_of=clock.now.date(),
+        message="5 losing round trips in a row",
+    )
+    text = page.get("/journal/?account=PAPER1&date=2026-12-08").content.decode()
+    assert 'data-record="sig-' in text and "broke the morning range on volume" in text
+    assert "5 losing round trips in a row" in text and "Closed by hand: paper trade" in text
+    other_day = page.get("/journal/?account=PAPER1&date=2026-12-07").content.decode()
+    assert "data-record=" not in other_day and "5 losing round trips" not in other_day
+    assert "date: expected YYYY-MM-DD" in page.get("/journal/?date=yesterday").content.decode()
+    assert PaperTrade.objects.count() == 1
