@@ -40,6 +40,37 @@ def round_trip_list(*, user) -> QuerySet:
     )
 
 
+def with_decisions(queryset: QuerySet, *, perm_id: str = "perm_id", account_id: str = "account_id") -> QuerySet:
+    """Annotate fills (or round trips, through their opening fill) with the decision of the order of ours
+    they came from, matched by ``(account, perm id)`` as the ledger does: ``decision_strategy``,
+    ``decision_reasoning`` and ``decision_outcome`` (the paper trade's: open, win, loss, breakeven). All
+    empty for a broker fill without an order of ours. Correlated subqueries: no query more per page."""
+    from django.db.models import Case, CharField, OuterRef, Subquery, Value, When
+
+    from trading.models import Order, PaperTrade, PaperTradeStatus
+
+    orders = Order.objects.filter(account_id=OuterRef(account_id), perm_id=OuterRef(perm_id)).order_by("pk")
+    trades = PaperTrade.objects.filter(
+        Q(entry_order__account_id=OuterRef(account_id), entry_order__perm_id=OuterRef(perm_id))
+        | Q(exit_order__account_id=OuterRef(account_id), exit_order__perm_id=OuterRef(perm_id))
+    ).order_by("pk")
+    return queryset.annotate(
+        decision_strategy=Subquery(orders.values("strategy")[:1]),
+        decision_reasoning=Subquery(orders.values("reasoning")[:1]),
+        decision_trade_status=Subquery(trades.values("status")[:1]),
+        decision_trade_pnl=Subquery(trades.values("realized_pnl")[:1]),
+    ).annotate(
+        decision_outcome=Case(
+            When(decision_trade_status=PaperTradeStatus.OPEN, then=Value("open")),
+            When(decision_trade_pnl__gt=0, then=Value("win")),
+            When(decision_trade_pnl__lt=0, then=Value("loss")),
+            When(decision_trade_pnl=0, then=Value("breakeven")),
+            default=Value(""),
+            output_field=CharField(),
+        )
+    )
+
+
 def day_trade_list(*, user) -> QuerySet:
     return (
         DayTrade.objects.filter(account__in=Account.objects.visible_to(user))

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from portfolio.views.common import account_choice
 from trading.api.filters import ExecutionFilter
 from trading.models import Account
-from trading.selectors import execution_list, round_trip_list_closed_between
+from trading.selectors import execution_list, round_trip_list_closed_between, with_decisions
 
 PAGE_SIZE = 50
 TABS = ("fills", "round-trips")
@@ -76,7 +76,7 @@ def trades(request: HttpRequest) -> HttpResponse:
     context["filter"] = filterset
     if filterset.is_valid():
         if tab == "fills":
-            rows = filterset.qs
+            rows = with_decisions(filterset.qs)
         else:
             data = filterset.form.cleaned_data
             rows = round_trip_list_closed_between(
@@ -86,6 +86,7 @@ def trades(request: HttpRequest) -> HttpResponse:
                 since=data.get("since"),
                 until=data.get("until"),
             )
+            rows = with_decisions(rows, perm_id="opening_execution__perm_id")
         page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
         context["page"] = page
         context["page_range"] = list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))

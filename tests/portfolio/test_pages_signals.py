@@ -145,3 +145,40 @@ def test_the_journal_shows_trade_records_beside_the_days_risk_events(page, paper
     assert "data-record=" not in other_day and "5 losing round trips" not in other_day
     assert "date: expected YYYY-MM-DD" in page.get("/journal/?date=yesterday").content.decode()
     assert PaperTrade.objects.count() == 1
+
+
+def test_the_trades_page_shows_strategy_reasoning_and_outcome_of_our_fills(page, paper_account, clock, settings):
+    from trading.models import Execution, ExecutionSource
+
+    closed = signal_execute(signal=make_signal(paper_account, n=1, quantity=Decimal(10))).paper_trade
+    clock.set(clock.now + timedelta(minutes=1))
+    quote("101.00", "101.10", clock.now)  # 10 x 1.00 less 2.00 of commissions: a win
+    closed = paper_trade_close(trade=closed, reason=PaperTradeStatus.MANUAL)
+    clock.set(clock.now + timedelta(minutes=1))
+    signal_execute(signal=make_signal(paper_account, n=2, strategy="fade"))
+    Execution.objects.create(  # a fill placed in TWS: no order of ours
+        broker="ibkr",
+        exec_id="TWS-1",
+        account=paper_account,
+        instrument=closed.instrument,
+        side="BUY",
+        quantity=Decimal(1),
+        price=Decimal(100),
+        commission=Decimal(1),
+        executed_at=clock.now - timedelta(hours=1),
+        trade_date=clock.now.date(),
+        source=ExecutionSource.API,
+        perm_id=424242,
+    )
+    text = page.get("/trades/?account=PAPER1").content.decode()
+    rows = [row for row in text.split("<tr>") if 'class="mono">' in row]
+    cells = {row.split('class="mono">')[1].split("<")[0]: row for row in rows}
+    entry = cells[f"PAPER-{closed.entry_order_id}-1"]
+    assert "breakout" in entry and "broke the morning range on volume" in entry and ">win<" in entry
+    exit_row = cells[f"PAPER-{closed.exit_order_id}-1"]
+    assert "Closed by hand: paper trade" in exit_row and ">win<" in exit_row
+    still_open = [row for key, row in cells.items() if "fade" in row]
+    assert len(still_open) == 1 and ">open<" in still_open[0]
+    assert "breakout" not in cells["TWS-1"] and "badge win" not in cells["TWS-1"] and ">open<" not in cells["TWS-1"]
+    trips = page.get("/trades/?account=PAPER1&tab=round-trips").content.decode()
+    assert "broke the morning range on volume" in trips
