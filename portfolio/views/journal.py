@@ -37,7 +37,11 @@ def journal(request: HttpRequest) -> HttpResponse:
     records = list(
         islice(
             trade_records_iter(
-                user=request.user, account_id=account.account_id, since=start, until=start + timedelta(days=1)
+                user=request.user,
+                account_id=account.account_id,
+                since=start,
+                until=start + timedelta(days=1),
+                include_open=False,
             ),
             RECORDS_SHOWN + 1,
         )

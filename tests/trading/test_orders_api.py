@@ -27,8 +27,9 @@ EXECUTE = "/api/trading/execute"
 # fill through the ledger (execution, lots, day trades, settlement, trade frequency, change marks; a
 # fill after every stored one of its instrument deletes no matches, round trips or settlements), the
 # order and its events, the answer's fills and events. SQLite takes more queries to reserve the
-# execution's id (core.bulk.reserve_ids).
-EXECUTE_QUERIES = {"sqlite": 35, "postgresql": 30}
+# execution's id (core.bulk.reserve_ids). One read more: the trading session in force (its id and
+# config hash are stored with the order).
+EXECUTE_QUERIES = {"sqlite": 36, "postgresql": 31}
 # A fill not after every stored fill of its instrument: the deletes of matches, round trips, settlements.
 FULL_PATH_EXTRA = 3
 

@@ -526,7 +526,7 @@ class TradeRecordQuerySerializer(AccountQuerySerializer):
     since = serializers.DateTimeField(required=False, help_text="Closed at or after (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="Closed before (ISO 8601)")
     outcome = serializers.ChoiceField(
-        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven")], required=False
+        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven"), ("open", "open")], required=False
     )
     limit = serializers.IntegerField(min_value=1, max_value=10000, default=1000)
 
@@ -558,6 +558,6 @@ class TradeRecordSerializer(serializers.Serializer):
     slippage = serializers.CharField(allow_null=True)
     commission = serializers.CharField()
     net_profit_loss = serializers.CharField(allow_null=True)
-    session_id = serializers.CharField()
-    bot_version = serializers.CharField()
-    config_hash = serializers.CharField()
+    session_id = serializers.CharField(allow_null=True)
+    bot_version = serializers.CharField(allow_null=True)
+    config_hash = serializers.CharField(allow_null=True)

@@ -36,6 +36,7 @@ from trading.models import (
 from trading.rules.orders import quote_is_fresh
 from trading.services.orders import OrderInput, order_execute
 from trading.services.risk import quote_facts
+from trading.services.sessions import trading_session_current
 
 logger = logging.getLogger(__name__)
 MONITOR_LOCK = "trading.paper_trades_monitor"
@@ -390,6 +391,7 @@ def paper_trades_monitor(*, now: datetime | None = None) -> MonitorResult:
     open trade against its stored quote (stop, target, end of day). Safe at any hour: outside regular
     hours only trades whose entry order may trade outside them are acted on."""
     now = now or timezone.now()
+    trading_session_current(now=now, started_by="monitor")  # a trading day begins with its first run
     result = MonitorResult(expired=signals_expire(now=now))
     # Entries that rested and filled later.
     for signal in Signal.objects.filter(
