@@ -8,7 +8,13 @@ import pytest
 from tests.factories import UserFactory
 from tests.trading.test_signals import quote, signal_input
 from trading.models import Order, OrderStatus, PaperTrade, PaperTradeStatus, SignalStatus
-from trading.services.signals import paper_trades_monitor, signal_create, signal_execute
+from trading.services.signals import (
+    PaperTradeClosed,
+    paper_trade_close_by_hand,
+    paper_trades_monitor,
+    signal_create,
+    signal_execute,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +87,14 @@ def test_staff_may_close_any_trade(client, opened):
 
 def test_anonymous_is_refused(client, opened):
     assert client.post(close_url(opened)).status_code in (401, 403)
+
+
+def test_a_close_by_the_monitor_between_the_read_and_the_lock_is_a_conflict(opened, clock):
+    stale = PaperTrade.objects.select_related("exit_order").get(pk=opened.pk)  # read by the request: OPEN
+    clock.set(clock.now + timedelta(minutes=1))
+    quote("97.90", "98.00", clock.now)
+    paper_trades_monitor()  # the stop closes it first
+    with pytest.raises(PaperTradeClosed, match="closed already"):
+        paper_trade_close_by_hand(trade=stale)
+    assert PaperTrade.objects.get(pk=opened.pk).status == PaperTradeStatus.STOP_LOSS
+    assert Order.objects.filter(side="SELL").count() == 1

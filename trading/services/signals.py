@@ -263,6 +263,10 @@ def _finish(trade: PaperTrade, order: Order) -> None:
     Signal.objects.filter(pk=trade.signal_id).update(status=SignalStatus.CLOSED)
 
 
+class PaperTradeClosed(Exception):  # noqa: N818
+    """The trade is closed already, or its closing order is working: nothing more to close."""
+
+
 def _exit_pending(trade: PaperTrade) -> bool:
     """A closing order that is working or has filled (not finished yet): no second one is placed. One
     that was refused, cancelled or expired is not: the next attempt places a new one."""
@@ -271,7 +275,13 @@ def _exit_pending(trade: PaperTrade) -> bool:
 
 
 def paper_trade_close(
-    *, trade: PaperTrade, reason: str, decision_price: Decimal | None = None, user=None, now: datetime | None = None
+    *,
+    trade: PaperTrade,
+    reason: str,
+    decision_price: Decimal | None = None,
+    user=None,
+    now: datetime | None = None,
+    strict: bool = False,
 ) -> PaperTrade:
     """Close an open trade with a market order through ``order_execute`` (every check; closing orders pass
     the position and breaker checks). Filled: the trade closes; refused: it stays open with the reasons
@@ -285,6 +295,12 @@ def paper_trade_close(
             .get(pk=trade.pk)
         )
         if trade.status != PaperTradeStatus.OPEN or _exit_pending(trade):
+            if strict:  # the trader asked: say so rather than answer with another's close
+                raise PaperTradeClosed(
+                    f"paper trade {trade.pk} is closed already ({trade.get_status_display()})"
+                    if trade.status != PaperTradeStatus.OPEN
+                    else f"paper trade {trade.pk}: closing order {trade.exit_order_id} is working already"
+                )
             return trade  # closed already, or its closing order is working: another run got there first
         attempt = Order.objects.filter(account=trade.account, client_order_id__startswith=f"pt-{trade.pk}-x").count()
         outcome = order_execute(
@@ -318,10 +334,6 @@ def paper_trade_close(
     return trade
 
 
-class PaperTradeClosed(Exception):  # noqa: N818
-    """The trade is closed already, or its closing order is working: nothing more to close."""
-
-
 def paper_trade_close_by_hand(*, trade: PaperTrade, user=None, now: datetime | None = None) -> PaperTrade:
     """The trader's "Close": a closing market order through the normal order path, exit reason MANUAL.
 
@@ -334,13 +346,10 @@ def paper_trade_close_by_hand(*, trade: PaperTrade, user=None, now: datetime | N
         raise PaperTradeClosed(f"paper trade {trade.pk} is closed already ({trade.get_status_display()})")
     if _exit_pending(trade):
         raise PaperTradeClosed(f"paper trade {trade.pk}: closing order {trade.exit_order_id} is working already")
-    closed = paper_trade_close(
-        trade=trade, reason=PaperTradeStatus.MANUAL, decision_price=trade.current_price, user=user, now=now
+    # strict: a close by another request or the monitor between this read and the row lock is a 409 too.
+    return paper_trade_close(
+        trade=trade, reason=PaperTradeStatus.MANUAL, decision_price=trade.current_price, user=user, now=now, strict=True
     )
-    if closed.exit_reason != PaperTradeStatus.MANUAL:
-        # Another run closed it between the read and the lock (a stop, a target): not by hand.
-        raise PaperTradeClosed(f"paper trade {trade.pk} was closed meanwhile ({closed.get_status_display()})")
-    return closed
 
 
 # --- the monitor -------------------------------------------------------------------------------
