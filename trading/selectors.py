@@ -529,14 +529,6 @@ def journal_list(*, user, day, account_id: str | None = None):
 TRADE_RECORD_CHUNK = 2000
 
 
-def trading_config_hash() -> str:
-    """The hash of the risk and strategy settings in force now (a trading session's ``config_hash``)."""
-    from trading.rules.trade_records import config_hash
-    from trading.services.sessions import trading_settings_in_force
-
-    return config_hash(trading_settings_in_force())
-
-
 def _session_fields(session) -> tuple[str | None, str | None, str | None]:
     if session is None:
         return None, None, None
