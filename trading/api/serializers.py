@@ -438,6 +438,8 @@ class PaperTradeSerializer(serializers.ModelSerializer):
     signal_id = serializers.CharField(source="signal.signal_id")
     reasoning = serializers.CharField(source="signal.reasoning")
     strategy = serializers.CharField(source="signal.strategy")
+    # Plain text: the status's choices plus "" (not closing yet); one enum in the schema, not two.
+    exit_reason = serializers.CharField(help_text="Why it closes or closed (a status), empty while not closing.")
 
     class Meta:
         model = PaperTrade
