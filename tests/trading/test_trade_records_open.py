@@ -38,6 +38,9 @@ def test_an_open_trade_has_a_record_with_empty_exit_fields(paper_account, aapl, 
     assert record["decision_reasoning"] == "broke the morning range on volume" and record["session_id"]
     for name in ("exit_timestamp", "exit_reasoning", "profit_loss", "net_profit_loss", "hold_duration_seconds"):
         assert record[name] is None
+    # fxagg's base-currency figures: the entry's value and commission at the opening day's rate.
+    assert (record["currency"], record["total_value_base"], record["commission_base"]) == ("USD", "10000", "1")
+    assert record["net_profit_loss_base"] is None
     client.force_login(trader)
     assert [r["outcome"] for r in client.get("/api/trading/trade-records", {"outcome": "open"}).json()] == ["open"]
     assert client.get("/api/trading/trade-records", {"outcome": "win"}).json() == []
