@@ -875,32 +875,51 @@ def _chart_bars(instrument_id: int, bar_size: str, since: datetime, until: datet
 def account_risk_figures_get(account: Account):
     """The broker's last values of the account and its previous close, for trading's order checks.
 
-    Two queries: the account status, and the last snapshot of an earlier trade date with the net
-    flows since it (subqueries of the same query, as ``_daily_pnl`` does).
+    One query, written out: the account status, and the last snapshot of an earlier trade date with the
+    net flows (deposits less withdrawals) since it. Every order asks for it, and the ORM spent several
+    times the database's time compiling the same statement (measured: 3.5 ms of CPU against 0.4 ms).
     """
+    from django.db import connection
+
+    from core.fields import quantize_money
     from trading.hooks import AccountFigures
 
-    status = (
-        AccountStatus.objects.filter(account=account).values_list("net_liquidation", "day_trades_remaining").first()
-    )
     today = trade_date_of(timezone.now())
-    previous = (
-        AccountSnapshot.objects.filter(account=account, trade_date__lt=today, net_liquidation__isnull=False)
-        .order_by("-taken_at")
-        .annotate(
-            deposits=_flows_since_snapshot(CashFlowKind.DEPOSIT),
-            withdrawals=_flows_since_snapshot(CashFlowKind.WITHDRAWAL),
-        )
-        .values_list("net_liquidation", "deposits", "withdrawals")
-        .first()
+    status, snapshot, flows = (
+        connection.ops.quote_name(m._meta.db_table) for m in (AccountStatus, AccountSnapshot, CashFlow)
     )
+    sql = f"""
+        SELECT st.net_liquidation, st.day_trades_remaining, st.account_id IS NOT NULL, snap.net_liquidation,
+               (SELECT SUM(CASE WHEN f.kind = %s THEN f.amount ELSE -f.amount END) FROM {flows} f
+                 WHERE f.account_id = %s AND f.kind IN (%s, %s) AND f.at > snap.taken_at)
+          FROM (SELECT 1 AS one) o
+          LEFT JOIN {status} st ON st.account_id = %s
+          LEFT JOIN (SELECT net_liquidation, taken_at FROM {snapshot}
+                      WHERE account_id = %s AND trade_date < %s AND net_liquidation IS NOT NULL
+                      ORDER BY taken_at DESC LIMIT 1) snap ON 1 = 1
+    """  # noqa: S608 (the models' table names; every value is a parameter)
+    params = [
+        CashFlowKind.DEPOSIT.value,
+        account.pk,
+        CashFlowKind.DEPOSIT.value,
+        CashFlowKind.WITHDRAWAL.value,
+        account.pk,
+        account.pk,
+        connection.ops.adapt_datefield_value(today),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        status_value, day_trades, has_status, previous_value, previous_flows = cursor.fetchone()
+
+    def money(value) -> Decimal | None:  # SQLite answers sums and numbers as floats; the ORM quantizes them
+        return None if value is None else quantize_money(value if isinstance(value, Decimal) else Decimal(str(value)))
+
     figures = {}
-    if status is not None:
-        figures["net_liquidation"], figures["day_trades_remaining"] = status
-    if previous is not None:
-        value, deposits, withdrawals = previous
-        figures["previous_close"] = value
-        figures["flows_since_close"] = (deposits or Decimal(0)) - (withdrawals or Decimal(0))
+    if has_status:
+        figures["net_liquidation"], figures["day_trades_remaining"] = money(status_value), day_trades
+    if previous_value is not None:
+        figures["previous_close"] = money(previous_value)
+        figures["flows_since_close"] = money(previous_flows) or Decimal(0)
     return AccountFigures(**figures)
 
 

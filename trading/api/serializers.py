@@ -606,3 +606,59 @@ class TradeRecordSerializer(serializers.Serializer):
     profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
     commission_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
     net_profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
+
+
+# --- the order's answer, without building serializers per request ------------------------------
+class _Compiled:
+    """A serializer's fields, bound once, applied to an object or dict without DRF's per-request work.
+
+    ``OrderDetailSerializer(order).data`` builds every field anew for each answer (a ModelSerializer
+    maps its model's fields each time) and wraps each value in generic lookups; the order endpoints
+    answer with that shape on every request. The field instances are kept, so each value is formatted
+    by the very ``to_representation`` the serializer uses: the same JSON, and the schema still comes
+    from the serializer.
+    """
+
+    def __init__(self, serializer: serializers.Serializer) -> None:
+        self.fields = []
+        for name, field in serializer.fields.items():
+            nested = None
+            if isinstance(field, serializers.ListSerializer) and isinstance(field.child, serializers.Serializer):
+                nested = _Compiled(field.child)
+            self.fields.append((name, tuple(field.source_attrs), field, nested))
+
+    def __call__(self, obj, **given) -> dict:
+        out = {}
+        for name, source, field, nested in self.fields:
+            value = given[name] if name in given else _attribute(obj, source)
+            if nested is not None:
+                out[name] = [nested(item) for item in value]
+            else:
+                out[name] = None if value is None else field.to_representation(value)
+        return out
+
+
+def _attribute(obj, source: tuple[str, ...]):
+    for attr in source:
+        if obj is None:
+            return None
+        obj = obj[attr] if isinstance(obj, dict) else getattr(obj, attr)
+    return obj
+
+
+_order_compiled: _Compiled | None = None
+
+
+def order_body(order: Order, *, events: list[OrderEvent] | None = None, fills=None) -> dict:
+    """What ``OrderDetailSerializer(order).data`` gives, built from the order and, when the caller has
+    them, its events and fills (in their order: ``at``, id; ``executed_at``, id); else they are read."""
+    global _order_compiled
+    if _order_compiled is None:
+        _order_compiled = _Compiled(OrderDetailSerializer())
+    if events is None:
+        events = list(order.events.all())
+    if fills is None:
+        from trading.selectors import order_fills
+
+        fills = list(order_fills(order=order))
+    return _order_compiled(order, events=events, fills=fills)

@@ -34,6 +34,7 @@ from trading.api.serializers import (
     SignalSerializer,
     TradeRecordQuerySerializer,
     TradeRecordSerializer,
+    order_body,
 )
 from trading.calendars import trade_date_of
 from trading.fx import executions_in_base, round_trips_in_base
@@ -45,7 +46,6 @@ from trading.selectors import (
     day_trade_list,
     execution_list,
     journal_list,
-    order_fills,
     order_get,
     order_list,
     paper_trade_list,
@@ -181,9 +181,8 @@ class CashStateApi(APIView):
 ORDER_INPUT_FIELDS = tuple(f.name for f in dataclass_fields(OrderInput))
 
 
-def _order_body(order) -> dict:
-    order.fills = list(order_fills(order=order))
-    return OrderDetailSerializer(order).data
+def _order_body(order, events=None) -> dict:
+    return order_body(order, events=events)
 
 
 class ExecuteOrderApi(APIView):
@@ -215,7 +214,7 @@ class ExecuteOrderApi(APIView):
             code = status.HTTP_422_UNPROCESSABLE_ENTITY
         else:
             code = status.HTTP_201_CREATED
-        return Response(_order_body(order), status=code)
+        return Response(_order_body(order, events=outcome.events), status=code)
 
 
 class OrderListApi(generics.ListAPIView):

@@ -5,16 +5,23 @@ order (``fill_order``), so a late or out-of-order fill gives exactly the result 
 would have. Only what can have changed is rewritten: matches, round trips, realized P&L and day
 trades at or after the first affected fill, the open lots, the settlement rows of changed fills,
 trade frequency from that week on, and a CASH account's daily state and violations.
+
+The replay need not start at the instrument's first fill: its state is empty whenever the position
+is flat, so when new fills come after the fill that opened the stored position (the paper engine's,
+a live ingest's), the replay starts there, and the day trades and trade frequency read only the
+fills of the changed weeks (``_Window``). New fills that only add to the position (FIFO) replay
+alone and add their own lots. ``tests/trading/test_ledger_incremental.py`` holds both paths equal.
 """
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from core.bulk import bulk_insert, bulk_update_values
@@ -40,7 +47,7 @@ from trading.models import (
 from trading.rules.cash import CashFill, CashMovement, cash_account_replay
 from trading.rules.daytrades import DayTradeResult, day_trades_find, trade_frequency
 from trading.rules.lots import LedgerResult, lots_match
-from trading.rules.types import LedgerFill
+from trading.rules.types import LedgerFill, fill_order
 from trading.selectors import fills_of
 from trading.selectors import ledger_fill_of as _ledger_fill
 from trading.services.ledger_changes import ledger_changes_mark
@@ -97,16 +104,29 @@ def ledger_recompute(
     if not affected and not cash_changed:
         return
     today = today or trade_date_of(timezone.now())
-    stored = fills_of(account=account, instrument_ids=affected) if affected else []
     new = unwritten.fills if unwritten is not None else []
+    method = settings.LOT_MATCHING
+    windows = _windows_plan(account=account, affected=affected, new=new) if new else {}
+    stored = _fills_load(account=account, affected=affected, windows=windows)
     rows = sorted([*stored, *new], key=_row_order) if new else stored
     by_instrument: dict[int, list[LedgerFill]] = defaultdict(list)
     for row in rows:
         by_instrument[row["instrument_id"]].append(_ledger_fill(row))
-    method = settings.LOT_MATCHING
-    results = {
-        instrument_id: lots_match(by_instrument.get(instrument_id, []), method=method) for instrument_id in affected
-    }
+    results: dict[int, LedgerResult] = {}
+    carries: dict[int, Decimal] = {}
+    opened_only: set[int] = set()
+    for instrument_id in affected:
+        fills = by_instrument.get(instrument_id, [])
+        window = windows.get(instrument_id)
+        if window is None:  # the whole history was read: replay it from its first fill
+            results[instrument_id] = lots_match(fills, method=method)
+            continue
+        replay, carries[instrument_id], only_opens = window.split(fills, method=method)
+        results[instrument_id] = lots_match(replay, method=method)
+        if only_opens:
+            opened_only.add(instrument_id)
+            if window.opening_id is not None:  # the new lots belong to the position already open
+                results[instrument_id] = replace(results[instrument_id], position_opening_fill_id=window.opening_id)
     realized: dict[int, Decimal] = {}
     for result in results.values():
         realized.update(result.realized_by_fill)
@@ -127,6 +147,9 @@ def ledger_recompute(
     # deletes are skipped (everything else is the full path).
     appended = _appended_only(affected=affected, stored=stored, new=new)
     for instrument_id, since in affected.items():
+        if instrument_id in opened_only:
+            _lots_add(account, instrument_id, results[instrument_id])
+            continue
         _instrument_refresh(
             account,
             instrument_id,
@@ -134,6 +157,7 @@ def ledger_recompute(
             results[instrument_id],
             since,
             appended=instrument_id in appended,
+            carry=carries.get(instrument_id, Decimal(0)),
         )
     if affected:
         earliest = min(affected.values())
@@ -144,12 +168,152 @@ def ledger_recompute(
         only_new = appended.issuperset(affected) and all(r["id"] in new_ids for r in changed)
         _settlements_refresh(account, changed, today, appended=only_new)
         loaded = [fill for instrument_id in affected for fill in by_instrument.get(instrument_id, [])]
-        _frequency_refresh(account, trade_date_of(earliest), loaded=loaded, loaded_instruments=set(affected))
+        _frequency_refresh(
+            account,
+            trade_date_of(earliest),
+            loaded=loaded,
+            loaded_instruments=set(affected),
+            added_only=opened_only.issuperset(affected),
+        )
     if account.account_type == AccountType.CASH:
         cash_state_recompute(account=account, today=today)
     # Last, so the marks are locked only for the moment before the commit: the layers above (the
     # positions) rebuild these instruments from these times on.
     ledger_changes_mark(account=account, affected=affected)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Where one instrument's replay may start instead of at its first fill: a point where it was flat.
+
+    The replay state (open lots, the average-cost pool, the round trip) is empty whenever the position
+    is flat, so a replay from the fill that opened the stored position (or, when flat, from the new
+    fills) gives what a replay of the whole history gives from there on. The window read also holds
+    every fill of the instrument from ``week_start`` on: the day trades of the changed dates and the
+    trade frequency of their weeks need them, with the position carried into the window (``carry``).
+    """
+
+    since: datetime  # the instrument's mark: the earliest changed fill
+    week_start: date
+    opening_id: int | None  # the stored position's opening fill; None: flat after every stored fill
+    opening_at: datetime | None
+    held: Decimal  # the stored position (its lots' sum)
+    new_ids: frozenset[int]
+
+    def split(self, fills: list[LedgerFill], *, method: str) -> tuple[list[LedgerFill], Decimal, bool]:
+        """``(fills to replay, position before the first of fills, only opens)`` from the window's fills
+        (in ``fill_order``). "Only opens": nothing stored changed and every new fill adds to the position
+        (or opens it from flat) under FIFO; then the new fills alone are replayed, into lots of their own."""
+        new = [f for f in fills if f.id in self.new_ids]
+        if self.opening_id is None:
+            replay, before = new, [f for f in fills if f.id not in self.new_ids]
+        else:
+            start = fill_order(next(f for f in fills if f.id == self.opening_id))
+            replay = [f for f in fills if fill_order(f) >= start]
+            before = [f for f in fills if fill_order(f) < start]
+        carry = -sum((f.signed_quantity for f in before), Decimal(0))
+        side = ("BUY" if self.held > 0 else "SELL") if self.held else (new[0].side if new else None)
+        only_opens = (
+            method == "fifo"
+            and bool(new)
+            and min(f.executed_at for f in new) == self.since
+            and all(f.id in self.new_ids or f.executed_at < self.since for f in fills)
+            and all(f.side == side for f in new)
+        )
+        return (new if only_opens else replay), carry, only_opens
+
+
+def _windows_plan(*, account: Account, affected: dict[int, datetime], new: list[dict]) -> dict[int, _Window]:
+    """The instruments whose replay may start at a flat point (one query: their lots' state).
+
+    Not those whose stored lots do not name one opening fill, nor those changed at or before the
+    fill that opened their position (the point may no longer be flat): they are replayed in full.
+    """
+    if not affected:
+        return {}
+    week_start = trade_date_of(min(affected.values()))
+    week_start -= timedelta(days=week_start.weekday())
+    state = {
+        row["instrument_id"]: row
+        for row in Lot.objects.filter(account=account, instrument_id__in=list(affected))
+        .values("instrument_id")
+        .annotate(
+            held=Sum("quantity"),
+            lots=Count("id"),
+            named=Count("position_opening_execution_id"),
+            openings=Count("position_opening_execution_id", distinct=True),
+            opening_id=Max("position_opening_execution_id"),
+            opening_at=Max("position_opening_execution__executed_at"),
+        )
+        .order_by()
+    }
+    new_ids = frozenset(row["id"] for row in new)
+    windows = {}
+    for instrument_id, since in affected.items():
+        lots = state.get(instrument_id)
+        if lots is None:
+            windows[instrument_id] = _Window(since, week_start, None, None, Decimal(0), new_ids)
+        elif lots["held"] and lots["named"] == lots["lots"] and lots["openings"] == 1 and since > lots["opening_at"]:
+            windows[instrument_id] = _Window(
+                since, week_start, lots["opening_id"], lots["opening_at"], lots["held"], new_ids
+            )
+    return windows
+
+
+def _fills_load(*, account: Account, affected: dict[int, datetime], windows: dict[int, _Window]) -> list[dict]:
+    """The stored fills the replays need, in one query: each windowed instrument's window, every fill of
+    the others. A window that turns out not to start at a flat point (a flat instrument with a stored
+    fill at or after its mark; an opening fill not found, or one that crossed zero) is dropped and its
+    instrument read in full (one more query)."""
+    if not affected:
+        return []
+    condition = Q(instrument_id__in=[i for i in affected if i not in windows]) if len(windows) < len(affected) else Q()
+    for instrument_id, window in windows.items():
+        part = Q(trade_date__gte=window.week_start)
+        if window.opening_at is not None:
+            part |= Q(executed_at__gte=window.opening_at)
+        condition |= Q(instrument_id=instrument_id) & part
+    rows = fills_of(account=account, where=condition)
+    # The opening fill must have opened all its quantity: one that closed a position and opened the
+    # rest on the other side (it has realized P&L) is not preceded by a flat point.
+    opened_all = {row["id"] for row in rows if row["realized_pnl"] is None}
+    late = {
+        instrument_id
+        for instrument_id, window in windows.items()
+        if (window.opening_id is not None and window.opening_id not in opened_all)
+        or (
+            window.opening_id is None
+            and any(r["instrument_id"] == instrument_id and r["executed_at"] >= window.since for r in rows)
+        )
+    }
+    if late:
+        for instrument_id in late:
+            del windows[instrument_id]
+        rows = sorted(
+            [*(r for r in rows if r["instrument_id"] not in late), *fills_of(account=account, instrument_ids=late)],
+            key=_row_order,
+        )
+    return rows
+
+
+def _with_carry(fills: list[LedgerFill], carry: Decimal) -> list[LedgerFill]:
+    """``fills`` after a stand-in fill that holds ``carry`` before them (dated before any of them, so it
+    opens nothing on their dates): the day-trade replay takes a position before its first fill as flat."""
+    if not carry or not fills:
+        return fills
+    first = fills[0]
+    stand_in = LedgerFill(
+        id=-1,
+        exec_id="",
+        instrument_id=first.instrument_id,
+        executed_at=datetime.min.replace(tzinfo=UTC),
+        trade_date=date.min,
+        side="BUY" if carry > 0 else "SELL",
+        quantity=abs(carry),
+        price=Decimal(0),
+        multiplier=first.multiplier,
+    )
+    return [stand_in, *fills]
 
 
 def _appended_only(*, affected: dict[int, datetime], stored: list[dict], new: list[dict]) -> set[int]:
@@ -191,11 +355,13 @@ def _instrument_refresh(
     since: datetime,
     *,
     appended: bool = False,
+    carry: Decimal = Decimal(0),
 ) -> None:
     """Rewrite one instrument's lots, and its matches, round trips and day trades from ``since`` on.
 
     ``appended``: only new fills after every stored one changed, so there is no stored match or round
     trip to delete from ``since`` on (their closing fills are all earlier); only inserts.
+    ``carry``: the position held before the first of ``fills`` (a window, not the whole history).
     """
     executed_at = {f.id: f.executed_at for f in fills}
     pair = {"account": account, "instrument_id": instrument_id}
@@ -277,7 +443,7 @@ def _instrument_refresh(
         ),
         [
             (*ids, d.trade_date, d.quantity, d.opening_fill_id, d.closing_fill_id, counting)
-            for d in day_trades_find(fills, counting=counting)
+            for d in day_trades_find(_with_carry(fills, carry), counting=counting)
             if d.trade_date >= since_date
         ],
     )
@@ -293,14 +459,9 @@ LOT_COLUMNS = (
 )
 
 
-def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, compare: bool) -> None:
-    """Make the stored open lots of the instrument equal ``result.open_lots``.
-
-    ``compare``: the stored lots are read and compared, and only the difference is written, so a fill
-    that adds a lot to a position built from hundreds of fills does not rewrite them all. A stored lot
-    differing in any column is deleted and inserted anew. Otherwise all are deleted and inserted.
-    """
-    wanted = [
+def _lot_rows(result: LedgerResult) -> list[tuple]:
+    """``result``'s open lots as rows in ``LOT_COLUMNS`` order."""
+    return [
         (
             lot.opening_fill_id,
             lot.opened_at,
@@ -311,6 +472,23 @@ def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, c
         )
         for lot in result.open_lots
     ]
+
+
+def _lots_add(account: Account, instrument_id: int, result: LedgerResult) -> None:
+    """New fills that only opened or added (FIFO): their own lots join the stored ones, which they leave
+    as they were; no match, round trip or day trade can come of them."""
+    rows = [(account.pk, instrument_id, *row) for row in _lot_rows(result)]
+    bulk_insert(Lot, ("account_id", "instrument_id", *LOT_COLUMNS), rows)
+
+
+def _lots_write(account: Account, instrument_id: int, result: LedgerResult, *, compare: bool) -> None:
+    """Make the stored open lots of the instrument equal ``result.open_lots``.
+
+    ``compare``: the stored lots are read and compared, and only the difference is written, so a fill
+    that adds a lot to a position built from hundreds of fills does not rewrite them all. A stored lot
+    differing in any column is deleted and inserted anew. Otherwise all are deleted and inserted.
+    """
+    wanted = _lot_rows(result)
     columns = ("account_id", "instrument_id", *LOT_COLUMNS)
     if not compare:
         Lot.objects.filter(account=account, instrument_id=instrument_id).delete()
@@ -372,8 +550,19 @@ def _settlements_refresh(account: Account, rows: list[dict], today: date, *, app
 
 
 def _frequency_refresh(
-    account: Account, from_date: date, *, loaded: list[LedgerFill], loaded_instruments: set[int]
+    account: Account,
+    from_date: date,
+    *,
+    loaded: list[LedgerFill],
+    loaded_instruments: set[int],
+    added_only: bool = False,
 ) -> None:
+    """Trades and day trades per day from ``from_date`` and per week from its Monday, recounted.
+
+    ``added_only``: the change is new fills that only opened or added (no day trade came or went);
+    when they are all the fills since that Monday, the trades are recounted from them and written over
+    the stored counts (an upsert), the day-trade counts left as they are.
+    """
     week_start = from_date - timedelta(days=from_date.weekday())
     others = Execution.objects.filter(account=account, trade_date__gte=week_start).exclude(
         instrument_id__in=loaded_instruments
@@ -382,6 +571,20 @@ def _frequency_refresh(
         fills = [_ledger_fill(r) for r in fills_of(account=account, trade_date_from=week_start)]
     else:  # every instrument traded since then was just loaded: no second read of the fills
         fills = [f for f in loaded if f.trade_date >= week_start]
+        if added_only:
+            TradeFrequencyTracking.objects.bulk_create(
+                [
+                    TradeFrequencyTracking(
+                        account=account, period=row.period, period_start=row.period_start, trades=row.trades
+                    )
+                    for row in trade_frequency(fills, [])
+                    if row.period_start >= (from_date if row.period == FrequencyPeriod.DAY else week_start)
+                ],
+                update_conflicts=True,
+                unique_fields=["account", "period", "period_start"],
+                update_fields=["trades"],
+            )
+            return
     day_trades = [
         DayTradeResult(
             instrument_id=instrument_id,

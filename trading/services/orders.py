@@ -118,6 +118,9 @@ class OrderInput:
 class OrderOutcome:
     order: Order
     created: bool  # False: the client order id was known, this is the first order
+    # A new paper order's events as written (in order), so the answer need not read them back; None:
+    # read them (a repeat, or a live order whose sending wrote more).
+    events: list[OrderEvent] | None = None
 
 
 def live_refusal() -> str:
@@ -268,7 +271,8 @@ def order_execute(
 
             broker = get_broker()
         order_send(order=order, broker=broker)
-    return OrderOutcome(order=order, created=True)
+        return OrderOutcome(order=order, created=True)
+    return OrderOutcome(order=order, created=True, events=events)
 
 
 # --- the paper engine --------------------------------------------------------------------------

@@ -8,15 +8,16 @@ fills and quotes; a live account's from what portfolio last read from the broker
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
 
 from core.fields import quantize_money
 from marketdata.models import Instrument, Quote
-from trading.calendars import market_is_open, next_session, previous_sessions, trade_date_of
+from trading.calendars import exchange_zone, market_is_open, next_session, previous_sessions, trade_date_of
 from trading.hooks import account_figures_get
 from trading.models import (
     WORKING_STATUSES,
@@ -269,12 +270,15 @@ def order_facts_gather(
 ) -> OrderFacts:
     today = trade_date_of(now)
     quote = Quote.objects.filter(instrument=instrument).first()
-    # No order: the model's default (account, instrument, ...) would join and sort both tables for nothing.
-    lots = list(
-        Lot.objects.filter(account=account, instrument=instrument).order_by().values_list("quantity", "opened_at")
+    # Summed by the database: one row however many lots the position has (the trade date's bounds are
+    # exchange time, as ``trade_date_of``'s).
+    day_start = datetime.combine(today, time.min, tzinfo=exchange_zone())
+    day_end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=exchange_zone())
+    held = Lot.objects.filter(account=account, instrument=instrument).aggregate(
+        position=Sum("quantity"), today=Sum("quantity", filter=Q(opened_at__gte=day_start, opened_at__lt=day_end))
     )
-    position = sum((q for q, _ in lots), Decimal(0))
-    opened_today = sum((q for q, at in lots if trade_date_of(at) == today), Decimal(0))
+    position = held["position"] or Decimal(0)
+    opened_today = held["today"] or Decimal(0)
     risk = risk or account_risk_get(account=account, now=now, known_quotes={instrument.pk: quote})
     signed = quantity if side == Side.BUY else -quantity
     facts_quote = quote_facts(quote)
