@@ -201,7 +201,7 @@ def _store_postgresql(bars: list[tuple[int, BrokerBar]], *, source: str, now: da
             created = _copy_new(cursor, bars, source=source, now=now)
             if created is not None:
                 return created, created, 0
-        return _upsert(cursor, bars, source=source, now=now)
+        return _upsert(cursor, bars, source=source, now=now, unique=ordered)
 
 
 def _windows_occupied(cursor, windows: dict[tuple[int, str], list[datetime]]) -> bool:
@@ -237,12 +237,15 @@ def _copy_new(cursor, bars: list[tuple[int, BrokerBar]], *, source: str, now: da
     return len(bars)
 
 
-def _upsert(cursor, bars: list[tuple[int, BrokerBar]], *, source: str, now: datetime) -> tuple[int, int, int]:
+def _upsert(
+    cursor, bars: list[tuple[int, BrokerBar]], *, source: str, now: datetime, unique: bool
+) -> tuple[int, int, int]:
     """COPY into a staging table, then one statement: new and changed bars are upserted, unchanged ones
     are left out before the upsert (``ON CONFLICT DO UPDATE ... WHERE`` alone would still lock, and so
     write, every existing row it leaves unchanged).
 
-    A bar given twice counts once: the later one (DISTINCT ON keeps the highest ctid). The stored bars
+    A bar given twice counts once: the later one (DISTINCT ON keeps the highest ctid; skipped, with its
+    sort, when ``unique``: every series came in strictly rising order, so no bar is twice). The stored bars
     are read once, by one range scan of the unique index per series between the first and last start
     given (LATERAL with OFFSET 0: a plan that cannot scan the table, whatever the planner guesses of the
     unanalyzed staging table), and matched to the answer's bars in one join. A bar whose values are the
@@ -268,10 +271,18 @@ def _upsert(cursor, bars: list[tuple[int, BrokerBar]], *, source: str, now: date
     targets = ", ".join((*VALUE_FIELDS, "source", "fetched_at"))
     stored = ", ".join(f"s.{c}" for c in VALUE_FIELDS)
     given = ", ".join(f"i.{c}" for c in VALUE_FIELDS)
+    incoming = (
+        f"SELECT instrument_id, bar_size, to_timestamp(start_epoch) AS start, {', '.join(VALUE_FIELDS)} "  # noqa: S608
+        f"FROM {_STAGING}"
+    )
+    if not unique:
+        incoming = (
+            f"SELECT DISTINCT ON (instrument_id, bar_size, start_epoch) instrument_id, bar_size, "  # noqa: S608
+            f"to_timestamp(start_epoch) AS start, {', '.join(VALUE_FIELDS)} FROM {_STAGING} "
+            f"ORDER BY instrument_id, bar_size, start_epoch, ctid DESC"
+        )
     cursor.execute(
-        f"WITH incoming AS MATERIALIZED (SELECT DISTINCT ON (instrument_id, bar_size, start_epoch) instrument_id, "  # noqa: S608
-        f"bar_size, to_timestamp(start_epoch) AS start, {', '.join(VALUE_FIELDS)} FROM {_STAGING} "
-        f"ORDER BY instrument_id, bar_size, start_epoch, ctid DESC), "
+        f"WITH incoming AS MATERIALIZED ({incoming}), "  # noqa: S608
         f"windows AS (SELECT instrument_id, bar_size, min(start) AS lo, max(start) AS hi FROM incoming "
         f"GROUP BY instrument_id, bar_size), "
         f"stored AS MATERIALIZED (SELECT b.id, b.instrument_id, b.bar_size, b.start, "

@@ -151,3 +151,15 @@ def test_a_window_filled_meanwhile_by_another_writer_falls_back_to_the_upsert(mo
     assert Bar.objects.count() == 3
     assert Bar.objects.get(start=OPEN + timedelta(minutes=2)).close == Decimal("10.5")
     assert Bar.objects.filter(source="first").count() == 2
+
+
+def test_a_bar_given_twice_between_another_series_bars_counts_once_and_the_later_wins():
+    """The series come interleaved, so neither is in one rising run: the store must still find the twice-given bar."""
+    aapl, msft = InstrumentFactory(symbol="AAPL"), InstrumentFactory(symbol="MSFT")
+    early, late = minute_bars("AAPL", 1), minute_bars("AAPL", 1, close=Decimal("10.5"))
+    other = minute_bars("MSFT", 2)
+    answer = [(aapl.pk, early[0]), (msft.pk, other[0]), (aapl.pk, late[0]), (msft.pk, other[1])]
+    result = bars_store(bars=answer, source="test")
+    assert (result.created, result.updated, result.unchanged) == (3, 0, 0)
+    assert Bar.objects.get(instrument=aapl).close == Decimal("10.5")
+    assert Bar.objects.filter(instrument=msft).count() == 2
