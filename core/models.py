@@ -35,6 +35,7 @@ class SyncKind(models.TextChoices):
     OPTIONS_FLOW = "OPTIONS_FLOW", "Options flow ingest"
     SENTIMENT_AGG = "SENTIMENT_AGG", "Sentiment aggregation"
     CONFLUENCE = "CONFLUENCE", "Confluence"
+    FX_RATES = "FX_RATES", "Exchange rates"
 
 
 class SyncReason(models.TextChoices):

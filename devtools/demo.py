@@ -580,6 +580,7 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
         marks = _marks(book, prices, today)
         account["positions"] = _positions_rows(book, marks, prices, now)
         account["values"] = _account_values(book, marks, prices, today)
+        _cash_balances_refresh(account)
     state["quotes"] = _quotes(prices, now)
 
 
@@ -878,8 +879,44 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
         "quotes": {},
         "demo": {"seed": seed, "tick": 0, "last_advanced": _iso(now)},
     }
+    _fx_demo(state, start=bar_days[0], now=now, seed=seed)
     _state_refresh(state, {symbol: bars[symbol][bar_days[-1]].close for symbol in STOCKS}, now)
     return state
+
+
+# The margin account holds some euros (issue #17): a EUR cash balance, the broker's EUR rate, and the
+# daily EUR/USD history the rates backfill (manage.py sync_fx_rates) stores. The USD balance is the
+# ledger's cash less the euros' value, so the balances add up to TotalCashValue at the current rate.
+DEMO_EUR_CASH = Decimal("2500.00")
+
+
+def _fx_demo(state: dict, *, start: date, now: datetime, seed: int) -> None:
+    rng = random.Random(seed * 7919 + 17)  # its own sequence: the rest of the demo is unchanged by it
+    rate, history = Decimal("1.0850"), []
+    day = start
+    while day < now.date():
+        if day.weekday() < 5 and (day.month, day.day) not in {(1, 1), (12, 25)}:
+            rate = (rate * (1 + Decimal(rng.randint(-40, 40)) / 10_000)).quantize(Decimal("0.0001"))
+            history.append({"day": day.isoformat(), "rate": _text(rate)})
+        day += timedelta(days=1)
+    state["fx_history"] = {"USD": {"EUR": history}}
+    for account in state["accounts"]:
+        if account.get("account_id") == MARGIN_ACCOUNT_ID:
+            account["fx_rates"] = {"EUR": _text(rate)}
+            account["cash_balances"] = {"EUR": _text(DEMO_EUR_CASH)}
+
+
+def _cash_balances_refresh(account: dict) -> None:
+    """The USD balance beside the account's other currencies: what TotalCashValue leaves once they are
+    converted at the broker's rates."""
+    balances = account.get("cash_balances")
+    if not isinstance(balances, dict):
+        return
+    rates = account.get("fx_rates") or {}
+    others = sum(
+        (Decimal(amount) * Decimal(rates[c]) for c, amount in balances.items() if c != "USD" and c in rates), ZERO
+    )
+    balances["USD"] = _text(_cents(Decimal(account["values"]["TotalCashValue"]) - others))
 
 
 def demo_state_write(*, path: str | Path, state: dict) -> None:

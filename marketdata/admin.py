@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
-from marketdata.models import Bar, BarSize, Instrument, Quote, WatchedInstrument
+from marketdata.models import Bar, BarSize, FxRate, Instrument, Quote, WatchedInstrument
+from marketdata.services.fx import fx_rate_save
 
 
 @admin.register(Instrument)
@@ -79,3 +81,50 @@ class BarAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class FxRateForm(forms.ModelForm):
+    reason = forms.CharField(
+        max_length=100, help_text="Why this change? Kept in the history with your name and the time."
+    )
+
+    class Meta:
+        model = FxRate
+        fields = ["currency", "base", "day", "rate"]
+
+    def clean_currency(self):
+        return (self.cleaned_data.get("currency") or "").strip().upper()
+
+    def clean_base(self):
+        return (self.cleaned_data.get("base") or "").strip().upper()
+
+    def clean(self):
+        cleaned = super().clean()
+        currency, base = cleaned.get("currency") or "", cleaned.get("base") or ""
+        for name, code in (("currency", currency), ("base", base)):
+            if code and not (len(code) == 3 and code.isalpha()):
+                self.add_error(name, f"{code!r} is not a 3-letter currency code")
+        if currency and currency == base:
+            self.add_error("currency", "a rate of a currency to itself is 1: nothing to store")
+        rate = cleaned.get("rate")
+        if rate is not None and rate <= 0:
+            self.add_error("rate", "must be positive")
+        return cleaned
+
+
+@admin.register(FxRate)
+class FxRateAdmin(SimpleHistoryAdmin):
+    """Daily exchange rates (one unit of currency in base). Staff may correct one: it is then marked
+    ``admin`` and kept with who, when and why; the broker's rate and the backfill leave it alone."""
+
+    form = FxRateForm
+    list_display = ["day", "currency", "base", "rate", "source", "fetched_at"]
+    list_filter = ["base", "currency", "source"]
+    search_fields = ["=currency", "=base"]
+    date_hierarchy = "day"
+    ordering = ["-day", "base", "currency"]
+    readonly_fields = ["source", "fetched_at"]
+    show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        fx_rate_save(rate=obj, reason=form.cleaned_data["reason"])

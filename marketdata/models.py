@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from core.brokers.contracts import InstrumentSpec, OptionRight, SecType
 from core.fields import PriceField, QuantityField
@@ -177,6 +178,8 @@ class FxRate(models.Model):
     rate = models.DecimalField(max_digits=24, decimal_places=10)
     source = models.CharField(max_length=32, help_text="Who said so: the broker's name, 'history' or 'admin'.")
     fetched_at = models.DateTimeField()
+    # Staff corrections in the admin are kept with who, when and why; a later sync does not undo them.
+    history = HistoricalRecords(excluded_fields=["fetched_at"])
 
     class Meta:
         ordering = ["base", "currency", "-day"]

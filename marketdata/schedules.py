@@ -34,4 +34,16 @@ PERIODIC_TASKS = [
         crontab={"minute": "45", "hour": "5"},
         expire_seconds=3600,
     ),
+    PeriodicTaskSpec(
+        name="FX rates",
+        task="marketdata.sync_fx_rates",
+        description=(
+            "Backfills the missing past daily exchange rates of every currency the ledger holds, to each "
+            "account's base currency (manage.py sync_fx_rates)."
+        ),
+        # 01:30 New York: the currency market's day (it closes at 17:00 New York) is complete.
+        crontab={"minute": "30", "hour": "1"},
+        crontab_timezone="America/New_York",
+        expire_seconds=6 * 3600,
+    ),
 ]

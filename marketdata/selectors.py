@@ -3,7 +3,7 @@
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,7 +15,7 @@ from core.brokers.contracts import SecType
 from core.calendars import market_open_at
 from core.models import SyncKind, SyncRun
 from marketdata.hooks import implicitly_watched_ids
-from marketdata.models import Bar, Instrument, Quote, WatchedInstrument
+from marketdata.models import Bar, FxRate, Instrument, Quote, WatchedInstrument
 from marketdata.quote_cache import quote_cache_key
 
 
@@ -34,6 +34,22 @@ def bars_between(
     if until is not None:
         bars = bars.filter(start__lt=until)
     return bars.order_by("start")
+
+
+def fx_rate_list(
+    *, base: str | None = None, currency: str | None = None, since: date | None = None, until: date | None = None
+) -> QuerySet[FxRate]:
+    """Stored daily exchange rates, newest day first, optionally of one pair and between two days."""
+    rates = FxRate.objects.all()
+    if base:
+        rates = rates.filter(base=base.upper())
+    if currency:
+        rates = rates.filter(currency=currency.upper())
+    if since is not None:
+        rates = rates.filter(day__gte=since)
+    if until is not None:
+        rates = rates.filter(day__lte=until)
+    return rates.order_by("-day", "base", "currency")
 
 
 # --- the quote API --------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ from core.brokers import get_broker
 from core.calendars import market_open_at
 from core.locks import single_flight
 from marketdata.retention import market_data_prune
+from marketdata.services.fx import fx_rates_sync
 from marketdata.services.sync import market_data_sync
 
 logger = logging.getLogger(__name__)
 
 QUOTES_LOCK = "marketdata.quotes"
 BARS_LOCK = "marketdata.bars"
+FX_RATES_LOCK = "marketdata.fx_rates"
 
 
 def _summary(run) -> dict:
@@ -50,3 +52,13 @@ def market_data_prune_task() -> dict:
         if not acquired:
             return {"status": "SKIPPED", "message": "another market data prune is running"}
         return {"status": "SUCCESS", **market_data_prune().as_dict()}
+
+
+@shared_task(name="marketdata.sync_fx_rates")
+def fx_rates_sync_task() -> dict:
+    """Daily: the missing past daily exchange rates of every currency pair the ledger holds."""
+    with single_flight(FX_RATES_LOCK) as acquired:
+        if not acquired:
+            logger.info("exchange rates sync: another one is running, skipping")
+            return {"status": "SKIPPED", "message": "another exchange rates sync is running"}
+        return _summary(fx_rates_sync(broker=get_broker()))

@@ -17,6 +17,12 @@ def _open_position_instruments() -> list[int]:
     return list(Position.objects.filter(status=PositionStatus.OPEN).values_list("instrument_id", flat=True).distinct())
 
 
+def _fx_needs():
+    from portfolio.selectors import fx_needs_get
+
+    return fx_needs_get()
+
+
 def _held_symbols(user) -> list[str]:
     from portfolio.selectors import held_symbols_get
 
@@ -27,7 +33,7 @@ class PortfolioConfig(AppConfig):
     name = "portfolio"
 
     def ready(self) -> None:
-        from marketdata.hooks import implicitly_watched_register
+        from marketdata.hooks import fx_needs_register, implicitly_watched_register
         from portfolio.selectors import account_risk_figures_get, round_trip_entry_greeks_get
         from sentiment.hooks import held_symbols_register
         from trading.hooks import account_figures_register, after_fills_register, round_trip_entry_greeks_register
@@ -36,6 +42,8 @@ class PortfolioConfig(AppConfig):
         after_fills_register(_positions_after_fills)
         # Marketdata keeps daily bars and quotes of what is held, without naming portfolio.
         implicitly_watched_register(_open_position_instruments)
+        # Marketdata backfills the daily rates of the currencies the ledger holds, without naming portfolio.
+        fx_needs_register(_fx_needs)
         # Sentiment lists the held symbols first and asks its sources about them; it never names portfolio.
         held_symbols_register(_held_symbols)
         # Trading's order checks ask for the account's value (the broker's, as portfolio last read it).

@@ -19,6 +19,8 @@ ACCOUNT_VALUE_FIELDS = (
     "unrealized_pnl",
     "realized_pnl",
 )
+# Cash per currency and its base-currency total, kept by both as well (portfolio.services.account_values).
+CASH_FIELDS = ("cash_balances", "cash_total_base", "cash_fx_missing")
 
 
 class PositionStatus(models.TextChoices):
@@ -227,6 +229,15 @@ class AccountStatus(models.Model):
     unrealized_pnl = MoneyField(null=True, blank=True)
     realized_pnl = MoneyField(null=True, blank=True)
     day_trades_remaining = models.IntegerField(null=True, blank=True, help_text="-1 means unlimited.")
+    cash_balances = models.JSONField(
+        null=True, blank=True, help_text='Cash per currency, each in its own currency: {"EUR": "4310.34"}.'
+    )
+    cash_total_base = MoneyField(
+        null=True, blank=True, help_text="The cash balances in the base currency; empty when a rate is missing."
+    )
+    cash_fx_missing = models.JSONField(
+        null=True, blank=True, help_text="The currencies of cash_balances without a rate to the base currency."
+    )
     read_at = models.DateTimeField()
 
     class Meta:
@@ -267,6 +278,10 @@ class AccountSnapshot(models.Model):
     realized_pnl = MoneyField(null=True, blank=True)
     positions_value = MoneyField(default=0)
     positions_count = models.PositiveIntegerField(default=0)
+    # As AccountStatus keeps them (empty on snapshots taken before cash per currency was recorded).
+    cash_balances = models.JSONField(null=True, blank=True)
+    cash_total_base = MoneyField(null=True, blank=True)
+    cash_fx_missing = models.JSONField(null=True, blank=True)
     note = models.CharField(max_length=255, blank=True)
 
     class Meta:

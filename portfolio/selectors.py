@@ -90,6 +90,15 @@ def _success_filter(kind: SyncKind) -> Q:
     return Q(sync_runs__kind=kind, sync_runs__status=SyncStatus.SUCCESS)
 
 
+def account_status_list(*, user) -> QuerySet:
+    """The broker's latest account values of every visible account (one query)."""
+    return (
+        AccountStatus.objects.filter(account__in=Account.objects.visible_to(user))
+        .select_related("account")
+        .order_by("account__account_id")
+    )
+
+
 def snapshot_list(*, user, interval: str = "hour") -> QuerySet:
     """Snapshots of visible accounts, oldest first; ``interval=day`` keeps the last one of each trade
     date (the close snapshot where there is one)."""
@@ -109,6 +118,27 @@ def metrics_get(*, account: Account, window: str) -> PerformanceMetrics | None:
 
 
 @dataclass(frozen=True)
+class CashBalances:
+    """The broker's cash per currency as last read, each in its own currency, and their total in the base
+    currency (None when ``fx_missing`` lists currencies without a rate)."""
+
+    balances: list[tuple[str, Decimal]]
+    total_base: Decimal | None
+    fx_missing: list[str]
+
+    @classmethod
+    def of(cls, row) -> "CashBalances | None":
+        """From an AccountStatus or AccountSnapshot row; None when it kept no cash per currency."""
+        if not row or not row.cash_balances:
+            return None
+        return cls(
+            balances=[(currency, Decimal(amount)) for currency, amount in sorted(row.cash_balances.items())],
+            total_base=row.cash_total_base,
+            fx_missing=list(row.cash_fx_missing or []),
+        )
+
+
+@dataclass(frozen=True)
 class PortfolioSummary:
     account: Account
     portfolio_value: Decimal | None
@@ -122,6 +152,7 @@ class PortfolioSummary:
     last_synced_at: datetime | None
     stale: bool
     source: str
+    cash: CashBalances | None = None  # cash per currency (the overview shows it under Cash)
 
 
 def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
@@ -155,6 +186,7 @@ def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
         last_synced_at=last_success,
         stale=stale,
         source="database" if stale else "broker",
+        cash=CashBalances.of(status),
     )
 
 
@@ -747,3 +779,41 @@ def account_risk_figures_get(account: Account):
         figures["previous_close"] = value
         figures["flows_since_close"] = (deposits or Decimal(0)) - (withdrawals or Decimal(0))
     return AccountFigures(**figures)
+
+
+def fx_needs_get() -> list[tuple[str, str, date]]:
+    """The currency pairs the ledger holds (marketdata's ``fx_needs`` hook): per account base currency,
+    every other currency of its fills, positions and cash balances, from the account's first fill (a cash
+    balance of an account without fills: from ``FX_RATE_MAX_AGE_DAYS`` ago). Three queries."""
+    first_fill = dict(
+        Execution.objects.order_by()
+        .values("account_id")
+        .annotate(first=Min("executed_at"))
+        .values_list("account_id", "first")
+    )
+    fallback = timezone.localdate() - timedelta(days=settings.FX_RATE_MAX_AGE_DAYS)
+    needs: list[tuple[str, str, date]] = []
+    held = (
+        Execution.objects.exclude(instrument__currency=F("account__base_currency"))
+        .values("account__base_currency", "instrument__currency")
+        .annotate(first=Min("executed_at"))
+        .values_list("instrument__currency", "account__base_currency", "first")
+        .order_by()
+        .union(
+            Position.objects.exclude(instrument__currency=F("account__base_currency"))
+            .values("account__base_currency", "instrument__currency")
+            .annotate(first=Min("opened_at"))
+            .values_list("instrument__currency", "account__base_currency", "first")
+            .order_by()
+        )
+    )
+    for currency, base, first in held:
+        needs.append((currency, base, timezone.localdate(first)))
+    for account_id, base, balances in AccountStatus.objects.filter(cash_balances__isnull=False).values_list(
+        "account_id", "currency", "cash_balances"
+    ):
+        first = first_fill.get(account_id)
+        for currency in balances or {}:
+            if currency != base:
+                needs.append((currency, base, timezone.localdate(first) if first else fallback))
+    return needs

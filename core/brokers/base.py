@@ -150,6 +150,17 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class FxDay:
+    """One day's exchange rate: one unit of ``currency`` is worth ``rate`` units of ``base`` on ``day``
+    (the close of the cash pair's daily MIDPOINT bar at IBKR)."""
+
+    currency: str
+    base: str
+    day: date
+    rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Quote:
     symbol: str
     bid: Decimal | None
@@ -261,6 +272,10 @@ class Broker(Protocol):
     ) -> Fetched[Bar]: ...
 
     def quote(self, symbol: str) -> Quote | None: ...
+
+    def fx_history(self, currency: str, base: str, start: date, end: date) -> Fetched[FxDay]:
+        """Daily rates of ``currency`` in ``base`` for the days in [start, end] the broker has (no weekends)."""
+        ...
 
     def place_order(self, request: OrderRequest) -> OrderAck: ...
 

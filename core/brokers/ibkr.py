@@ -53,6 +53,7 @@ from ib_async import (
     IB,
     Contract,
     ExecutionFilter,
+    Forex,
     LimitOrder,
     MarketOrder,
     Option,
@@ -76,6 +77,7 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    FxDay,
     OptionGreeks,
     OptionPrint,
     OptionVolumeKey,
@@ -737,6 +739,7 @@ class IBKRBroker:
                     parsed["day_trades_remaining"] = validation.integer(number, field="DayTradesRemaining")
             except ROW_ERRORS as exc:
                 warnings.append(f"account {account_id}: DayTradesRemaining: {validation.problem(exc)}; value ignored")
+        cash_balances, fx_rates = cls._per_currency(account_id, rows, base, warnings)
         type_row = pick("AccountType")
         type_tag = (type_row.value or "").upper() if type_row is not None else ""
         account_type = "CASH" if "CASH" in type_tag else "MARGIN" if "MARGIN" in type_tag else None
@@ -744,8 +747,41 @@ class IBKRBroker:
             account_id=account_id,
             account_type=account_type,
             base_currency=base,
-            values=AccountValues(currency=base, **parsed),
+            values=AccountValues(currency=base, cash_balances=cash_balances, fx_rates=fx_rates, **parsed),
         )
+
+    @staticmethod
+    def _per_currency(
+        account_id: str, rows: list[Any], base: str, warnings: list[str]
+    ) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        """The $LEDGER rows per currency: ``CashBalance`` (each currency's own cash) and ``ExchangeRate``
+        (one unit of it in ``base``). The BASE rows are totals already converted (CashBalance) or 1
+        (ExchangeRate), and the base currency's rate is 1: neither is listed."""
+        cash: dict[str, Decimal] = {}
+        rates: dict[str, Decimal] = {}
+        for row in rows:
+            if row.tag not in ("CashBalance", "ExchangeRate"):
+                continue
+            currency = (row.currency or "").upper()
+            if currency == "BASE" or (row.tag == "ExchangeRate" and currency == base):
+                continue
+            try:
+                if not CURRENCY_CODE.match(currency):
+                    raise UnusableRowError(f"{shown(row.currency)!r} is not a currency code")
+                number = _text_number(row.value)
+                if number is None:
+                    continue  # unset
+                if row.tag == "ExchangeRate":
+                    if number <= 0:
+                        raise UnusableRowError(f"must be positive, got {number}")
+                    rates[currency] = validation.price(number, field="ExchangeRate")
+                else:
+                    cash[currency] = validation.money(number, field="CashBalance")
+            except ROW_ERRORS as exc:
+                warnings.append(
+                    f"account {account_id}: {row.tag} {shown(currency)}: {validation.problem(exc)}; value ignored"
+                )
+        return cash, rates
 
     # --- positions ----------------------------------------------------------------------------------
     def positions(self, account_id: str) -> Fetched[BrokerPosition]:
@@ -1032,6 +1068,87 @@ class IBKRBroker:
             if (start_utc is None or bar.start >= start_utc) and (end_utc is None or bar.start < end_utc):
                 items[bar.start] = bar
         return Fetched(items=tuple(items[k] for k in sorted(items)), warnings=tuple(warnings))
+
+    def fx_history(self, currency: str, base: str, start: date, end: date) -> Fetched[FxDay]:
+        """Daily rates of ``currency`` in ``base``: the close of the cash pair's 1-day MIDPOINT bars
+        (IDEALPRO) for the days in [start, end]. IBKR lists some pairs one way only (USD.JPY, not
+        JPY.USD): when ``currency.base`` is not a security, ``base.currency`` is asked and inverted.
+        Each request takes a slot of the shared historical-data pacing limiter first."""
+        currency, base = (currency or "").strip().upper(), (base or "").strip().upper()
+        if not (CURRENCY_CODE.match(currency) and CURRENCY_CODE.match(base)) or currency == base:
+            raise BrokerError(f"fx_history: not a currency pair: {currency!r}/{base!r}")
+        if end < start:
+            return Fetched(items=())
+        end_utc = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        now = datetime.now(UTC)
+        ends_now = end_utc >= now
+        duration = _duration(datetime.combine(start, datetime.min.time(), tzinfo=UTC), min(end_utc, now))
+        no_data: list[str] = []
+
+        def ask(pair: tuple[str, str]) -> list[Any]:
+            symbol, quote = pair
+            if self.pacer is not None:
+                self.pacer(
+                    contract=f"{symbol}.{quote}",
+                    request=f"{symbol}.{quote} MIDPOINT 1d {duration} to {'now' if ends_now else end_utc.isoformat()}",
+                )
+
+            async def job(session: _Session) -> list[Any]:
+                what = f"historical daily rates of {symbol}.{quote}"
+                try:
+                    return _listed(
+                        self.where,
+                        what,
+                        await session.call(
+                            what,
+                            session.ib.reqHistoricalDataAsync(
+                                Forex(symbol=symbol, currency=quote, exchange="IDEALPRO"),
+                                endDateTime="" if ends_now else end_utc,
+                                durationStr=duration,
+                                barSizeSetting="1 day",
+                                whatToShow="MIDPOINT",
+                                useRTH=False,
+                                formatDate=1,
+                                timeout=0,
+                            ),
+                            timeout=max(self.timeout, HISTORICAL_MIN_TIMEOUT),
+                        ),
+                    )
+                except BrokerError as exc:
+                    cause = exc.__cause__
+                    if getattr(cause, "code", None) == 162 and "no data" in str(getattr(cause, "message", "")).lower():
+                        no_data.append(f"fx_history.{base}.{currency}: IBKR has no rates for {start}..{end}")
+                        return []
+                    raise
+
+            return self._run("fx history", job)
+
+        inverted = False
+        try:
+            rows = ask((currency, base))
+        except BrokerError as exc:
+            if "error 200" not in str(exc):
+                raise
+            rows, inverted = ask((base, currency)), True
+        warnings = list(no_data)
+        days: dict[date, FxDay] = {}
+        for index, row in enumerate(rows):
+            try:
+                day = row.date.date() if isinstance(row.date, datetime) else row.date
+                if not isinstance(day, date):
+                    raise UnusableRowError(f"date: not a date: {row.date!r}")
+                close = _float(row.close)
+                if close is None or close <= 0:
+                    raise UnusableRowError(f"close: not a rate: {row.close!r}")
+                rate = validation.price(Decimal(1) / close if inverted else close, field="rate")
+            except ROW_ERRORS as exc:
+                message = f"fx_history.{base}.{currency}[{index}]: {validation.problem(exc)}; row skipped"
+                logger.warning("ibkr broker: %s", message)
+                warnings.append(message)
+                continue
+            if start <= day <= end:
+                days[day] = FxDay(currency=currency, base=base, day=day, rate=rate.quantize(Decimal("1e-10")))
+        return Fetched(items=tuple(days[d] for d in sorted(days)), warnings=tuple(warnings))
 
     @staticmethod
     def _bar(symbol: str, bar_size: str, row: Any) -> Bar:

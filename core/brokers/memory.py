@@ -8,7 +8,7 @@ order was accepted (a lost answer), ``refuse_with`` refuses orders with a code a
 
 import itertools
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from core.brokers.base import (
@@ -20,6 +20,7 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    FxDay,
     OrderAck,
     OrderRequest,
     Quote,
@@ -38,6 +39,7 @@ class MemoryBroker:
         bars: list[Bar] | None = None,
         quotes: list[Quote] | None = None,
         fill_prices: dict[str, Decimal] | None = None,
+        fx_history: list[FxDay] | None = None,
     ) -> None:
         self.account_rows = {a.account_id: a for a in accounts}
         self.position_rows = positions or {}
@@ -46,6 +48,12 @@ class MemoryBroker:
         for bar in bars or ():
             self.bar_rows.setdefault((bar.symbol, bar.bar_size), []).append(bar)
         self.quote_rows = {q.symbol: q for q in quotes or ()}
+        # Account values (cash_balances, fx_rates included) travel in ``accounts``; past daily rates here.
+        self.fx_rows: dict[tuple[str, str], dict[date, FxDay]] = {}
+        for row in fx_history or ():
+            self.fx_rows.setdefault((row.currency, row.base), {})[row.day] = row
+        # What fx_history() was asked, in order: (currency, base, start, end).
+        self.fx_requests: list[tuple[str, str, date, date]] = []
         # What bars() was asked, in order: (symbol, bar size, start, end). Tests read it to prove a
         # sync asks only for what is missing.
         self.bar_requests: list[tuple[str, str, datetime | None, datetime | None]] = []
@@ -97,6 +105,13 @@ class MemoryBroker:
         if "quote" in self.failures:
             raise self.failures["quote"]
         return self.quote_rows.get(symbol.upper())
+
+    def fx_history(self, currency: str, base: str, start: date, end: date) -> Fetched[FxDay]:
+        self.fx_requests.append((currency, base, start, end))
+        if "fx_history" in self.failures:
+            raise self.failures["fx_history"]
+        rows = self.fx_rows.get((currency.upper(), base.upper()), {})
+        return Fetched(items=tuple(rows[d] for d in sorted(rows) if start <= d <= end))
 
     # --- orders ---------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> OrderAck:

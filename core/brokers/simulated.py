@@ -21,6 +21,7 @@ import copy
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -43,6 +44,7 @@ from core.brokers.base import (
     BrokerPosition,
     BrokerUnavailable,
     Fetched,
+    FxDay,
     OptionGreeks,
     OptionPrint,
     OptionVolumeKey,
@@ -70,6 +72,7 @@ VALUE_TAGS = {
     "RealizedPnL": "realized_pnl",
 }
 DERIVATIVES = {SecType.OPTION, SecType.FUTURE_OPTION}
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 
 
 # --- the parsed file, kept while the file is unchanged ------------------------------------------------
@@ -409,6 +412,35 @@ class SimulatedBroker:
                 warnings.append(f"{where}.values.DayTradesRemaining: {exc}; value ignored")
         return AccountValues(**parsed)
 
+    def _per_currency(
+        self, raw: Any, where: str, warnings: list[str], *, base: str, positive: bool
+    ) -> dict[str, Decimal]:
+        """An object of currency code -> amount (``cash_balances``, ``fx_rates``); a malformed entry is
+        skipped with a warning naming it. ``positive``: a rate must be above 0 (a balance may be negative)."""
+        parsed: dict[str, Decimal] = {}
+        if raw is not None and not isinstance(raw, dict):
+            message = f"{where}: a {type(raw).__name__}, not an object keyed by currency; ignored"
+            logger.warning("simulated broker: %s", message)
+            warnings.append(message)
+            return parsed
+        for key, value in (raw or {}).items():
+            currency = str(key).strip().upper()
+            try:
+                if not CURRENCY_CODE.match(currency):
+                    raise MalformedRow(f"{shown(key)!r} is not a currency code")
+                if positive and currency == base:
+                    continue  # the base currency's rate is 1 by definition
+                amount = parse_decimal(value, field=currency)
+                if positive and amount <= 0:
+                    raise MalformedRow(f"must be positive, got {amount}")
+            except (MalformedRow, ValueError) as exc:
+                message = f"{where}.{shown(key)}: {exc}; entry skipped"
+                logger.warning("simulated broker: %s", message)
+                warnings.append(message)
+                continue
+            parsed[currency] = amount
+        return parsed
+
     def accounts(self) -> Fetched[BrokerAccount]:
         warnings: list[str] = []
 
@@ -420,7 +452,17 @@ class SimulatedBroker:
             base_currency = (_text(row, "base_currency", required=False) or "USD").upper()
             account = BrokerAccount(account_id=account_id, account_type=account_type, base_currency=base_currency)
             validation.checked_account(account)  # before its values: their warnings name it
-            values = self._values(row.get("values"), f"accounts ({account_id})", warnings)
+            where = f"accounts ({account_id})"
+            values = replace(
+                self._values(row.get("values"), where, warnings),
+                currency=base_currency,
+                cash_balances=self._per_currency(
+                    row.get("cash_balances"), f"{where}.cash_balances", warnings, base=base_currency, positive=False
+                ),
+                fx_rates=self._per_currency(
+                    row.get("fx_rates"), f"{where}.fx_rates", warnings, base=base_currency, positive=True
+                ),
+            )
             return replace(account, values=values)
 
         rows = self._list(self._state().get("accounts"), "accounts")
@@ -550,6 +592,30 @@ class SimulatedBroker:
         items = [b for b in items if (start is None or b.start >= start) and (end is None or b.start < end)]
         items.sort(key=lambda b: b.start)
         return Fetched(items=tuple(items), warnings=tuple(warnings))
+
+    def fx_history(self, currency: str, base: str, start: date, end: date) -> Fetched[FxDay]:
+        """The state file's ``fx_history`` rates of ``currency`` in ``base`` for days in [start, end].
+
+        Shape: ``{"fx_history": {"USD": {"EUR": [{"day": "2026-11-02", "rate": "1.15"}, ...]}}}``, keyed by
+        the base currency, then the currency. A malformed row is skipped with a warning naming it.
+        """
+        warnings: list[str] = []
+        currency, base = currency.upper(), base.upper()
+
+        def parse(row: dict) -> FxDay:
+            raw_day = _text(row, "day")
+            try:
+                day = date.fromisoformat(raw_day)
+            except ValueError:
+                raise MalformedRow(f"day: not an ISO date: {shown(raw_day)!r}") from None
+            return FxDay(currency=currency, base=base, day=day, rate=_decimal(row, "rate", strictly_positive=True))
+
+        history = self._object(self._state().get("fx_history"), "fx_history", "an object keyed by base currency")
+        by_currency = self._object(history.get(base), f"fx_history.{base}", "an object keyed by currency")
+        where = f"fx_history.{base}.{currency}"
+        items = _parse_rows(self._list(by_currency.get(currency), where), where, parse, warnings)
+        days = {item.day: item for item in items if start <= item.day <= end}  # a repeated day: the last row
+        return Fetched(items=tuple(days[d] for d in sorted(days)), warnings=tuple(warnings))
 
     def option_prints(
         self, underlyings: list[str], known_volumes: Mapping[OptionVolumeKey, Decimal] | None = None

@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, time
 from rest_framework import serializers
 
 from core.fields import decimal_kwargs
-from marketdata.models import Bar, BarSize
+from marketdata.models import Bar, BarSize, FxRate
 
 
 class QuoteSerializer(serializers.Serializer):
@@ -49,3 +49,27 @@ class BarsQuerySerializer(serializers.Serializer):
 
     def validate_until(self, value: str) -> datetime:
         return self._moment(value, "until")
+
+
+class FxRateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FxRate
+        fields = ["currency", "base", "day", "rate", "source", "fetched_at"]
+        extra_kwargs = {"rate": {"help_text": "One unit of currency in base on that day (a decimal string)"}}
+
+
+class FxRatesQuerySerializer(serializers.Serializer):
+    base = serializers.RegexField(
+        r"^[A-Za-z]{3}$", required=False, help_text="Only rates to this currency (3 letters)", max_length=3
+    )
+    currency = serializers.RegexField(
+        r"^[A-Za-z]{3}$", required=False, help_text="Only rates of this currency (3 letters)", max_length=3
+    )
+    since = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    until = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+
+    def validate_base(self, value: str) -> str:
+        return value.upper()
+
+    def validate_currency(self, value: str) -> str:
+        return value.upper()

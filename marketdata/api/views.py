@@ -12,8 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketdata.api.serializers import BarSerializer, BarsQuerySerializer, QuoteSerializer
-from marketdata.selectors import bars_between, instrument_by_symbol, quote_get
+from marketdata.api.serializers import (
+    BarSerializer,
+    BarsQuerySerializer,
+    FxRateSerializer,
+    FxRatesQuerySerializer,
+    QuoteSerializer,
+)
+from marketdata.selectors import bars_between, fx_rate_list, instrument_by_symbol, quote_get
 
 
 class QuoteApi(APIView):
@@ -83,6 +89,31 @@ class BarListApi(generics.ListAPIView):
         if connection.vendor == "postgresql":
             return bars.annotate(**_TEXTS).values_list(*_TEXTS, "trade_count")
         return bars.values_list(*BAR_FIELDS)
+
+
+class FxRatesPagination(CursorPagination):
+    ordering = ("-day", "base", "currency")
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 5000
+
+
+class FxRateListApi(generics.ListAPIView):
+    """Stored daily exchange rates (one unit of ``currency`` in ``base`` on ``day``), newest first,
+    cursor-paginated. Rates are not account data: any logged-in user may read them."""
+
+    serializer_class = FxRateSerializer
+    pagination_class = FxRatesPagination
+    filter_backends: list = []
+
+    @extend_schema(parameters=[FxRatesQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = FxRatesQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return fx_rate_list(**query.validated_data)
 
 
 BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "wap", "trade_count")

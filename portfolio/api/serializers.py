@@ -3,7 +3,14 @@ from rest_framework import serializers
 
 from core.fields import decimal_kwargs
 from core.models import SyncRun
-from portfolio.models import AccountSnapshot, PerformanceMetrics, Position, PositionEvent, PositionGreeks
+from portfolio.models import (
+    AccountSnapshot,
+    AccountStatus,
+    PerformanceMetrics,
+    Position,
+    PositionEvent,
+    PositionGreeks,
+)
 from portfolio.rules.greeks import position_greeks
 from portfolio.selectors import entry_greeks_dict
 from trading.models import Account
@@ -189,7 +196,46 @@ class SyncStatusSerializer(serializers.Serializer):
     results = AccountSyncStatusSerializer(many=True)
 
 
-class SnapshotSerializer(serializers.ModelSerializer):
+class CashFieldsMixin(serializers.Serializer):
+    """Cash per currency (each amount in its own currency, as a decimal string), the base-currency total
+    (null when a currency has no rate) and the currencies without a rate (``fx_missing``); all three
+    null on rows written before cash was kept per currency."""
+
+    cash_balances = serializers.DictField(
+        child=serializers.CharField(), allow_null=True, read_only=True, help_text='{"EUR": "4310.34"}'
+    )
+    cash_total_base = serializers.DecimalField(allow_null=True, read_only=True, **decimal_kwargs("money"))
+    fx_missing = serializers.ListField(
+        child=serializers.CharField(), source="cash_fx_missing", allow_null=True, read_only=True
+    )
+
+
+class AccountStatusSerializer(CashFieldsMixin, serializers.ModelSerializer):
+    account = serializers.CharField(source="account.account_id", read_only=True)
+
+    class Meta:
+        model = AccountStatus
+        fields = [
+            "account",
+            "currency",
+            "net_liquidation",
+            "total_cash",
+            "settled_cash",
+            "buying_power",
+            "excess_liquidity",
+            "maint_margin_req",
+            "unrealized_pnl",
+            "realized_pnl",
+            "day_trades_remaining",
+            "cash_balances",
+            "cash_total_base",
+            "fx_missing",
+            "read_at",
+        ]
+        read_only_fields = fields
+
+
+class SnapshotSerializer(CashFieldsMixin, serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id", read_only=True)
 
     class Meta:
@@ -211,6 +257,9 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "realized_pnl",
             "positions_value",
             "positions_count",
+            "cash_balances",
+            "cash_total_base",
+            "fx_missing",
             "note",
         ]
         read_only_fields = fields

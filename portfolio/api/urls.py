@@ -7,6 +7,7 @@ urlpatterns = [
     path("portfolio/positions/<int:pk>/events", views.PositionEventListApi.as_view(), name="api-position-events"),
     path("sync/positions", views.PositionSyncRequestApi.as_view(), name="api-sync-positions"),
     path("sync/status", views.SyncStatusApi.as_view(), name="api-sync-status"),
+    path("portfolio/account-status", views.AccountStatusListApi.as_view(), name="api-account-status"),
     path("portfolio/snapshots", views.SnapshotListApi.as_view(), name="api-snapshots"),
     path("portfolio/metrics", views.MetricsApi.as_view(), name="api-metrics"),
     path("portfolio/metrics/history", views.MetricsHistoryApi.as_view(), name="api-metrics-history"),

@@ -10,6 +10,7 @@ from core.inputs import DateField
 from core.models import FailReason, SyncReason
 from portfolio.api.filters import PositionFilter, SnapshotFilter
 from portfolio.api.serializers import (
+    AccountStatusSerializer,
     MetricsHistorySerializer,
     MetricsSerializer,
     PortfolioSummarySerializer,
@@ -23,6 +24,7 @@ from portfolio.api.serializers import (
 from portfolio.models import Position
 from portfolio.selectors import (
     account_pdt_status_get,
+    account_status_list,
     metrics_get,
     metrics_history,
     portfolio_summary_get,
@@ -115,6 +117,17 @@ class PdtStatusApi(APIView):
         except ValueError as exc:  # a date outside the exchange calendar's range
             return Response({"date": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return Response(PdtStatusSerializer(report).data)
+
+
+class AccountStatusListApi(generics.ListAPIView):
+    """The broker's latest account values per visible account, with the cash per currency and its total
+    in the base currency (``cash_total_base`` null and ``fx_missing`` naming the currencies without a rate)."""
+
+    serializer_class = AccountStatusSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return account_status_list(user=self.request.user)
 
 
 class SnapshotListApi(generics.ListAPIView):

@@ -33,6 +33,7 @@ from core.models import SkipReason, SyncKind, SyncReason, SyncStatus
 from marketdata.services import instruments_resolve
 from portfolio.models import (
     ACCOUNT_VALUE_FIELDS,
+    CASH_FIELDS,
     AccountSnapshot,
     AccountStatus,
     Position,
@@ -42,7 +43,12 @@ from portfolio.models import (
     SnapshotKind,
     SnapshotSource,
 )
-from portfolio.services.account_values import account_value_fields
+from portfolio.services.account_values import (
+    account_cash_fields,
+    account_value_fields,
+    broker_rates_store,
+    cash_fields,
+)
 from trading.calendars import is_nyse_session, session_close, trade_date_of
 from trading.models import Account
 from trading.selectors import paper_values_get
@@ -52,7 +58,7 @@ logger = logging.getLogger(__name__)
 OPTION_SEC_TYPES = {SecType.OPTION, SecType.FUTURE_OPTION}
 SNAPSHOT_GREEKS = ("delta", "gamma", "theta", "vega", "iv", "underlying_price")
 NOTE_LENGTH = AccountSnapshot._meta.get_field("note").max_length
-VALUE_FIELDS = [*ACCOUNT_VALUE_FIELDS, "positions_value", "positions_count"]
+VALUE_FIELDS = [*ACCOUNT_VALUE_FIELDS, *CASH_FIELDS, "positions_value", "positions_count"]
 # What a retake of the same (account, taken_at) overwrites; ``kind`` only when the retake is a CLOSE.
 UPSERT_FIELDS = ["trade_date", "source", "note", *VALUE_FIELDS]
 
@@ -128,6 +134,7 @@ def _from_broker(account: Account, taken_at: datetime, answer: _BrokerAnswer) ->
             taken_at=taken_at,
             source=SnapshotSource.BROKER,
             **account_value_fields(values),
+            **account_cash_fields(values),
         ),
         warnings=list(answer.warnings),
     )
@@ -216,6 +223,11 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
             currency=status.currency if status else account.base_currency,
             total_cash=cash,
             settled_cash=status.settled_cash if status else None,
+            # The cash per currency last read, its total at the latest stored rates.
+            **cash_fields(
+                balances={c: Decimal(a) for c, a in (status.cash_balances or {}).items()} if status else None,
+                base=status.currency if status else account.base_currency,
+            ),
             # Margin figures are the broker's own computation: unknown while it is away, so left empty.
             unrealized_pnl=quantize_money(sum((p.unrealized_pnl for p in priced), Decimal(0))),
             note=f"{failure}; computed from {', '.join(known)}"[:NOTE_LENGTH],
@@ -245,6 +257,11 @@ def _from_paper(account: Account, taken_at: datetime) -> _Taken:
             total_cash=quantize_money(values.cash),
             settled_cash=quantize_money(values.settled_cash),
             net_liquidation=quantize_money(values.net_liquidation),
+            # A paper account holds cash in its base currency only.
+            **cash_fields(
+                balances={account.base_currency: values.cash} if values.cash is not None else None,
+                base=account.base_currency,
+            ),
         )
     )
     unrealized = Decimal(0)
@@ -388,6 +405,7 @@ def _take(
                     return None
             else:
                 taken = _from_broker(account, taken_at, answer)
+                broker_rates_store(values=answer.account.values, source=broker.name, now=timezone.now())
             snapshot = _write(taken, kind=kind)
             # Finishing inside the transaction: the run says SUCCESS exactly when the snapshot landed.
             sync_run_finish(

@@ -37,6 +37,7 @@ from core.journal import (
 from core.models import SkipReason, SyncKind, SyncReason, SyncRun, SyncStatus
 from portfolio.models import (
     ACCOUNT_VALUE_FIELDS,
+    CASH_FIELDS,
     AccountStatus,
     Position,
     PositionEvent,
@@ -45,7 +46,7 @@ from portfolio.models import (
 )
 from portfolio.rules.lifecycle import PositionChanges, positions_reconcile
 from portfolio.rules.reconcile import positions_reconcile_with_fills
-from portfolio.services.account_values import account_value_fields
+from portfolio.services.account_values import account_cash_fields, account_value_fields, broker_rates_store
 from portfolio.services.expiries import option_ends_settle
 from portfolio.services.holdings import positions_build_pending
 from portfolio.services.sync_instruments import SyncInstruments
@@ -74,7 +75,7 @@ POSITION_FIELDS_UPDATED = [
     "broker_average_price",
 ]
 MARK_FIELDS = ("current_price", "market_value", "unrealized_pnl", "unrealized_pnl_pct", "last_synced_at")
-STATUS_FIELDS = [*ACCOUNT_VALUE_FIELDS, "day_trades_remaining", "read_at"]
+STATUS_FIELDS = [*ACCOUNT_VALUE_FIELDS, *CASH_FIELDS, "day_trades_remaining", "read_at"]
 # A sync writes thousands of events at once: plain rows, not model instances (see _store).
 EVENT_DEFAULTS = {
     "average_price_before": None,
@@ -202,6 +203,9 @@ def positions_sync_execute(
     try:
         with transaction.atomic():
             _write(account, run, fetched.items, broker_account.values if broker_account else None, changes, instruments)
+            if broker_account is not None:
+                # The broker's rates of now are today's daily rates: with the sync, or not at all.
+                broker_rates_store(values=broker_account.values, source=broker.name, now=changes.now)
             # Finishing inside the transaction: the run says SUCCESS exactly when the writes landed.
             sync_run_finish(
                 run=run,
@@ -369,4 +373,5 @@ def _status_row(account: Account, values: AccountValues, now: datetime) -> Accou
         read_at=now,
         day_trades_remaining=values.day_trades_remaining,
         **account_value_fields(values),
+        **account_cash_fields(values),
     )

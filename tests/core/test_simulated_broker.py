@@ -426,7 +426,8 @@ class TestAccounts:
         by_id = {a.account_id: a for a in fetched.items}
         assert by_id["DU1"].values == AccountValues(net_liquidation=Decimal("5000.00"))
         assert by_id["DU2"].values == AccountValues()
-        assert by_id["DU3"].values == AccountValues()
+        # The values are in the account's base currency (they said USD for every account before #17).
+        assert by_id["DU3"].values == AccountValues(currency="EUR")
         assert by_id["DU3"].values.day_trades_remaining is None
         assert (by_id["DU3"].account_type, by_id["DU3"].base_currency) == ("CASH", "EUR")
         assert fetched.warnings == ()

@@ -170,3 +170,30 @@ def test_fills_mode_steady_sync_compares_and_writes_as_little_as_the_sync_mode(d
         positions_sync(account=account, broker=broker)
     assert not PositionEvent.objects.filter(position__account=account, kind=PositionEventKind.RECONCILE).exists()
     assert Position.objects.filter(account=account, opening_execution__isnull=False).count() == 40
+
+
+def test_cash_per_currency_and_broker_rates_cost_a_fixed_two_queries_more():
+    """The broker's rates are stored (one upsert, after one read of today's staff corrections); a balance
+    whose currency the broker gave a rate for needs no query; one it did not costs one read of the stored
+    rates, whatever the number of currencies."""
+    plain, rated, unrated = AccountFactory(), AccountFactory(), AccountFactory()
+    values = AccountValues(net_liquidation=Decimal("1000"))
+    with_cash = replace(
+        values,
+        cash_balances={"USD": Decimal("10"), "EUR": Decimal("20"), "GBP": Decimal("30")},
+        fx_rates={"EUR": Decimal("1.16"), "GBP": Decimal("1.27")},
+    )
+    without_rates = replace(with_cash, fx_rates={})
+    broker = MemoryBroker(
+        accounts=[
+            BrokerAccount(plain.account_id, "MARGIN", "USD", values),
+            BrokerAccount(rated.account_id, "MARGIN", "USD", with_cash),
+            BrokerAccount(unrated.account_id, "MARGIN", "USD", without_rates),
+        ],
+        positions={a.account_id: rows(a.account_id, 5) for a in (plain, rated, unrated)},
+    )
+    for account in (plain, rated, unrated):  # the first sync creates the instruments and positions
+        count_queries(account, broker)
+    base = count_queries(plain, broker)
+    assert count_queries(rated, broker) == base + 2
+    assert count_queries(unrated, broker) == base + 1

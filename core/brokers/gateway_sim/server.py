@@ -556,6 +556,8 @@ class _Connection:
         duration_text = f.next()
         f.skip(2)  # useRTH, whatToShow
         format_date = f.int(1)
+        if (wanted.get("secType") or "").upper() == "CASH":
+            return self._fx_history(state, wanted, req_id, end_text, bar_setting, duration_text)
         matches = state.lookup(wanted)
         if not matches:
             return Answer(end=[self.error(req_id, 200)])
@@ -582,6 +584,32 @@ class _Connection:
                 stamp = bar.start.strftime("%Y%m%d %H:%M:%S UTC")
             wap = ((bar.high + bar.low + bar.close) / 3).quantize(Decimal("0.0001"))
             rows.append((stamp, bar.open, bar.high, bar.low, bar.close, bar.volume, wap, 1))
+        message = self.encoder.historical_data(
+            req_id, start.strftime("%Y%m%d %H:%M:%S"), end.strftime("%Y%m%d %H:%M:%S"), rows
+        )
+        return Answer(end=[message])
+
+    def _fx_history(
+        self, state: GatewayState, wanted: dict, req_id: int, end_text: str, bar_setting: str, duration_text: str
+    ) -> Answer:
+        """A cash pair's daily MIDPOINT bars from the state file's ``fx_history`` (open = high = low = close
+        = the day's rate), dated YYYYMMDD as IBKR dates daily bars."""
+        symbol, quote = (wanted.get("symbol") or "").upper(), (wanted.get("currency") or "").upper()
+        rates = state.fx_history(symbol, quote)
+        if rates is None:
+            return Answer(end=[self.error(req_id, 200)])
+        duration = _duration(duration_text)
+        if duration is None:
+            return Answer(end=[self.error(req_id, 321, what=f"invalid duration {duration_text!r}")])
+        end = _parse_ib_time(end_text) if end_text else datetime.now(UTC)
+        if end is None:
+            return Answer(end=[self.error(req_id, 321, what=f"invalid end date/time {end_text!r}")])
+        start = end - duration
+        days = [r for r in rates if start.date() <= r.day < end.date() or (r.day == end.date() and not end_text)]
+        if BAR_SIZES.get(bar_setting.strip()) != "1d" or not days:
+            what = f"{symbol}.{quote}@IDEALPRO Midpoint ({bar_setting}, {duration_text} up to {end_text or 'now'})"
+            return Answer(end=[self.error(req_id, 162, what=what)])
+        rows = [(r.day.strftime("%Y%m%d"), r.rate, r.rate, r.rate, r.rate, -1, -1, -1) for r in days]
         message = self.encoder.historical_data(
             req_id, start.strftime("%Y%m%d %H:%M:%S"), end.strftime("%Y%m%d %H:%M:%S"), rows
         )

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.brokers.base import Bar, BrokerAccount, BrokerExecution, BrokerPosition, OptionGreeks, OptionPrint, Quote
+from core.brokers.base import (
+    Bar,
+    BrokerAccount,
+    BrokerExecution,
+    BrokerPosition,
+    FxDay,
+    OptionGreeks,
+    OptionPrint,
+    Quote,
+)
 from core.brokers.contracts import InstrumentSpec, SecType
 from core.brokers.gateway_sim.messages import WireContract
 from core.brokers.simulated import SimulatedBroker, _instrument, _load
@@ -433,6 +442,17 @@ class GatewayState:
     # --- market data ---------------------------------------------------------------------------
     def bars(self, symbol: str, bar_size: str) -> list[Bar]:
         fetched = self.broker.bars(symbol, bar_size)
+        self._warn(fetched.warnings)
+        return list(fetched.items)
+
+    def fx_history(self, currency: str, base: str) -> list[FxDay] | None:
+        """The state file's daily rates of the cash pair ``currency.base``; None when it lists no such pair
+        (the simulator then answers "no security definition", as IBKR does for a pair it does not list)."""
+        history = self.raw.get("fx_history")
+        listed = history.get(base) if isinstance(history, dict) else None
+        if not isinstance(listed, dict) or currency not in listed:
+            return None
+        fetched = self.broker.fx_history(currency, base, date.min, date.max)
         self._warn(fetched.warnings)
         return list(fetched.items)
 
