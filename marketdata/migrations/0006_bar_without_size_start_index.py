@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketdata', '0004_fx_rates'),
+        ('marketdata', '0005_fxrate_history'),
     ]
 
     operations = [
