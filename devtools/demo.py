@@ -59,6 +59,18 @@ STOCKS: dict[str, tuple[int, str, int]] = {
     "SPY": (756733, "585.00", 60_000_000),
     "TSLA": (76792991, "250.00", 95_000_000),
 }
+# A stock listed in another currency than the accounts' base (USD): SAP on Xetra, in EUR. Its prices walk
+# with their own random stream and its fills follow a fixed plan, so the USD history stays as it was.
+FOREIGN_STOCKS: dict[str, tuple[int, str, int, str, str]] = {  # symbol -> (con_id, start, volume, currency, venue)
+    "SAP": (14204, "235.00", 2_500_000, "EUR", "IBIS"),
+}
+# What the history's decisions (cash available) assume a euro is worth; the account's values use the
+# broker's rate the state carries (`fx_rates`, set by _fx_demo).
+DEMO_FX_RATES = {"EUR": Decimal("1.16")}
+# (session index, side, shares) in the margin account, at 16:00 Frankfurt (10:00 New York, while both are
+# open): a round trip closed in the
+# history (bought in two fills, sold at once), then a position held now.
+FOREIGN_FILL_PLAN = ((3, "BUY", 40), (9, "BUY", 20), (14, "SELL", 60), (20, "BUY", 50))
 STOCK_VENUES = ("ISLAND", "ARCA", "NYSE", "BATS", "IEX")
 DAY_TRADE_KINDS = ("long", "scale_in", "short", "scale_out")
 
@@ -90,10 +102,11 @@ class Contract:
     expiry: date | None = None
     strike: Decimal | None = None
     right: str = ""
+    currency: str = "USD"
 
     def fields(self) -> dict:
         """The instrument part of a position or execution row."""
-        row: dict = {"symbol": self.symbol, "sec_type": self.sec_type, "con_id": self.con_id, "currency": "USD"}
+        row: dict = {"symbol": self.symbol, "sec_type": self.sec_type, "con_id": self.con_id, "currency": self.currency}
         if self.sec_type != "STK":
             row.update(
                 multiplier=_text(self.multiplier),
@@ -105,13 +118,15 @@ class Contract:
 
 
 def _stock(symbol: str) -> Contract:
+    if symbol in FOREIGN_STOCKS:
+        return Contract(symbol=symbol, con_id=FOREIGN_STOCKS[symbol][0], currency=FOREIGN_STOCKS[symbol][3])
     return Contract(symbol=symbol, con_id=STOCKS[symbol][0])
 
 
 def _contract_from_row(row: dict) -> Contract:
     sec_type = row.get("sec_type", "STK")
     if sec_type == "STK":
-        return Contract(symbol=row["symbol"], con_id=row.get("con_id"))
+        return Contract(symbol=row["symbol"], con_id=row.get("con_id"), currency=row.get("currency", "USD"))
     return Contract(
         symbol=row["symbol"],
         con_id=row.get("con_id"),
@@ -138,6 +153,14 @@ class AverageCostBook:
     cash: Decimal = ZERO
     holdings: dict[Contract, Holding] = field(default_factory=dict)
     realized: dict[date, Decimal] = field(default_factory=dict)  # by exchange trade date
+    # The broker's rate of each foreign currency to the base (USD), and the cash the foreign fills moved,
+    # in its own currency: it stays in that currency (a EUR balance), valued at the rate.
+    rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEMO_FX_RATES))
+    foreign_cash: dict[str, Decimal] = field(default_factory=dict)
+
+    def rate(self, currency: str) -> Decimal:
+        return Decimal(1) if currency == "USD" else self.rates.get(currency, DEMO_FX_RATES.get(currency, Decimal(1)))
+
     sales: list[tuple[date, Decimal]] = field(default_factory=list)  # (settlement date, net proceeds)
 
     def cash_flow(self, kind: str, amount: Decimal) -> None:
@@ -164,15 +187,22 @@ class AverageCostBook:
     def fill(
         self, contract: Contract, side: str, quantity: Decimal, price: Decimal, commission: Decimal, at: datetime
     ) -> None:
-        gross = quantity * price * contract.multiplier
+        # The book's cash and realized P&L are in the base currency (USD): a foreign fill's cash stays in
+        # its currency (``foreign_cash``) and counts at the broker's rate; positions keep their own currency.
+        rate = self.rate(contract.currency)
+        gross = quantity * price * contract.multiplier * rate
+        commission_base = commission * rate
         trade_date = _exchange_date(at)
+        if contract.currency != "USD":
+            flow = quantity * price * contract.multiplier * (-1 if side == BUY else 1) - commission
+            self.foreign_cash[contract.currency] = self.foreign_cash.get(contract.currency, ZERO) + flow
         if side == BUY:
-            self.cash -= gross + commission
+            self.cash -= gross + commission_base
         else:
-            self.cash += gross - commission
-            self.sales.append((_settlement_date(trade_date), gross - commission))
+            self.cash += gross - commission_base
+            self.sales.append((_settlement_date(trade_date), gross - commission_base))
         realized = self._position_apply(contract, side, quantity, price * contract.multiplier, commission)
-        self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized
+        self.realized[trade_date] = self.realized.get(trade_date, ZERO) + realized * rate
 
     def _position_apply(
         self, contract: Contract, side: str, quantity: Decimal, unit_value: Decimal, commission: Decimal
@@ -210,6 +240,7 @@ def _book_replay(account: dict, now: datetime | None = None) -> AverageCostBook:
     """Rebuild an account from its rows. Cash flows go first at equal times: a deposit funds a fill.
     With ``now``, options that have expired by then are gone, as at the broker."""
     book = AverageCostBook(account_id=account["account_id"], account_type=account.get("account_type", "MARGIN"))
+    book.rates.update({currency: Decimal(rate) for currency, rate in (account.get("fx_rates") or {}).items()})
     events = [(_parse_time(f["time"]), 0, f) for f in account.get("cash_flows", [])]
     events += [(_parse_time(e["time"]), 1, e) for e in account.get("executions", [])]
     for at, is_fill, row in sorted(events, key=lambda event: (event[0], event[1])):
@@ -336,10 +367,10 @@ class DayBar:
         }
 
 
-def _bars_walk(rng: random.Random, days: list[date]) -> dict[str, dict[date, DayBar]]:
+def _bars_walk(rng: random.Random, days: list[date], stocks: dict | None = None) -> dict[str, dict[date, DayBar]]:
     """A daily random walk per symbol: an overnight gap, an intraday move, then wicks on both sides."""
     bars: dict[str, dict[date, DayBar]] = {}
-    for symbol, (_con_id, start, volume) in STOCKS.items():
+    for symbol, (_con_id, start, volume, *_listing) in (STOCKS if stocks is None else stocks).items():
         close = Decimal(start)
         bars[symbol] = {}
         for day in days:
@@ -360,7 +391,7 @@ def _walk_step(price: Decimal, rng: random.Random) -> Decimal:
 def _prices_current(state: dict) -> dict[str, Decimal]:
     """The latest price per stock: the quote's last, else the newest bar's close."""
     prices: dict[str, Decimal] = {}
-    for symbol in STOCKS:
+    for symbol in (*STOCKS, *FOREIGN_STOCKS):
         quote = (state.get("quotes") or {}).get(symbol) or {}
         bars = ((state.get("bars") or {}).get(symbol) or {}).get("1d") or []
         if quote.get("last"):
@@ -368,7 +399,7 @@ def _prices_current(state: dict) -> dict[str, Decimal]:
         elif bars:
             prices[symbol] = Decimal(max(bars, key=lambda bar: bar["time"])["close"])
         else:
-            prices[symbol] = Decimal(STOCKS[symbol][1])
+            prices[symbol] = Decimal({**STOCKS, **FOREIGN_STOCKS}[symbol][1])
     return prices
 
 
@@ -377,7 +408,7 @@ def _bars_touch(state: dict, prices: dict[str, Decimal], day: date, rng: random.
     stamp = f"{day.isoformat()}T00:00:00Z"
     for symbol, price in prices.items():
         rows = state.setdefault("bars", {}).setdefault(symbol, {}).setdefault("1d", [])
-        volume = STOCKS[symbol][2] // 2000 * rng.randint(1, 10)
+        volume = {**STOCKS, **FOREIGN_STOCKS}[symbol][2] // 2000 * rng.randint(1, 10)
         row = next((r for r in rows if r.get("time") == stamp), None)
         if row is None:
             rows.append(DayBar(price, price, price, price, volume).row(day))
@@ -424,7 +455,8 @@ def _bars_rows(bars: dict[str, dict[date, DayBar]], bar_days: list[date], *, now
             open_ = max(_cents(close_ * (1 - move)), Decimal("1.00"))
             high = _cents(max(open_, close_) * (1 + Decimal(rng.randint(0, 100)) / 10000))
             low = _cents(min(open_, close_) * (1 - Decimal(rng.randint(0, 100)) / 10000))
-            back.append((day, DayBar(open_, high, low, close_, STOCKS[symbol][2] * rng.randint(60, 140) // 100)))
+            volume = {**STOCKS, **FOREIGN_STOCKS}[symbol][2]
+            back.append((day, DayBar(open_, high, low, close_, volume * rng.randint(60, 140) // 100)))
             close = open_
         daily = [bar.row(day) for day, bar in reversed(back)] + [bar.row(day) for day, bar in by_day.items()]
         rows[symbol] = {
@@ -538,10 +570,11 @@ def _account_values(
     for contract, mark in marks.items():
         holding = book.holdings[contract]
         value = holding.quantity * mark * contract.multiplier  # signed: a short is a liability
-        market_value += value
+        rate = book.rate(contract.currency)
+        market_value += value * rate  # the account's figures are in USD (IBKR's BASE)
         # A long gains what its value exceeds its cost; a short gains what its proceeds exceed its liability.
-        unrealized += value - holding.basis if holding.quantity > 0 else value + holding.basis
-        maintenance += _maintenance_margin(contract, holding.quantity, mark, prices)
+        unrealized += (value - holding.basis if holding.quantity > 0 else value + holding.basis) * rate
+        maintenance += _maintenance_margin(contract, holding.quantity, mark, prices) * rate
     net_liquidation = book.cash + market_value
     settled = book.cash - book.unsettled(today)
     if book.account_type == "CASH":
@@ -580,7 +613,7 @@ def _state_refresh(state: dict, prices: dict[str, Decimal], now: datetime) -> No
         marks = _marks(book, prices, today)
         account["positions"] = _positions_rows(book, marks, prices, now)
         account["values"] = _account_values(book, marks, prices, today)
-        _cash_balances_refresh(account)
+        _cash_balances_refresh(account, book.foreign_cash)
     state["quotes"] = _quotes(prices, now)
 
 
@@ -605,6 +638,8 @@ def _execution_row(
         "quantity": _text(quantity),
         "price": _text(price),
         "commission": _text(_commission(contract, quantity, price)),
+        # IBKR charges a foreign listing's commission in its currency (the book converts it like the fill).
+        **({"commission_currency": contract.currency} if contract.currency != "USD" else {}),
         "time": _iso(at),
     }
 
@@ -653,8 +688,39 @@ class _History:
 
     def session(self, index: int, day: date) -> None:
         self._cash_flows(index, day)
+        self._foreign_fills(index, day)
         self._margin_session(index, day)
         self._cash_session(day)
+
+    def _foreign_fills(self, index: int, day: date) -> None:
+        """The planned fills of the foreign stocks, at 10:00 New York (16:00 Frankfurt, both open), on their
+        own random stream (the US fills stay as they were)."""
+        rng = random.Random(self.seed * 31 + index)
+        for session, side, shares in FOREIGN_FILL_PLAN:
+            if session != index:
+                continue
+            for symbol, (*_listing, venue) in FOREIGN_STOCKS.items():
+                self.serial += 1
+                contract = _stock(symbol)
+                row = _execution_row(
+                    exec_id=f"{self.seed:08x}.{self.serial:08x}.01.01",
+                    serial=self.serial,
+                    contract=contract,
+                    side=side,
+                    quantity=Decimal(shares),
+                    price=self.bars[symbol][day].price_inside(rng),
+                    at=_exchange_time(day, time(10, 0)),
+                    exchange=venue,
+                )
+                self.accounts[MARGIN_ACCOUNT_ID]["executions"].append(row)
+                self.books[MARGIN_ACCOUNT_ID].fill(
+                    contract,
+                    side,
+                    Decimal(shares),
+                    Decimal(row["price"]),
+                    Decimal(row["commission"]),
+                    _parse_time(row["time"]),
+                )
 
     def _slots_start(self, day: date, count: int = 24) -> None:
         """Fresh fill times for one account's session: distinct minutes, so its fills are strictly ordered
@@ -866,6 +932,7 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
     rng = random.Random(seed)
     bar_days = _sessions_until(now, BAR_SESSIONS)
     bars = _bars_walk(rng, bar_days)
+    bars.update(_bars_walk(random.Random(seed * 104_729 + 3), bar_days, FOREIGN_STOCKS))  # its own stream
     trade_days = [d for d in bar_days if session_close(d) <= now][-TRADING_SESSIONS:]
     option = _option_contract(now, bars["SPY"][trade_days[OPTION_OPEN_SESSION]].close)
     expiring_put = _expiring_put_contract(trade_days, bars["SPY"][trade_days[EXPIRING_PUT_SESSION]].close)
@@ -880,7 +947,7 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
         "demo": {"seed": seed, "tick": 0, "last_advanced": _iso(now)},
     }
     _fx_demo(state, start=bar_days[0], now=now, seed=seed)
-    _state_refresh(state, {symbol: bars[symbol][bar_days[-1]].close for symbol in STOCKS}, now)
+    _state_refresh(state, {symbol: bars[symbol][bar_days[-1]].close for symbol in (*STOCKS, *FOREIGN_STOCKS)}, now)
     return state
 
 
@@ -906,12 +973,16 @@ def _fx_demo(state: dict, *, start: date, now: datetime, seed: int) -> None:
             account["cash_balances"] = {"EUR": _text(DEMO_EUR_CASH)}
 
 
-def _cash_balances_refresh(account: dict) -> None:
+def _cash_balances_refresh(account: dict, foreign_cash: dict[str, Decimal] | None = None) -> None:
     """The USD balance beside the account's other currencies: what TotalCashValue leaves once they are
-    converted at the broker's rates."""
+    converted at the broker's rates. A foreign currency's balance is its opening balance plus what the
+    fills in that currency moved (``foreign_cash``: SAP bought with euros leaves fewer euros)."""
     balances = account.get("cash_balances")
     if not isinstance(balances, dict):
         return
+    for currency, moved in (foreign_cash or {}).items():
+        opening = DEMO_EUR_CASH if currency == "EUR" else ZERO
+        balances[currency] = _text(_cents(opening + moved))
     rates = account.get("fx_rates") or {}
     others = sum(
         (Decimal(amount) * Decimal(rates[c]) for c, amount in balances.items() if c != "USD" and c in rates), ZERO
@@ -953,12 +1024,18 @@ def demo_state_advance(*, path: str | Path, now: datetime | None = None) -> dict
     seed = int(demo.get("seed", DEFAULT_SEED))
     tick = int(demo.get("tick", 0)) + 1
     rng = random.Random(seed * 1_000_003 + tick)  # a tick's randomness depends on nothing but seed and tick
-    prices = {symbol: _walk_step(price, rng) for symbol, price in _prices_current(state).items()}
+    current = _prices_current(state)
+    prices = {symbol: _walk_step(current[symbol], rng) for symbol in STOCKS}
+    foreign_rng = random.Random(
+        seed * 1_000_033 + tick
+    )  # the foreign stocks walk apart: the US ticks stay as they were
+    prices.update({symbol: _walk_step(current[symbol], foreign_rng) for symbol in FOREIGN_STOCKS})
     wants_fill = rng.randrange(4) == 0
     fills = 0
     # Prices drift outside sessions too (the demo stays alive), but bars and fills only happen in one.
     if _in_session(now):
-        _bars_touch(state, prices, _exchange_date(now), rng)
+        _bars_touch(state, {s: p for s, p in prices.items() if s in STOCKS}, _exchange_date(now), rng)
+        _bars_touch(state, {s: p for s, p in prices.items() if s in FOREIGN_STOCKS}, _exchange_date(now), foreign_rng)
         margin = next((a for a in state.get("accounts", []) if a.get("account_id") == MARGIN_ACCOUNT_ID), None)
         if wants_fill and margin is not None:
             fills = _tick_fill(state, margin, prices, now, rng, seed=seed, tick=tick)

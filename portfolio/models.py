@@ -276,7 +276,13 @@ class AccountSnapshot(models.Model):
     maint_margin_req = MoneyField(null=True, blank=True)
     unrealized_pnl = MoneyField(null=True, blank=True)
     realized_pnl = MoneyField(null=True, blank=True)
-    positions_value = MoneyField(default=0)
+    positions_value = MoneyField(
+        null=True,
+        blank=True,
+        default=0,
+        help_text="The positions' market values in the account's currency at the current rates; empty when a "
+        "position's currency has no known rate.",
+    )
     positions_count = models.PositiveIntegerField(default=0)
     # As AccountStatus keeps them (empty on snapshots taken before cash per currency was recorded).
     cash_balances = models.JSONField(null=True, blank=True)
@@ -359,6 +365,12 @@ class PerformanceMetrics(models.Model):
     gross_loss = MoneyField(default=0)
     current_consecutive_losses = models.PositiveIntegerField(default=0)
     max_consecutive_losses = models.PositiveIntegerField(default=0)
+    round_trips_fx_missing = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Round trips left out of the figures above: in a currency without a rate to the account's base "
+        "currency on their closing day.",
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

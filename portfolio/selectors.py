@@ -6,10 +6,13 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core.fields import quantize_money
 from core.models import SkipReason, SyncKind, SyncRun, SyncStatus
+from marketdata.fx import FxTable
 from marketdata.models import Instrument
 from marketdata.selectors import bars_between
 from portfolio.models import (
@@ -28,6 +31,7 @@ from portfolio.rules.expiries import is_past_expiry
 from portfolio.rules.greeks import PortfolioRisk, RiskRow, portfolio_risk
 from sentiment.selectors import confluence_latest_by_symbol
 from trading.calendars import exchange_zone, previous_sessions, trade_date_of
+from trading.fx import FxTables, amount_base
 from trading.models import Account, CashFlow, CashFlowKind, Execution, LedgerInstrument, RoundTrip
 from trading.rules.daytrades import PDT_WINDOW_SESSIONS, PdtStatus
 from trading.selectors import pdt_status_get, trade_frequency_by_session
@@ -140,28 +144,65 @@ class CashBalances:
 
 @dataclass(frozen=True)
 class PortfolioSummary:
+    """An account's headline figures, every amount in its base currency (``currency``).
+
+    ``unrealized_pnl`` is the broker's own base-currency figure when it gave one (IBKR converts with its
+    rates), else the database's: the open positions' P&L each converted at the current rate.
+    ``unrealized_pnl_database`` is the database's figure whatever the broker said, and
+    ``unrealized_pnl_differs`` says whether the two disagree by more than a rounding (a cent per
+    position). ``market_value`` and ``realized_pnl`` (each fill at the rate of its trade date) are the
+    database's. A figure with a part in a currency without a known rate is None, and that currency is
+    listed in ``fx_missing``: never a partial sum, never a rate of 1.
+    """
+
     account: Account
     portfolio_value: Decimal | None
     cash_balance: Decimal | None
     positions_count: int
     daily_pnl: Decimal | None
     unrealized_pnl: Decimal | None
-    realized_pnl: Decimal
+    realized_pnl: Decimal | None
     win_rate: Decimal | None
     total_trades: int
     last_synced_at: datetime | None
     stale: bool
     source: str
+    currency: str = "USD"
+    market_value: Decimal | None = None
+    unrealized_pnl_source: str = "database"  # "broker": the broker's BASE figure
+    unrealized_pnl_database: Decimal | None = None
+    unrealized_pnl_differs: bool = False
+    fx_missing: list[str] = field(default_factory=list)
     cash: CashBalances | None = None  # cash per currency (the overview shows it under Cash)
 
 
+# A cent per position: the broker's and the database's totals round each position apart.
+SUMMARY_ROUNDING_PER_POSITION = Decimal("0.01")
+
+
 def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
-    """The account's figures from the database only (never the broker): fast whether or not it is up."""
+    """The account's figures from the database only (never the broker): fast whether or not it is up.
+
+    A fixed number of queries: the open positions are summed per currency and the fills' realized P&L
+    per currency and (for a currency other than the base) per trade date, then converted with one load
+    of the rates they need (none for an account that trades only in its base currency).
+    """
+    base = account.base_currency
     status = AccountStatus.objects.filter(account=account).first()
-    positions = Position.objects.filter(account=account, status=PositionStatus.OPEN).aggregate(
-        count=Count("id"), unrealized=Sum("unrealized_pnl")
+    by_currency = list(
+        Position.objects.filter(account=account, status=PositionStatus.OPEN)
+        .values("instrument__currency")
+        .order_by("instrument__currency")
+        .annotate(count=Count("id"), unrealized=Sum("unrealized_pnl"), market=Sum("market_value"))
     )
-    fills = Execution.objects.filter(account=account).aggregate(count=Count("*"), realized=Sum("realized_pnl"))
+    foreign_day = Case(When(instrument__currency=base, then=Value(None)), default=F("trade_date"))
+    fills = list(
+        Execution.objects.filter(account=account)
+        .annotate(fx_day=foreign_day)
+        .values("instrument__currency", "fx_day")
+        .order_by("instrument__currency", "fx_day")
+        .annotate(count=Count("id"), realized=Sum("realized_pnl"))
+    )
     last_success = (
         SyncRun.objects.filter(account=account, kind=SyncKind.POSITIONS, status=SyncStatus.SUCCESS)
         .order_by("-finished_at")
@@ -172,20 +213,41 @@ def portfolio_summary_get(*, account: Account) -> PortfolioSummary:
         seconds=settings.POSITION_SYNC_STALE_AFTER
     )
     metrics = metrics_get(account=account, window=MetricsWindow.ALL)
+    currencies = {row["instrument__currency"] for row in by_currency} | {row["instrument__currency"] for row in fills}
+    table = FxTable.load(base=base, currencies=currencies)
+    unrealized = table.total((row["unrealized"], row["instrument__currency"], None) for row in by_currency)
+    market = table.total((row["market"], row["instrument__currency"], None) for row in by_currency)
+    realized = table.total(
+        (row["realized"] or Decimal(0), row["instrument__currency"], row["fx_day"]) for row in fills if row["realized"]
+    )
+    positions_count = sum(row["count"] for row in by_currency)
+    database_unrealized = quantize_money(unrealized.amount) if by_currency else None
+    broker_unrealized = status.unrealized_pnl if status and status.currency == base else None
+    differs = (
+        broker_unrealized is not None
+        and database_unrealized is not None
+        and abs(broker_unrealized - database_unrealized) > SUMMARY_ROUNDING_PER_POSITION * max(positions_count, 1)
+    )
     value = status.net_liquidation if status else None
     return PortfolioSummary(
         account=account,
         portfolio_value=value,
         cash_balance=status.total_cash if status else None,
-        positions_count=positions["count"],
+        positions_count=positions_count,
         daily_pnl=_daily_pnl(account, value),
-        unrealized_pnl=positions["unrealized"],
-        realized_pnl=fills["realized"] or Decimal(0),
+        unrealized_pnl=broker_unrealized if broker_unrealized is not None else database_unrealized,
+        realized_pnl=quantize_money(realized.amount),
         win_rate=metrics.win_rate if metrics else None,
-        total_trades=fills["count"],
+        total_trades=sum(row["count"] for row in fills),
         last_synced_at=last_success,
         stale=stale,
         source="database" if stale else "broker",
+        currency=base,
+        market_value=quantize_money(market.amount) if by_currency else None,
+        unrealized_pnl_source="broker" if broker_unrealized is not None else "database",
+        unrealized_pnl_database=database_unrealized,
+        unrealized_pnl_differs=differs,
+        fx_missing=sorted(unrealized.missing | market.missing | realized.missing),
         cash=CashBalances.of(status),
     )
 
@@ -382,7 +444,7 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     depend on how many positions, fills or runs it has."""
     open_positions = (
         Position.objects.filter(account=account, status=PositionStatus.OPEN)
-        .select_related("instrument")
+        .select_related("account", "instrument")
         .order_by("instrument__symbol", "-opened_at", "-id")  # as the positions API orders one account
     )
     recent = Execution.objects.filter(account=account).select_related("instrument").order_by("-executed_at", "-id")
@@ -391,7 +453,8 @@ def account_overview_get(*, account: Account, fills: int = 15, positions: int = 
     # start comes along in the same query.
     running = runs.filter(status=SyncStatus.RUNNING).order_by("started_at").values("started_at")[:1]
     latest_run = runs.annotate(running_since=Subquery(running)).order_by("-started_at", "-id").first()
-    shown = list(open_positions[:positions])  # the rest are one click away, on the positions page
+    # The rest are one click away, on the positions page. Each with its figures in base (current rate).
+    shown = positions_in_base(list(open_positions[:positions]))
     confluence = confluence_latest_by_symbol(symbols=[p.instrument.symbol for p in shown])
     for position in shown:
         position.confluence = confluence.get(position.instrument.symbol)
@@ -471,25 +534,85 @@ def position_table_list(*, user, account_id: str | None, status: str, sort: str)
 class PositionCounts:
     open: int
     closed: int
-    market_value: Decimal | None  # of the open positions
+    market_value: Decimal | None  # of the open positions, in ``currency`` (the account's base)
     unrealized_pnl: Decimal | None
-    realized_pnl: Decimal | None  # of the closed positions
+    realized_pnl: Decimal | None  # of the closed positions, each at the rate of its closing day
+    currency: str = "USD"
+    fx_missing: list[str] = field(default_factory=list)  # currencies without a rate: their totals are None
 
 
 def position_counts_get(*, user, account_id: str | None) -> PositionCounts:
-    """The tab counts and totals of the positions page, in one query."""
+    """The tab counts and totals of the positions page in the account's base currency: two queries (the
+    sums per base and position currency, and per closing day for a foreign currency; then the rates,
+    none when everything is in the base currency). Accounts of different base currencies are never
+    added together: their totals are None."""
     positions = Position.objects.visible_to(user)
     if account_id:
         positions = positions.filter(account__account_id=account_id)
     is_open, is_closed = Q(status=PositionStatus.OPEN), Q(status=PositionStatus.CLOSED)
-    totals = positions.aggregate(
-        open=Count("id", filter=is_open),
-        closed=Count("id", filter=is_closed),
-        market_value=Sum("market_value", filter=is_open),
-        unrealized_pnl=Sum("unrealized_pnl", filter=is_open),
-        realized_pnl=Sum("realized_pnl", filter=is_closed),
+    foreign_close_day = Case(
+        When(Q(instrument__currency=F("account__base_currency")) | is_open, then=Value(None)),
+        default=TruncDate("closed_at", tzinfo=exchange_zone()),
     )
-    return PositionCounts(**totals)
+    rows = list(
+        positions.annotate(fx_day=foreign_close_day)
+        .values("account__base_currency", "instrument__currency", "fx_day")
+        .order_by("account__base_currency", "instrument__currency", "fx_day")
+        .annotate(
+            open=Count("id", filter=is_open),
+            closed=Count("id", filter=is_closed),
+            market_value=Sum("market_value", filter=is_open),
+            unrealized_pnl=Sum("unrealized_pnl", filter=is_open),
+            realized_pnl=Sum("realized_pnl", filter=is_closed),
+        )
+    )
+    bases = {row["account__base_currency"] for row in rows}
+    counts = {"open": sum(r["open"] for r in rows), "closed": sum(r["closed"] for r in rows)}
+    if len(bases) > 1:
+        return PositionCounts(**counts, market_value=None, unrealized_pnl=None, realized_pnl=None, currency="")
+    base = bases.pop() if bases else _user_base_currency(user, account_id)
+    table = FxTable.load(base=base, currencies={row["instrument__currency"] for row in rows})
+    market = table.total((r["market_value"], r["instrument__currency"], None) for r in rows if r["open"])
+    unrealized = table.total((r["unrealized_pnl"], r["instrument__currency"], None) for r in rows if r["open"])
+    realized = table.total((r["realized_pnl"], r["instrument__currency"], r["fx_day"]) for r in rows if r["closed"])
+    return PositionCounts(
+        **counts,
+        market_value=quantize_money(market.amount) if counts["open"] else None,
+        unrealized_pnl=quantize_money(unrealized.amount) if counts["open"] else None,
+        realized_pnl=quantize_money(realized.amount) if counts["closed"] else None,
+        currency=base,
+        fx_missing=sorted(market.missing | unrealized.missing | realized.missing),
+    )
+
+
+def _user_base_currency(user, account_id: str | None) -> str:
+    accounts = Account.objects.visible_to(user)
+    if account_id:
+        accounts = accounts.filter(account_id=account_id)
+    return accounts.values_list("base_currency", flat=True).first() or "USD"
+
+
+def positions_in_base(positions: list[Position]) -> list[Position]:
+    """Set ``base_currency``, ``fx_rate``, ``market_value_base``, ``unrealized_pnl_base`` and
+    ``realized_pnl_base`` on each of ``positions`` (their account and instrument joined): market value
+    and unrealized P&L at the current rate, a closed position's realized P&L at its closing day's rate.
+    An open position's realized P&L (partial closes on several days) has a base value only in the base
+    currency. A missing rate leaves the figure None. One query, none when all are in their base."""
+    tables = FxTables.load((p.account.base_currency, p.instrument.currency) for p in positions)
+    for p in positions:
+        base, currency = p.account.base_currency, p.instrument.currency
+        rate = tables.rate(currency, base=base)
+        p.base_currency = base
+        p.fx_rate = rate.rate if rate else None
+        p.market_value_base = amount_base(tables.convert(p.market_value, currency, base=base))
+        p.unrealized_pnl_base = amount_base(tables.convert(p.unrealized_pnl, currency, base=base))
+        if p.closed_at is not None:
+            closed_on = trade_date_of(p.closed_at)
+            p.realized_pnl_base = amount_base(tables.convert(p.realized_pnl, currency, base=base, on=closed_on))
+        else:
+            same = currency.upper() == base.upper()
+            p.realized_pnl_base = quantize_money(p.realized_pnl) if same else None
+    return positions
 
 
 def position_get(*, user, pk: int) -> Position | None:

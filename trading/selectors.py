@@ -429,23 +429,44 @@ def paper_trade_list(*, user, account_id: str | None = None, status: str | None 
 
 def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
     """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
+    from core.fields import quantize_money
+    from trading.fx import FxTables
     from trading.models import PaperTrade, PaperTradeStatus
 
     trades = PaperTrade.objects.visible_to(user)
     if account_id:
         trades = trades.filter(account__account_id=account_id)
-    closed = trades.filter(exit_date=day).aggregate(total=Sum("realized_pnl"), n=Count("id"))
-    still_open = trades.filter(status=PaperTradeStatus.OPEN).aggregate(total=Sum("unrealized_pnl"), n=Count("id"))
-    realized = closed["total"] or Decimal(0)
-    unrealized = still_open["total"] or Decimal(0)
+    # In the accounts' base currency (``currency``): realized at the day's rate, unrealized at the current
+    # one; a currency without a rate is named in ``fx_missing`` and leaves its figure None (never 1), and
+    # accounts of different base currencies are never added together.
+    by_currency = ("account__base_currency", "instrument__currency")
+    closed = list(
+        trades.filter(exit_date=day).values(*by_currency).order_by().annotate(total=Sum("realized_pnl"), n=Count("id"))
+    )
+    still_open = list(
+        trades.filter(status=PaperTradeStatus.OPEN)
+        .values(*by_currency)
+        .order_by()
+        .annotate(total=Sum("unrealized_pnl"), n=Count("id"))
+    )
+    bases = {row["account__base_currency"] for row in closed + still_open}
+    base = bases.pop() if len(bases) == 1 else ("" if bases else "USD")
+    tables = FxTables.load((row["account__base_currency"], row["instrument__currency"]) for row in closed + still_open)
+    table = tables.table(base)
+    realized = table.total((row["total"], row["instrument__currency"], day) for row in closed)
+    unrealized = table.total((row["total"], row["instrument__currency"], None) for row in still_open)
+    realized_pnl = quantize_money(realized.amount) if base else None
+    unrealized_pnl = quantize_money(unrealized.amount) if base else None
     return {
         "date": day,
         "account": account_id or "",
-        "realized_pnl": realized,
-        "unrealized_pnl": unrealized,
-        "total_pnl": realized + unrealized,
-        "closed_trades": closed["n"],
-        "open_trades": still_open["n"],
+        "currency": base,
+        "realized_pnl": realized_pnl,
+        "unrealized_pnl": unrealized_pnl,
+        "total_pnl": None if realized_pnl is None or unrealized_pnl is None else realized_pnl + unrealized_pnl,
+        "closed_trades": sum(row["n"] for row in closed),
+        "open_trades": sum(row["n"] for row in still_open),
+        "fx_missing": sorted(realized.missing | unrealized.missing),
     }
 
 
@@ -487,6 +508,7 @@ def trade_records_iter(
     that order's, and the closing order's reasoning is the exit reasoning. ``user`` None: every account
     (the command line, staff).
     """
+    from trading.fx import FxTables, trade_record_in_base
     from trading.models import Account, Order, RoundTrip
     from trading.rules.trade_records import TradeRecordInput, trade_record
 
@@ -531,10 +553,12 @@ def trade_records_iter(
                 "slippage",
             ):
                 orders[(order.account_id, order.perm_id)] = order
+        # The figures in the account's base currency at each day's rate: one query per chunk (none in base).
+        tables = FxTables.load((trip.account.base_currency, trip.instrument.currency) for trip in rows)
         for trip in rows:
             opening, closing = trip.opening_execution, trip.closing_execution
             entry = orders.get((opening.account_id, opening.perm_id))
-            yield trade_record(
+            record = trade_record(
                 TradeRecordInput(
                     opened_at=trip.opened_at,
                     closed_at=trip.closed_at,
@@ -556,6 +580,7 @@ def trade_records_iter(
                     exit_order=orders.get((closing.account_id, closing.perm_id)),
                 )
             )
+            yield trade_record_in_base(record, trip=trip, tables=tables)
 
     for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
         chunk.append(trip)
@@ -575,8 +600,9 @@ def trade_date_of_local(at: datetime) -> date:
 # --- tax lots ----------------------------------------------------------------------------------
 def tax_lots_iter(*, year: int, account_id: str | None = None):
     """Form 8949 rows of every lot match closed in ``year`` (by the closing fill's trade date), in sale order."""
+    from trading.fx import FxTables
     from trading.models import Execution, LotMatch, Side
-    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row
+    from trading.rules.tax_lots import WASH_WINDOW, ClosedLot, tax_lot_row, tax_lot_row_in_base
 
     matches = LotMatch.objects.filter(closing_execution__trade_date__year=year).select_related(
         "account", "instrument", "opening_execution", "closing_execution"
@@ -595,6 +621,8 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
         buys.setdefault((execution.account_id, execution.instrument_id), []).append(
             (execution.trade_date, execution.pk, execution.quantity)
         )
+    # Each lot's sides in its account's base currency at their own dates' rates: one query (none in base).
+    tables = FxTables.load(matches.order_by().values_list("account__base_currency", "instrument__currency").distinct())
     for match in matches.iterator(chunk_size=2000):
         opening, closing = match.opening_execution, match.closing_execution
         sold_on = closing.trade_date
@@ -606,7 +634,7 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
             ),
             Decimal(0),
         )
-        yield tax_lot_row(
+        row = tax_lot_row(
             ClosedLot(
                 account_id=match.account.account_id,
                 symbol=match.instrument.symbol,
@@ -618,4 +646,14 @@ def tax_lots_iter(*, year: int, account_id: str | None = None):
                 exit_price=match.exit_price,
             ),
             replacement_quantity=replacement,
+        )
+        base, currency = match.account.base_currency, match.instrument.currency
+        sold_rate = tables.rate(currency, base=base, on=date.fromisoformat(row["date_sold"]))
+        acquired_rate = tables.rate(currency, base=base, on=date.fromisoformat(row["date_acquired"]))
+        yield tax_lot_row_in_base(
+            row,
+            currency=currency,
+            base=base,
+            sold_rate=sold_rate.rate if sold_rate else None,
+            acquired_rate=acquired_rate.rate if acquired_rate else None,
         )

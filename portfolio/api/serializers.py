@@ -82,6 +82,19 @@ class PositionSerializer(serializers.ModelSerializer):
     description = serializers.CharField(source="instrument.display_name", read_only=True)
     multiplier = serializers.DecimalField(source="instrument.multiplier", read_only=True, **decimal_kwargs("quantity"))
     greeks = serializers.SerializerMethodField(help_text="Options: their Greeks (null for other positions).")
+    # Set by portfolio.selectors.positions_in_base (the view calls it on each page): null without a rate.
+    base_currency = serializers.CharField(read_only=True, help_text="The account's base currency.")
+    fx_rate = serializers.DecimalField(
+        read_only=True, allow_null=True, help_text="1 currency = fx_rate base (current).", **decimal_kwargs("ratio")
+    )
+    market_value_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
+    unrealized_pnl_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
+    realized_pnl_base = serializers.DecimalField(
+        read_only=True,
+        allow_null=True,
+        help_text="Closed: at the closing day's rate. Open with partial closes: only in the base currency.",
+        **decimal_kwargs("money"),
+    )
 
     class Meta:
         model = Position
@@ -106,6 +119,11 @@ class PositionSerializer(serializers.ModelSerializer):
             "closed_at",
             "last_synced_at",
             "missing_since",
+            "base_currency",
+            "fx_rate",
+            "market_value_base",
+            "unrealized_pnl_base",
+            "realized_pnl_base",
             "greeks",
         ]
         read_only_fields = fields
@@ -284,6 +302,7 @@ class MetricsSerializer(serializers.ModelSerializer):
             "gross_loss",
             "current_consecutive_losses",
             "max_consecutive_losses",
+            "round_trips_fx_missing",
             "twr",
             "twr_index",
             "daily_return",
@@ -306,19 +325,44 @@ class MetricsSerializer(serializers.ModelSerializer):
 
 
 class PortfolioSummarySerializer(serializers.Serializer):
+    """Every amount in the account's base currency (``currency``); see ``PortfolioSummary``."""
+
     account = serializers.CharField(source="account.account_id")
-    currency = serializers.CharField(source="account.base_currency")
+    currency = serializers.CharField(help_text="The account's base currency: every amount here is in it.")
     portfolio_value = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     cash_balance = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     positions_count = serializers.IntegerField()
     daily_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
-    unrealized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
-    realized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    market_value = serializers.DecimalField(
+        allow_null=True,
+        help_text="Open positions at the current rates; null when a rate is missing.",
+        **decimal_kwargs("money"),
+    )
+    unrealized_pnl = serializers.DecimalField(
+        allow_null=True,
+        help_text="The broker's base figure when it gave one, else the database's.",
+        **decimal_kwargs("money"),
+    )
+    unrealized_pnl_source = serializers.CharField(
+        help_text="broker: the broker's base-currency figure; database: the positions' own total converted."
+    )
+    unrealized_pnl_database = serializers.DecimalField(
+        allow_null=True, help_text="The positions' own P&L converted at the current rates.", **decimal_kwargs("money")
+    )
+    unrealized_pnl_differs = serializers.BooleanField(
+        help_text="The broker's and the database's figures differ by more than a cent per position."
+    )
+    realized_pnl = serializers.DecimalField(
+        allow_null=True, help_text="Every fill's realized P&L at the rate of its trade date.", **decimal_kwargs("money")
+    )
     win_rate = serializers.DecimalField(allow_null=True, **decimal_kwargs("ratio"))
     total_trades = serializers.IntegerField()
     last_synced_at = serializers.DateTimeField(allow_null=True)
     stale = serializers.BooleanField()
     source = serializers.ChoiceField(choices=["broker", "database"])
+    fx_missing = serializers.ListField(
+        child=serializers.CharField(), help_text="Currencies without a known rate: the figures they are in are null."
+    )
 
 
 class MetricsPointSerializer(serializers.ModelSerializer):

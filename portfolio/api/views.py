@@ -30,6 +30,7 @@ from portfolio.selectors import (
     portfolio_summary_get,
     position_event_list,
     position_list,
+    positions_in_base,
     snapshot_list,
     sync_status_list,
 )
@@ -47,6 +48,10 @@ class PositionListApi(generics.ListAPIView):
 
     def get_queryset(self):
         return position_list(user=self.request.user, status="all")
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return positions_in_base(list(page if page is not None else queryset))
 
 
 class PositionEventListApi(generics.ListAPIView):

@@ -12,6 +12,10 @@ The figures follow docs/domain-rules.md, "Performance metrics"; the arithmetic i
   the day's close snapshot is not in that close, so it starts the next day's period instead.
 - Round-trip statistics count the trips closed by the end of ``as_of`` (exchange time), all of
   them (window ALL) or the last 20 (window LAST_20); the return figures are the same in both rows.
+  They are in the account's base currency: a trip in another currency converts at the rate of its
+  closing day; one whose currency has no rate that day is left out and counted in
+  ``round_trips_fx_missing`` (never added at 1). An account that trades only in its base currency keeps
+  the one-scan aggregate.
 
 Risk events (``trading.RiskEvent``) are written when a limit is first crossed and resolved when the
 value comes back within it, so a run that sees the same crossing again writes nothing. They are
@@ -21,7 +25,7 @@ recompute of a past day must not open or resolve today's events.
 
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -34,6 +38,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core.fields import quantize_money, quantize_ratio
+from marketdata.fx import FxTable
 from portfolio.models import AccountSnapshot, MetricsWindow, PerformanceMetrics, SnapshotKind
 from portfolio.rules import metrics
 from portfolio.rules.metrics import RoundTripStats, RoundTripTally
@@ -53,6 +58,7 @@ DEFAULT_DAILY_LOSS_PCT = Decimal("0.03")
 VALUE_FIELDS = ["daily_return", "daily_pnl", "twr", "twr_index", "drawdown", "max_drawdown", "mwr", "sharpe", "sortino"]
 FIGURE_FIELDS = [
     *VALUE_FIELDS,
+    "round_trips_fx_missing",
     "round_trips",
     "win_rate",
     "profit_factor",
@@ -135,16 +141,15 @@ def metrics_compute(*, account: Account, as_of: date | None = None) -> list[Perf
     if figures is not None and figures.day != as_of:  # no value on as_of: nothing to say about that day
         figures = _without_day(figures)
     cutoff = _end_of_trade_date(as_of)
-    stats_all = _round_trip_stats_all(account, cutoff)
-    last_pnls = (
-        RoundTrip.objects.filter(account=account, closed_at__lt=cutoff)
-        .order_by("-closed_at", "-id")
-        .values_list("realized_pnl", flat=True)[:LAST_WINDOW_SIZE]
-    )
-    stats_last = metrics.round_trip_stats(reversed(list(last_pnls)))
+    fx = _round_trip_fx(account)
+    stats_all, missing_all = _round_trip_stats_all(account, cutoff, fx)
+    last = RoundTrip.objects.filter(account=account, closed_at__lt=cutoff).order_by("-closed_at", "-id")
+    last_rows = list(last.values_list("closed_at", "realized_pnl", "instrument__currency")[:LAST_WINDOW_SIZE])
+    last_pnls, missing_last = _pnls_in_base(reversed(last_rows), fx)
+    stats_last = metrics.round_trip_stats(last_pnls)
     rows = [
-        _row(account, as_of, MetricsWindow.ALL, figures, stats_all),
-        _row(account, as_of, MetricsWindow.LAST_20, figures, stats_last),
+        _row(account, as_of, MetricsWindow.ALL, figures, stats_all, missing_all),
+        _row(account, as_of, MetricsWindow.LAST_20, figures, stats_last, missing_last),
     ]
     is_current = not all_values or as_of >= all_values[-1].day
     with transaction.atomic():
@@ -167,12 +172,12 @@ def metrics_compute_series(*, account: Account, since: date | None = None) -> li
     if not days:
         return []
     figures_by_day = dict(_value_figures_by_day(values, flows, since=days[0]))
-    stats_by_day = _round_trip_stats_by_day(account, days)
+    stats_by_day = _round_trip_stats_by_day(account, days, _round_trip_fx(account))
     rows = []
     for day in days:
-        stats_all, stats_last = stats_by_day[day]
-        rows.append(_row(account, day, MetricsWindow.ALL, figures_by_day[day], stats_all))
-        rows.append(_row(account, day, MetricsWindow.LAST_20, figures_by_day[day], stats_last))
+        stats_all, stats_last, missing_all, missing_last = stats_by_day[day]
+        rows.append(_row(account, day, MetricsWindow.ALL, figures_by_day[day], stats_all, missing_all))
+        rows.append(_row(account, day, MetricsWindow.LAST_20, figures_by_day[day], stats_last, missing_last))
     last = days[-1]
     with transaction.atomic():
         _risk_events_update(account=account, as_of=last, figures=figures_by_day[last], stats=stats_by_day[last][0])
@@ -304,20 +309,59 @@ def _without_day(figures: ValueFigures) -> ValueFigures:
 
 
 # --- round trips ---------------------------------------------------------------------------------
-def _round_trip_stats_all(account: Account, cutoff: datetime) -> RoundTripStats:
-    """Every trip closed before ``cutoff``, in one query. PostgreSQL aggregates (one scan, whatever the
-    number of trips); SQLite sums decimals as floats, so there one ordered pass in Python keeps them exact."""
-    if connection.vendor != "postgresql":
-        pnls = (
+def _round_trip_fx(account: Account) -> FxTable | None:
+    """The rates of the account's round trips in other currencies than its base; None when it has none
+    (then the figures add the trips' own P&L, with no conversion). One query, two with such trips."""
+    base = account.base_currency
+    foreign = set(
+        RoundTrip.objects.filter(account=account)
+        .exclude(instrument__currency=base)
+        .order_by()
+        .values_list("instrument__currency", flat=True)
+        .distinct()
+    )
+    return FxTable.load(base=base, currencies=foreign) if foreign else None
+
+
+def _pnls_in_base(rows: Iterable[tuple], fx: FxTable | None) -> tuple[list[Decimal], int]:
+    """The P&Ls of ``(closed_at, pnl, currency)`` rows in base at each closing day's rate, and how many
+    were left out for want of a rate."""
+    pnls, missing = [], 0
+    for closed_at, pnl, currency in rows:
+        value = pnl if fx is None else _trip_in_base(fx, closed_at, pnl, currency)
+        if value is None:
+            missing += 1
+        else:
+            pnls.append(value)
+    return pnls, missing
+
+
+def _trip_in_base(fx: FxTable, closed_at: datetime, pnl: Decimal, currency: str) -> Decimal | None:
+    return quantize_money(fx.convert(pnl, currency, trade_date_of(closed_at)).amount_base)
+
+
+def _round_trip_stats_all(account: Account, cutoff: datetime, fx: FxTable | None) -> tuple[RoundTripStats, int]:
+    """Every trip closed before ``cutoff``, in one query, and how many were left out for want of a rate.
+    PostgreSQL aggregates (one scan, whatever the number of trips) when every trip is in the base currency;
+    otherwise (and on SQLite, which sums decimals as floats) one ordered pass in Python keeps them exact."""
+    if connection.vendor != "postgresql" or fx is not None:
+        trips = (
             RoundTrip.objects.filter(account=account, closed_at__lt=cutoff)
             .order_by("closed_at", "id")
-            .values_list("realized_pnl", flat=True)
+            .values_list("closed_at", "realized_pnl", "instrument__currency")
         )
-        return RoundTripTally().extend(pnls.iterator(chunk_size=10_000)).stats()
+        tally, missing = RoundTripTally(), 0
+        for closed_at, pnl, currency in trips.iterator(chunk_size=10_000):
+            value = pnl if fx is None else _trip_in_base(fx, closed_at, pnl, currency)
+            if value is None:
+                missing += 1
+            else:
+                tally.add(value)
+        return tally.stats(), missing
     with connection.cursor() as cursor:
         cursor.execute(_ROUND_TRIP_TOTALS_SQL.format(table=RoundTrip._meta.db_table), [account.pk, cutoff])
         count, wins, gross_profit, gross_loss, longest, current = cursor.fetchone()
-    return RoundTripStats.from_totals(
+    stats = RoundTripStats.from_totals(
         count=count,
         wins=wins,
         gross_profit=gross_profit,
@@ -325,16 +369,21 @@ def _round_trip_stats_all(account: Account, cutoff: datetime) -> RoundTripStats:
         current_consecutive_losses=current,
         max_consecutive_losses=longest,
     )
+    return stats, 0
 
 
-def _round_trip_stats_by_day(account: Account, days: list[date]) -> dict[date, tuple[RoundTripStats, RoundTripStats]]:
-    """(ALL, LAST_20) statistics at the end of each of ``days`` (ascending), from one ordered pass."""
+def _round_trip_stats_by_day(
+    account: Account, days: list[date], fx: FxTable | None
+) -> dict[date, tuple[RoundTripStats, RoundTripStats, int, int]]:
+    """(ALL, LAST_20, left out of ALL, left out of LAST_20) at the end of each of ``days`` (ascending), from
+    one ordered pass; a trip without a rate is left out of the figures and counted."""
     tally = RoundTripTally()
-    last = deque(maxlen=LAST_WINDOW_SIZE)
+    last = deque(maxlen=LAST_WINDOW_SIZE)  # (pnl in base, or None without a rate)
+    missing_all = 0
     trips = (
         RoundTrip.objects.filter(account=account, closed_at__lt=_end_of_trade_date(days[-1]))
         .order_by("closed_at", "id")
-        .values_list("closed_at", "realized_pnl")
+        .values_list("closed_at", "realized_pnl", "instrument__currency")
         .iterator(chunk_size=10_000)
     )
     pending = next(trips, None)
@@ -342,16 +391,27 @@ def _round_trip_stats_by_day(account: Account, days: list[date]) -> dict[date, t
     for day in days:
         cutoff = _end_of_trade_date(day)
         while pending is not None and pending[0] < cutoff:
-            tally.add(pending[1])
-            last.append(pending[1])
+            closed_at, pnl, currency = pending
+            value = pnl if fx is None else _trip_in_base(fx, closed_at, pnl, currency)
+            if value is None:
+                missing_all += 1
+            else:
+                tally.add(value)
+            last.append(value)
             pending = next(trips, None)
-        out[day] = (tally.stats(), metrics.round_trip_stats(last))
+        converted = [v for v in last if v is not None]
+        out[day] = (tally.stats(), metrics.round_trip_stats(converted), missing_all, len(last) - len(converted))
     return out
 
 
 # --- rows ----------------------------------------------------------------------------------------
 def _row(
-    account: Account, as_of: date, window: str, figures: ValueFigures | None, stats: RoundTripStats
+    account: Account,
+    as_of: date,
+    window: str,
+    figures: ValueFigures | None,
+    stats: RoundTripStats,
+    fx_missing: int = 0,
 ) -> PerformanceMetrics:
     value_fields = {name: getattr(figures, name, None) for name in VALUE_FIELDS}  # all None without a value
     return PerformanceMetrics(
@@ -367,6 +427,7 @@ def _row(
         gross_loss=stats.gross_loss,
         current_consecutive_losses=stats.current_consecutive_losses,
         max_consecutive_losses=stats.max_consecutive_losses,
+        round_trips_fx_missing=fx_missing,
     )
 
 

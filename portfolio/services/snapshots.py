@@ -30,6 +30,8 @@ from core.brokers.contracts import SecType
 from core.fields import quantize_money, quantize_price, quantize_quantity
 from core.journal import broker_skip, sync_run_fail, sync_run_finish, sync_run_isolated, sync_run_start
 from core.models import SkipReason, SyncKind, SyncReason, SyncStatus
+from marketdata.fx import FxTable, Total
+from marketdata.models import Instrument
 from marketdata.services import instruments_resolve
 from portfolio.models import (
     ACCOUNT_VALUE_FIELDS,
@@ -75,6 +77,10 @@ class _Taken:
     equity_value: Decimal | None = None
     # The option instruments among the positions: their rows carry the positions' current Greeks.
     options: set[int] = field(default_factory=set)
+    # Each position's currency by instrument: its market value converts to base at the current rate.
+    currencies: dict[int, str] = field(default_factory=dict)
+    # COMPUTED: a position's currency without a known rate, so the account's value is unknown.
+    fx_missing: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ def _from_broker(account: Account, taken_at: datetime, answer: _BrokerAnswer) ->
             taken.warnings.append(f"{instrument}: reported twice by the broker; second row ignored")
             continue
         seen.add(instrument.pk)
+        taken.currencies[instrument.pk] = instrument.currency
         if instrument.sec_type in OPTION_SEC_TYPES:
             taken.options.add(instrument.pk)
         quantity, average = quantize_quantity(row.quantity), quantize_price(row.average_price)
@@ -193,6 +200,7 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
             "instrument__multiplier",
             "opened_at",
             "last_synced_at",
+            "instrument__currency",
         )
     )
     status = AccountStatus.objects.filter(account=account).first()
@@ -209,10 +217,15 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
         )
         for instrument_id, quantity, average, price, market_value, unrealized, *_ in positions
     ]
-    last_sync = max((row[-1] for row in positions if row[-1] is not None), default=None)
+    last_sync = max((row[9] for row in positions if row[9] is not None), default=None)
     priced = [p for p in snapshot_rows if p.market_value is not None]
     cash = status.total_cash if status is not None else None
-    equity = _positions_equity(account, positions, cash_read_at=status.read_at if status else None)
+    base = status.currency if status else account.base_currency
+    currencies = {row[0]: row[10] for row in positions}
+    # The positions' values in base at the current rate (domain rules): one query, none in the base alone.
+    table = FxTable.load(base=base, currencies=set(currencies.values()))
+    equity = _positions_equity(account, positions, cash_read_at=status.read_at if status else None, table=table)
+    unrealized = table.total((p.unrealized_pnl, currencies[p.instrument_id], None) for p in priced)
     known = [f"positions last synced {last_sync:%Y-%m-%d %H:%M} UTC" if last_sync else "no positions ever synced"]
     known.append(f"cash read {status.read_at:%Y-%m-%d %H:%M} UTC" if status else "no cash value known")
     taken = _Taken(
@@ -220,7 +233,7 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
             account=account,
             taken_at=taken_at,
             source=SnapshotSource.COMPUTED,
-            currency=status.currency if status else account.base_currency,
+            currency=base,
             total_cash=cash,
             settled_cash=status.settled_cash if status else None,
             # The cash per currency last read, its total at the latest stored rates.
@@ -229,19 +242,28 @@ def _from_database(account: Account, taken_at: datetime, failure: str) -> _Taken
                 base=status.currency if status else account.base_currency,
             ),
             # Margin figures are the broker's own computation: unknown while it is away, so left empty.
-            unrealized_pnl=quantize_money(sum((p.unrealized_pnl for p in priced), Decimal(0))),
+            unrealized_pnl=quantize_money(unrealized.amount),
             note=f"{failure}; computed from {', '.join(known)}"[:NOTE_LENGTH],
         ),
         positions=snapshot_rows,
         warnings=[f"{failure}; snapshot computed from the last known positions, prices and cash"],
-        equity_value=equity,
+        equity_value=equity.amount,
         options={row[0] for row in positions if row[6] in OPTION_SEC_TYPES},
+        currencies=currencies,
+        fx_missing=equity.missing | unrealized.missing,
     )
     unpriced = len(snapshot_rows) - len(priced)
     if unpriced:
         taken.warnings.append(f"{unpriced} open position(s) have no known price: not in positions value")
     if cash is None:
         taken.warnings.append("no cash value known: net liquidation left empty")
+    if taken.fx_missing:
+        missing = ", ".join(sorted(taken.fx_missing))
+        taken.warnings.append(
+            f"no exchange rate to {base} known for {missing}: positions value, unrealized P&L and net liquidation "
+            "left empty"
+        )
+        taken.snapshot.note = f"{taken.snapshot.note}; no {missing} rate: value unknown"[:NOTE_LENGTH]
     return taken
 
 
@@ -264,13 +286,11 @@ def _from_paper(account: Account, taken_at: datetime) -> _Taken:
             ),
         )
     )
-    unrealized = Decimal(0)
     for instrument_id, quantity, multiplier, mark, average in values.positions:
         market_value = pnl = None
         if mark is not None:
             market_value = quantize_money(quantity * mark * multiplier)
             pnl = quantize_money((mark - average) * quantity * multiplier)
-            unrealized += pnl
         taken.positions.append(
             PositionSnapshot(
                 instrument_id=instrument_id,
@@ -281,19 +301,29 @@ def _from_paper(account: Account, taken_at: datetime) -> _Taken:
                 unrealized_pnl=pnl,
             )
         )
-    taken.snapshot.unrealized_pnl = quantize_money(unrealized)
+    if taken.positions:  # their currencies, to convert (one query)
+        ids = [p.instrument_id for p in taken.positions]
+        taken.currencies = dict(Instrument.objects.filter(pk__in=ids).values_list("pk", "currency"))
+    table = FxTable.load(base=account.base_currency, currencies=set(taken.currencies.values()))
+    total = table.total(
+        (p.unrealized_pnl, taken.currencies[p.instrument_id], None) for p in taken.positions if p.unrealized_pnl
+    )
+    taken.snapshot.unrealized_pnl = quantize_money(total.amount)
     if values.unpriced:
         taken.warnings.append(f"{values.unpriced} open position(s) have no stored quote: valued at cost")
     return taken
 
 
-def _positions_equity(account: Account, positions: list[tuple], *, cash_read_at: datetime | None) -> Decimal:
+def _positions_equity(
+    account: Account, positions: list[tuple], *, cash_read_at: datetime | None, table: FxTable
+) -> Total:
     """What the open positions add to equity on top of the cash last read.
 
     Stocks and options: their market value (an option's premium x multiplier). A future: its P&L since
     the last settlement or entry, since the daily settlements already moved the rest into cash. The last
     settlement known here is the future's price in the broker's own CLOSE snapshot taken before the
-    cash was read and after the position opened; without one, the entry (average) price.
+    cash was read and after the position opened; without one, the entry (average) price. Each position's
+    part is in its own currency, converted to base at the current rate (the total is None without one).
     """
     futures = {
         row[0]: row
@@ -319,14 +349,14 @@ def _positions_equity(account: Account, positions: list[tuple], *, cash_read_at:
         for instrument_id, taken_at, price in marks:
             if instrument_id not in settled and taken_at >= futures[instrument_id][8]:
                 settled[instrument_id] = price
-    total = Decimal(0)
-    for instrument_id, quantity, average, price, market_value, _, _, multiplier, *_ in positions:
+    parts = []
+    for instrument_id, quantity, average, price, market_value, _, _, multiplier, *_, currency in positions:
         if instrument_id in futures:
             reference = settled.get(instrument_id, average)
-            total += (price - reference) * quantity * (multiplier or Decimal(1))
+            parts.append(((price - reference) * quantity * (multiplier or Decimal(1)), currency, None))
         elif market_value is not None:
-            total += market_value
-    return quantize_money(total)
+            parts.append((market_value, currency, None))
+    return table.total(parts)
 
 
 # --- the transaction ---------------------------------------------------------------------------
@@ -335,10 +365,8 @@ def _write(taken: _Taken, *, kind: SnapshotKind) -> AccountSnapshot:
     snapshot.kind = kind
     snapshot.trade_date = trade_date_of(snapshot.taken_at)
     snapshot.positions_count = len(taken.positions)
-    snapshot.positions_value = quantize_money(
-        sum((p.market_value for p in taken.positions if p.market_value is not None), Decimal(0))
-    )
-    if snapshot.source == SnapshotSource.COMPUTED and snapshot.total_cash is not None:
+    snapshot.positions_value = _positions_value(taken)
+    if snapshot.source == SnapshotSource.COMPUTED and snapshot.total_cash is not None and not taken.fx_missing:
         equity = taken.equity_value if taken.equity_value is not None else snapshot.positions_value
         snapshot.net_liquidation = quantize_money(snapshot.total_cash + equity)
     # An upsert on the natural key: a retake of the same second updates the row (and returns its id).
@@ -356,6 +384,20 @@ def _write(taken: _Taken, *, kind: SnapshotKind) -> AccountSnapshot:
             setattr(position, name, value)
     PositionSnapshot.objects.bulk_create(taken.positions)
     return snapshot
+
+
+def _positions_value(taken: _Taken) -> Decimal | None:
+    """The priced positions' market values in the snapshot's (base) currency at the current rate; None when
+    one is in a currency without a known rate (never counted at 1). One query, none in the base alone."""
+    priced = [p for p in taken.positions if p.market_value is not None]
+    base = taken.snapshot.currency
+    currencies = {p.instrument_id: taken.currencies.get(p.instrument_id, base) for p in priced}
+    table = FxTable.load(base=base, currencies=set(currencies.values()))
+    total = table.total((p.market_value, currencies[p.instrument_id], None) for p in priced)
+    if total.missing:
+        taken.fx_missing |= total.missing
+        return None
+    return quantize_money(total.amount)
 
 
 def _current_greeks(account_id: int, instrument_ids: set[int]) -> dict[int, dict]:

@@ -20,6 +20,7 @@ from portfolio.selectors import (
     position_round_trip_get,
     position_sort_clean,
     position_table_list,
+    positions_in_base,
     positions_mode_get,
 )
 from portfolio.views.common import AccountChoice, account_choice
@@ -32,8 +33,10 @@ OPEN_COLUMNS = [
     ("quantity", "Quantity", True),
     ("avg_price", "Avg price", True),
     ("price", "Price", True),
+    ("", "Ccy", False),
     ("market_value", "Market value", True),
     ("unrealized_pnl", "Unrealized P&L", True),
+    ("", "Unrealized (base)", True),
     ("unrealized_pct", "Unrealized %", True),
     ("opened", "Opened", False),
 ]
@@ -52,7 +55,9 @@ CLOSED_COLUMNS = [
     ("", "Size", True),
     ("avg_price", "Avg price", True),
     ("price", "Exit price", True),
+    ("", "Ccy", False),
     ("realized_pnl", "Realized P&L", True),
+    ("", "Realized (base)", True),
     ("opened", "Opened", False),
     ("closed", "Closed", False),
 ]
@@ -95,7 +100,8 @@ def positions(request: HttpRequest) -> HttpResponse:
     account_id = choice.selected.account_id if choice.selected else None
     rows = position_table_list(user=request.user, account_id=account_id, status=status, sort=sort)
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)  # read once: the template goes through the same rows
+    # Read once (the template goes through the same rows), with each row's figures in base: one query.
+    page.object_list = positions_in_base(list(page.object_list))
     now = timezone.now()
     # Options past their expiry session's close the sync has not settled yet (the broker still lists
     # them over the weekend's processing, or no sync has run since): said on their row.

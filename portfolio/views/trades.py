@@ -11,8 +11,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 
+from core.fields import quantize_money, quantize_price
+from marketdata.fx import FxTable
 from portfolio.views.common import account_choice
 from trading.api.filters import ExecutionFilter
+from trading.fx import executions_in_base, round_trips_in_base
 from trading.models import Account
 from trading.selectors import execution_list, round_trip_list_closed_between
 
@@ -35,6 +38,14 @@ CSV_COLUMNS = (
     "trade_date",
     "settlement_date",
     "realized_pnl",
+    "currency",
+    "commission_currency",
+    # The account's base currency and the fill's figures in it at the rate of its trade date (empty: no rate).
+    "base_currency",
+    "fx_rate",
+    "price_base",
+    "commission_base",
+    "realized_pnl_base",
 )
 CSV_FIELDS = (
     "exec_id",
@@ -49,6 +60,8 @@ CSV_FIELDS = (
     "trade_date",
     "settlement_date",
     "realized_pnl",
+    "instrument__currency",
+    "commission_currency",
 )
 CSV_CHUNK_ROWS = 2000
 CSV_FLUSH_BYTES = 64 * 1024
@@ -87,6 +100,9 @@ def trades(request: HttpRequest) -> HttpResponse:
                 until=data.get("until"),
             )
         page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+        # Each row's base-currency figures at its own day's rate: one query for the page's rates.
+        in_base = executions_in_base if tab == "fills" else round_trips_in_base
+        page.object_list = in_base(list(page.object_list))
         context["page"] = page
         context["page_range"] = list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))
     return render(request, "portfolio/trades.html", context)
@@ -104,10 +120,35 @@ def trades_csv(request: HttpRequest) -> HttpResponse:
     if not filterset.is_valid():
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in filterset.form.errors.items())
         return HttpResponseBadRequest(f"Invalid filter: {problems}", content_type="text/plain; charset=utf-8")
-    rows = filterset.qs.order_by("executed_at", "id").values_list(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK_ROWS)
+    fills = filterset.qs.order_by("executed_at", "id")
+    currencies = set(fills.order_by().values_list("instrument__currency", "commission_currency").distinct())
+    table = FxTable.load(base=account.base_currency, currencies={c for pair in currencies for c in pair})
+    rows = _with_base(fills.values_list(*CSV_FIELDS).iterator(chunk_size=CSV_CHUNK_ROWS), table)
     response = StreamingHttpResponse(_csv_chunks(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="trades-{account.account_id}.csv"'
     return response
+
+
+def _with_base(rows: Iterable[tuple], table: FxTable) -> Iterator[tuple]:
+    """Each fill's row with the base currency, the rate of its trade date and its figures in base."""
+    for row in rows:
+        price, commission, trade_date, realized, currency, commission_currency = (
+            row[6],
+            row[7],
+            row[9],
+            row[11],
+            row[12],
+            row[13],
+        )
+        rate = table.rate(currency, trade_date)
+        yield (
+            *row,
+            table.base,
+            None if rate is None else rate.rate.normalize(),
+            None if rate is None else quantize_price(price * rate.rate),
+            quantize_money(table.convert(commission, commission_currency, trade_date).amount_base),
+            quantize_money(table.convert(realized, currency, trade_date).amount_base),
+        )
 
 
 def _csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:

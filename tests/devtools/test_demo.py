@@ -207,19 +207,26 @@ def _assert_values_follow_from_rows(state: dict) -> None:
         cash = Decimal(0)
         for flow in account["cash_flows"]:
             cash += Decimal(flow["amount"]) * (1 if flow["kind"] == "DEPOSIT" else -1)
+        # Cash and the account's values are in its base currency (USD): a EUR fill or position counts at the
+        # demo's rate (1 EUR = 1.16 USD), never as if euros were dollars.
+        rate = {"USD": Decimal(1), **{c: Decimal(r) for c, r in (account.get("fx_rates") or {}).items()}}
         for fill in account["executions"]:
             value = Decimal(fill["quantity"]) * Decimal(fill["price"]) * Decimal(fill.get("multiplier", "1"))
-            cash += (-value if fill["side"] == "BUY" else value) - Decimal(fill["commission"])
+            commission = Decimal(fill["commission"]) * rate[fill.get("commission_currency", "USD")]
+            cash += (-value if fill["side"] == "BUY" else value) * rate[fill["currency"]] - commission
         market = sum(
-            Decimal(p["quantity"]) * Decimal(p["market_price"]) * Decimal(p["multiplier"]) for p in account["positions"]
+            Decimal(p["quantity"]) * Decimal(p["market_price"]) * Decimal(p["multiplier"]) * rate[p["currency"]]
+            for p in account["positions"]
         )
         values = account["values"]
-        assert Decimal(values["TotalCashValue"]) == cash
+        assert Decimal(values["TotalCashValue"]) == cash.quantize(Decimal("0.01"), ROUND_HALF_UP)
         assert Decimal(values["NetLiquidation"]) == (cash + market).quantize(Decimal("0.01"))
-        assert Decimal(values["SettledCash"]) <= cash
+        assert Decimal(values["SettledCash"]) <= cash.quantize(Decimal("0.01"), ROUND_HALF_UP)  # both in cents
         # Unrealized is value less cost: qty x (price x multiplier - avg_cost), shorts included (qty < 0).
         unrealized = sum(
-            Decimal(p["quantity"]) * (Decimal(p["market_price"]) * Decimal(p["multiplier"]) - Decimal(p["avg_cost"]))
+            Decimal(p["quantity"])
+            * (Decimal(p["market_price"]) * Decimal(p["multiplier"]) - Decimal(p["avg_cost"]))
+            * rate[p["currency"]]
             for p in account["positions"]
         )
         assert abs(Decimal(values["UnrealizedPnL"]) - unrealized) <= Decimal("0.05")  # avg_cost has 4 places
@@ -518,3 +525,21 @@ def test_the_demo_tick_moves_the_file_the_gateway_simulator_serves(settings):
     assert demo_tick_task.delay().get()["status"] == "SKIPPED"
     settings.IBKR_GATEWAY_SIM = True  # make run BROKER=ibkr: the simulator serves the file
     assert demo_tick_task.delay().get()["status"] == "SUCCESS"
+
+
+def test_the_margin_account_holds_a_eur_listed_stock_with_its_fills(state):
+    """Issue #17: SAP on Xetra, in EUR, with its own fills (a closed round trip and an open position), the
+    broker's EUR rate beside it, and the account's values in USD."""
+    margin = next(a for a in state["accounts"] if a["account_id"] == MARGIN_ACCOUNT_ID)
+    assert set(margin["fx_rates"]) == {"EUR"}
+    sap_fills = [e for e in margin["executions"] if e["symbol"] == "SAP"]
+    assert [(e["side"], e["quantity"]) for e in sap_fills] == [
+        ("BUY", "40"),
+        ("BUY", "20"),
+        ("SELL", "60"),
+        ("BUY", "50"),
+    ]
+    assert {(e["currency"], e["commission_currency"], e["exchange"]) for e in sap_fills} == {("EUR", "EUR", "IBIS")}
+    sap = next(p for p in margin["positions"] if p["symbol"] == "SAP")
+    assert (sap["currency"], sap["quantity"]) == ("EUR", "50")
+    assert state["quotes"]["SAP"]["last"] == sap["market_price"]

@@ -121,7 +121,10 @@ def test_summary_from_the_database_with_freshness(settings, trader, account, bro
     assert body["portfolio_value"] == "100000.0000" and body["cash_balance"] == "25000.0000"
     assert body["positions_count"] == 2 and body["source"] == "broker" and body["stale"] is False
     assert body["daily_pnl"] == "3000.0000"  # 100,000 - 95,000 - the 2,000 deposit
-    assert body["unrealized_pnl"] == "549.8000"  # 485.00 + 64.80
+    # The broker's base figure is preferred; the positions' own total differs, so it is shown beside it.
+    assert body["unrealized_pnl"] == "1200.0000" and body["unrealized_pnl_source"] == "broker"
+    assert body["unrealized_pnl_database"] == "549.8000" and body["unrealized_pnl_differs"] is True  # 485.00 + 64.80
+    assert body["currency"] == "USD" and body["fx_missing"] == []
     with broker_state.edit() as state:
         state["connected"] = False  # the summary never asks the broker
     settings.POSITION_SYNC_STALE_AFTER = 0

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from marketdata.models import Quote
+from trading.fx import TRADE_RECORD_BASE_FIELDS
 from trading.models import PaperTrade
 from trading.rules.trade_records import TRADE_RECORD_FIELDS, TradeRecordInput, trade_record
 from trading.services.signals import SignalInput, paper_trades_monitor, signal_create, signal_execute
@@ -48,7 +49,8 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
-    assert tuple(record) == TRADE_RECORD_FIELDS and len(record) == 27
+    # The seed's 27 fields in its order, then the figures in the account's base currency (trading.fx).
+    assert tuple(record) == (*TRADE_RECORD_FIELDS, *TRADE_RECORD_BASE_FIELDS) and len(record) == 33
     config_hash = record.pop("config_hash")
     assert len(config_hash) == 16 and record.pop("session_id") == f"2026-12-08-{config_hash[:8]}"
     trade = PaperTrade.objects.get()
@@ -78,6 +80,12 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
         "commission": "2",
         "net_profit_loss": "398",
         "bot_version": "1.0.0",
+        "currency": "USD",
+        "base_currency": "USD",
+        "total_value_base": "10000",
+        "profit_loss_base": "400",
+        "commission_base": "2",
+        "net_profit_loss_base": "398",
     }
 
 
@@ -85,7 +93,9 @@ def test_csv_export_has_the_27_columns(closed_trade):
     out = StringIO()
     call_command("export_trade_records", "--format", "csv", stdout=out, stderr=StringIO())
     rows = list(csv.DictReader(StringIO(out.getvalue())))
-    assert tuple(rows[0]) == TRADE_RECORD_FIELDS and rows[0]["indicators_used"] == "vwap;rsi"
+    assert (
+        tuple(rows[0]) == (*TRADE_RECORD_FIELDS, *TRADE_RECORD_BASE_FIELDS) and rows[0]["indicators_used"] == "vwap;rsi"
+    )
 
 
 def test_api_filters_by_outcome_and_account(closed_trade, client, trader):

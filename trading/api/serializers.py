@@ -72,6 +72,17 @@ class ExecutionSerializer(serializers.ModelSerializer):
     sec_type = serializers.CharField(source="instrument.sec_type")
     currency = serializers.CharField(source="instrument.currency")
     description = serializers.CharField(source="instrument.display_name")
+    # Set by trading.fx (the view converts each page): null when no rate of that day is known.
+    base_currency = serializers.CharField(read_only=True, help_text="The account's base currency.")
+    fx_rate = serializers.DecimalField(
+        read_only=True,
+        allow_null=True,
+        help_text="1 currency = fx_rate base, on the trade date.",
+        **decimal_kwargs("ratio"),
+    )
+    price_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("price"))
+    commission_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
+    realized_pnl_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
 
     class Meta:
         model = Execution
@@ -92,6 +103,11 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "trade_date",
             "settlement_date",
             "realized_pnl",
+            "base_currency",
+            "fx_rate",
+            "price_base",
+            "commission_base",
+            "realized_pnl_base",
             "source",
             "order_id",
             "perm_id",
@@ -105,6 +121,17 @@ class RoundTripSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id")
     symbol = serializers.CharField(source="instrument.symbol")
     description = serializers.CharField(source="instrument.display_name")
+    currency = serializers.CharField(source="instrument.currency", help_text="Of prices, P&L and commissions.")
+    # Set by trading.fx (the view converts each page): null when no rate of that day is known.
+    base_currency = serializers.CharField(read_only=True, help_text="The account's base currency.")
+    fx_rate = serializers.DecimalField(
+        read_only=True,
+        allow_null=True,
+        help_text="1 currency = fx_rate base, on the closing fill's trade date.",
+        **decimal_kwargs("ratio"),
+    )
+    realized_pnl_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
+    commissions_base = serializers.DecimalField(read_only=True, allow_null=True, **decimal_kwargs("money"))
     entry_greeks = serializers.SerializerMethodField(
         help_text="Options: the Greeks at entry (per share of one contract, decimals as strings) with their "
         "source; null when none were recorded."
@@ -127,8 +154,13 @@ class RoundTripSerializer(serializers.ModelSerializer):
             "quantity",
             "average_entry",
             "average_exit",
+            "currency",
             "realized_pnl",
             "commissions",
+            "base_currency",
+            "fx_rate",
+            "realized_pnl_base",
+            "commissions_base",
             "outcome",
             "holding_seconds",
             "opening_execution",
@@ -514,11 +546,15 @@ class SignalSerializer(serializers.ModelSerializer):
 class DailyPnlSerializer(serializers.Serializer):
     date = serializers.DateField()
     account = serializers.CharField(allow_blank=True)
-    realized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
-    unrealized_pnl = serializers.DecimalField(**decimal_kwargs("money"))
-    total_pnl = serializers.DecimalField(**decimal_kwargs("money"))
+    currency = serializers.CharField(
+        allow_blank=True, help_text="The accounts' base currency; empty when they differ (no totals then)."
+    )
+    realized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    unrealized_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
+    total_pnl = serializers.DecimalField(allow_null=True, **decimal_kwargs("money"))
     closed_trades = serializers.IntegerField()
     open_trades = serializers.IntegerField()
+    fx_missing = serializers.ListField(child=serializers.CharField(), help_text="Currencies without a known rate.")
 
 
 class TradeRecordQuerySerializer(AccountQuerySerializer):
@@ -560,3 +596,10 @@ class TradeRecordSerializer(serializers.Serializer):
     session_id = serializers.CharField()
     bot_version = serializers.CharField()
     config_hash = serializers.CharField()
+    # trading.fx.trade_record_in_base: the account's base currency at each day's rate (null without one).
+    currency = serializers.CharField(help_text="The instrument's currency: of price, values, P&L, commissions.")
+    base_currency = serializers.CharField()
+    total_value_base = serializers.CharField(allow_null=True, help_text="At the opening day's rate.")
+    profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
+    commission_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")
+    net_profit_loss_base = serializers.CharField(allow_null=True, help_text="At the closing day's rate.")

@@ -36,6 +36,7 @@ from trading.api.serializers import (
     TradeRecordSerializer,
 )
 from trading.calendars import trade_date_of
+from trading.fx import executions_in_base, round_trips_in_base
 from trading.hooks import round_trip_entry_greeks
 from trading.models import Account, OrderEventSource, OrderStatus, Signal, SignalStatus
 from trading.selectors import (
@@ -98,6 +99,10 @@ class TradeListApi(generics.ListAPIView):
     def get_queryset(self):
         return execution_list(user=self.request.user)
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return executions_in_base(list(page if page is not None else queryset))
+
 
 class RoundTripListApi(generics.ListAPIView):
     """Closed round trips (flat to flat), net of commissions, newest first."""
@@ -110,8 +115,9 @@ class RoundTripListApi(generics.ListAPIView):
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
+        page = round_trips_in_base(list(page if page is not None else queryset))
         # The entry Greeks of the page's option round trips, kept by an app above (trading.hooks).
-        self.entry_greeks = round_trip_entry_greeks(list(page if page is not None else queryset))
+        self.entry_greeks = round_trip_entry_greeks(page)
         return page
 
     def get_serializer_context(self) -> dict:

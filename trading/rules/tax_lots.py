@@ -31,6 +31,17 @@ TAX_LOT_FIELDS = (
     "quantity",
     "wash_sale",
 )
+# Appended to each row: the lot's currency and the columns in the account's base currency, each side at
+# the rate of its own date (proceeds at the sale date's, cost basis at the acquisition date's), as a
+# US filer reports a foreign sale in USD. Empty when a rate is not known; never at 1.
+TAX_LOT_BASE_FIELDS = (
+    "currency",
+    "base_currency",
+    "proceeds_base",
+    "cost_basis_base",
+    "adjustment_base",
+    "gain_or_loss_base",
+)
 WASH_WINDOW = timedelta(days=30)
 CENT = Decimal("0.01")
 
@@ -85,4 +96,36 @@ def tax_lot_row(lot: ClosedLot, *, replacement_quantity: Decimal) -> dict:
         "symbol": lot.symbol,
         "quantity": f"{units.normalize():f}",
         "wash_sale": wash,
+    }
+
+
+def tax_lot_row_in_base(
+    row: dict, *, currency: str, base: str, sold_rate: Decimal | None, acquired_rate: Decimal | None
+) -> dict:
+    """``row`` (from :func:`tax_lot_row`) with ``TAX_LOT_BASE_FIELDS``: proceeds at ``sold_rate`` (the
+    rate of ``date_sold``), cost basis at ``acquired_rate`` (of ``date_acquired``). A wash sale disallows
+    the same share of the loss in base as in the lot's currency, when there is a loss in base."""
+    out = {**row, "currency": currency, "base_currency": base}
+    if sold_rate is None or acquired_rate is None:
+        return {
+            **out,
+            "proceeds_base": None,
+            "cost_basis_base": None,
+            "adjustment_base": None,
+            "gain_or_loss_base": None,
+        }
+    proceeds = (Decimal(row["proceeds"]) * sold_rate).quantize(CENT)
+    basis = (Decimal(row["cost_basis"]) * acquired_rate).quantize(CENT)
+    gain = proceeds - basis
+    adjustment = Decimal("0.00")
+    local_loss = Decimal(row["cost_basis"]) - Decimal(row["proceeds"])
+    if row["wash_sale"] and gain < 0 and local_loss > 0:
+        share = min(Decimal(1), Decimal(row["adjustment"]) / local_loss)
+        adjustment = (-gain * share).quantize(CENT)
+    return {
+        **out,
+        "proceeds_base": f"{proceeds:f}",
+        "cost_basis_base": f"{basis:f}",
+        "adjustment_base": f"{adjustment:f}",
+        "gain_or_loss_base": f"{gain + adjustment:f}",
     }

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from trading.fx import TRADE_RECORD_BASE_FIELDS
 from trading.rules.trade_records import TRADE_RECORD_FIELDS
 from trading.selectors import trade_records_iter
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
 def write_records(records, handle, fmt: str) -> int:
     count = 0
     if fmt == "csv":
-        writer = csv.DictWriter(handle, fieldnames=TRADE_RECORD_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=(*TRADE_RECORD_FIELDS, *TRADE_RECORD_BASE_FIELDS))
         writer.writeheader()
         for record in records:
             writer.writerow({**record, "indicators_used": ";".join(record["indicators_used"])})
