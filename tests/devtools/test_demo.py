@@ -547,3 +547,12 @@ def test_the_margin_account_holds_a_eur_listed_stock_with_its_fills(state):
     sap = next(p for p in margin["positions"] if p["symbol"] == "SAP")
     assert (sap["currency"], sap["quantity"]) == ("EUR", "50")
     assert state["quotes"]["SAP"]["last"] == sap["market_price"]
+
+
+def test_the_margin_account_holds_a_positive_eur_balance_at_the_domain_rules_rate(state):
+    """The demo's euros outlast its SAP purchases (a positive EUR balance, not a borrowed one), and the
+    broker's current rate is the one domain-rules.md's example uses, which the rates history ends at."""
+    margin = next(a for a in state["accounts"] if a["account_id"] == MARGIN_ACCOUNT_ID)
+    assert Decimal(margin["cash_balances"]["EUR"]) > 0
+    assert Decimal(margin["fx_rates"]["EUR"]) == Decimal("1.16")
+    assert Decimal(state["fx_history"]["USD"]["EUR"][-1]["rate"]) == Decimal("1.16")
