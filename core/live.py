@@ -151,8 +151,11 @@ class Listener:
                     self.submit(lambda name=self.name: connection_heartbeat(name=name))
             source.result()  # a source that ended on its own ends the listener, with its error
         finally:
-            source.cancel()
-            self.flush(everything=True)
+            # A listener whose process ended mid-loop (the loop stopped and closed under it) is only
+            # collected later: nothing can be cancelled or handed out any more.
+            if not source.get_loop().is_closed():
+                source.cancel()
+                self.flush(everything=True)
 
 
 # --- the stored connection state ---------------------------------------------------------------

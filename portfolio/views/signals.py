@@ -3,6 +3,7 @@ risk checks), its open paper trades marked at the stored quotes (closed by hand 
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -35,10 +36,22 @@ def signals(request: HttpRequest) -> HttpResponse:
     checked = None
     if request.GET.get("check"):
         checked = _preview(request, account, request.GET["check"])
+    todays = list(signal_list(user=request.user, account_id=account.account_id, day=today))
+    elsewhere = []
+    if not todays:  # say where today's signals are (the switcher remembers the account of another page)
+        elsewhere = list(
+            signal_list(user=request.user, day=today)
+            .exclude(account=account)
+            .order_by()
+            .values("account__account_id")
+            .annotate(count=Count("id"))
+            .order_by("account__account_id")
+        )
     context.update(
         account=account,
         today=today,
-        signals=list(signal_list(user=request.user, account_id=account.account_id, day=today)),
+        signals=todays,
+        signals_elsewhere=elsewhere,
         checked=checked,
         open_trades=paper_trades_open_marked(user=request.user, account_id=account.account_id),
         journal=list(journal_list(user=request.user, day=today, account_id=account.account_id)),

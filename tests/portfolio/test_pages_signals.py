@@ -182,3 +182,13 @@ def test_the_trades_page_shows_strategy_reasoning_and_outcome_of_our_fills(page,
     assert "breakout" not in cells["TWS-1"] and "badge win" not in cells["TWS-1"] and ">open<" not in cells["TWS-1"]
     trips = page.get("/trades/?account=PAPER1&tab=round-trips").content.decode()
     assert "broke the morning range on volume" in trips
+
+
+def test_an_account_without_signals_today_points_to_the_accounts_that_have_some(page, paper_account, trader):
+    from tests.factories import AccountFactory
+
+    AccountFactory(account_id="DU0", users=[trader])  # sorts first: the page opens on it
+    make_signal(paper_account)
+    text = page.get("/signals/?account=DU0").content.decode()
+    assert "No signals today." in text and 'data-elsewhere="PAPER1"' in text
+    assert 'data-elsewhere="' not in page.get("/signals/?account=PAPER1").content.decode()
