@@ -537,7 +537,14 @@ TRADING_BOT_VERSION = env.str("TRADING_BOT_VERSION", default="1.0.0")
 RETENTION_SYNC_RUNS_DAYS = env.int("RETENTION_SYNC_RUNS_DAYS", default=90)
 RETENTION_FAILED_RUNS_DAYS = env.int("RETENTION_FAILED_RUNS_DAYS", default=365)
 RETENTION_HOURLY_SNAPSHOTS_DAYS = env.int("RETENTION_HOURLY_SNAPSHOTS_DAYS", default=90)
-for _name in ("RETENTION_SYNC_RUNS_DAYS", "RETENTION_FAILED_RUNS_DAYS", "RETENTION_HOURLY_SNAPSHOTS_DAYS"):
+# Alerts told to users, with their deliveries and every attempt (one still being delivered is kept).
+RETENTION_ALERTS_DAYS = env.int("RETENTION_ALERTS_DAYS", default=180)
+for _name in (
+    "RETENTION_SYNC_RUNS_DAYS",
+    "RETENTION_FAILED_RUNS_DAYS",
+    "RETENTION_HOURLY_SNAPSHOTS_DAYS",
+    "RETENTION_ALERTS_DAYS",
+):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} must be 0 (keep forever) or a number of days, not {globals()[_name]}")
 

@@ -14,15 +14,18 @@ taken over) is not deleted unchecked, and a row someone is changing right now wa
 
 What refers to a pruned row is handled as its foreign key says, the way Django's delete would
 (CASCADE deletes, SET_NULL unlinks), without loading the rows: the rule of a relation declared in
-an app above core is honoured without core importing it. A step whose rows something PROTECTs,
-whose cascade goes further than one level, or whose model has delete signals is refused when the
+an app above core is honoured without core importing it. A cascade is followed down to
+``MAX_CASCADE_DEPTH`` levels (an alert, its deliveries, their attempts), the deepest rows first, each
+level's rows found from the batch's keys by nested subqueries. A step whose rows something PROTECTs,
+whose cascade goes deeper or in a cycle, or whose models have delete signals is refused when the
 plan is made (``prune_plan``), before any row is touched.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
@@ -32,6 +35,7 @@ from django.utils import timezone
 from core.registry import app_contributions
 
 PRUNE_BATCH = 10_000
+MAX_CASCADE_DEPTH = 3  # levels of CASCADE below a pruned model that a plan follows
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class _Dependent:
 
     fk: models.ForeignKey
     action: str  # "delete" (CASCADE) or "unlink" (SET_NULL)
+    children: tuple["_Dependent", ...] = ()  # what deleting these rows does in turn (CASCADE only)
 
     @property
     def model(self) -> type[models.Model]:
@@ -99,12 +104,13 @@ def retention_cutoff(now: datetime, setting: str) -> datetime | None:
     return None if days == 0 else now - timedelta(days=days)
 
 
-def prune_plan(model: type[models.Model]) -> list[_Dependent]:
-    """What must happen to other tables when rows of ``model`` go, from the foreign keys to it.
+def prune_plan(model: type[models.Model], *, _above: tuple = ()) -> list[_Dependent]:
+    """What must happen to other tables when rows of ``model`` go, from the foreign keys to it (and,
+    for a cascade, to the rows it deletes in turn).
 
     Raises ``PruneRefusedError`` for what key batches cannot do faithfully: PROTECT or RESTRICT (the rows
-    are meant to stay), SET_DEFAULT or SET(...), a cascade into a table that others refer to in turn,
-    many-to-many fields, multi-table inheritance, and delete signals (which a bulk delete skips).
+    are meant to stay), SET_DEFAULT or SET(...), a cascade deeper than ``MAX_CASCADE_DEPTH`` or in a
+    cycle, many-to-many fields, multi-table inheritance, and delete signals (which a bulk delete skips).
     """
     if model._meta.parents or model._meta.many_to_many:
         raise PruneRefusedError(f"{model._meta.label}: multi-table inheritance and many-to-many are not pruned by key")
@@ -119,11 +125,13 @@ def prune_plan(model: type[models.Model]) -> list[_Dependent]:
             raise PruneRefusedError(f"{model._meta.label}: {child._meta.label}.{fk.name} refers to another field")
         if on_delete is models.CASCADE:
             _refuse_signals(child)
-            if child._meta.many_to_many or any(r.on_delete is not models.DO_NOTHING for r in _relations_to(child)):
+            chain = (*_above, model)
+            if child in chain or len(chain) >= MAX_CASCADE_DEPTH:
                 raise PruneRefusedError(
-                    f"{model._meta.label}: deleting it cascades to {child._meta.label}, which other rows refer to"
+                    f"{chain[0]._meta.label}: deleting it cascades to {child._meta.label} "
+                    f"{'in a cycle' if child in chain else f'more than {MAX_CASCADE_DEPTH} levels deep'}"
                 )
-            plan.append(_Dependent(fk, "delete"))
+            plan.append(_Dependent(fk, "delete", tuple(prune_plan(child, _above=chain))))
         elif on_delete is models.SET_NULL:
             plan.append(_Dependent(fk, "unlink"))
         else:
@@ -131,6 +139,19 @@ def prune_plan(model: type[models.Model]) -> list[_Dependent]:
                 f"{model._meta.label}: {child._meta.label}.{fk.name} is {on_delete.__name__}; not pruned by key"
             )
     return plan
+
+
+def plan_walk(plan: list[_Dependent]) -> Iterator[tuple[_Dependent, tuple[_Dependent, ...]]]:
+    """Every dependent of a plan with the chain that leads to it from the pruned model (itself last),
+    deepest first: the order in which their rows are deleted or unlinked."""
+
+    def walk(dependent: _Dependent, chain: tuple[_Dependent, ...]):
+        for child in dependent.children:
+            yield from walk(child, (*chain, child))
+        yield dependent, chain
+
+    for dependent in plan:
+        yield from walk(dependent, (dependent,))
 
 
 def _relations_to(model: type[models.Model]) -> Iterable:
@@ -168,7 +189,7 @@ def prune(
     plans = [(step, prune_plan(step.model)) for step in steps]  # refuse before deleting anything
     for step, plan in plans:
         report.deleted.setdefault(step.model._meta.label, 0)
-        for dependent in plan:
+        for dependent, _ in plan_walk(plan):
             (report.deleted if dependent.action == "delete" else report.unlinked).setdefault(dependent.label, 0)
     for step, plan in plans:
         step_started = time.monotonic()
@@ -224,6 +245,17 @@ def _any(connection, column: str, keys: list) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(keys))})", keys
 
 
+def _chain_where(connection, chain: tuple[_Dependent, ...], keys: list) -> tuple[str, list]:
+    """The rows of ``chain[-1]`` that deleting the batch reaches: its foreign key in the keys of the rows
+    one level up, found the same way (nested subqueries down from the batch's keys)."""
+    qn = connection.ops.quote_name
+    where, params = _any(connection, qn(chain[0].fk.column), keys)
+    for above, dependent in pairwise(chain):
+        rows = f"SELECT {qn(above.model._meta.pk.column)} FROM {qn(above.model._meta.db_table)} WHERE {where}"  # noqa: S608
+        where = f"{qn(dependent.fk.column)} IN ({rows})"
+    return where, params
+
+
 def _delete_batch(model: type[models.Model], plan: list[_Dependent], keys: list, *, using: str) -> dict[str, int]:
     connection = connections[using]
     qn = connection.ops.quote_name
@@ -231,15 +263,14 @@ def _delete_batch(model: type[models.Model], plan: list[_Dependent], keys: list,
     if not keys:
         return counts
     with connection.cursor() as cursor:
-        for dependent in plan:
+        for dependent, chain in plan_walk(plan):
             table = qn(dependent.model._meta.db_table)
-            column = qn(dependent.fk.column)
-            where, params = _any(connection, column, keys)
+            where, params = _chain_where(connection, chain, keys)
             if dependent.action == "delete":
                 cursor.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
             else:
-                cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {where}", params)  # noqa: S608
-            counts[dependent.label] = cursor.rowcount
+                cursor.execute(f"UPDATE {table} SET {qn(dependent.fk.column)} = NULL WHERE {where}", params)  # noqa: S608
+            counts[dependent.label] = counts.get(dependent.label, 0) + cursor.rowcount
         where, params = _any(connection, qn(model._meta.pk.column), keys)
         cursor.execute(f"DELETE FROM {qn(model._meta.db_table)} WHERE {where}", params)  # noqa: S608
         counts[model._meta.label] = cursor.rowcount
@@ -251,8 +282,8 @@ def _count_batch(model: type[models.Model], plan: list[_Dependent], keys: list, 
     qn = connection.ops.quote_name
     counts = {model._meta.label: len(keys)}
     with connection.cursor() as cursor:
-        for dependent in plan:
-            where, params = _any(connection, qn(dependent.fk.column), keys)
+        for dependent, chain in plan_walk(plan):
+            where, params = _chain_where(connection, chain, keys)
             cursor.execute(f"SELECT count(*) FROM {qn(dependent.model._meta.db_table)} WHERE {where}", params)  # noqa: S608
-            counts[dependent.label] = cursor.fetchone()[0]
+            counts[dependent.label] = counts.get(dependent.label, 0) + cursor.fetchone()[0]
     return counts

@@ -1,4 +1,4 @@
-"""What core prunes (``core.pruning`` runs it): old sync runs, expired sessions, lapsed locks.
+"""What core prunes (``core.pruning`` runs it): old sync runs, old alerts, expired sessions, lapsed locks.
 
 Ages come from the RETENTION_* settings; 0 turns a rule off. Nothing else of core is pruned.
 """
@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 
-from core.models import SyncKind, SyncRun, SyncStatus, TaskLock
+from core.models import Alert, DeliveryStatus, SyncKind, SyncRun, SyncStatus, TaskLock
 from core.pruning import PruneStep, retention_cutoff
 
 
@@ -61,6 +61,15 @@ def lapsed_locks(now: datetime) -> QuerySet:
     return TaskLock.objects.filter(expires_at__lt=now)
 
 
+def old_alerts(now: datetime) -> QuerySet:
+    """Alerts created before RETENTION_ALERTS_DAYS ago, with their deliveries and attempts (the cascade),
+    except one with a delivery still PENDING: it is being tried and goes once it is done."""
+    before = retention_cutoff(now, "RETENTION_ALERTS_DAYS")
+    if before is None:
+        return Alert.objects.none()
+    return Alert.objects.filter(created_at__lt=before).exclude(deliveries__status=DeliveryStatus.PENDING)
+
+
 PRUNE_STEPS = [
     PruneStep(
         name="sync runs",
@@ -70,6 +79,12 @@ PRUNE_STEPS = [
             "older than RETENTION_SYNC_RUNS_DAYS (FAILED: RETENTION_FAILED_RUNS_DAYS); each account's last run "
             "of each kind is kept"
         ),
+    ),
+    PruneStep(
+        name="alerts",
+        model=Alert,
+        select=old_alerts,
+        rule="older than RETENTION_ALERTS_DAYS, with their deliveries and attempts; one still being delivered is kept",
     ),
     PruneStep(name="lapsed locks", model=TaskLock, select=lapsed_locks, rule="single-flight locks past expires_at"),
 ]

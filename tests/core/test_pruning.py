@@ -238,6 +238,7 @@ def test_every_app_contributes_its_steps_and_each_can_be_planned():
 
     assert [s.model._meta.label for s in steps] == [
         "core.SyncRun",
+        "core.Alert",
         "core.TaskLock",
         "sessions.Session",
         "marketdata.Bar",
@@ -302,12 +303,12 @@ def test_the_time_budget_stops_between_batches(account, monkeypatch):
     assert sync_runs_only().deleted == {"core.SyncRun": 2}  # the next prune goes on
 
 
-def test_a_prune_with_nothing_to_delete_is_nine_queries(django_assert_num_queries):
+def test_a_prune_with_nothing_to_delete_is_ten_queries(django_assert_num_queries):
     AccountFactory.create_batch(3)  # the last runs are read in one query whatever the number of accounts
 
-    # One batch query per step (7: core 3, marketdata 1, portfolio 1, sentiment 2), and the last runs of
+    # One batch query per step (8: core 4, marketdata 1, portfolio 1, sentiment 2), and the last runs of
     # each kind: accounts', runs without one.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         report = prune()
 
     assert set(report.deleted.values()) == {0}
@@ -363,6 +364,9 @@ def test_command_dry_run_and_json(account, capsys):
     assert data["deleted"]["core.SyncRun"] == 1
     assert set(data["deleted"]) == {
         "core.SyncRun",
+        "core.Alert",
+        "core.AlertDelivery",
+        "core.AlertAttempt",
         "core.TaskLock",
         "sessions.Session",
         "marketdata.Bar",
@@ -377,6 +381,7 @@ def test_command_dry_run_and_json(account, capsys):
     assert data["unlinked"] == {"portfolio.PositionEvent.sync_run": 0}
     assert set(data["step_seconds"]) == {
         "sync runs",
+        "alerts",
         "lapsed locks",
         "expired sessions",
         "bars",
