@@ -7,12 +7,13 @@ from decimal import Decimal
 import pytest
 
 from core.brokers.contracts import InstrumentSpec
+from marketdata.models import Quote
 from marketdata.services import instrument_get_or_create
 from portfolio.models import AccountSnapshot, SnapshotKind, SnapshotSource
 from tests.factories import QuoteFactory, UserFactory
 from trading.models import OrderStatus, RiskAction, RiskEvent, RiskEventKind, RiskSeverity
 from trading.services.orders import OrderInput, order_execute
-from trading.services.risk import breaker_active
+from trading.services.risk import breaker_active, breaker_state_read
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,28 @@ def test_a_losing_streak_pauses_opening_orders_but_closing_orders_pass(paper_acc
     assert closing.status == OrderStatus.FILLED
     breaker = next(c for c in closing.checks if c["name"] == "circuit_breaker")
     assert breaker["passed"] and "closing orders pass" in breaker["message"]
+
+
+def test_the_streak_is_the_newest_round_trips(paper_account, aapl, clock, settings):
+    settings.RISK_MAX_CONSECUTIVE_LOSSES = 2
+    quotes = Quote.objects.filter(instrument=aapl)
+
+    def trip(n: int, *, exit_bid: str) -> None:
+        quotes.update(bid=Decimal("99.99"), ask=Decimal("100.01"), last=Decimal(100), at=clock.now)
+        assert order(paper_account, f"b{n}", "BUY").status == OrderStatus.FILLED
+        clock.set(clock.now + timedelta(minutes=1))
+        quotes.update(bid=Decimal(exit_bid), ask=Decimal(exit_bid) + Decimal("0.02"), at=clock.now)
+        assert order(paper_account, f"s{n}", "SELL").status == OrderStatus.FILLED
+        clock.set(clock.now + timedelta(minutes=1))
+
+    trip(0, exit_bid="120.00")  # a win, then a loss: no streak; a second loss makes one
+    trip(1, exit_bid="99.99")
+    assert breaker_state_read(account=paper_account) == (None, ["LOSS", "WIN"])
+    trip(2, exit_bid="99.99")
+    quotes.update(at=clock.now)
+    assert failed(order(paper_account, "open", "BUY")) == ["circuit_breaker"]
+    event = RiskEvent.objects.get(kind=RiskEventKind.CIRCUIT_BREAKER_TRIP)
+    assert breaker_state_read(account=paper_account) == (event.pk, ["LOSS", "LOSS"])
 
 
 def test_a_days_loss_at_the_limit_trips_the_breaker(paper_account, aapl, clock, settings):

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
@@ -107,6 +108,9 @@ def ledger_recompute(
     new = unwritten.fills if unwritten is not None else []
     method = settings.LOT_MATCHING
     windows = _windows_plan(account=account, affected=affected, new=new) if new else {}
+    if new and method == "fifo" and _adds_only(account=account, affected=affected, new=new, windows=windows):
+        _adds_apply(account=account, affected=affected, new=new, windows=windows, unwritten=unwritten, today=today)
+        return
     stored = _fills_load(account=account, affected=affected, windows=windows)
     rows = sorted([*stored, *new], key=_row_order) if new else stored
     by_instrument: dict[int, list[LedgerFill]] = defaultdict(list)
@@ -258,6 +262,106 @@ def _windows_plan(*, account: Account, affected: dict[int, datetime], new: list[
                 since, week_start, lots["opening_id"], lots["opening_at"], lots["held"], new_ids
             )
     return windows
+
+
+# The add-only path is for an order's few fills: a big ingest takes the windowed replay (its look for
+# stored fills names each new fill's order, and SQLite bounds an expression's depth).
+ADDS_ONLY_MAX_FILLS = 100
+
+
+def _adds_only(*, account: Account, affected: dict[int, datetime], new: list[dict], windows: dict) -> bool:
+    """Whether the change is new fills that only open or add to their positions, after every stored fill
+    of their instruments, in orders not counted yet on their dates: then nothing stored needs replaying.
+
+    Each affected instrument has a window (its position flat, or opened by one named fill before the
+    change) and is changed only by new fills, the first of them at its mark, all on the position's side.
+    One query confirms what the stored fills must not contain: one of the instrument at or after its
+    mark, an opening fill that crossed zero (it closed something: no flat point before it), a fill of
+    one of the new fills' orders on the same trade date (the trade is counted already).
+    """
+    if len(new) > ADDS_ONLY_MAX_FILLS or not windows.keys() >= affected.keys():
+        return False
+    by_instrument: dict[int, list[dict]] = defaultdict(list)
+    for row in new:
+        by_instrument[row["instrument_id"]].append(row)
+    if not affected.keys() >= by_instrument.keys():
+        return False
+    ops = connection.ops
+    found, params = [], [account.pk]
+    for instrument_id, since in affected.items():
+        rows = by_instrument.get(instrument_id)
+        if not rows or min(r["executed_at"] for r in rows) != since:
+            return False  # a stored fill changed (or went): its replay is needed
+        held = windows[instrument_id].held
+        side = ("BUY" if held > 0 else "SELL") if held else rows[0]["side"]
+        if any(r["side"] != side for r in rows):
+            return False
+        found.append("(instrument_id = %s AND executed_at >= %s)")
+        params += [instrument_id, ops.adapt_datetimefield_value(since)]
+    openings = [w.opening_id for w in windows.values() if w.opening_id is not None]
+    if openings:
+        found.append(f"(id IN ({', '.join(['%s'] * len(openings))}) AND realized_pnl IS NOT NULL)")
+        params += openings
+    for trade_date, ref in {(row["trade_date"], row["perm_id"] or row["order_id"]) for row in new}:
+        if ref:  # a fill's order is its perm id, or its order id when it has none (ledger_fill_of)
+            found.append("(trade_date = %s AND (perm_id = %s OR (COALESCE(perm_id, 0) = 0 AND order_id = %s)))")
+            params += [ops.adapt_datefield_value(trade_date), ref, ref]
+    # Written out: the ORM spent longer building this from a Q per fill than the database answering it.
+    sql = (
+        f"SELECT 1 FROM {ops.quote_name(Execution._meta.db_table)} "  # noqa: S608 (the model's table; values are parameters)
+        f"WHERE account_id = %s AND ({' OR '.join(found)}) LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is None
+
+
+def _adds_apply(
+    *,
+    account: Account,
+    affected: dict[int, datetime],
+    new: list[dict],
+    windows: dict,
+    unwritten: UnwrittenFills,
+    today: date,
+) -> None:
+    """The ledger after fills that only open or add (``_adds_only``): the new fills, written with no
+    realized P&L, get lots of their own (the position's opening fill named), settlement rows, and one
+    trade each of their orders added to the counts of their day and week. No match, round trip or day
+    trade can come of them, and no stored row changes."""
+    unwritten.write({})
+    rows = sorted(new, key=_row_order)
+    for instrument_id in affected:
+        result = lots_match([_ledger_fill(r) for r in rows if r["instrument_id"] == instrument_id], method="fifo")
+        opening_id = windows[instrument_id].opening_id
+        if opening_id is not None:
+            result = replace(result, position_opening_fill_id=opening_id)
+        _lots_add(account, instrument_id, result)
+    _settlements_refresh(account, rows, today, appended=True)
+    _trades_add(account, [_ledger_fill(r) for r in rows])
+    if account.account_type == AccountType.CASH:
+        cash_state_recompute(account=account, today=today)
+    ledger_changes_mark(account=account, affected=affected)
+
+
+def _trades_add(account: Account, fills: list[LedgerFill]) -> None:
+    """Add the trades of ``fills`` (none of their orders counted on their dates yet) to the stored counts
+    of their days and weeks, in place: a missing row is inserted with no day trades."""
+    added = [(row.period, row.period_start, row.trades) for row in trade_frequency(fills, []) if row.trades]
+    if not added:
+        return
+    table = connection.ops.quote_name(TradeFrequencyTracking._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, 0)"] * len(added))
+    # The model's table name; every value is a parameter. ON CONFLICT ... DO UPDATE: PostgreSQL and SQLite.
+    sql = (
+        f"INSERT INTO {table} (account_id, period, period_start, trades, day_trades) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT (account_id, period, period_start) DO UPDATE SET trades = {table}.trades + EXCLUDED.trades"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [value for period, start, trades in added for value in (account.pk, period, start, trades)],
+        )
 
 
 def _fills_load(*, account: Account, affected: dict[int, datetime], windows: dict[int, _Window]) -> list[dict]:

@@ -123,6 +123,24 @@ class OrderOutcome:
     events: list[OrderEvent] | None = None
 
 
+# What order_execute sets after the insert (the judgement, the paper engine's acceptance and fill):
+# the second save writes these, not the request's fields again.
+_JUDGED_FIELDS = (
+    "checks",
+    "reference_price",
+    "status",
+    "reject_reasons",
+    "done_at",
+    "perm_id",
+    "stop_triggered",
+    "filled_quantity",
+    "average_fill_price",
+    "commission",
+    "slippage",
+    "updated_at",
+)
+
+
 def live_refusal() -> str:
     """Why a LIVE account's order may not be sent now (empty when it may)."""
     if not settings.LIVE_TRADING_ENABLED:
@@ -253,7 +271,7 @@ def order_execute(
                     if price is not None:
                         events.append(_paper_fill(order, price=price, now=now))
                         notify = True
-            order.save()
+            order.save(update_fields=_JUDGED_FIELDS)
             OrderEvent.objects.bulk_create(events)
             if notify:
                 transaction.on_commit(lambda: after_fills_notify(account_ids=[account.account_id]))

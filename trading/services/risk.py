@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 
 from core.fields import quantize_money
@@ -86,14 +86,42 @@ def breaker_message(event: RiskEvent) -> str:
     return f"Opening orders paused since {event.created_at:%Y-%m-%d %H:%M} UTC: {event.message}"
 
 
-def breaker_active(*, account: Account, now: datetime) -> RiskEvent | None:
+def breaker_state_read(*, account: Account) -> tuple[int | None, list[str]]:
+    """``(id of the open breaker event or None, outcomes of the last RISK_MAX_CONSECUTIVE_LOSSES round
+    trips, newest first)`` in one query, written out: the ORM took longer to compile the two reads than
+    the database to answer them."""
+    limit = max(settings.RISK_MAX_CONSECUTIVE_LOSSES, 0)
+    events, trips = RiskEvent._meta.db_table, RoundTrip._meta.db_table
+    sql = f"""
+        SELECT (SELECT e.id FROM {events} e
+                 WHERE e.account_id = %s AND e.kind = %s AND e.resolved_at IS NULL),
+               r.outcome
+          FROM (SELECT 1 AS one) o
+          LEFT JOIN (SELECT t.outcome, t.closed_at, t.id FROM {trips} t
+                      WHERE t.account_id = %s ORDER BY t.closed_at DESC, t.id DESC LIMIT %s) r ON 1 = 1
+         ORDER BY r.closed_at DESC, r.id DESC
+    """  # noqa: S608 (the models' table names; every value is a parameter)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account.pk, RiskEventKind.CIRCUIT_BREAKER_TRIP, account.pk, limit])
+        rows = cursor.fetchall()
+    return rows[0][0], [outcome for _, outcome in rows if outcome is not None]
+
+
+_UNREAD = object()
+
+
+def breaker_active(*, account: Account, now: datetime, open_id=_UNREAD) -> RiskEvent | None:
     """The open breaker event of the account, if it still holds: until the next session, or staff resume it.
 
     One that the next session has lifted is resolved here, so a new crossing can trip it again.
+    ``open_id``: the open event's id (None: there is none) as ``breaker_state_read`` found it.
     """
-    event = RiskEvent.objects.filter(
-        account=account, kind=RiskEventKind.CIRCUIT_BREAKER_TRIP, resolved_at__isnull=True
-    ).first()
+    if open_id is _UNREAD:
+        event = RiskEvent.objects.filter(
+            account=account, kind=RiskEventKind.CIRCUIT_BREAKER_TRIP, resolved_at__isnull=True
+        ).first()
+    else:
+        event = RiskEvent.objects.filter(pk=open_id).first() if open_id is not None else None
     if event is None:
         return None
     if trade_date_of(now) >= next_session(event.as_of):
@@ -113,10 +141,12 @@ def breaker_trip_if_crossed(
     net_liquidation: Decimal | None,
     figures_previous: Decimal | None,
     flows_since_close: Decimal,
+    recent_outcomes: list[str] | None = None,
 ) -> RiskEvent | None:
     """Trip the breaker when the day's loss or the losing streak is at or beyond its limit.
 
     Not again on a day staff already resumed it: their decision holds until the next session.
+    ``recent_outcomes``: the last round trips' outcomes, newest first, when the caller read them.
     """
     today = trade_date_of(now)
     limit_losses = settings.RISK_MAX_CONSECUTIVE_LOSSES
@@ -130,10 +160,14 @@ def breaker_trip_if_crossed(
             )
             value, threshold = change, -settings.RISK_DAILY_LOSS_PCT
     if not reason and limit_losses > 0:
-        outcomes = list(
-            RoundTrip.objects.filter(account=account)
-            .order_by("-closed_at", "-id")
-            .values_list("outcome", flat=True)[:limit_losses]
+        outcomes = (
+            recent_outcomes[:limit_losses]
+            if recent_outcomes is not None
+            else list(
+                RoundTrip.objects.filter(account=account)
+                .order_by("-closed_at", "-id")
+                .values_list("outcome", flat=True)[:limit_losses]
+            )
         )
         if len(outcomes) == limit_losses and all(o == RoundTripOutcome.LOSS for o in outcomes):
             reason = f"{limit_losses} losing round trips in a row (RISK_MAX_CONSECUTIVE_LOSSES)"
@@ -210,7 +244,8 @@ def account_risk_get(
             cash_available = state.settled_cash + state.unsettled_cash
     if account.account_type == AccountType.CASH and cash_available is not None:
         cash_available -= _open_buy_orders_value(account)
-    breaker = breaker_active(account=account, now=now)
+    open_id, outcomes = breaker_state_read(account=account)
+    breaker = breaker_active(account=account, now=now, open_id=open_id)
     if breaker is None and trip:
         breaker = breaker_trip_if_crossed(
             account=account,
@@ -218,6 +253,7 @@ def account_risk_get(
             net_liquidation=net_liquidation,
             figures_previous=figures.previous_close,
             flows_since_close=figures.flows_since_close,
+            recent_outcomes=outcomes,
         )
     daily_change = None
     if figures.previous_close is not None and net_liquidation is not None:
