@@ -1,5 +1,6 @@
 """GET /api/market-data/quote/{symbol} and /api/market-data/bars/{symbol}."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -193,7 +194,7 @@ def test_the_bars_pages_are_what_the_bar_serializer_writes_row_by_row(client):
         pages.append(client.get(pages[-1]["next"]).json())
     assert [row for page in pages for row in page["results"]] == expected
     assert pages[0]["previous"] is None and len(pages) == 5
-    for earlier, later in zip(pages, pages[1:], strict=False):
+    for earlier, later in itertools.pairwise(pages):
         assert client.get(later["previous"]).json()["results"] == earlier["results"]
 
 
