@@ -954,7 +954,8 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
 # The margin account holds some euros (issue #17): a EUR cash balance, the broker's EUR rate, and the
 # daily EUR/USD history the rates backfill (manage.py sync_fx_rates) stores. The USD balance is the
 # ledger's cash less the euros' value, so the balances add up to TotalCashValue at the current rate.
-DEMO_EUR_CASH = Decimal("2500.00")
+# Enough that the SAP fills (paid in euros) leave a positive EUR balance of about 3,000.
+DEMO_EUR_CASH = Decimal("15000.00")
 
 
 def _fx_demo(state: dict, *, start: date, now: datetime, seed: int) -> None:
@@ -966,6 +967,13 @@ def _fx_demo(state: dict, *, start: date, now: datetime, seed: int) -> None:
             rate = (rate * (1 + Decimal(rng.randint(-40, 40)) / 10_000)).quantize(Decimal("0.0001"))
             history.append({"day": day.isoformat(), "rate": _text(rate)})
         day += timedelta(days=1)
+    # The walk is scaled to end at the broker's current rate of the demo (1 EUR = 1.16 USD, the example of
+    # domain-rules.md), so the pages' figures can be checked by hand against it.
+    if history:
+        scale = DEMO_FX_RATES["EUR"] / rate
+        for row in history:
+            row["rate"] = _text((Decimal(row["rate"]) * scale).quantize(Decimal("0.0001")))
+        rate = DEMO_FX_RATES["EUR"]
     state["fx_history"] = {"USD": {"EUR": history}}
     for account in state["accounts"]:
         if account.get("account_id") == MARGIN_ACCOUNT_ID:

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from portfolio.views import alerts, compliance, health, orders, overview, performance, positions, trades
+from portfolio.views import (
+    alerts,
+    compliance,
+    health,
+    journal,
+    orders,
+    overview,
+    performance,
+    positions,
+    signals,
+    trades,
+)
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
@@ -12,6 +23,10 @@ urlpatterns = [
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),
     path("compliance/", compliance.compliance, name="compliance"),
     path("orders/", orders.orders, name="orders"),
+    path("signals/", signals.signals, name="signals"),
+    path("signals/<int:pk>/execute", signals.signal_execute_view, name="signal-execute"),
+    path("paper-trades/<int:pk>/close", signals.paper_trade_close_view, name="paper-trade-close"),
+    path("journal/", journal.journal, name="journal"),
     path("performance/", performance.performance, name="performance"),
     path("sync-health/", health.sync_health, name="sync-health"),
     path("alerts/", alerts.alert_settings, name="alerts"),

@@ -23,6 +23,7 @@ from trading.models import (
     SettlementTracking,
     Signal,
     TradeFrequencyTracking,
+    TradingSession,
 )
 from trading.services.corrections import cash_flow_save, execution_correct, execution_delete, execution_enter
 from trading.services.orders import OrderNotCancellable, order_cancel
@@ -395,6 +396,22 @@ class PaperTradeAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in PaperTrade._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TradingSession)
+class TradingSessionAdmin(admin.ModelAdmin):
+    """Trading sessions are records: read-only; started by a worker's start or the day's first order."""
+
+    list_display = ["started_at", "day", "bot_version", "config_hash", "started_by"]
+    list_filter = ["bot_version", "started_by"]
+    search_fields = ["config_hash", "bot_version"]
+    date_hierarchy = "started_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in TradingSession._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

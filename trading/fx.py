@@ -124,7 +124,9 @@ TRADE_RECORD_BASE_FIELDS = (
 def trade_record_in_base(record: dict, *, trip, tables: FxTables) -> dict:
     """``record`` (of round trip ``trip``, account and instrument joined) with ``TRADE_RECORD_BASE_FIELDS``."""
     base, currency = trip.account.base_currency, trip.instrument.currency
-    opened_on, closed_on = trade_date_of(trip.opened_at), trade_date_of(trip.closed_at)
+    opened_on = trade_date_of(trip.opened_at)
+    # An open trade (no close yet): its only commissions are the entry's, of the opening day.
+    closed_on = trade_date_of(trip.closed_at) if trip.closed_at is not None else opened_on
 
     def at(field: str, on) -> str | None:
         text = record.get(field)

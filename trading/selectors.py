@@ -41,6 +41,37 @@ def round_trip_list(*, user) -> QuerySet:
     )
 
 
+def with_decisions(queryset: QuerySet, *, perm_id: str = "perm_id", account_id: str = "account_id") -> QuerySet:
+    """Annotate fills (or round trips, through their opening fill) with the decision of the order of ours
+    they came from, matched by ``(account, perm id)`` as the ledger does: ``decision_strategy``,
+    ``decision_reasoning`` and ``decision_outcome`` (the paper trade's: open, win, loss, breakeven). All
+    empty for a broker fill without an order of ours. Correlated subqueries: no query more per page."""
+    from django.db.models import Case, CharField, OuterRef, Subquery, Value, When
+
+    from trading.models import Order, PaperTrade, PaperTradeStatus
+
+    orders = Order.objects.filter(account_id=OuterRef(account_id), perm_id=OuterRef(perm_id)).order_by("pk")
+    trades = PaperTrade.objects.filter(
+        Q(entry_order__account_id=OuterRef(account_id), entry_order__perm_id=OuterRef(perm_id))
+        | Q(exit_order__account_id=OuterRef(account_id), exit_order__perm_id=OuterRef(perm_id))
+    ).order_by("pk")
+    return queryset.annotate(
+        decision_strategy=Subquery(orders.values("strategy")[:1]),
+        decision_reasoning=Subquery(orders.values("reasoning")[:1]),
+        decision_trade_status=Subquery(trades.values("status")[:1]),
+        decision_trade_pnl=Subquery(trades.values("realized_pnl")[:1]),
+    ).annotate(
+        decision_outcome=Case(
+            When(decision_trade_status=PaperTradeStatus.OPEN, then=Value("open")),
+            When(decision_trade_pnl__gt=0, then=Value("win")),
+            When(decision_trade_pnl__lt=0, then=Value("loss")),
+            When(decision_trade_pnl=0, then=Value("breakeven")),
+            default=Value(""),
+            output_field=CharField(),
+        )
+    )
+
+
 def day_trade_list(*, user) -> QuerySet:
     return (
         DayTrade.objects.filter(account__in=Account.objects.visible_to(user))
@@ -458,6 +489,39 @@ def paper_trade_list(*, user, account_id: str | None = None, status: str | None 
     return trades.order_by("-opened_at", "-id")
 
 
+@dataclass(frozen=True)
+class MarkedPaperTrade:
+    """An open paper trade with its P&L at the stored quote now (the side its closing order would take)."""
+
+    trade: object  # trading.models.PaperTrade
+    price: Decimal | None
+    price_at: datetime | None
+    pnl: Decimal | None
+
+
+def paper_trades_open_marked(*, user, account_id: str | None = None) -> list[MarkedPaperTrade]:
+    """Open paper trades of the user's accounts marked at the stored quotes: two queries however many."""
+    from core.fields import quantize_money
+    from marketdata.selectors import quotes_by_instrument
+    from trading.rules.orders import QuoteFacts
+
+    trades = list(paper_trade_list(user=user, account_id=account_id, status="open"))
+    quotes = quotes_by_instrument(instrument_ids={t.instrument_id for t in trades}) if trades else {}
+    marked = []
+    for trade in trades:
+        quote = quotes.get(trade.instrument_id)
+        price = None
+        if quote is not None:
+            price = QuoteFacts(bid=quote.bid, ask=quote.ask, last=quote.last, at=quote.at).price_for(trade.exit_side)
+        if price is None:  # no quote stored: the monitor's last price
+            marked.append(MarkedPaperTrade(trade, trade.current_price, trade.price_at, trade.unrealized_pnl))
+            continue
+        multiplier = trade.instrument.multiplier or Decimal(1)
+        pnl = quantize_money(trade.direction * (price - trade.entry_price) * trade.quantity * multiplier)
+        marked.append(MarkedPaperTrade(trade, price, quote.at, pnl))
+    return marked
+
+
 def daily_pnl_get(*, user, day, account_id: str | None = None) -> dict:
     """Realized P&L of the trades exited on ``day`` (net of commissions) plus the unrealized of open ones."""
     from core.fields import quantize_money
@@ -517,12 +581,95 @@ def journal_list(*, user, day, account_id: str | None = None):
 TRADE_RECORD_CHUNK = 2000
 
 
-def trading_config_hash() -> str:
-    """The hash of the risk and strategy settings in force now (the record's ``config_hash``)."""
-    from trading.rules.trade_records import config_hash
-    from trading.services.risk import limits_from_settings
+def _session_fields(session) -> tuple[str | None, str | None, str | None]:
+    if session is None:
+        return None, None, None
+    return session.session_id, session.bot_version, session.config_hash
 
-    return config_hash({**limits_from_settings().snapshot(), "EOD_CLOSE_MINUTES": settings.EOD_CLOSE_MINUTES})
+
+def _sessions_in_force(rows) -> dict:
+    """For the records whose entry is not an order of ours: the session in force when each opened (the
+    last one started by then that day, else the day's first), from one query per chunk."""
+    from trading.models import TradingSession
+
+    days = {trade_date_of_local(opened_at) for opened_at in rows}
+    by_day: dict = {}
+    if days:
+        for session in TradingSession.objects.filter(day__in=days).order_by("started_at", "id"):
+            by_day.setdefault(session.day, []).append(session)
+    result = {}
+    for opened_at in rows:
+        sessions = by_day.get(trade_date_of_local(opened_at), [])
+        started = [s for s in sessions if s.started_at <= opened_at]
+        result[opened_at] = started[-1] if started else (sessions[0] if sessions else None)
+    return result
+
+
+def _orders_by_perm(keys: set) -> dict:
+    """Our orders of these ``(account pk, perm id)`` fills, with their session, in one query."""
+    from trading.models import Order
+
+    if not keys:
+        return {}
+    orders = (
+        Order.objects.filter(account_id__in={k[0] for k in keys}, perm_id__in={k[1] for k in keys})
+        .select_related("session")
+        .only(
+            "account_id",
+            "perm_id",
+            "mode",
+            "client_order_id",
+            "strategy",
+            "entry_type",
+            "stop_loss",
+            "target",
+            "reasoning",
+            "indicators",
+            "risk_reward",
+            "slippage",
+            "session__day",
+            "session__bot_version",
+            "session__config_hash",
+        )
+    )
+    return {(order.account_id, order.perm_id): order for order in orders}
+
+
+def _records_of(pairs, on_invalid):
+    """``(TradeRecordInput without session fields, its trade, entry order)`` -> validated records with
+    their figures in the account's base currency. The trade is a round trip, or an open position's
+    stand-in (account, instrument, opened_at, closed_at None)."""
+    from dataclasses import replace
+
+    from trading.fx import FxTables, trade_record_in_base
+    from trading.rules.trade_records import trade_record, trade_record_problems
+
+    pairs = list(pairs)
+    fallback = _sessions_in_force([data.opened_at for data, _, entry in pairs if entry is None or not entry.session])
+    # The figures in the account's base currency at each day's rate: one query per chunk (none in base).
+    tables = FxTables.load((trade.account.base_currency, trade.instrument.currency) for _, trade, _ in pairs)
+    for data, trade, entry in pairs:
+        session = entry.session if entry is not None and entry.session_id else fallback.get(data.opened_at)
+        session_id, version, hashed = _session_fields(session)
+        record = trade_record(replace(data, session_id=session_id, bot_version=version, config_hash=hashed))
+        record = trade_record_in_base(record, trip=trade, tables=tables)
+        problems = trade_record_problems(record, sec_type=trade.instrument.sec_type)
+        if problems:
+            on_invalid(record, problems)
+            continue
+        yield record
+
+
+def _log_invalid(record: dict, problems: list[str]) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "trade record %s %s %s skipped: %s",
+        record.get("account_id"),
+        record.get("symbol"),
+        record.get("timestamp"),
+        "; ".join(problems),
+    )
 
 
 def trade_records_iter(
@@ -532,65 +679,51 @@ def trade_records_iter(
     since: datetime | None = None,
     until: datetime | None = None,
     outcome: str | None = None,
+    include_open: bool = True,
+    on_invalid=None,
 ):
-    """Yield the 27-field record of each closed round trip (oldest first), in chunks: constant memory.
+    """Yield the 27-field record of each closed round trip (oldest close first), then of each open trade
+    (a position not flat yet: outcome "open", exit fields empty), in chunks: constant memory.
 
     Any fill gets a record; when the opening fill came from an order of ours the decision fields are
-    that order's, and the closing order's reasoning is the exit reasoning. ``user`` None: every account
-    (the command line, staff).
+    that order's, its trading session gives ``session_id``, ``bot_version`` and ``config_hash`` (a fill
+    without an order of ours: the session in force when it opened, if any), and the closing order's
+    reasoning is the exit reasoning. ``since``/``until`` bound the close; an open trade is included when
+    it opened before ``until`` (it is open at the window's end). A record failing the seed's validation
+    is not yielded: ``on_invalid(record, problems)`` gets it (default: a warning in the log). ``user``
+    None: every account (the command line, staff).
     """
-    from trading.fx import FxTables, trade_record_in_base
-    from trading.models import Account, Order, RoundTrip
-    from trading.rules.trade_records import TradeRecordInput, trade_record
+    from trading.models import Account, RoundTrip
+    from trading.rules.trade_records import TradeRecordInput
 
-    trips = RoundTrip.objects.select_related("account", "instrument", "opening_execution", "closing_execution")
-    if user is not None:
-        trips = trips.filter(account__in=Account.objects.visible_to(user))
-    if account_id:
-        trips = trips.filter(account__account_id=account_id)
-    if since is not None:
-        trips = trips.filter(closed_at__gte=since)
-    if until is not None:
-        trips = trips.filter(closed_at__lt=until)
-    if outcome:
-        trips = trips.filter(outcome=outcome.upper())
-    trips = trips.order_by("closed_at", "id")
-    version = settings.TRADING_BOT_VERSION
-    hashed = trading_config_hash()
-    chunk: list = []
+    on_invalid = on_invalid or _log_invalid
+    visible = Account.objects.visible_to(user) if user is not None else None
+    if outcome is None or outcome.lower() != "open":
+        trips = RoundTrip.objects.select_related("account", "instrument", "opening_execution", "closing_execution")
+        if visible is not None:
+            trips = trips.filter(account__in=visible)
+        if account_id:
+            trips = trips.filter(account__account_id=account_id)
+        if since is not None:
+            trips = trips.filter(closed_at__gte=since)
+        if until is not None:
+            trips = trips.filter(closed_at__lt=until)
+        if outcome:
+            trips = trips.filter(outcome=outcome.upper())
+        trips = trips.order_by("closed_at", "id")
 
-    def flush(rows):
-        keys = set()
-        for trip in rows:
-            for fill in (trip.opening_execution, trip.closing_execution):
-                if fill.perm_id is not None:
-                    keys.add((fill.account_id, fill.perm_id))
-        orders = {}
-        if keys:
-            for order in Order.objects.filter(
-                account_id__in={k[0] for k in keys}, perm_id__in={k[1] for k in keys}
-            ).only(
-                "account_id",
-                "perm_id",
-                "mode",
-                "client_order_id",
-                "strategy",
-                "entry_type",
-                "stop_loss",
-                "target",
-                "reasoning",
-                "indicators",
-                "risk_reward",
-                "slippage",
-            ):
-                orders[(order.account_id, order.perm_id)] = order
-        # The figures in the account's base currency at each day's rate: one query per chunk (none in base).
-        tables = FxTables.load((trip.account.base_currency, trip.instrument.currency) for trip in rows)
-        for trip in rows:
-            opening, closing = trip.opening_execution, trip.closing_execution
-            entry = orders.get((opening.account_id, opening.perm_id))
-            record = trade_record(
-                TradeRecordInput(
+        def flush(rows):
+            keys = set()
+            for trip in rows:
+                for fill in (trip.opening_execution, trip.closing_execution):
+                    if fill.perm_id is not None:
+                        keys.add((fill.account_id, fill.perm_id))
+            orders = _orders_by_perm(keys)
+            pairs = []
+            for trip in rows:
+                opening, closing = trip.opening_execution, trip.closing_execution
+                entry = orders.get((opening.account_id, opening.perm_id))
+                data = TradeRecordInput(
                     opened_at=trip.opened_at,
                     closed_at=trip.closed_at,
                     symbol=trip.instrument.symbol,
@@ -604,22 +737,103 @@ def trade_records_iter(
                     realized_pnl=trip.realized_pnl,
                     commissions=trip.commissions,
                     holding_seconds=trip.holding_seconds,
-                    session_id=f"{trade_date_of_local(trip.opened_at).isoformat()}-{hashed[:8]}",
-                    bot_version=version,
-                    config_hash=hashed,
+                    session_id=None,
+                    bot_version=None,
+                    config_hash=None,
                     entry_order=entry,
                     exit_order=orders.get((closing.account_id, closing.perm_id)),
                 )
-            )
-            yield trade_record_in_base(record, trip=trip, tables=tables)
+                pairs.append((data, trip, entry))
+            yield from _records_of(pairs, on_invalid)
 
-    for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
-        chunk.append(trip)
-        if len(chunk) >= TRADE_RECORD_CHUNK:
+        chunk: list = []
+        for trip in trips.iterator(chunk_size=TRADE_RECORD_CHUNK):
+            chunk.append(trip)
+            if len(chunk) >= TRADE_RECORD_CHUNK:
+                yield from flush(chunk)
+                chunk = []
+        if chunk:
             yield from flush(chunk)
-            chunk = []
-    if chunk:
-        yield from flush(chunk)
+    if include_open and (outcome is None or outcome.lower() == "open"):
+        yield from _open_trade_records(visible=visible, account_id=account_id, until=until, on_invalid=on_invalid)
+
+
+def _open_trade_records(*, visible, account_id: str | None, until: datetime | None, on_invalid):
+    """One record per open position (its open lots, grouped by the fill that opened it from flat)."""
+    from itertools import groupby
+
+    from trading.models import Lot
+    from trading.rules.trade_records import TradeRecordInput
+
+    lots = Lot.objects.exclude(quantity=0).select_related(
+        "account", "instrument", "opening_execution", "position_opening_execution"
+    )
+    if visible is not None:
+        lots = lots.filter(account__in=visible)
+    if account_id:
+        lots = lots.filter(account__account_id=account_id)
+    lots = lots.order_by("account_id", "instrument_id", "position_opening_execution_id", "opened_at", "id")
+    positions = []
+    for _, group in groupby(
+        lots.iterator(chunk_size=TRADE_RECORD_CHUNK),
+        key=lambda lot: (lot.account_id, lot.instrument_id, lot.position_opening_execution_id),
+    ):
+        group = list(group)
+        first = group[0]
+        opening = first.position_opening_execution or first.opening_execution
+        opened_at = opening.executed_at
+        if until is not None and opened_at >= until:
+            continue
+        quantity = sum((abs(lot.quantity) for lot in group), Decimal(0))
+        cost = sum((abs(lot.quantity) * lot.opening_execution.price for lot in group), Decimal(0))
+        commissions = sum(
+            (
+                (lot.opening_execution.commission or Decimal(0)) * abs(lot.quantity) / abs(lot.original_quantity)
+                for lot in group
+                if lot.original_quantity
+            ),
+            Decimal(0),
+        )
+        positions.append((first, opening, opened_at, quantity, cost / quantity, commissions))
+        if len(positions) >= TRADE_RECORD_CHUNK:
+            yield from _open_flush(positions, on_invalid, TradeRecordInput)
+            positions = []
+    if positions:
+        yield from _open_flush(positions, on_invalid, TradeRecordInput)
+
+
+def _open_flush(positions, on_invalid, record_input):
+    from types import SimpleNamespace
+
+    from core.fields import quantize_money, quantize_price
+
+    orders = _orders_by_perm({(o.account_id, o.perm_id) for _, o, *_ in positions if o.perm_id is not None})
+    pairs = []
+    for lot, opening, opened_at, quantity, average, commissions in positions:
+        entry = orders.get((opening.account_id, opening.perm_id))
+        data = record_input(
+            opened_at=opened_at,
+            closed_at=None,
+            symbol=lot.instrument.symbol,
+            direction="LONG" if lot.quantity > 0 else "SHORT",
+            quantity=quantity,
+            average_entry=quantize_price(average),
+            multiplier=lot.instrument.multiplier or Decimal(1),
+            account_id=lot.account.account_id,
+            mode=lot.account.mode,
+            outcome="",
+            realized_pnl=None,
+            commissions=quantize_money(commissions),
+            holding_seconds=None,
+            session_id=None,
+            bot_version=None,
+            config_hash=None,
+            entry_order=entry,
+            exit_order=None,
+        )
+        trade = SimpleNamespace(account=lot.account, instrument=lot.instrument, opened_at=opened_at, closed_at=None)
+        pairs.append((data, trade, entry))
+    yield from _records_of(pairs, on_invalid)
 
 
 def trade_date_of_local(at: datetime) -> date:

@@ -3,7 +3,8 @@
 import logging
 
 from celery import shared_task
-from django.db import transaction
+from celery.signals import worker_ready
+from django.db import DatabaseError, transaction
 
 from core.brokers import BrokerUnavailable, get_broker
 from core.locks import single_flight
@@ -124,3 +125,16 @@ def paper_trades_monitor_task() -> dict:
             logger.info("paper trade monitor: another monitor is running, skipping")
             return {"status": "SKIPPED", "message": "another paper trade monitor is running"}
         return {"status": "SUCCESS", **paper_trades_monitor().as_dict()}
+
+
+@worker_ready.connect
+def trading_session_on_worker_start(**kwargs) -> None:
+    """The trading processes start: the session in force is recorded (or carried on) at once."""
+    from trading.services.sessions import trading_session_current
+
+    try:
+        session = trading_session_current(started_by="worker")
+    except DatabaseError as exc:  # not migrated yet, or no database: the first order starts it instead
+        logger.warning("trading session: not started at worker start (%s)", exc)
+        return
+    logger.info("trading session in force: %s", session.session_id)

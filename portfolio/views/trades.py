@@ -17,7 +17,7 @@ from portfolio.views.common import account_choice
 from trading.api.filters import ExecutionFilter
 from trading.fx import executions_in_base, round_trips_in_base
 from trading.models import Account
-from trading.selectors import execution_list, round_trip_list_closed_between
+from trading.selectors import execution_list, round_trip_list_closed_between, with_decisions
 
 PAGE_SIZE = 50
 TABS = ("fills", "round-trips")
@@ -89,7 +89,7 @@ def trades(request: HttpRequest) -> HttpResponse:
     context["filter"] = filterset
     if filterset.is_valid():
         if tab == "fills":
-            rows = filterset.qs
+            rows = with_decisions(filterset.qs)
         else:
             data = filterset.form.cleaned_data
             rows = round_trip_list_closed_between(
@@ -99,6 +99,7 @@ def trades(request: HttpRequest) -> HttpResponse:
                 since=data.get("since"),
                 until=data.get("until"),
             )
+            rows = with_decisions(rows, perm_id="opening_execution__perm_id")
         page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
         # Each row's base-currency figures at its own day's rate: one query for the page's rates.
         in_base = executions_in_base if tab == "fills" else round_trips_in_base

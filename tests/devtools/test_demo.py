@@ -28,7 +28,7 @@ from portfolio.models import Position, PositionEventKind
 from portfolio.services.sync import positions_sync
 from tests.factories import AccountFactory
 from trading.calendars import is_nyse_session, session_close
-from trading.models import Account
+from trading.models import Account, PaperTrade, Signal
 from trading.services.executions import executions_ingest
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -469,6 +469,10 @@ def test_demo_setup_twice_creates_everything_once(settings):
         ("PAPER-DEMO", "Paper trading"),  # the order ticket's paper account, created once
     }
     assert Account.objects.get(account_id="PAPER-DEMO").cash_flows.count() == 1
+    # The demo's signals, once: one executed into an open paper trade, two GENERATED.
+    signals = Signal.objects.filter(account__account_id="PAPER-DEMO").order_by("signal_id")
+    assert sorted(s.status for s in signals) == ["EXECUTED", "GENERATED", "GENERATED"]
+    assert PaperTrade.objects.get(account__account_id="PAPER-DEMO").status == "OPEN"
     tick = PeriodicTask.objects.get(name="Demo broker tick")
     assert (tick.task, tick.interval.every, tick.expire_seconds) == ("devtools.demo_tick", 30, 25)
 
@@ -543,3 +547,12 @@ def test_the_margin_account_holds_a_eur_listed_stock_with_its_fills(state):
     sap = next(p for p in margin["positions"] if p["symbol"] == "SAP")
     assert (sap["currency"], sap["quantity"]) == ("EUR", "50")
     assert state["quotes"]["SAP"]["last"] == sap["market_price"]
+
+
+def test_the_margin_account_holds_a_positive_eur_balance_at_the_domain_rules_rate(state):
+    """The demo's euros outlast its SAP purchases (a positive EUR balance, not a borrowed one), and the
+    broker's current rate is the one domain-rules.md's example uses, which the rates history ends at."""
+    margin = next(a for a in state["accounts"] if a["account_id"] == MARGIN_ACCOUNT_ID)
+    assert Decimal(margin["cash_balances"]["EUR"]) > 0
+    assert Decimal(margin["fx_rates"]["EUR"]) == Decimal("1.16")
+    assert Decimal(state["fx_history"]["USD"]["EUR"][-1]["rate"]) == Decimal("1.16")

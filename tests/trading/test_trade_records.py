@@ -52,7 +52,7 @@ def test_the_jsonl_line_of_a_paper_trade(closed_trade, settings):
     # The seed's 27 fields in its order, then the figures in the account's base currency (trading.fx).
     assert tuple(record) == (*TRADE_RECORD_FIELDS, *TRADE_RECORD_BASE_FIELDS) and len(record) == 33
     config_hash = record.pop("config_hash")
-    assert len(config_hash) == 16 and record.pop("session_id") == f"2026-12-08-{config_hash[:8]}"
+    assert len(config_hash) == 16 and record.pop("session_id") == f"2026-12-08-v1.0.0-{config_hash[:8]}"
     trade = PaperTrade.objects.get()
     assert record.pop("order_id") == f"sig-{trade.signal_id}-1"
     assert record.pop("exit_reasoning") == f"Target reached: paper trade {trade.pk}"

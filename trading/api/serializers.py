@@ -470,6 +470,8 @@ class PaperTradeSerializer(serializers.ModelSerializer):
     signal_id = serializers.CharField(source="signal.signal_id")
     reasoning = serializers.CharField(source="signal.reasoning")
     strategy = serializers.CharField(source="signal.strategy")
+    # Plain text: the status's choices plus "" (not closing yet); one enum in the schema, not two.
+    exit_reason = serializers.CharField(help_text="Why it closes or closed (a status), empty while not closing.")
 
     class Meta:
         model = PaperTrade
@@ -492,6 +494,7 @@ class PaperTradeSerializer(serializers.ModelSerializer):
             "current_price",
             "price_at",
             "unrealized_pnl",
+            "exit_reason",
             "exit_order",
             "exit_price",
             "exited_at",
@@ -561,7 +564,7 @@ class TradeRecordQuerySerializer(AccountQuerySerializer):
     since = serializers.DateTimeField(required=False, help_text="Closed at or after (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="Closed before (ISO 8601)")
     outcome = serializers.ChoiceField(
-        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven")], required=False
+        choices=[("win", "win"), ("loss", "loss"), ("breakeven", "breakeven"), ("open", "open")], required=False
     )
     limit = serializers.IntegerField(min_value=1, max_value=10000, default=1000)
 
@@ -593,9 +596,9 @@ class TradeRecordSerializer(serializers.Serializer):
     slippage = serializers.CharField(allow_null=True)
     commission = serializers.CharField()
     net_profit_loss = serializers.CharField(allow_null=True)
-    session_id = serializers.CharField()
-    bot_version = serializers.CharField()
-    config_hash = serializers.CharField()
+    session_id = serializers.CharField(allow_null=True)
+    bot_version = serializers.CharField(allow_null=True)
+    config_hash = serializers.CharField(allow_null=True)
     # trading.fx.trade_record_in_base: the account's base currency at each day's rate (null without one).
     currency = serializers.CharField(help_text="The instrument's currency: of price, values, P&L, commissions.")
     base_currency = serializers.CharField()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("signals", views.SignalsApi.as_view(), name="api-signals"),
     path("signals/<int:pk>/execute", views.SignalExecuteApi.as_view(), name="api-signal-execute"),
     path("paper-trades", views.PaperTradeListApi.as_view(), name="api-paper-trades"),
+    path("paper-trades/<int:pk>/close", views.PaperTradeCloseApi.as_view(), name="api-paper-trade-close"),
     path("daily-pnl", views.DailyPnlApi.as_view(), name="api-daily-pnl"),
     path("journal", views.JournalApi.as_view(), name="api-journal"),
     path("trade-records", views.TradeRecordListApi.as_view(), name="api-trade-records"),

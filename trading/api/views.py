@@ -39,7 +39,7 @@ from trading.api.serializers import (
 from trading.calendars import trade_date_of
 from trading.fx import executions_in_base, round_trips_in_base
 from trading.hooks import round_trip_entry_greeks
-from trading.models import Account, OrderEventSource, OrderStatus, Signal, SignalStatus
+from trading.models import Account, OrderEventSource, OrderStatus, PaperTrade, PaperTradeStatus, Signal, SignalStatus
 from trading.selectors import (
     cash_state_get,
     daily_pnl_get,
@@ -62,7 +62,14 @@ from trading.services.orders import (
     orders_status_sync,
 )
 from trading.services.risk import risk_state_get
-from trading.services.signals import SignalError, SignalInput, signal_create, signal_execute
+from trading.services.signals import (
+    PaperTradeClosed,
+    SignalError,
+    SignalInput,
+    paper_trade_close_by_hand,
+    signal_create,
+    signal_execute,
+)
 
 ACCOUNT_PARAM = OpenApiParameter("account", OpenApiTypes.STR, description="Broker account id")
 
@@ -361,6 +368,29 @@ class PaperTradeListApi(APIView):
             status=query.validated_data.get("status"),
         )
         return Response(PaperTradeSerializer(trades, many=True).data)
+
+
+class PaperTradeCloseApi(APIView):
+    """Close an open paper trade by hand: a closing market order through every check (exit reason MANUAL).
+    200 closed (filled) or the closing order is working (market closed: the monitor finishes it); 422 the
+    closing order was refused (the trade stays open, ``exit_note`` says why); 409 closed already or a
+    closing order is working; 403 another trader's account; 404 no such trade."""
+
+    @extend_schema(request=None, responses={200: PaperTradeSerializer, 422: PaperTradeSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        trade = paper_trade_list(user=request.user).select_related("exit_order").filter(pk=pk).first()
+        if trade is None:
+            if PaperTrade.objects.filter(pk=pk).exists():
+                raise PermissionDenied("This paper trade is in an account that is not yours.")
+            raise NotFound("No such paper trade.")
+        try:
+            trade = paper_trade_close_by_hand(trade=trade, user=request.user)
+        except PaperTradeClosed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        trade = paper_trade_list(user=request.user).select_related("exit_order").get(pk=trade.pk)
+        refused = trade.status == PaperTradeStatus.OPEN and not (trade.exit_order and trade.exit_order.is_working)
+        code = status.HTTP_422_UNPROCESSABLE_ENTITY if refused else status.HTTP_200_OK
+        return Response(PaperTradeSerializer(trade).data, status=code)
 
 
 class DailyPnlApi(APIView):

@@ -33,6 +33,7 @@ from trading.models.orders import (
     OrderType,
     TimeInForce,
 )
+from trading.models.sessions import TradingSession
 from trading.models.signals import (
     PaperTrade,
     PaperTradeStatus,
@@ -83,5 +84,6 @@ __all__ = [
     "TimeInForce",
     "Timeframe",
     "TradeFrequencyTracking",
+    "TradingSession",
     "ViolationKind",
 ]

@@ -93,6 +93,10 @@ class Order(models.Model):
     reasoning = models.TextField(blank=True)
     indicators = models.JSONField(default=dict, blank=True)
     risk_reward = RatioField(null=True, blank=True)
+    session = models.ForeignKey(
+        "trading.TradingSession", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    config_hash = models.CharField(max_length=16, blank=True, help_text="The settings in force when it was placed.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

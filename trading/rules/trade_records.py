@@ -6,6 +6,7 @@ Pure: no database. ``trading.selectors.trade_records_iter`` feeds it; the API an
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -72,9 +73,9 @@ class TradeRecordInput:
     realized_pnl: Decimal | None  # net of commissions
     commissions: Decimal
     holding_seconds: int | None
-    session_id: str
-    bot_version: str
-    config_hash: str
+    session_id: str | None
+    bot_version: str | None
+    config_hash: str | None
     entry_order: object | None = None  # trading.models.Order, or None for a fill placed outside the product
     exit_order: object | None = None
 
@@ -114,3 +115,29 @@ def trade_record(data: TradeRecordInput) -> dict:
         "bot_version": data.bot_version,
         "config_hash": data.config_hash,
     }
+
+
+# The seed's validation: a stock symbol is 1-5 uppercase letters or digits (a share class such as BRK.B
+# allowed, as the order checks allow it), 0 < quantity <= 10,000, price > 0, times ISO 8601 UTC.
+STOCK_SYMBOL = re.compile(r"[A-Z0-9]{1,5}(\.[A-Z])?")
+UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+MAX_RECORD_QUANTITY = Decimal(10_000)
+
+
+def trade_record_problems(record: dict, *, sec_type: str = "STK") -> list[str]:
+    """What is wrong with a record by the seed's rules (empty: valid), each naming its field."""
+    problems = []
+    symbol = record.get("symbol") or ""
+    if sec_type == "STK" and not STOCK_SYMBOL.fullmatch(symbol):
+        problems.append(f"symbol {symbol!r} is not 1-5 uppercase letters or digits")
+    quantity = Decimal(record["quantity"]) if record.get("quantity") is not None else None
+    if quantity is None or not (0 < quantity <= MAX_RECORD_QUANTITY):
+        problems.append(f"quantity {record.get('quantity')} is not > 0 and <= 10,000")
+    price = Decimal(record["price"]) if record.get("price") is not None else None
+    if price is None or price <= 0:
+        problems.append(f"price {record.get('price')} is not > 0")
+    for name in ("timestamp", "exit_timestamp"):
+        value = record.get(name)
+        if (value is not None or name == "timestamp") and not UTC_TIME.fullmatch(value or ""):
+            problems.append(f"{name} {value!r} is not an ISO 8601 UTC time")
+    return problems

@@ -63,6 +63,7 @@ from trading.rules.orders import (
 from trading.services.executions import executions_upsert
 from trading.services.ledger import ledger_recompute
 from trading.services.risk import limits_from_settings, order_facts_gather, quote_facts
+from trading.services.sessions import trading_session_current
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def order_execute(
     instrument = instruments_resolve(specs=[spec])[spec.key]
     limits = limits_from_settings()
     refusal = live_refusal() if account.mode == AccountMode.LIVE else ""
+    session = trading_session_current(now=now)
     notify = False
     try:
         with transaction.atomic():
@@ -181,6 +183,8 @@ def order_execute(
                 reasoning=data.reasoning,
                 indicators=data.indicators,
                 risk_reward=data.risk_reward,
+                session=session,
+                config_hash=session.config_hash,
                 created_by=user if user is not None and user.is_authenticated else None,
                 created_at=now,
             )

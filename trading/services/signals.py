@@ -36,6 +36,7 @@ from trading.models import (
 from trading.rules.orders import quote_is_fresh
 from trading.services.orders import OrderInput, order_execute
 from trading.services.risk import quote_facts
+from trading.services.sessions import trading_session_current
 
 logger = logging.getLogger(__name__)
 MONITOR_LOCK = "trading.paper_trades_monitor"
@@ -134,6 +135,38 @@ def _risk_reward(signal: Signal) -> Decimal:
     return quantize_ratio(abs(signal.take_profit - signal.entry_price) / abs(signal.entry_price - signal.stop_loss))
 
 
+def signal_quantity(*, signal: Signal, quantity: Decimal | None = None) -> Decimal:
+    """The entry's size: given, the signal's own, or ``risk_amount / |entry - stop|`` whole shares."""
+    size = quantity or signal.quantity
+    if size is None:
+        size = signal_size(entry_price=signal.entry_price, stop_loss=signal.stop_loss, risk_amount=signal.risk_amount)
+    if size <= 0:
+        raise SignalError(
+            f"risk_amount {signal.risk_amount} buys less than one share at a stop distance of "
+            f"{abs(signal.entry_price - signal.stop_loss)}"
+        )
+    return size
+
+
+def signal_order_input(*, signal: Signal, quantity: Decimal, client_order_id: str = "") -> OrderInput:
+    """The signal's entry as an order ticket: a market order carrying the signal's decision fields."""
+    return OrderInput(
+        client_order_id=client_order_id,
+        symbol=signal.instrument.symbol,
+        side=signal.action,
+        quantity=quantity,
+        order_type=OrderType.MARKET,
+        decision_price=signal.entry_price,
+        strategy=signal.strategy,
+        entry_type=signal.entry_type,
+        stop_loss=signal.stop_loss,
+        target=signal.take_profit,
+        reasoning=signal.reasoning,
+        indicators={"used": signal.indicators, "signal_id": signal.signal_id},
+        risk_reward=_risk_reward(signal),
+    )
+
+
 def signals_expire(*, now: datetime | None = None) -> int:
     """GENERATED signals whose ``expires_at`` has come become EXPIRED (a conditional update)."""
     now = now or timezone.now()
@@ -159,35 +192,11 @@ def signal_execute(
         signal = Signal.objects.select_for_update().select_related("account", "instrument").get(pk=signal.pk)
         if signal.status != SignalStatus.GENERATED:
             raise SignalError(f"signal {signal.signal_id} is {signal.status}: only a GENERATED signal executes")
-        size = quantity or signal.quantity
-        if size is None:
-            size = signal_size(
-                entry_price=signal.entry_price, stop_loss=signal.stop_loss, risk_amount=signal.risk_amount
-            )
-        if size <= 0:
-            raise SignalError(
-                f"risk_amount {signal.risk_amount} buys less than one share at a stop distance of "
-                f"{abs(signal.entry_price - signal.stop_loss)}"
-            )
+        size = signal_quantity(signal=signal, quantity=quantity)
         attempt = Order.objects.filter(account=signal.account, client_order_id__startswith=f"sig-{signal.pk}-").count()
-        instrument = signal.instrument
         outcome = order_execute(
             account=signal.account,
-            data=OrderInput(
-                client_order_id=f"sig-{signal.pk}-{attempt + 1}",
-                symbol=instrument.symbol,
-                side=signal.action,
-                quantity=size,
-                order_type=OrderType.MARKET,
-                decision_price=signal.entry_price,
-                strategy=signal.strategy,
-                entry_type=signal.entry_type,
-                stop_loss=signal.stop_loss,
-                target=signal.take_profit,
-                reasoning=signal.reasoning,
-                indicators={"used": signal.indicators, "signal_id": signal.signal_id},
-                risk_reward=_risk_reward(signal),
-            ),
+            data=signal_order_input(signal=signal, quantity=size, client_order_id=f"sig-{signal.pk}-{attempt + 1}"),
             user=user,
             now=now,
         )
@@ -254,8 +263,25 @@ def _finish(trade: PaperTrade, order: Order) -> None:
     Signal.objects.filter(pk=trade.signal_id).update(status=SignalStatus.CLOSED)
 
 
+class PaperTradeClosed(Exception):  # noqa: N818
+    """The trade is closed already, or its closing order is working: nothing more to close."""
+
+
+def _exit_pending(trade: PaperTrade) -> bool:
+    """A closing order that is working or has filled (not finished yet): no second one is placed. One
+    that was refused, cancelled or expired is not: the next attempt places a new one."""
+    order = trade.exit_order
+    return order is not None and (order.is_working or order.status == OrderStatus.FILLED)
+
+
 def paper_trade_close(
-    *, trade: PaperTrade, reason: str, decision_price: Decimal | None = None, user=None, now: datetime | None = None
+    *,
+    trade: PaperTrade,
+    reason: str,
+    decision_price: Decimal | None = None,
+    user=None,
+    now: datetime | None = None,
+    strict: bool = False,
 ) -> PaperTrade:
     """Close an open trade with a market order through ``order_execute`` (every check; closing orders pass
     the position and breaker checks). Filled: the trade closes; refused: it stays open with the reasons
@@ -268,9 +294,13 @@ def paper_trade_close(
             .select_related("account", "instrument", "entry_order")
             .get(pk=trade.pk)
         )
-        if trade.status != PaperTradeStatus.OPEN or (
-            trade.exit_order_id is not None and trade.exit_order.status not in (OrderStatus.REJECTED,)
-        ):
+        if trade.status != PaperTradeStatus.OPEN or _exit_pending(trade):
+            if strict:  # the trader asked: say so rather than answer with another's close
+                raise PaperTradeClosed(
+                    f"paper trade {trade.pk} is closed already ({trade.get_status_display()})"
+                    if trade.status != PaperTradeStatus.OPEN
+                    else f"paper trade {trade.pk}: closing order {trade.exit_order_id} is working already"
+                )
             return trade  # closed already, or its closing order is working: another run got there first
         attempt = Order.objects.filter(account=trade.account, client_order_id__startswith=f"pt-{trade.pk}-x").count()
         outcome = order_execute(
@@ -302,6 +332,24 @@ def paper_trade_close(
             trade.exit_note = f"closing order {order.pk} is {order.status}"
             trade.save(update_fields=["exit_reason", "exit_order", "exit_note"])
     return trade
+
+
+def paper_trade_close_by_hand(*, trade: PaperTrade, user=None, now: datetime | None = None) -> PaperTrade:
+    """The trader's "Close": a closing market order through the normal order path, exit reason MANUAL.
+
+    Raises ``PaperTradeClosed`` when the trade is closed or a closing order is already working. The
+    decision price is the last price the monitor stored (what the trader saw). A refused closing order
+    leaves the trade OPEN with the reasons in ``exit_note``; one that rests (market closed) is finished
+    by the monitor when it fills.
+    """
+    if trade.status != PaperTradeStatus.OPEN:
+        raise PaperTradeClosed(f"paper trade {trade.pk} is closed already ({trade.get_status_display()})")
+    if _exit_pending(trade):
+        raise PaperTradeClosed(f"paper trade {trade.pk}: closing order {trade.exit_order_id} is working already")
+    # strict: a close by another request or the monitor between this read and the row lock is a 409 too.
+    return paper_trade_close(
+        trade=trade, reason=PaperTradeStatus.MANUAL, decision_price=trade.current_price, user=user, now=now, strict=True
+    )
 
 
 # --- the monitor -------------------------------------------------------------------------------
@@ -352,6 +400,7 @@ def paper_trades_monitor(*, now: datetime | None = None) -> MonitorResult:
     open trade against its stored quote (stop, target, end of day). Safe at any hour: outside regular
     hours only trades whose entry order may trade outside them are acted on."""
     now = now or timezone.now()
+    trading_session_current(now=now, started_by="monitor")  # a trading day begins with its first run
     result = MonitorResult(expired=signals_expire(now=now))
     # Entries that rested and filled later.
     for signal in Signal.objects.filter(
@@ -368,7 +417,7 @@ def paper_trades_monitor(*, now: datetime | None = None) -> MonitorResult:
     open_now = market_is_open(now)
     for trade in trades:
         exit_order = trade.exit_order
-        if exit_order is not None and exit_order.status != OrderStatus.REJECTED:
+        if _exit_pending(trade):
             if exit_order.status == OrderStatus.FILLED:
                 with transaction.atomic():
                     _finish(trade, exit_order)

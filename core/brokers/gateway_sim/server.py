@@ -563,13 +563,10 @@ class _Connection:
             return Answer(end=[self.error(req_id, 200)])
         contract = matches[0]
         bar_size = BAR_SIZES.get(bar_setting.strip())
-        duration = _duration(duration_text)
-        if duration is None:
-            return Answer(end=[self.error(req_id, 321, what=f"invalid duration {duration_text!r}")])
-        end = _parse_ib_time(end_text) if end_text else datetime.now(UTC)
-        if end is None:
-            return Answer(end=[self.error(req_id, 321, what=f"invalid end date/time {end_text!r}")])
-        start = end - duration
+        window = self._window(req_id, end_text, duration_text)
+        if isinstance(window, Answer):
+            return window
+        start, end = window
         bars = [b for b in state.bars(contract.symbol, bar_size) if start <= b.start < end] if bar_size else []
         if not bars:
             what = f"{contract.symbol}@SMART Trades ({bar_setting}, {duration_text} up to {end_text or 'now'})"
@@ -589,6 +586,16 @@ class _Connection:
         )
         return Answer(end=[message])
 
+    def _window(self, req_id: int, end_text: str, duration_text: str) -> tuple[datetime, datetime] | Answer:
+        """A historical request's [start, end) from its end time (empty: now) and duration, or error 321."""
+        duration = _duration(duration_text)
+        if duration is None:
+            return Answer(end=[self.error(req_id, 321, what=f"invalid duration {duration_text!r}")])
+        end = _parse_ib_time(end_text) if end_text else datetime.now(UTC)
+        if end is None:
+            return Answer(end=[self.error(req_id, 321, what=f"invalid end date/time {end_text!r}")])
+        return end - duration, end
+
     def _fx_history(
         self, state: GatewayState, wanted: dict, req_id: int, end_text: str, bar_setting: str, duration_text: str
     ) -> Answer:
@@ -598,13 +605,10 @@ class _Connection:
         rates = state.fx_history(symbol, quote)
         if rates is None:
             return Answer(end=[self.error(req_id, 200)])
-        duration = _duration(duration_text)
-        if duration is None:
-            return Answer(end=[self.error(req_id, 321, what=f"invalid duration {duration_text!r}")])
-        end = _parse_ib_time(end_text) if end_text else datetime.now(UTC)
-        if end is None:
-            return Answer(end=[self.error(req_id, 321, what=f"invalid end date/time {end_text!r}")])
-        start = end - duration
+        window = self._window(req_id, end_text, duration_text)
+        if isinstance(window, Answer):
+            return window
+        start, end = window
         days = [r for r in rates if start.date() <= r.day < end.date() or (r.day == end.date() and not end_text)]
         if BAR_SIZES.get(bar_setting.strip()) != "1d" or not days:
             what = f"{symbol}.{quote}@IDEALPRO Midpoint ({bar_setting}, {duration_text} up to {end_text or 'now'})"

@@ -22,7 +22,8 @@ from core.models import AlertChannel, AlertKind, AlertPreference, ChannelKind, S
 from core.scheduling import PeriodicTaskSpec, periodic_tasks_ensure
 from devtools.demo import CASH_ACCOUNT_ID, DEFAULT_SEED, MARGIN_ACCOUNT_ID, STOCKS, demo_state_build, demo_state_write
 from devtools.demo_sentiment import demo_feed_build, demo_feed_write
-from marketdata.models import WatchedInstrument
+from devtools.demo_signals import demo_signals_create
+from marketdata.models import Quote, WatchedInstrument
 from marketdata.services import instruments_resolve
 from sentiment.services.confluence import confluence_compute
 from sentiment.services.runs import options_flow_ingest_run, sentiment_ingest_run
@@ -67,6 +68,7 @@ class Command(BaseCommand):
                 account.users.add(trader)
             self._alerts(trader)
         self._paper_account(trader)
+        self._signals()
         created = periodic_tasks_ensure(specs=[DEMO_TICK])
         # The tick was once trading's task: point a demo database made then at where it lives now.
         PeriodicTask.objects.filter(name=DEMO_TICK.name, task="trading.demo_tick").update(task=DEMO_TICK.task)
@@ -157,6 +159,19 @@ class Command(BaseCommand):
             return
         paper_account_create(account_id=PAPER_ACCOUNT, cash=Decimal(100_000), members=[trader], name="Paper trading")
         self.stdout.write(f"Paper account {PAPER_ACCOUNT}: created with 100,000 USD")
+
+    def _signals(self) -> None:
+        """Today's demo signals on the paper account: one executed into an open paper trade, two GENERATED."""
+        account = Account.objects.get(account_id=PAPER_ACCOUNT)
+        prices = {symbol: Decimal(row[1]) for symbol, row in STOCKS.items()}
+        quotes = Quote.objects.filter(instrument__symbol__in=list(prices), instrument__sec_type="STK")
+        for quote in quotes.select_related("instrument"):
+            mark = quote.last or quote.bid or quote.ask
+            if mark:
+                prices[quote.instrument.symbol] = mark
+        signals = demo_signals_create(account=account, now=datetime.now(UTC), prices=prices)
+        summary = ", ".join(f"{s.signal_id} {s.status}" for s in signals)
+        self.stdout.write(f"Demo signals on {PAPER_ACCOUNT}: {summary}")
 
     def _alerts(self, trader) -> None:
         """The demo trader's alerts go to an email channel; with the default console email backend the

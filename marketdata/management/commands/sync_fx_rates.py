@@ -1,12 +1,11 @@
-import json
 import sys
-from datetime import date
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from core.brokers import get_broker
 from core.locks import single_flight
-from core.models import SyncReason, SyncStatus
+from core.management.sync_output import run_report, since_option, terminal_progress
+from core.models import SyncReason
 from marketdata.services.fx import fx_rates_sync
 from marketdata.tasks import FX_RATES_LOCK
 
@@ -23,17 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the run as JSON")
 
     def handle(self, *args, since=None, **options):
-        try:
-            since_date = date.fromisoformat(since) if since else None
-        except ValueError:
-            raise CommandError(f"--since: not a date (YYYY-MM-DD): {since!r}") from None
+        since_date = since_option(since)
         as_json = options["json"]
-        show_progress = not as_json and self.stdout.isatty()
-
-        def progress(done: int, total: int, label: str) -> None:
-            self.stdout.write(f"\r[{done}/{total}] {label:<60}", ending="")
-            if done == total:
-                self.stdout.write("")
+        progress = terminal_progress(self, quiet=as_json)
 
         with single_flight(FX_RATES_LOCK + ":command") as acquired:
             if not acquired:
@@ -43,21 +34,6 @@ class Command(BaseCommand):
                 broker=get_broker(),
                 since=since_date,
                 reason=SyncReason.MANUAL,
-                progress=progress if show_progress else None,
+                progress=progress,
             )
-        summary = {
-            "sync_run": run.pk,
-            "status": run.status,
-            "skip_reason": run.skip_reason,
-            "created": run.created,
-            "message": run.message,
-            "warnings": run.warnings,
-        }
-        if as_json:
-            self.stdout.write(json.dumps(summary, indent=2))
-        else:
-            self.stdout.write(f"exchange rates: {run.status} (run {run.pk}): {run.message}")
-            for warning in run.warnings:
-                self.stdout.write(f"  warning: {warning}")
-        if run.status == SyncStatus.FAILED:
-            sys.exit(1)
+        run_report(self, run, label="exchange rates", as_json=as_json)

@@ -1,12 +1,11 @@
-import json
 import sys
-from datetime import date
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from core.brokers import get_broker
 from core.locks import single_flight
-from core.models import SyncReason, SyncStatus
+from core.management.sync_output import run_report, since_option, terminal_progress
+from core.models import SyncReason
 from marketdata.models import BarSize
 from marketdata.services.sync import market_data_sync
 from marketdata.tasks import BARS_LOCK
@@ -31,17 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the run as JSON")
 
     def handle(self, *args, symbols=None, bar_sizes=None, since=None, bars_only=False, quotes_only=False, **options):
-        try:
-            since_date = date.fromisoformat(since) if since else None
-        except ValueError:
-            raise CommandError(f"--since: not a date (YYYY-MM-DD): {since!r}") from None
+        since_date = since_option(since)
         as_json = options["json"]
-        show_progress = not as_json and self.stdout.isatty()
-
-        def progress(done: int, total: int, label: str) -> None:
-            self.stdout.write(f"\r[{done}/{total}] {label:<60}", ending="")
-            if done == total:
-                self.stdout.write("")
+        progress = terminal_progress(self, quiet=as_json)
 
         with single_flight(BARS_LOCK + ":command") as acquired:
             if not acquired:
@@ -55,23 +46,6 @@ class Command(BaseCommand):
                 bars=not quotes_only,
                 quotes=not bars_only,
                 reason=SyncReason.MANUAL,
-                progress=progress if show_progress else None,
+                progress=progress,
             )
-        summary = {
-            "sync_run": run.pk,
-            "status": run.status,
-            "skip_reason": run.skip_reason,
-            "created": run.created,
-            "updated": run.updated,
-            "unchanged": run.unchanged,
-            "message": run.message,
-            "warnings": run.warnings,
-        }
-        if as_json:
-            self.stdout.write(json.dumps(summary, indent=2))
-        else:
-            self.stdout.write(f"market data: {run.status} (run {run.pk}): {run.message}")
-            for warning in run.warnings:
-                self.stdout.write(f"  warning: {warning}")
-        if run.status == SyncStatus.FAILED:
-            sys.exit(1)
+        run_report(self, run, label="market data", as_json=as_json, counts=("created", "updated", "unchanged"))

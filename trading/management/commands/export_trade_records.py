@@ -1,7 +1,8 @@
 """``manage.py export_trade_records --format jsonl|csv [--account ID] [--since ISO] [--until ISO] [--output FILE]``.
 
-Streams: records are built a chunk of round trips at a time and written as they come, so memory stays
-flat however many there are.
+Closed trades first, then the open ones (outcome "open"). A record failing the seed's validation is
+skipped with a warning naming it on standard error, and counted. Streams: records are built a chunk
+of round trips at a time and written as they come, so memory stays flat however many there are.
 """
 
 import csv
@@ -31,14 +32,24 @@ class Command(BaseCommand):
             until_at = parse_aware_datetime(until) if until else None
         except ValueError as exc:
             raise CommandError(f"--since/--until: {exc}") from exc
-        records = trade_records_iter(account_id=account, since=since_at, until=until_at)
+        skipped = 0
+
+        def invalid(record: dict, problems: list[str]) -> None:
+            nonlocal skipped
+            skipped += 1
+            self.stderr.write(
+                f"warning: skipped the trade record of {record['account_id']} {record['symbol']} opened "
+                f"{record['timestamp']} (order {record['order_id'] or '-'}): {'; '.join(problems)}"
+            )
+
+        records = trade_records_iter(account_id=account, since=since_at, until=until_at, on_invalid=invalid)
         handle = open(output, "w", newline="", encoding="utf-8") if output != "-" else self.stdout._out  # noqa: SIM115
         try:
             count = write_records(records, handle, fmt)
         finally:
             if output != "-":
                 handle.close()
-        self.stderr.write(f"{count} trade record(s) written")
+        self.stderr.write(f"{count} trade record(s) written, {skipped} skipped as invalid")
 
 
 def write_records(records, handle, fmt: str) -> int:
