@@ -50,6 +50,7 @@ demo: migrate ## write the demo broker state, the demo logins and the demo's per
 	$(BROKER_ENV) $(BIN)/python manage.py ingest_executions && \
 	$(BROKER_ENV) $(BIN)/python manage.py sync_positions && \
 	$(BROKER_ENV) $(BIN)/python manage.py sync_market_data $(FLOW_INGEST) && \
+	$(BROKER_ENV) $(BIN)/python manage.py sync_fx_rates && \
 	$(BROKER_ENV) $(BIN)/python manage.py refresh_greeks  # market data first (a year of daily bars, recent 1h and 5m bars, quotes): the Greeks fallback reads the quotes
 	BROKER=simulated $(BIN)/python manage.py demo_history
 	$(BIN)/python manage.py compute_metrics --since 1990-01-01  # every day of the demo history

@@ -954,7 +954,7 @@ def demo_state_build(*, now: datetime, seed: int = DEFAULT_SEED) -> dict:
 # The margin account holds some euros (issue #17): a EUR cash balance, the broker's EUR rate, and the
 # daily EUR/USD history the rates backfill (manage.py sync_fx_rates) stores. The USD balance is the
 # ledger's cash less the euros' value, so the balances add up to TotalCashValue at the current rate.
-# Enough that the SAP fills (paid in euros) leave a positive EUR balance of about 3,000.
+# Enough that the SAP fills (paid in euros) leave a positive EUR balance.
 DEMO_EUR_CASH = Decimal("15000.00")
 
 

@@ -58,7 +58,7 @@ def check(facts: OrderFacts, name: str, limits: Limits = LIMITS):
 def test_a_plain_order_passes_every_check():
     checks = order_checks(BASE, LIMITS)
     assert [c.name for c in checks if not c.passed] == []
-    assert len(checks) == 11
+    assert len(checks) == 12
 
 
 def test_every_failed_check_is_named_not_only_the_first():
@@ -286,3 +286,35 @@ def test_slippage_is_positive_when_worse_for_the_trader():
     assert slippage(side="SELL", fill_price=D("99.95"), decision_price=D(100)) == D("0.05")
     assert slippage(side="SELL", fill_price=D("100.10"), decision_price=D(100)) == D("-0.10")
     assert slippage(side="BUY", fill_price=D(1), decision_price=None) is None
+
+
+# --- currencies (domain-rules.md "Currencies"): the order's value converts before it is compared ------
+EUR_ORDER = replace(BASE, symbol="SAP", currency="EUR", base_currency="USD", fx_rate=D("1.16"))
+
+
+def test_a_foreign_order_is_sized_in_base_at_the_rate():
+    # 90 x 100.00 EUR = 9,000 EUR = 10,440 USD: over 10% of 100,000 USD, although 9,000 is not.
+    facts = replace(EUR_ORDER, quantity=D(90))
+    assert check(facts, "currency").passed
+    sized = check(facts, "position_size")
+    assert not sized.passed and "10,440.00" in sized.message
+    assert check(replace(facts, quantity=D(86)), "position_size").passed  # 9,976 USD
+
+
+def test_a_foreign_buy_in_a_cash_account_costs_its_base_value():
+    facts = replace(EUR_ORDER, quantity=D(10), cash_account=True, cash_available=D(1100))
+    assert not check(facts, "cash_available").passed  # 1,000 EUR = 1,160 USD > 1,100 USD
+    assert check(replace(facts, cash_available=D(1160)), "cash_available").passed
+
+
+def test_a_foreign_order_without_a_rate_is_refused_never_taken_at_one():
+    facts = replace(EUR_ORDER, fx_rate=None)
+    failed = {c.name: c.message for c in order_checks(facts, LIMITS) if not c.passed}
+    assert set(failed) == {"currency", "position_size"}
+    assert "no EUR/USD rate" in failed["currency"]
+
+
+def test_a_paper_account_trades_in_its_base_currency_only():
+    refused = check(replace(EUR_ORDER, paper=True), "currency")
+    assert not refused.passed and "paper account" in refused.message and "EUR" in refused.message
+    assert check(replace(BASE, paper=True), "currency").passed

@@ -96,6 +96,12 @@ class OrderFacts:
     trades_week: int = 0
     live_refusal: str = ""  # why a live order may not be sent; empty when it may
     warnings: tuple[str, ...] = field(default=())
+    # Prices, the position and the order are in the contract's ``currency``; net liquidation and cash in
+    # the account's ``base_currency``. ``fx_rate``: one unit of currency in base (None: no rate known).
+    currency: str = "USD"
+    base_currency: str = "USD"
+    fx_rate: Decimal | None = Decimal(1)
+    paper: bool = False  # a paper account: its cash is in its base currency only
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -133,6 +139,7 @@ def order_checks(facts: OrderFacts, limits: Limits) -> list[Check]:
     checks = [
         _check_quantity(facts, limits),
         _check_contract(facts),
+        _check_currency(facts),
         _check_live(facts),
         _check_quote(facts, limits),
         _check_price_deviation(facts, limits),
@@ -178,6 +185,34 @@ def _check_contract(facts: OrderFacts) -> Check:
         if facts.expiry is not None and facts.expiry < facts.now.date():
             return Check("contract", False, f"the option expired on {facts.expiry.isoformat()}")
     return Check("contract", True, f"{facts.symbol} ({facts.sec_type})")
+
+
+def _check_currency(facts: OrderFacts) -> Check:
+    """Amounts in two currencies are never compared as numbers: the order's value converts to base."""
+    if facts.currency == facts.base_currency:
+        return Check("currency", True, f"{facts.currency}, the account's base currency")
+    if facts.paper:
+        return Check(
+            "currency",
+            False,
+            f"a paper account holds cash in its base currency ({facts.base_currency}) only: "
+            f"{facts.symbol} trades in {facts.currency}",
+        )
+    if facts.fx_rate is None:
+        return Check(
+            "currency",
+            False,
+            f"no {facts.currency}/{facts.base_currency} rate is known: the order's value in "
+            f"{facts.base_currency} cannot be judged",
+        )
+    return Check("currency", True, f"{facts.currency} at {_num(facts.fx_rate)} {facts.base_currency}")
+
+
+def _in_base(facts: OrderFacts, amount: Decimal) -> Decimal | None:
+    """An amount in the contract's currency, in the account's base (None without a rate)."""
+    if facts.currency == facts.base_currency:
+        return amount
+    return None if facts.fx_rate is None else amount * facts.fx_rate
 
 
 def _check_live(facts: OrderFacts) -> Check:
@@ -234,7 +269,11 @@ def _check_position_size(facts: OrderFacts, limits: Limits) -> Check:
     if facts.net_liquidation is None or facts.net_liquidation <= 0:
         return Check("position_size", False, "net liquidation unknown or not positive: the position cannot be sized")
     mark = facts.position_price if facts.position_price is not None else price
-    after = facts.position_quantity * mark * facts.multiplier + facts.signed_quantity * price * facts.multiplier
+    after = _in_base(
+        facts, facts.position_quantity * mark * facts.multiplier + facts.signed_quantity * price * facts.multiplier
+    )
+    if after is None:
+        return Check("position_size", False, f"the order cannot be valued in {facts.base_currency}: no rate")
     allowed = facts.net_liquidation * limits.max_position_pct
     if abs(after) > allowed:
         return Check(
@@ -286,7 +325,9 @@ def _check_cash(facts: OrderFacts) -> Check:
     price = reference_price(facts)
     if price is None or facts.cash_available is None:
         return Check("cash_available", False, "the cash available or the order's cost is unknown")
-    cost = facts.quantity * price * facts.multiplier
+    cost = _in_base(facts, facts.quantity * price * facts.multiplier)
+    if cost is None:
+        return Check("cash_available", False, f"the order's cost in {facts.base_currency} is unknown: no rate")
     if cost > facts.cash_available:
         return Check(
             "cash_available",

@@ -8,7 +8,7 @@ fills and quotes; a live account's from what portfolio last read from the broker
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,12 +16,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from core.fields import quantize_money
+from marketdata.fx import FxTable
 from marketdata.models import Instrument, Quote
 from trading.calendars import exchange_zone, market_is_open, next_session, previous_sessions, trade_date_of
 from trading.hooks import account_figures_get
 from trading.models import (
     WORKING_STATUSES,
     Account,
+    AccountMode,
     AccountType,
     DayTrade,
     DayTradeRule,
@@ -328,7 +330,20 @@ def order_facts_gather(
         trades_today=trades_today,
         trades_week=trades_week,
         live_refusal=live_refusal,
+        currency=instrument.currency.upper(),
+        base_currency=account.base_currency.upper(),
+        fx_rate=_fx_rate(instrument.currency, account.base_currency, today),
+        paper=account.mode == AccountMode.PAPER,
     )
+
+
+def _fx_rate(currency: str, base: str, today: date) -> Decimal | None:
+    """One unit of ``currency`` in ``base`` today (no query for the base itself); None when no stored rate
+    is recent enough (``FX_RATE_MAX_AGE_DAYS``): the order's value is then not judged as if it were 1."""
+    if currency.upper() == base.upper():
+        return Decimal(1)
+    rate = FxTable.load(base=base, currencies=[currency], since=today).rate(currency, today)
+    return None if rate is None else rate.rate
 
 
 def _good_faith_if_sold(*, account: Account, instrument: Instrument, quantity: Decimal, now: datetime) -> str:

@@ -164,6 +164,14 @@ class Command(BaseCommand):
         """Today's demo signals on the paper account: one executed into an open paper trade, two GENERATED."""
         account = Account.objects.get(account_id=PAPER_ACCOUNT)
         prices = {symbol: Decimal(row[1]) for symbol, row in STOCKS.items()}
+        # The demo's prices now: the stored quote, else the state file's (the market data sync runs after
+        # this command), so that entries, stops and targets sit around today's price, not the history's start.
+        broker = get_broker()
+        for symbol in prices:
+            quote = broker.quote(symbol)
+            mark = quote and (quote.last or quote.bid or quote.ask)
+            if mark:
+                prices[symbol] = mark
         quotes = Quote.objects.filter(instrument__symbol__in=list(prices), instrument__sec_type="STK")
         for quote in quotes.select_related("instrument"):
             mark = quote.last or quote.bid or quote.ask
