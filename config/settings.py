@@ -158,7 +158,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",  # Django's, keeping one Redis client per pool (core/cache.py)
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ibkr"),
         }
@@ -205,6 +205,11 @@ STORAGES = {
         )
     },
 }
+
+# Sessions are read from the cache (Redis in production; the shared file cache or, in tests, locmem
+# otherwise) and written through to the database: a logged-in request costs no session query, and a
+# cache flush logs nobody out. A restore forgets the cached copies (core/sessions.py).
+SESSION_ENGINE = env.str("SESSION_ENGINE", default="django.contrib.sessions.backends.cached_db")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

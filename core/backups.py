@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from core.models import TaskLock
 from core.rules.rotation import RotationPolicy, backups_to_keep
+from core.sessions import session_keys_stored, sessions_cache_forget
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def backup_restore(*, path: Path, database: dict | None = None) -> BackupFile | 
     replaced file, and PostgreSQL's hold locks that ``pg_restore`` waits for. Single-flight locks in
     the backup belonged to the processes of that time and are removed.
     """
+    default = database is None
     database = _database(database)
     backend = _backend(database)
     keys = settings.BACKUP_ENCRYPTION_KEY
@@ -276,6 +278,7 @@ def backup_restore(*, path: Path, database: dict | None = None) -> BackupFile | 
         if payload.kind != backend:
             raise BackupError(f"{path.name} is a {payload.kind} backup, and the configured database is {backend}")
         encrypted = payload.encrypted
+    sessions_before = session_keys_stored() if default else []
 
     started = time.monotonic()
     if backend == "postgresql":
@@ -295,6 +298,8 @@ def backup_restore(*, path: Path, database: dict | None = None) -> BackupFile | 
         target = _sqlite_path(database, must_exist=False)
         with _payload(path, keys=keys) as payload:
             _sqlite_restore(payload.stream, target, database=database)
+    if default:  # the cached sessions are the replaced database's: the restored rows answer from now on
+        sessions_cache_forget(keys=sessions_before)
     logger.info("restored %s into the %s database in %.1f s", path.name, backend, time.monotonic() - started)
     return backup_file_parse(path)
 

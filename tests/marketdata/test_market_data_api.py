@@ -1,14 +1,19 @@
 """GET /api/market-data/quote/{symbol} and /api/market-data/bars/{symbol}."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.brokers.memory import MemoryBroker
+from marketdata.api.serializers import BarSerializer
+from marketdata.models import Bar
 from marketdata.selectors import quote_get
 from marketdata.services import quotes_store
 from marketdata.services.sync import market_data_sync
@@ -161,3 +166,53 @@ def test_a_bar_reads_the_same_on_every_database_fractions_nulls_and_all_places(c
         }
     ]
     assert back["results"] == page["results"]
+
+
+def test_the_bars_pages_are_what_the_bar_serializer_writes_row_by_row(client):
+    """The page is written from value tuples, not by BarSerializer per row: every page, followed by its
+    cursor links forwards and back, must hold exactly what the serializer writes for the same bars."""
+    aapl = InstrumentFactory(symbol="AAPL")
+    start = datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+    for i in range(23):
+        BarFactory(
+            instrument=aapl,
+            bar_size="1m",
+            start=start + timedelta(minutes=i, microseconds=(i % 3) * 250_001),
+            open=Decimal("1234.5") + Decimal(i) / 7,
+            high=Decimal("99999999.12345678") if i == 5 else Decimal("1300"),
+            low=Decimal("0.00000001") * (i + 1),
+            close=Decimal("1250") - Decimal(i),
+            volume=Decimal(i * 1_000_003),
+            wap=None if i % 2 else Decimal("1240.25"),
+            trade_count=None if i % 4 == 0 else i * 11,
+        )
+    BarFactory(instrument=aapl, bar_size="1d", start=datetime(2026, 11, 30, tzinfo=UTC))
+    expected = [dict(row) for row in BarSerializer(Bar.objects.filter(bar_size="1m").order_by("start"), many=True).data]
+
+    pages = [client.get("/api/market-data/bars/AAPL", {"bar_size": "1m", "page_size": 5}).json()]
+    while pages[-1]["next"]:
+        pages.append(client.get(pages[-1]["next"]).json())
+    assert [row for page in pages for row in page["results"]] == expected
+    assert pages[0]["previous"] is None and len(pages) == 5
+    for earlier, later in itertools.pairwise(pages):
+        assert client.get(later["previous"]).json()["results"] == earlier["results"]
+
+
+def test_a_logged_in_api_request_reads_its_session_from_the_cache(django_assert_num_queries):
+    """Sessions are cached (``cached_db``): a logged-in request costs the user's query, not the session's;
+    the session is still in the database, so emptying the cache logs nobody out."""
+    user = UserFactory()
+    browser = Client()
+    browser.force_login(user)
+    aapl = InstrumentFactory(symbol="AAPL")
+    BarFactory(instrument=aapl, bar_size="1d")
+    with django_assert_num_queries(3):  # the user, the instrument, one page of bars
+        assert browser.get("/api/market-data/bars/AAPL").status_code == 200
+    cache.clear()
+    with django_assert_num_queries(4):  # the session from the database once (and cached again)
+        assert browser.get("/api/market-data/bars/AAPL").status_code == 200
+    with django_assert_num_queries(3):
+        assert browser.get("/api/market-data/bars/AAPL").status_code == 200
+    assert Session.objects.filter(session_key=browser.session.session_key).exists()
+    browser.logout()
+    assert browser.get("/api/market-data/bars/AAPL").status_code in (401, 403)

@@ -54,8 +54,9 @@ def test_the_page_lists_watched_instruments_newest_bars_quotes_the_last_run_and_
 def test_the_page_keeps_a_constant_number_of_queries(instruments, bars, django_assert_num_queries):
     _watched(instruments, bars)
     client = _client()
-    # session, user, watches with quotes, open positions (no instruments: none), newest bars, last run, last bars run
-    with django_assert_num_queries(7):
+    # user (session cached), watches with quotes, open positions (no instruments: none), newest bars, last run,
+    # last bars run
+    with django_assert_num_queries(6):
         assert client.get("/market-data/").status_code == 200
 
 

@@ -147,7 +147,7 @@ def test_closed_positions_total_converts_at_each_closing_days_rate(trader, accou
 
 # session, user, the accounts (switcher), the page's rows, their count, the totals per currency, the
 # rates (one load for the totals, one for the rows), the positions mode.
-POSITIONS_PAGE_QUERIES = 9
+POSITIONS_PAGE_QUERIES = 8  # the session from the cache (cached_db)
 
 
 @pytest.mark.parametrize("n", [1, 12])
@@ -163,7 +163,7 @@ def test_positions_page_queries_do_not_grow_with_foreign_positions(trader, accou
 
 # session, user, the account, its status, positions per currency, fills per currency and foreign day,
 # the last sync, the metrics, the rates (one load, whatever the number of days), the previous close.
-SUMMARY_QUERIES = 10
+SUMMARY_QUERIES = 9  # the session from the cache (cached_db)
 
 
 @pytest.mark.parametrize("days", [1, 8])

@@ -109,7 +109,7 @@ def test_positions_api_queries_with_greeks(trader, account, broker, broker_state
     positions_sync(account=account, broker=broker)
     greeks_refresh(broker=broker)
     client = client_for(trader)
-    with django_assert_num_queries(4):  # session, user, count, page (the Greeks joined)
+    with django_assert_num_queries(3):  # user, count, page (the Greeks joined; the session from the cache)
         client.get("/api/portfolio/positions")
 
 

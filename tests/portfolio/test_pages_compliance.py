@@ -216,7 +216,7 @@ def test_margin_accounts_have_no_cash_section(trader, margin):
 
 
 # --- queries do not grow with the data --------------------------------------------------------------
-COMPLIANCE_QUERIES = 11  # session, user, accounts; broker figures, PDT day trades, PDT trades, sessions;
+COMPLIANCE_QUERIES = 10  # user (session cached), accounts; broker figures, PDT day trades, PDT trades, sessions;
 # day trades count + page; settlement totals + rows
 CASH_EXTRA_QUERIES = 2  # cash state, violations
 

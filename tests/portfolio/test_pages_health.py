@@ -185,8 +185,8 @@ def test_sync_health_queries_do_not_grow_with_runs(size, django_assert_num_queri
     for n in range(size):
         _run(accounts[n % 2], minutes_ago=n, warnings=["w"] * n)
     client = _client(trader)
-    # session, user, accounts with their sync state, their latest runs, the oldest running run, the
+    # user (session cached), accounts with their sync state, their latest runs, the oldest running run, the
     # failures of the last hour, the open differences with the broker, page count, page rows
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         page = client.get("/sync-health/").content.decode()
     assert len(_messages(page)) == size

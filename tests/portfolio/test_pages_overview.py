@@ -343,7 +343,7 @@ def test_sync_now_enforces_csrf():
 # (with the flows since it); outage, latest run, positions, fills; the account's mode (from fills or from the
 # broker); the latest confluence score of the positions' symbols (sentiment); the option risk (open positions
 # with their Greeks). The same with or without a previous close; the broker connection (banner).
-OVERVIEW_QUERIES = 17
+OVERVIEW_QUERIES = 16  # the session from the cache (cached_db)
 
 
 def _overview_data(size: int):
@@ -597,10 +597,10 @@ def test_fragment_queries_do_not_grow_with_data(size, django_assert_num_queries)
     trader = _overview_data(size)
     client = _client(trader)
     account_id = trader.accounts.order_by("id").first().account_id
-    # session, user, the account; summary: status, open positions, fills, last success, metrics, previous
+    # user (session cached), the account; summary: status, open positions, fills, last success, metrics, previous
     # close with the flows since; outage, latest run (with the running one), positions, fills, confluence,
     # the broker connection; the option risk (open positions with their Greeks)
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = _fragments(client, account_id)
     assert response.json()["fragments"]["positions"].count('data-cell="market_value"') == size
 

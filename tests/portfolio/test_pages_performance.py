@@ -159,7 +159,7 @@ def test_profit_factor_without_round_trips_is_a_dash_not_no_losing_trips(trader,
 
 
 # --- queries do not grow with the data --------------------------------------------------------------
-PERFORMANCE_QUERIES = 6  # session, user, accounts, history, metrics all time, metrics last 20
+PERFORMANCE_QUERIES = 5  # user (session cached), accounts, history, metrics all time, metrics last 20
 
 
 @pytest.mark.parametrize("days", [5, 50])

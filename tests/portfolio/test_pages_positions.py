@@ -317,12 +317,12 @@ def _many(size: int):
 @pytest.mark.parametrize("size", [3, 30])
 def test_positions_queries_do_not_grow_with_data(size, django_assert_num_queries):
     client, position = _many(size)
-    # session, user, accounts, page count, page rows, tab counts, the account's mode
+    # user (session cached), accounts, page count, page rows, tab counts, the account's mode
     for status in ("open", "closed"):
-        with django_assert_num_queries(7):
+        with django_assert_num_queries(6):
             assert client.get("/positions/", {"status": status, "sort": "-market_value"}).status_code == 200
-    # session, user, accounts, position with its account, instrument and fills, events
-    # 5, and the chart's bars: one query for the holding's bar size, one for daily bars when it has none.
-    with django_assert_num_queries(7):
+    # user (session cached), accounts, position with its account, instrument and fills, events
+    # 4, and the chart's bars: one query for the holding's bar size, one for daily bars when it has none.
+    with django_assert_num_queries(6):
         page = client.get(f"/positions/{position.pk}/").content.decode()
     assert page.count("Increased</span>") == size

@@ -76,5 +76,5 @@ def test_without_bars_the_page_says_so_and_loads_no_chart_script():
 def test_the_chart_keeps_the_page_s_query_count_as_bars_grow(bars, django_assert_num_queries):
     client, position = _held(bars=bars)
     client.get("/positions/")  # the session remembers the account
-    with django_assert_num_queries(6):  # the page's 5, and the bars of the holding's size
+    with django_assert_num_queries(5):  # the page's 4 (the session from the cache), the bars of the holding's size
         client.get(f"/positions/{position.pk}/")

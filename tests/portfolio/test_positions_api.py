@@ -189,8 +189,8 @@ def test_sync_status_queries_do_not_grow_with_accounts(trader, django_assert_max
 
 def test_positions_list_queries_do_not_grow_with_rows(trader, synced, django_assert_num_queries):
     client = client_for(trader)
-    # session, user, count, page
-    with django_assert_num_queries(4):
+    # user (session cached), count, page
+    with django_assert_num_queries(3):
         client.get("/api/portfolio/positions")
 
 

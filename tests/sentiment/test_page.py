@@ -75,8 +75,8 @@ def test_an_empty_page_says_how_data_comes():
 def test_page_queries_do_not_grow_with_posts(feed, posts, django_assert_num_queries):
     _feed(feed, posts=posts)
     client = _client(UserFactory())
-    # session, user, held symbols; symbols with data, hourly rows, closes, windows, posts (one union),
+    # user (session cached), held symbols; symbols with data, hourly rows, closes, windows, posts (one union),
     # options flow, patterns with their prints (2), confluence history
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11):
         response = client.get("/sentiment/", {"symbol": "AAPL"})
     assert response.status_code == 200

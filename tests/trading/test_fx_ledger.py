@@ -101,7 +101,7 @@ def test_trades_page_and_csv_show_the_currency_and_the_base_figures(trader, acco
     assert dict(zip(header, buy, strict=True))["commission_base"] == "1.1000"
 
 
-ROUND_TRIPS_API_QUERIES = 5  # session, user, count, the page (account and instrument joined), the rates
+ROUND_TRIPS_API_QUERIES = 4  # user (session cached), count, the page (account and instrument joined), the rates
 
 
 @pytest.mark.parametrize("trips", [1, 6])

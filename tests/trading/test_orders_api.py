@@ -34,15 +34,17 @@ EXECUTE = "/api/trading/execute"
 # fields and its events, the answer's fills (its events are the ones just written). SQLite takes more
 # queries to reserve the execution's id (core.bulk.reserve_ids). Were 35 and 30, then 28 and 23. One
 # read more since trading sessions: the session in force, stored with the order (its id and config hash).
-EXECUTE_QUERIES = {"sqlite": 27, "postgresql": 22}
+# One fewer since the login session comes from the cache (cached_db).
+EXECUTE_QUERIES = {"sqlite": 26, "postgresql": 21}
 # A fill not after every stored fill of its instrument: every fill of it read, the deletes of matches,
-# round trips, settlements and the lots' replacement, day trades and trade counts rewritten (35 on
-# SQLite, 30 on PostgreSQL in all, the session read included; were 38 and 33, then 36 and 31).
+# round trips, settlements and the lots' replacement, day trades and trade counts rewritten (34 on
+# SQLite, 29 on PostgreSQL in all, the session read included; were 38 and 33, then 36 and 31).
 FULL_PATH_EXTRA = 8
 JSON = {"content_type": "application/json"}
-# A refused order: session and user, the account, the instrument, the order insert, the facts, the
-# risk event, the order and its events, and the trading session in force. Was 20 on PostgreSQL, then 17.
-REFUSED_QUERIES = {"sqlite": 16, "postgresql": 16}
+# A refused order: the user (the login session cached), the account, the instrument, the order insert,
+# the facts (the breaker and the losing streak in one query), the risk event, the order and its events,
+# and the trading session in force. Was 20 on PostgreSQL, then 17, then 16.
+REFUSED_QUERIES = {"sqlite": 15, "postgresql": 15}
 
 
 def body(**kwargs) -> dict:

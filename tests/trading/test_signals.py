@@ -352,7 +352,7 @@ def test_api_lists_pin_their_query_count(api, paper_account, aapl, django_assert
     for n in range(3):
         signal, _ = signal_create(account=paper_account, data=signal_input(signal_id=f"s-{n}", risk_amount=Decimal(40)))
         signal_execute(signal=signal)
-    with django_assert_num_queries(3):  # session, user, signals with their trades
+    with django_assert_num_queries(2):  # user (session cached), signals with their trades
         assert len(api.get(SIGNALS).json()) == 3
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         assert len(api.get("/api/trading/paper-trades").json()) == 3

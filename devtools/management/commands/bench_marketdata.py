@@ -3,14 +3,17 @@
 Writes its own BENCHMD* instruments and bars and removes them afterwards. Run it against PostgreSQL.
 """
 
+import io
 import logging
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management.base import BaseCommand
 from django.db import connection, reset_queries
 from django.test import Client
@@ -183,6 +186,7 @@ class Command(BaseCommand):
         url = f"/api/market-data/quote/{instrument.symbol}"
         for label, clear in (("cache", False), ("database", True)):
             timings = []
+            cpu = time.process_time()
             for _ in range(requests):
                 if clear:
                     cache.delete(f"marketdata:quote:{instrument.symbol}")
@@ -192,14 +196,16 @@ class Command(BaseCommand):
                 assert response.status_code == 200, response.content
             self.stdout.write(
                 f"quote API from the {label}: median {statistics.median(timings):.2f} ms, "
-                f"p95 {sorted(timings)[int(len(timings) * 0.95)]:.2f} ms ({requests} requests; source "
-                f"{response.json()['source']})"
+                f"p95 {sorted(timings)[int(len(timings) * 0.95)]:.2f} ms, CPU {_per_request(cpu, requests):.2f} ms "
+                f"({requests} requests; source {response.json()['source']})"
             )
+        self._wsgi(client, url, requests)
         # The floor under any figure above: the same logged-in request for a symbol the pattern refuses
         # (a 404 before any cache or database lookup), so session, user and middleware only.
         floor = []
         request_log = logging.getLogger("django.request")
         level, request_log.level = request_log.level, logging.ERROR  # not a warning per 404
+        cpu = time.process_time()
         try:
             for _ in range(requests):
                 started = time.perf_counter()
@@ -219,8 +225,9 @@ class Command(BaseCommand):
         with CaptureQueriesContext(connection) as queries:
             source = client.get(url).json()["source"]
         self.stdout.write(
-            f"a logged-in request that looks nothing up (the floor): median {statistics.median(floor):.2f} ms; "
-            f"the quote API from the {source} makes {len(queries)} queries (the session and the user)"
+            f"a logged-in request that looks nothing up (the floor): median {statistics.median(floor):.2f} ms, "
+            f"CPU {_per_request(cpu, requests):.2f} ms; the quote API from the {source} makes {len(queries)} "
+            f"queries ({', '.join(q['sql'].split(' FROM ')[1].split()[0] for q in queries.captured_queries)})"
         )
         bars_symbol = Instrument.objects.filter(symbol__startswith=f"{PREFIX}S").order_by("pk").first()
         if bars_symbol is None:
@@ -238,6 +245,61 @@ class Command(BaseCommand):
             f"bars API, 10,000 bars in one page: median {statistics.median(timings):.1f} ms, "
             f"best {min(timings):.1f} ms ({len(queries)} queries)"
         )
+
+    def _wsgi(self, client: Client, url: str, requests: int) -> None:
+        """The quote API through Django's WSGI handler, as gunicorn calls it: unlike the test client, it
+        sends request_started/finished, so persistent connections are health-checked (CONN_HEALTH_CHECKS)
+        as in production. No HTTP server in front. Sessions from the database and from the cache
+        (cached_db) are measured interleaved, in batches of 25, so both see the same load."""
+        cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        statuses: set[str] = set()
+        engine = settings.SESSION_ENGINE
+        handlers = {}
+        try:
+            for name in ("db", "cached_db"):  # SessionMiddleware picks its engine when the handler loads it
+                settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{name}"
+                handlers[name] = WSGIHandler()
+        finally:
+            settings.SESSION_ENGINE = engine
+
+        def get(handler: WSGIHandler) -> None:
+            environ = {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": url,
+                "QUERY_STRING": "",
+                "SERVER_NAME": "localhost",
+                "SERVER_PORT": "80",
+                "HTTP_HOST": "localhost",
+                "HTTP_COOKIE": cookie,
+                "REMOTE_ADDR": "127.0.0.1",
+                "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(b""),
+                "wsgi.errors": io.StringIO(),
+            }
+            response = handler(environ, lambda status, headers, exc_info=None: statuses.add(status))
+            b"".join(response)
+            response.close()
+
+        timings: dict[str, list[float]] = {name: [] for name in handlers}
+        cpu = dict.fromkeys(handlers, 0.0)
+        for handler in handlers.values():
+            for _ in range(20):
+                get(handler)
+        for batch in range(max(2, requests // 25)):
+            for name in sorted(handlers, reverse=bool(batch % 2)):
+                started_cpu = time.process_time()
+                for _ in range(25):
+                    started = time.perf_counter()
+                    get(handlers[name])
+                    timings[name].append((time.perf_counter() - started) * 1000)
+                cpu[name] += time.process_time() - started_cpu
+        assert statuses == {"200 OK"}, statuses
+        for name, values in timings.items():
+            per_request = cpu[name] * 1000 / len(values)
+            self.stdout.write(
+                f"quote API from the cache through the WSGI handler, sessions {name}: median "
+                f"{statistics.median(values):.2f} ms, CPU {per_request:.2f} ms ({len(values)} requests)"
+            )
 
     # --- pruning ---------------------------------------------------------------------------------
     def _prune(self, symbols: int, days: int) -> None:
@@ -259,6 +321,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  prune_market_data: {report.deleted.get('marketdata.Bar', 0):,} bars deleted in {report.seconds:.2f} s"
         )
+
+
+def _per_request(cpu_started: float, requests: int) -> float:
+    """This process's CPU milliseconds per request since ``cpu_started`` (the database's are not counted)."""
+    return (time.process_time() - cpu_started) * 1000 / requests
 
 
 def _revised(bar: BrokerBar) -> BrokerBar:
