@@ -4,6 +4,7 @@ from rest_framework import serializers
 from core.fields import decimal_kwargs
 from core.models import SyncRun
 from portfolio.models import (
+    ACCOUNT_VALUE_FIELDS,
     AccountSnapshot,
     AccountStatus,
     PerformanceMetrics,
@@ -235,15 +236,7 @@ class AccountStatusSerializer(CashFieldsMixin, serializers.ModelSerializer):
         model = AccountStatus
         fields = [
             "account",
-            "currency",
-            "net_liquidation",
-            "total_cash",
-            "settled_cash",
-            "buying_power",
-            "excess_liquidity",
-            "maint_margin_req",
-            "unrealized_pnl",
-            "realized_pnl",
+            *ACCOUNT_VALUE_FIELDS,
             "day_trades_remaining",
             "cash_balances",
             "cash_total_base",
@@ -264,15 +257,7 @@ class SnapshotSerializer(CashFieldsMixin, serializers.ModelSerializer):
             "trade_date",
             "kind",
             "source",
-            "currency",
-            "net_liquidation",
-            "total_cash",
-            "settled_cash",
-            "buying_power",
-            "excess_liquidity",
-            "maint_margin_req",
-            "unrealized_pnl",
-            "realized_pnl",
+            *ACCOUNT_VALUE_FIELDS,
             "positions_value",
             "positions_count",
             "cash_balances",
