@@ -315,8 +315,18 @@ class OrderEventInline(admin.TabularInline):
         return False
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record the product writes (through its services): every field read-only, none added by hand."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(RecordAdmin):
     """Orders are records: read-only; the one write is a cancel, through the service."""
 
     list_display = [
@@ -341,12 +351,6 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderEventInline]
     actions = ["cancel_orders"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Order._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
@@ -366,7 +370,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Signal)
-class SignalAdmin(admin.ModelAdmin):
+class SignalAdmin(RecordAdmin):
     """Signals are records: read-only here; they are created and executed through the API."""
 
     list_display = ["created_at", "account", "signal_id", "instrument", "action", "entry_price", "status"]
@@ -376,15 +380,9 @@ class SignalAdmin(admin.ModelAdmin):
     raw_id_fields = ["order"]
     date_hierarchy = "created_at"
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Signal._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
 
 @admin.register(PaperTrade)
-class PaperTradeAdmin(admin.ModelAdmin):
+class PaperTradeAdmin(RecordAdmin):
     """Paper trades are records: read-only; the monitor opens and closes them through orders."""
 
     list_display = ["opened_at", "account", "instrument", "side", "quantity", "entry_price", "status", "realized_pnl"]
@@ -394,24 +392,12 @@ class PaperTradeAdmin(admin.ModelAdmin):
     raw_id_fields = ["signal", "entry_order", "exit_order"]
     date_hierarchy = "opened_at"
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in PaperTrade._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
 
 @admin.register(TradingSession)
-class TradingSessionAdmin(admin.ModelAdmin):
+class TradingSessionAdmin(RecordAdmin):
     """Trading sessions are records: read-only; started by a worker's start or the day's first order."""
 
     list_display = ["started_at", "day", "bot_version", "config_hash", "started_by"]
     list_filter = ["bot_version", "started_by"]
     search_fields = ["config_hash", "bot_version"]
     date_hierarchy = "started_at"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in TradingSession._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False

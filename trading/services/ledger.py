@@ -721,13 +721,10 @@ def _frequency_refresh(
     )
 
 
-def cash_state_recompute(*, account: Account, today: date) -> None:
-    """Replay a CASH account from its first activity: settled and unsettled cash per day, violations."""
-    rows = fills_of(account=account)
-    flows = list(CashFlow.objects.filter(account=account).values_list("at", "kind", "amount"))
-    if not rows and not flows:
-        return
-    cash_fills = [
+def cash_fills_of(rows: list[dict]) -> list[CashFill]:
+    """``fills_of`` rows as the cash-account replay takes them: each fill with its settlement date and the
+    cash it moves then."""
+    return [
         CashFill(
             fill=_ledger_fill(r),
             settlement_date=r["settlement_date"],
@@ -741,6 +738,15 @@ def cash_state_recompute(*, account: Account, today: date) -> None:
         )
         for r in rows
     ]
+
+
+def cash_state_recompute(*, account: Account, today: date) -> None:
+    """Replay a CASH account from its first activity: settled and unsettled cash per day, violations."""
+    rows = fills_of(account=account)
+    flows = list(CashFlow.objects.filter(account=account).values_list("at", "kind", "amount"))
+    if not rows and not flows:
+        return
+    cash_fills = cash_fills_of(rows)
     movements = [CashMovement(at=at, amount=amount if kind == "DEPOSIT" else -amount) for at, kind, amount in flows]
     first = min([r["trade_date"] for r in rows] + [trade_date_of(at) for at, _, _ in flows])
     replay = cash_account_replay(fills=cash_fills, movements=movements, start=first, end=today)

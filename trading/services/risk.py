@@ -385,27 +385,14 @@ def _fx_rate(currency: str, base: str, today: date) -> Decimal | None:
 def _good_faith_if_sold(*, account: Account, instrument: Instrument, quantity: Decimal, now: datetime) -> str:
     """Replay the cash account with the sale added: a new good-faith violation on it says why to refuse."""
     from trading.calendars import settlement_date
-    from trading.selectors import fills_of, ledger_fill_of
-    from trading.services.ledger import settlement_amount
+    from trading.selectors import fills_of
+    from trading.services.ledger import cash_fills_of
 
     rows = fills_of(account=account)
     if not rows:
         return ""
     today = trade_date_of(now)
-    fills = [
-        CashFill(
-            fill=ledger_fill_of(r),
-            settlement_date=r["settlement_date"],
-            amount=settlement_amount(
-                side=r["side"],
-                quantity=r["quantity"],
-                price=r["price"],
-                multiplier=r["instrument__multiplier"],
-                commission=r["commission"],
-            ),
-        )
-        for r in rows
-    ]
+    fills = cash_fills_of(rows)
     probe = LedgerFill(
         id=-1,
         exec_id="~probe",
