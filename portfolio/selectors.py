@@ -28,7 +28,7 @@ from portfolio.models import (
     PositionStatus,
 )
 from portfolio.rules.expiries import is_past_expiry
-from portfolio.rules.greeks import PortfolioRisk, RiskRow, portfolio_risk
+from portfolio.rules.greeks import PortfolioRisk, PositionGreekValues, RiskRow, portfolio_risk, position_greeks
 from sentiment.selectors import confluence_latest_by_symbol
 from trading.calendars import exchange_zone, previous_sessions, trade_date_of
 from trading.fx import FxTables, amount_base
@@ -683,6 +683,21 @@ OPTION_SEC_TYPES = ("OPT", "FOP")
 
 def _plain_decimal(value) -> str | None:
     return None if value is None else f"{value:f}"
+
+
+def position_greek_values_get(*, greeks: PositionGreeks | None, position: Position) -> PositionGreekValues | None:
+    """The position's own Greeks (per share x multiplier x signed quantity); None without known ones."""
+    if greeks is None or None in (greeks.delta, greeks.gamma, greeks.theta, greeks.vega):
+        return None
+    return position_greeks(
+        delta=greeks.delta,
+        gamma=greeks.gamma,
+        theta=greeks.theta,
+        vega=greeks.vega,
+        multiplier=position.instrument.multiplier,
+        quantity=position.quantity,
+        underlying_price=greeks.underlying_price,
+    )
 
 
 def entry_greeks_dict(greeks: PositionGreeks) -> dict | None:

@@ -12,8 +12,7 @@ from portfolio.models import (
     PositionEvent,
     PositionGreeks,
 )
-from portfolio.rules.greeks import position_greeks
-from portfolio.selectors import entry_greeks_dict
+from portfolio.selectors import entry_greeks_dict, position_greek_values_get
 from trading.models import Account
 
 # A JSON object of decimals as strings, or null (a SerializerMethodField's schema says so explicitly).
@@ -50,18 +49,9 @@ class PositionGreeksSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(NULLABLE_OBJECT)
     def get_position(self, greeks: PositionGreeks) -> dict | None:
-        if None in (greeks.delta, greeks.gamma, greeks.theta, greeks.vega):
+        values = position_greek_values_get(greeks=greeks, position=greeks.position)
+        if values is None:
             return None
-        position = greeks.position
-        values = position_greeks(
-            delta=greeks.delta,
-            gamma=greeks.gamma,
-            theta=greeks.theta,
-            vega=greeks.vega,
-            multiplier=position.instrument.multiplier,
-            quantity=position.quantity,
-            underlying_price=greeks.underlying_price,
-        )
         return {
             "delta_shares": f"{values.delta_shares:f}",
             "dollar_delta": None if values.dollar_delta is None else f"{values.dollar_delta:f}",
