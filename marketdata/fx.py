@@ -28,6 +28,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from core.calendars import trade_date_of
 from marketdata.models import FxRate
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ class FxTable:
         return cls(base, grouped, max_age_days=table.max_age.days)
 
     def rate(self, currency: str, on: date | datetime | None = None) -> Rate | None:
-        """The rate of ``currency`` on ``on`` (the latest stored day not after it, at most
-        ``FX_RATE_MAX_AGE_DAYS`` before it), or the latest stored rate when ``on`` is None."""
+        """The rate of ``currency`` on ``on`` (a date, or an aware moment taken at its exchange trade date: the
+        latest stored day not after it, at most ``FX_RATE_MAX_AGE_DAYS`` before it), or the latest stored rate
+        when ``on`` is None."""
         currency = (currency or "").upper()
         if currency == self.base:
             return Rate(ONE, None, "identity")
@@ -134,7 +136,7 @@ class FxTable:
             rate, source = self._rates[currency][-1]
             return Rate(rate, days[-1], source)
         if isinstance(on, datetime):
-            on = timezone.localdate(on) if timezone.is_aware(on) else on.date()
+            on = trade_date_of(on)  # a moment's rate is its exchange trade date's, as the ledger dates fills
         index = bisect_right(days, on) - 1
         if index < 0 or on - days[index] > self.max_age:
             return None
